@@ -1,0 +1,150 @@
+"""Run claims through the knowledge base with clingo (SPEC §2, §12).
+
+Claims are grounded in chunks (about a thousand per clingo Control, facts keyed by the
+claim's position K in the chunk): a fresh Control per claim is some sixty times slower.
+The knowledge base files are read by clingo from the installed package; rule metadata,
+payer policies and NCCI tables are loaded once per process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import PainAspError
+from .facts import claim_facts, dx_facts
+from .findings import Result, build_findings
+from .kb import main_file, rule_catalog
+from .models import Claim, HistoryEntry
+from .ncci import load_tables
+from .payers import PayerRegistry, load_registry
+from .readers import Record
+from .resources import kb_dir
+
+__all__ = ["Checker", "CheckOptions"]
+
+HistoryProvider = Callable[[Claim], list[HistoryEntry]]
+
+
+@dataclass
+class CheckOptions:
+    """Where the policy comes from and how the solver runs."""
+
+    payer_dirs: list[str] = field(default_factory=list)
+    ncci_dir: str | None = None
+    kb_dir: str | None = None
+    chunk_size: int = 1000
+    timeout: float = 20.0
+
+
+class Checker:
+    """Checks claims; one instance serves a whole batch (state loaded once)."""
+
+    def __init__(self, options: CheckOptions | None = None) -> None:
+        self.options = options or CheckOptions()
+        self.kb = Path(self.options.kb_dir) if self.options.kb_dir else kb_dir()
+        self.rules = rule_catalog(self.options.kb_dir)
+        self.payers: PayerRegistry = load_registry(self.options.payer_dirs, set(self.rules))
+        self.tables = load_tables(self.options.ncci_dir)
+        self._payer_facts: dict[str, str] = {}
+
+    def known_payers(self) -> list[str]:
+        """Ids of the payer files available."""
+        return self.payers.ids()
+
+    def check(self, records: Iterable[Record], history: HistoryProvider | None = None) -> Iterator[Result]:
+        """Yield one result per record, in input order."""
+        chunk: list[Record] = []
+        for record in records:
+            chunk.append(record)
+            if len(chunk) >= self.options.chunk_size:
+                yield from self._check_chunk(chunk, history)
+                chunk = []
+        if chunk:
+            yield from self._check_chunk(chunk, history)
+
+    def check_claim(self, claim: Claim, file: str = "<claim>") -> Result:
+        """Check one validated claim."""
+        return next(self.check([Record(file, 1, claim=claim, claim_id=claim.claim_id)]))
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _check_chunk(self, chunk: list[Record], history: HistoryProvider | None) -> list[Result]:
+        results = [Result(r.file, r.position, r.claim_id, claim=r.claim,
+                          payer=r.claim.payer if r.claim else None,
+                          errors=[e.as_dict() for e in r.errors]) for r in chunk]
+        valid = [i for i, r in enumerate(chunk) if r.claim is not None]
+        if not valid:
+            return results
+        try:
+            atoms = self._solve([chunk[i].claim for i in valid], history)  # type: ignore[misc]
+        except _TimedOut:
+            atoms = {}
+            for n, i in enumerate(valid):
+                try:
+                    one = self._solve([chunk[i].claim], history)  # type: ignore[list-item]
+                    atoms[n] = one.get(0, [])
+                except _TimedOut:
+                    results[i].errors.append({
+                        "file": chunk[i].file, "claim_id": chunk[i].claim_id, "field": "",
+                        "value": "", "expected": f"a solve within {self.options.timeout:g} s",
+                        "message": f"time-out: the solver did not finish within {self.options.timeout:g} s",
+                    })
+        for n, i in enumerate(valid):
+            claim = chunk[i].claim
+            assert claim is not None
+            if results[i].errors:
+                continue
+            results[i].findings = build_findings(atoms.get(n, []), self.rules, claim, claim.payer)
+        return results
+
+    def _facts(self, claims: list[Claim], history: HistoryProvider | None) -> str:
+        parts: list[str] = []
+        codes: set[str] = set()
+        diagnoses: set[str] = set()
+        for k, claim in enumerate(claims):
+            past = history(claim) if history else list(claim.history)
+            parts.extend(claim_facts(k, claim, claim.payer, past))
+            codes.update(line.code for line in claim.lines)
+            codes.update(entry.code for entry in past)
+            diagnoses.update(claim.diagnoses)
+            if claim.payer not in self._payer_facts:
+                self._payer_facts[claim.payer] = self.payers.get(claim.payer).facts()
+        for payer in sorted({c.payer for c in claims}):
+            parts.append(self._payer_facts[payer])
+        parts.extend(dx_facts(diagnoses))
+        parts.extend(self.tables.facts(codes))
+        return "\n".join(parts)
+
+    def _solve(self, claims: list[Claim], history: HistoryProvider | None) -> dict[int, list]:
+        import clingo
+
+        messages: list[str] = []
+        ctl = clingo.Control(["--warn=none"], logger=lambda code, msg: messages.append(msg))
+        try:
+            ctl.load(str(main_file(self.kb)))
+            ctl.load(str(self.kb / "show.lp"))
+            ctl.add("base", [], self._facts(claims, history))
+            ctl.ground([("base", [])])
+        except RuntimeError:
+            raise PainAspError("the knowledge base failed to load:\n" + "\n".join(messages)) from None
+        found: dict[int, list] = {}
+
+        def on_model(model: clingo.Model) -> None:
+            for sym in model.symbols(shown=True):
+                k, rule, line, why, severity = sym.arguments
+                found.setdefault(k.number, []).append((rule.string, line.number, why, str(severity)))
+
+        with ctl.solve(on_model=on_model, async_=True) as handle:
+            if not handle.wait(self.options.timeout):
+                handle.cancel()
+                raise _TimedOut()
+            if not handle.get().satisfiable:
+                raise PainAspError("the knowledge base has no answer for these claims (a rule "
+                                   "made the program unsatisfiable; rules must only derive findings)")
+        return found
+
+
+class _TimedOut(Exception):
+    pass

@@ -1,0 +1,128 @@
+"""Translate validated claims into ASP facts (SPEC §11).
+
+Only validated tokens reach clingo: the claim's position in the solve (K) and its line
+numbers are integers chosen here, codes and modifiers have matched the strict patterns of
+:mod:`pain_asp.tokens`, dates are integers, documentation is a closed vocabulary, levels
+are segment numbers, nerves are mapped to a vocabulary and muscles are only counted. Claim
+ids, patient ids, authorization numbers and free text never appear in the facts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from .icd import dx_status
+from .models import Claim, Documentation, HistoryEntry
+from .tokens import nerve_token
+
+__all__ = ["claim_facts", "dx_facts", "day_number", "from_day_number", "HistoryItem"]
+
+HistoryItem = HistoryEntry
+
+
+def day_number(day: dt.date) -> int:
+    """A date as the integer the knowledge base uses for windows (proleptic ordinal)."""
+    return day.toordinal()
+
+
+def from_day_number(number: int) -> dt.date:
+    """Inverse of :func:`day_number`."""
+    return dt.date.fromordinal(number)
+
+
+def _ymd(day: dt.date) -> int:
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+def _flag(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEntry] = ()) -> list[str]:
+    """Facts describing ``claim`` as claim number ``k`` of a solve.
+
+    ``payer_id`` has been checked against the payer registry; ``history`` holds the
+    patient's earlier services gathered by the caller (claim history, batch, store).
+    """
+    out = [f"claim({k}).", f'claim_payer({k}, "{payer_id}").', f"claim_pos({k}, {int(claim.place_of_service)})."]
+    if claim.prior_authorization:
+        out.append(f"claim_prior_auth({k}).")
+    for i, dx in enumerate(claim.diagnoses, start=1):
+        out.append(f'claim_dx({k}, {i}, "{dx}").')
+    clinical = claim.clinical
+    if clinical is not None:
+        for name in ("pain_duration_months", "conservative_care_weeks", "cpm_minutes"):
+            value = getattr(clinical, name)
+            if value is not None:
+                out.append(f"clinical({k}, {name}, {value}).")
+        for name in ("em_separate_problem", "care_plan"):
+            value = getattr(clinical, name)
+            if value is not None:
+                out.append(f"clinical({k}, {name}, {_flag(value)}).")
+        for care in sorted(set(clinical.conservative_care or ())):
+            out.append(f"clinical_care({k}, {care}).")
+    for n, line in enumerate(claim.lines, start=1):
+        out.append(f'billed_line({k}, {n}, "{line.code}", {line.units}).')
+        out.append(f"billed_date({k}, {n}, {day_number(line.date)}, {_ymd(line.date)}).")
+        for mod in dict.fromkeys(line.modifiers):
+            out.append(f'billed_mod({k}, {n}, "{mod}").')
+        for pointer in dict.fromkeys(line.dx):
+            out.append(f"billed_ptr({k}, {n}, {pointer}).")
+        if line.charge is not None:
+            out.append(f"billed_charge({k}, {n}, {int(line.charge * 100)}).")
+        if line.documented is not None:
+            out.extend(_documentation(k, n, line.documented))
+    for h, entry in enumerate(history, start=1):
+        out.extend(_history(k, h, entry))
+    return out
+
+
+def _documentation(k: int, n: int, doc: Documentation) -> list[str]:
+    out = []
+    for name in ("imaging", "side", "purpose", "distinct"):
+        value = getattr(doc, name)
+        if value is not None:
+            out.append(f"doc({k}, {n}, {name}, {value}).")
+    if doc.relief_pct is not None:
+        out.append(f"doc_relief({k}, {n}, {doc.relief_pct}).")
+    if doc.relief_duration_months is not None:
+        out.append(f"doc({k}, {n}, relief_months, {doc.relief_duration_months}).")
+    for upper, lower in doc.segments():
+        out.append(f"doc_level({k}, {n}, {upper}, {lower}).")
+    if doc.nerves is not None:
+        for nerve in sorted({nerve_token(name) for name in doc.nerves}):
+            out.append(f"doc_nerve({k}, {n}, {nerve}).")
+        out.append(f"doc({k}, {n}, nerve_count, {len({name.strip().lower() for name in doc.nerves})}).")
+    if doc.muscles is not None:
+        count = len({" ".join(name.lower().split()) for name in doc.muscles})
+        out.append(f"doc_muscles({k}, {n}, {count}).")
+    return out
+
+
+def _history(k: int, h: int, entry: HistoryEntry) -> list[str]:
+    out = [f'hist({k}, {h}, "{entry.code}", {day_number(entry.date)}, {_ymd(entry.date)}).',
+           f"hist_units({k}, {h}, {entry.units})."]
+    for mod in dict.fromkeys(entry.modifiers):
+        out.append(f'hist_mod({k}, {h}, "{mod}").')
+    if entry.purpose is not None:
+        out.append(f"hist_doc({k}, {h}, purpose, {entry.purpose}).")
+    if entry.side is not None:
+        out.append(f"hist_doc({k}, {h}, side, {entry.side}).")
+    if entry.relief_duration_months is not None:
+        out.append(f"hist_doc({k}, {h}, relief_months, {entry.relief_duration_months}).")
+    if entry.relief_pct is not None:
+        out.append(f"hist_relief({k}, {h}, {entry.relief_pct}).")
+    for upper, lower in entry.segments():
+        out.append(f"hist_level({k}, {h}, {upper}, {lower}).")
+    return out
+
+
+def dx_facts(codes: Iterable[str]) -> list[str]:
+    """``dx_current/2`` for each distinct diagnosis code, from the installed ICD-10-CM release."""
+    out = []
+    for code in sorted(set(codes)):
+        status = dx_status(code)
+        if status is not None:
+            out.append(f'dx_current("{code}", {status}).')
+    return out

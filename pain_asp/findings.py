@@ -1,0 +1,156 @@
+"""Findings and per-claim results: grouping violation atoms and filling in messages (SPEC §4)."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+from .facts import from_day_number
+from .kb import Rule
+from .models import Claim
+
+__all__ = ["Finding", "Result", "SEVERITY_RANK", "build_findings", "render_value", "status_of"]
+
+SEVERITY_RANK = {"deny": 0, "review": 1, "warn": 2, "info": 3}
+
+
+@dataclass
+class Finding:
+    """One finding on one claim."""
+
+    rule: str
+    severity: str
+    title: str
+    message: str
+    lines: list[int]
+    codes: list[str]
+    carc: str | None
+    rarc: str | None
+    source: list[dict[str, str]]
+    payer: str
+    fix: str | None
+    facts: dict[str, Any] = field(default_factory=dict)
+    correctable: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the SPEC §4 fields, plus the facts that triggered it)."""
+        return {
+            "rule": self.rule, "severity": self.severity, "title": self.title,
+            "message": self.message, "lines": self.lines, "codes": self.codes,
+            "carc": self.carc, "rarc": self.rarc, "source": self.source, "payer": self.payer,
+            "fix": self.fix, "facts": self.facts,
+        }
+
+
+@dataclass
+class Result:
+    """The outcome for one input claim: findings, or the errors that stopped it."""
+
+    file: str
+    position: int
+    claim_id: str | None
+    payer: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    claim: Claim | None = None
+
+    @property
+    def status(self) -> str:
+        """``error``, the worst severity, or ``clean``."""
+        return status_of(self)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        out: dict[str, Any] = {"claim_id": self.claim_id, "file": self.file,
+                               "position": self.position, "payer": self.payer,
+                               "status": self.status}
+        if self.errors:
+            out["errors"] = self.errors
+        else:
+            out["findings"] = [f.as_dict() for f in self.findings]
+        return out
+
+
+def status_of(result: Result) -> str:
+    """The claim's status: ``error`` for unreadable input, else worst severity or ``clean``."""
+    if result.errors:
+        return "error"
+    if not result.findings:
+        return "clean"
+    return min((f.severity for f in result.findings), key=SEVERITY_RANK.__getitem__)
+
+
+def render_value(name: str, value: Any) -> Any:
+    """Turn a Why argument from the solver into a readable value."""
+    import clingo
+
+    if isinstance(value, clingo.Symbol):
+        if value.type == clingo.SymbolType.Number:
+            number = value.number
+            if name == "date" or name.endswith("_date"):
+                return from_day_number(number).isoformat()
+            return number
+        if value.type == clingo.SymbolType.String:
+            return value.string
+        if value.type == clingo.SymbolType.Function and value.name == "" and value.arguments:
+            return [render_value(name, a) for a in value.arguments]
+        return str(value)
+    return value
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _fill(template: str, values: dict[str, Any]) -> str:
+    shown = {k: (", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in values.items()}
+    return string.Formatter().vformat(template, (), _Blank(shown))
+
+
+def build_findings(atoms: list[tuple[str, int, Any, str]], rules: dict[str, Rule], claim: Claim,
+                   payer: str) -> list[Finding]:
+    """Group ``(rule, line, why, severity)`` atoms of one claim into findings."""
+    groups: dict[tuple[str, str, str], tuple[Any, set[int]]] = {}
+    for rule_id, line, why, severity in atoms:
+        key = (rule_id, severity, str(why))
+        groups.setdefault(key, (why, set()))[1].add(line)
+    out = []
+    for (rule_id, severity, _), (why, lines) in groups.items():
+        rule = rules[rule_id]
+        facts = _why_dict(why)
+        ordered = sorted(lines)
+        codes = list(dict.fromkeys(claim.lines[n - 1].code for n in ordered if 0 < n <= len(claim.lines)))
+        values = {"lines": ", ".join(map(str, ordered)), "line": ordered[0], "payer": payer, **facts}
+        template = rule.meta.get("message", rule.title)
+        if severity == "review" and "review_message" in rule.meta:
+            template = rule.meta["review_message"]
+        message = _fill(template, values)
+        if any(s.confidence == "unverified" for s in rule.sources):
+            message += " [unverified source: check before relying on it]"
+        fix = rule.meta.get("fix")
+        out.append(Finding(
+            rule=rule_id, severity=severity, title=rule.title, message=message, lines=ordered,
+            codes=codes, carc=rule.meta.get("carc"), rarc=rule.meta.get("rarc"),
+            source=[s.as_dict() for s in rule.sources], payer=payer,
+            fix=_fill(fix, values) if fix else None, facts=facts,
+            correctable=rule.meta.get("correctable") == "yes",
+        ))
+    out.sort(key=lambda f: (SEVERITY_RANK[f.severity], f.lines[0], f.rule, f.message))
+    return out
+
+
+def _why_dict(why: Any) -> dict[str, Any]:
+    import clingo
+
+    items = why.arguments if why.type == clingo.SymbolType.Function and why.name == "" else [why]
+    out: dict[str, Any] = {}
+    for item in items:
+        if item.type == clingo.SymbolType.Function and len(item.arguments) == 1:
+            out[item.name] = render_value(item.name, item.arguments[0])
+        elif item.type == clingo.SymbolType.Function and len(item.arguments) > 1:
+            out[item.name] = [render_value(item.name, a) for a in item.arguments]
+        else:
+            out[str(item)] = True
+    return out

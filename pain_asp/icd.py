@@ -1,0 +1,81 @@
+"""ICD-10-CM billability from the installed ``simple-icd-10-cm`` release.
+
+The package parses its tabular XML at import (about 2.5 s), too slow for a one-claim
+check, so the set of billable codes and of non-billable headers is derived from it once
+and cached in the user's cache directory, keyed by the installed package file. The
+knowledge base combines this current status with the dated transitions in
+``kb/catalog/dx_validity.lp`` to decide billability on each date of service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["dx_status", "release_key"]
+
+
+def release_key() -> str:
+    """A key that changes whenever the installed ICD-10-CM package changes."""
+    spec = importlib.util.find_spec("simple_icd_10_cm")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the simple-icd-10-cm package is not installed")
+    folder = Path(spec.origin).parent
+    stamp = max((p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*.xml"))
+    digest = hashlib.sha256(f"{folder}|{stamp[0]}|{stamp[1]}".encode()).hexdigest()
+    return digest[:16]
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("PAIN_ASP_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    root = Path(base) if base else Path.home() / ".cache"
+    return root / "pain-asp" if not os.environ.get("PAIN_ASP_CACHE_DIR") else root
+
+
+def _build() -> tuple[frozenset[str], frozenset[str]]:
+    import simple_icd_10_cm as icd
+
+    billable, headers = set(), set()
+    for code in icd.get_all_codes(True):
+        if not icd.is_category_or_subcategory(code):
+            continue
+        (billable if icd.is_leaf(code) else headers).add(code)
+    return frozenset(billable), frozenset(headers)
+
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple[str, str]:
+    """Space-padded lists of billable codes and of headers (a substring test is a lookup)."""
+    path = _cache_dir() / f"icd10cm-{release_key()}.txt"
+    try:
+        billable_text, header_text = path.read_text(encoding="ascii").split("\n--\n")
+        return f" {billable_text} ", f" {header_text} "
+    except (OSError, ValueError):
+        pass
+    billable, headers = _build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="ascii", dir=path.parent, delete=False, suffix=".tmp"
+        ) as tmp:
+            tmp.write(" ".join(sorted(billable)) + "\n--\n" + " ".join(sorted(headers)))
+        os.replace(tmp.name, path)
+    except OSError:
+        pass  # a read-only home still works, only slower
+    return f" {' '.join(sorted(billable))} ", f" {' '.join(sorted(headers))} "
+
+
+@lru_cache(maxsize=65536)
+def dx_status(code: str) -> str | None:
+    """``billable`` or ``header`` in the installed release, or None if the code is not in it."""
+    billable, headers = _tables()
+    key = f" {code} "
+    if key in billable:
+        return "billable"
+    if key in headers:
+        return "header"
+    return None

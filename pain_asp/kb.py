@@ -1,0 +1,141 @@
+"""The knowledge base: where its files are and what its rules say about themselves.
+
+Rule metadata lives in the rule files as facts (``rule/3``, ``rule_meta/3``,
+``rule_source/5``, ``rule_effective/3``, ``rule_reads/2``). It is read once per process by
+solving the knowledge base with no claims and ``kb/show_meta.lp`` as output contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import PainAspError
+from .resources import kb_dir
+
+__all__ = ["Rule", "Source", "rule_catalog", "code_catalog", "main_file", "CodeInfo"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A document a rule rests on."""
+
+    document: str
+    url: str
+    confidence: str
+    effective: str
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON-ready form."""
+        return {"document": self.document, "url": self.url, "confidence": self.confidence,
+                "effective": self.effective}
+
+
+@dataclass
+class Rule:
+    """One rule of the catalog with its metadata."""
+
+    id: str
+    category: str
+    severity: str
+    meta: dict[str, str] = field(default_factory=dict)
+    sources: list[Source] = field(default_factory=list)
+    effective: tuple[int, int] | None = None
+    reads: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        """Short title."""
+        return self.meta.get("title", self.id)
+
+    @property
+    def confidence(self) -> str:
+        """The weakest confidence among the rule's sources."""
+        order = ["unverified", "secondary", "payer_policy", "source_verified"]
+        levels = [s.confidence for s in self.sources if s.confidence in order]
+        return min(levels, key=order.index) if levels else "unverified"
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """Catalog facts about one code."""
+
+    code: str
+    family: str
+    region: str
+    kind: str
+    label: str
+    confidence: str
+    source: str
+
+
+def main_file(directory: Path | None = None) -> Path:
+    """The knowledge base's entry point (the include list)."""
+    return (directory or kb_dir()) / "main.lp"
+
+
+def _solve_meta(directory: Path | None) -> list:
+    import clingo
+
+    messages: list[str] = []
+    ctl = clingo.Control(["--warn=none"], logger=lambda code, msg: messages.append(msg))
+    try:
+        ctl.load(str(main_file(directory)))
+        ctl.load(str((directory or kb_dir()) / "show_meta.lp"))
+        ctl.ground([("base", [])])
+    except RuntimeError:
+        raise PainAspError("the knowledge base does not parse:\n" + "\n".join(messages)) from None
+    symbols: list = []
+    ctl.solve(on_model=lambda m: symbols.extend(m.symbols(shown=True)))
+    return symbols
+
+
+@lru_cache(maxsize=4)
+def _metadata(directory: str | None) -> tuple[dict[str, Rule], dict[str, CodeInfo]]:
+    symbols = _solve_meta(Path(directory) if directory else None)
+    rules: dict[str, Rule] = {}
+    codes: dict[str, dict[str, str]] = {}
+    for sym in symbols:
+        name, args = sym.name, sym.arguments
+        if name == "rule":
+            rules[args[0].string] = Rule(args[0].string, str(args[1]), str(args[2]))
+    for sym in symbols:
+        name, args = sym.name, sym.arguments
+        if name == "rule_meta" and args[0].string in rules:
+            value = args[2]
+            rules[args[0].string].meta[str(args[1])] = value.string if value.type.name == "String" else str(value)
+        elif name == "rule_source" and args[0].string in rules:
+            rules[args[0].string].sources.append(
+                Source(args[1].string, args[2].string, str(args[3]), args[4].string))
+        elif name == "rule_effective" and args[0].string in rules:
+            rules[args[0].string].effective = (args[1].number, args[2].number)
+        elif name == "rule_reads" and args[0].string in rules:
+            rules[args[0].string].reads.append(str(args[1]))
+        elif name == "code":
+            codes.setdefault(args[0].string, {}).update(
+                family=str(args[1]), region=str(args[2]), kind=str(args[3]))
+        elif name == "code_label":
+            codes.setdefault(args[0].string, {})["label"] = args[1].string
+        elif name == "code_evidence":
+            codes.setdefault(args[0].string, {}).update(confidence=str(args[1]), source=args[2].string)
+    for rule in rules.values():
+        rule.sources.sort(key=lambda s: s.document)
+        rule.reads.sort()
+    catalog = {
+        code: CodeInfo(code, info.get("family", ""), info.get("region", ""), info.get("kind", ""),
+                       info.get("label", ""), info.get("confidence", ""), info.get("source", ""))
+        for code, info in codes.items()
+        if "family" in info
+    }
+    return dict(sorted(rules.items())), catalog
+
+
+def rule_catalog(directory: str | None = None) -> dict[str, Rule]:
+    """Every rule of the knowledge base, by id (sorted)."""
+    return _metadata(directory)[0]
+
+
+def code_catalog(directory: str | None = None) -> dict[str, CodeInfo]:
+    """Every code the catalog knows, by code."""
+    return _metadata(directory)[1]

@@ -1,0 +1,91 @@
+"""Strict patterns for everything that reaches clingo as a token.
+
+Claim text never becomes ASP source (SPEC §11): codes, modifiers and diagnoses are checked
+against these patterns, spinal levels are parsed into segment numbers, and names of nerves
+are mapped to a fixed vocabulary. Anything else stays in Python.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "CODE_RE",
+    "DX_RE",
+    "MODIFIER_RE",
+    "SEGMENTS",
+    "normalise_dx",
+    "parse_level",
+    "nerve_token",
+    "segment_name",
+]
+
+# CPT (5 digits), CPT Category II/III (4 digits + F/T/U), HCPCS Level II (letter + 4 digits).
+CODE_RE = re.compile(r"^(?:[0-9]{5}|[0-9]{4}[FTU]|[A-V][0-9]{4})$")
+MODIFIER_RE = re.compile(r"^[0-9A-Z]{2}$")
+# ICD-10-CM: letter, digit, alphanumeric, then up to four more after an optional dot.
+DX_RE = re.compile(r"^[A-TV-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?$")
+
+# Vertebral segments numbered top to bottom: C1=1 .. C7=7, T1=8 .. T12=19, L1=20 .. L5=24, S1=25.
+SEGMENTS: dict[str, int] = {}
+for _i in range(1, 8):
+    SEGMENTS[f"C{_i}"] = _i
+for _i in range(1, 13):
+    SEGMENTS[f"T{_i}"] = 7 + _i
+for _i in range(1, 6):
+    SEGMENTS[f"L{_i}"] = 19 + _i
+SEGMENTS["S1"] = 25
+_NAMES = {v: k for k, v in SEGMENTS.items()}
+
+_LEVEL_RE = re.compile(r"^([CTLS])(\d{1,2})\s*[-/]\s*([CTLS]?)(\d{1,2})$")
+
+
+def normalise_dx(text: str) -> str | None:
+    """Return ``text`` as a dotted upper-case ICD-10-CM code, or None if it is not one."""
+    code = text.strip().upper()
+    if not DX_RE.match(code):
+        return None
+    bare = code.replace(".", "")
+    return bare if len(bare) == 3 else f"{bare[:3]}.{bare[3:]}"
+
+
+def parse_level(text: str) -> tuple[int, int] | None:
+    """Parse a spinal level such as ``L4-L5``, ``L4-5``, ``L5-S1`` or ``T12-L1``.
+
+    Returns the (upper, lower) segment numbers of adjacent segments, or None.
+    """
+    m = _LEVEL_RE.match(text.strip().upper())
+    if not m:
+        return None
+    region, first, region2, second = m.group(1), m.group(2), m.group(3) or m.group(1), m.group(4)
+    upper = SEGMENTS.get(f"{region}{int(first)}")
+    lower = SEGMENTS.get(f"{region2}{int(second)}")
+    if upper is None or lower is None or lower != upper + 1:
+        return None
+    return upper, lower
+
+
+def segment_name(number: int) -> str:
+    """``23`` -> ``L4``."""
+    return _NAMES[number]
+
+
+_NERVES = {
+    "superolateral genicular": "superolateral_genicular",
+    "superomedial genicular": "superomedial_genicular",
+    "inferomedial genicular": "inferomedial_genicular",
+    "inferolateral genicular": "inferolateral_genicular",
+    "medial branch": "medial_branch",
+    "greater occipital": "greater_occipital",
+    "lesser occipital": "lesser_occipital",
+    "third occipital": "third_occipital",
+    "suprascapular": "suprascapular",
+    "lateral branch": "lateral_branch",
+}
+
+
+def nerve_token(name: str) -> str:
+    """Map a documented nerve name to the vocabulary the knowledge base knows, else ``other``."""
+    key = " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+    key = key.removesuffix(" nerve").removesuffix(" branch nerve")
+    return _NERVES.get(key, "other")
