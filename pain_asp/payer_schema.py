@@ -42,7 +42,8 @@ class ParamSpec:
     key: str = "family"
 
 
-PARAMETERS: dict[str, ParamSpec] = {
+# --- parameters read by the coding rules -------------------------------------------------
+_CODING: dict[str, ParamSpec] = {
     "laterality_required": ParamSpec(
         "list", "Families whose lines must carry RT, LT or 50 (else laterality-missing is deny).",
         item="family",
@@ -53,6 +54,16 @@ PARAMETERS: dict[str, ParamSpec] = {
         key="family_or_code", item="dx",
     ),
 }
+
+# --- sessions, frequency, prerequisites and global periods (kb/rules/payer/*sessions*, rfa*) --
+_SESSIONS: dict[str, ParamSpec] = {
+}
+
+# --- claim-level payer policy: formats, modifiers, authorization, coverage, documentation ----
+_CLAIM_POLICY: dict[str, ParamSpec] = {
+}
+
+PARAMETERS: dict[str, ParamSpec] = {**_CODING, **_SESSIONS, **_CLAIM_POLICY}
 
 
 def encode_value(kind: str, value: object) -> str:
