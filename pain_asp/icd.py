@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
+
+from .cache import cache_dir, write_atomic
 
 __all__ = ["dx_status", "release_key"]
 
@@ -28,12 +28,6 @@ def release_key() -> str:
     stamp = max((p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*.xml"))
     digest = hashlib.sha256(f"{folder}|{stamp[0]}|{stamp[1]}".encode()).hexdigest()
     return digest[:16]
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("PAIN_ASP_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    root = Path(base) if base else Path.home() / ".cache"
-    return root / "pain-asp" if not os.environ.get("PAIN_ASP_CACHE_DIR") else root
 
 
 def _build() -> tuple[frozenset[str], frozenset[str]]:
@@ -50,22 +44,14 @@ def _build() -> tuple[frozenset[str], frozenset[str]]:
 @lru_cache(maxsize=1)
 def _tables() -> tuple[str, str]:
     """Space-padded lists of billable codes and of headers (a substring test is a lookup)."""
-    path = _cache_dir() / f"icd10cm-{release_key()}.txt"
+    path = cache_dir() / f"icd10cm-{release_key()}.txt"
     try:
         billable_text, header_text = path.read_text(encoding="ascii").split("\n--\n")
         return f" {billable_text} ", f" {header_text} "
     except (OSError, ValueError):
         pass
     billable, headers = _build()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="ascii", dir=path.parent, delete=False, suffix=".tmp"
-        ) as tmp:
-            tmp.write(" ".join(sorted(billable)) + "\n--\n" + " ".join(sorted(headers)))
-        os.replace(tmp.name, path)
-    except OSError:
-        pass  # a read-only home still works, only slower
+    write_atomic(path, " ".join(sorted(billable)) + "\n--\n" + " ".join(sorted(headers)))
     return f" {' '.join(sorted(billable))} ", f" {' '.join(sorted(headers))} "
 
 

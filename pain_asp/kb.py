@@ -7,10 +7,13 @@ solving the knowledge base with no claims and ``kb/show_meta.lp`` as output cont
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from .cache import cache_dir, write_atomic
 from .errors import PainAspError
 from .resources import kb_dir
 
@@ -75,14 +78,14 @@ def main_file(directory: Path | None = None) -> Path:
     return (directory or kb_dir()) / "main.lp"
 
 
-def _solve_meta(directory: Path | None) -> list:
+def _solve_meta(directory: Path) -> list:
     import clingo
 
     messages: list[str] = []
     ctl = clingo.Control(["--warn=none"], logger=lambda code, msg: messages.append(msg))
     try:
         ctl.load(str(main_file(directory)))
-        ctl.load(str((directory or kb_dir()) / "show_meta.lp"))
+        ctl.load(str(directory / "show_meta.lp"))
         ctl.ground([("base", [])])
     except RuntimeError:
         raise PainAspError("the knowledge base does not parse:\n" + "\n".join(messages)) from None
@@ -91,9 +94,41 @@ def _solve_meta(directory: Path | None) -> list:
     return symbols
 
 
+def _kb_key(folder: Path) -> str:
+    """A key that changes whenever any knowledge-base file changes."""
+    stamp = hashlib.sha256()
+    for path in sorted(folder.rglob("*.lp")):
+        info = path.stat()
+        stamp.update(f"{path.relative_to(folder)}|{info.st_mtime_ns}|{info.st_size}\n".encode())
+    return stamp.hexdigest()[:16]
+
+
 @lru_cache(maxsize=4)
 def _metadata(directory: str | None) -> tuple[dict[str, Rule], dict[str, CodeInfo]]:
-    symbols = _solve_meta(Path(directory) if directory else None)
+    """Rules and codes, from the cache when the knowledge base files are unchanged."""
+    folder = Path(directory) if directory else kb_dir()
+    cache = cache_dir() / f"kb-meta-{_kb_key(folder)}.json"
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+        rules = {r["id"]: Rule(r["id"], r["category"], r["severity"], r["meta"],
+                               [Source(**s) for s in r["sources"]],
+                               tuple(r["effective"]) if r["effective"] else None, r["reads"])
+                 for r in data["rules"]}
+        return rules, {c["code"]: CodeInfo(**c) for c in data["codes"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    rules, codes = _read_metadata(folder)
+    write_atomic(cache, json.dumps({
+        "rules": [{"id": r.id, "category": r.category, "severity": r.severity, "meta": r.meta,
+                   "sources": [s.as_dict() for s in r.sources], "effective": r.effective,
+                   "reads": r.reads} for r in rules.values()],
+        "codes": [vars(c) for c in codes.values()],
+    }))
+    return rules, codes
+
+
+def _read_metadata(folder: Path) -> tuple[dict[str, Rule], dict[str, CodeInfo]]:
+    symbols = _solve_meta(folder)
     rules: dict[str, Rule] = {}
     codes: dict[str, dict[str, str]] = {}
     for sym in symbols:

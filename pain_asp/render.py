@@ -1,0 +1,118 @@
+"""Render check results: text for people, JSON, JSON Lines and CSV for machines (SPEC §4).
+
+Output is deterministic: the same input gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from typing import TextIO
+
+from .findings import Result
+
+__all__ = ["FORMATS", "write_results", "Style"]
+
+FORMATS = ("text", "json", "jsonl", "csv")
+_CSV_COLUMNS = ["claim_id", "file", "position", "payer", "status", "rule", "severity", "lines",
+                "codes", "carc", "rarc", "message", "source", "fix"]
+
+
+class Style:
+    """ANSI colour when writing to a terminal, plain text otherwise."""
+
+    _CODES = {"deny": "31;1", "review": "33;1", "warn": "35", "info": "36", "clean": "32;1",
+              "error": "31;1", "dim": "2", "bold": "1"}
+
+    def __init__(self, colour: bool) -> None:
+        self.colour = colour
+
+    def __call__(self, text: str, kind: str) -> str:
+        """Wrap ``text`` in the colour for ``kind``."""
+        if not self.colour or kind not in self._CODES:
+            return text
+        return f"\x1b[{self._CODES[kind]}m{text}\x1b[0m"
+
+
+def write_results(results: Iterable[Result], fmt: str, out: TextIO, colour: bool = False) -> list[Result]:
+    """Write every result to ``out`` in ``fmt``; returns the results (for the exit code)."""
+    seen: list[Result] = []
+
+    def tee() -> Iterator[Result]:
+        for result in results:
+            seen.append(result)
+            yield result
+
+    if fmt == "jsonl":
+        for result in tee():
+            out.write(json.dumps(result.as_dict(), sort_keys=False, ensure_ascii=True) + "\n")
+    elif fmt == "json":
+        out.write("[")
+        for n, result in enumerate(tee()):
+            out.write(("," if n else "") + "\n  " + json.dumps(result.as_dict(), ensure_ascii=True))
+        out.write("\n]\n")
+    elif fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(_CSV_COLUMNS)
+        for result in tee():
+            for row in _csv_rows(result):
+                writer.writerow(row)
+    else:
+        style = Style(colour)
+        for result in tee():
+            out.write(_text(result, style))
+        out.write(_summary(seen, style))
+    return seen
+
+
+def _csv_rows(result: Result) -> list[list[object]]:
+    base = [result.claim_id or "", result.file, result.position, result.payer or "", result.status]
+    if result.errors:
+        return [base + ["input-error", "error", "", "", "", "", e["message"], "", ""] for e in result.errors]
+    if not result.findings:
+        return [base + ["", "", "", "", "", "", "", "", ""]]
+    rows = []
+    for f in result.findings:
+        source = "; ".join(s["document"] for s in f.source)
+        rows.append(base + [f.rule, f.severity, " ".join(map(str, f.lines)), " ".join(f.codes),
+                            f.carc or "", f.rarc or "", f.message, source, f.fix or ""])
+    return rows
+
+
+def _text(result: Result, style: Style) -> str:
+    head = f"{result.claim_id or '(no claim id)'}  {style(result.status.upper(), result.status)}"
+    where = style(f"  {result.file} #{result.position}" + (f"  payer {result.payer}" if result.payer else ""), "dim")
+    lines = [head + where]
+    for error in result.errors:
+        lines.append(f"  {style('error', 'error')}   {error['message']}")
+    width = max((len(f.rule) for f in result.findings), default=0)
+    for f in result.findings:
+        denial = "/".join(x for x in (f.carc and f"CARC {f.carc}", f.rarc and f"RARC {f.rarc}") if x)
+        where_lines = "line " + ",".join(map(str, f.lines))
+        lines.append(f"  {style(f.severity.ljust(6), f.severity)}  {f.rule.ljust(width)}  "
+                     f"{where_lines}  {style(denial, 'dim')}")
+        lines.append(f"          {f.message}")
+        sources = "; ".join(s["document"] + (f" ({s['effective']})" if s["effective"] else "")
+                            + f" [{s['confidence']}]" for s in f.source)
+        lines.append(style(f"          source: {sources}", "dim"))
+        if f.fix:
+            lines.append(f"          fix: {f.fix}")
+    return "\n".join(lines) + "\n\n"
+
+
+def _summary(results: list[Result], style: Style) -> str:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    order = ["clean", "info", "warn", "review", "deny", "error"]
+    parts = [f"{counts[k]} {style(k, k)}" for k in order if k in counts]
+    return f"{len(results)} claim(s): " + ", ".join(parts) + "\n"
+
+
+def as_json(results: Iterable[Result]) -> str:
+    """All results as one JSON document (used by tests)."""
+    buffer = io.StringIO()
+    write_results(results, "json", buffer)
+    return buffer.getvalue()

@@ -1,0 +1,548 @@
+"""The patient history store: earlier services in one SQLite file (SPEC §7, §11).
+
+``pain-asp history add`` records checked claims here; ``check --history DB`` reads a
+patient's earlier services back through :func:`store_history`; ``history forget`` erases a
+patient.
+
+What the file holds, and what it does not
+-----------------------------------------
+* One row per service line: the date (as the knowledge base's day number and as ISO text),
+  code, modifiers, units, the documented results the history rules read (purpose, relief
+  percentage and duration, levels, side), the id of the claim it came from and when it was
+  imported.
+* **No patient identifier in clear.** Each row carries ``HMAC-SHA256(salt, patient id)``,
+  where ``salt`` is 32 random bytes made when the database is created and kept in its
+  ``meta`` table. Looking a patient up needs the id; reading the file shows only keys, and
+  the same id gives different keys in different databases. This is pseudonymisation, not
+  encryption: the salt is in the same file, so someone holding the file and a candidate id
+  can test whether that patient is in it. Dates of service are still PHI, so the file is
+  created readable and writable by its owner only (mode 0600, set before anything is
+  written) and must be kept like any other PHI store. SQLite gives the ``-wal`` and
+  ``-shm`` files beside it the same mode. Birth dates and names are never stored.
+* ``forget`` deletes the patient's rows with SQLite's ``secure_delete`` on (freed pages
+  are overwritten with zeros) and checkpoints the write-ahead log, so the deleted rows do
+  not linger in the file.
+
+Reliability
+-----------
+* Write-ahead logging (WAL): readers never block the writer and always see the state
+  before or after a commit, never a half-written import.
+* :meth:`HistoryStore.add_claims` writes a whole batch in one transaction; an error
+  anywhere in it rolls everything back. Re-adding a claim id replaces that claim's earlier
+  rows (a corrected claim supersedes the original), so importing a file twice is harmless.
+* Errors the user can act on (a path that cannot be opened, a file that is not a pain-asp
+  history database, a read-only file) are :class:`~pain_asp.errors.PainAspError` with the
+  path and what went wrong; they never name a patient.
+* Rows read back are validated as :class:`~pain_asp.models.HistoryEntry` again before they
+  reach the knowledge base, so an edited file cannot inject anything into the facts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import random
+import secrets
+import sqlite3
+import statistics
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+from pydantic import ValidationError
+
+from .errors import PainAspError
+from .facts import day_number
+from .history import claim_services
+from .models import Claim, HistoryEntry
+
+__all__ = ["SCHEMA_VERSION", "HistoryStore", "bench_lookup", "store_history"]
+
+#: Version of the table layout written by this module.
+SCHEMA_VERSION = 1
+
+#: ``PRAGMA application_id`` of a pain-asp history database ("pAsp").
+APPLICATION_ID = 0x70417370
+
+_SALT_BYTES = 32
+_BUSY_TIMEOUT_S = 30.0
+
+_SCHEMA = """
+CREATE TABLE schema_version (
+    version    INTEGER NOT NULL,
+    applied_at TEXT    NOT NULL
+);
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE services (
+    id                     INTEGER PRIMARY KEY,
+    patient_key            BLOB    NOT NULL,
+    day                    INTEGER NOT NULL,
+    date                   TEXT    NOT NULL,
+    code                   TEXT    NOT NULL,
+    modifiers              TEXT    NOT NULL,
+    units                  INTEGER NOT NULL,
+    purpose                TEXT,
+    relief_pct             INTEGER,
+    relief_duration_months INTEGER,
+    levels                 TEXT,
+    side                   TEXT,
+    claim_id               TEXT    NOT NULL,
+    imported_at            TEXT    NOT NULL
+);
+CREATE INDEX services_patient_day ON services (patient_key, day);
+CREATE INDEX services_claim ON services (claim_id);
+"""
+
+_COLUMNS = (
+    "patient_key, day, date, code, modifiers, units, purpose, relief_pct, "
+    "relief_duration_months, levels, side, claim_id, imported_at"
+)
+_INSERT = f"INSERT INTO services ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+_SELECT = (
+    "SELECT id, date, code, modifiers, units, purpose, relief_pct, relief_duration_months, "
+    "levels, side, claim_id, imported_at FROM services"
+)
+
+Row = tuple[object, ...]
+
+
+class HistoryStore:
+    """A patient history database in one SQLite file.
+
+    ``HistoryStore(path)`` opens the database, creating it (mode 0600) when the file does not
+    exist; with ``create=False`` a missing file is an error instead, which suits readers
+    such as ``check --history`` where a mistyped path should not silently mean "no
+    history". One instance may be shared by threads (calls are serialised); separate
+    instances, in threads or processes, may read while another writes.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        created = self._prepare_file(create)
+        try:
+            self._conn = sqlite3.connect(
+                str(self.path), timeout=_BUSY_TIMEOUT_S, isolation_level=None,
+                check_same_thread=False,
+            )
+            self._conn.execute("PRAGMA secure_delete = ON")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._initialise(created)
+            self._salt = self._read_salt()
+        except sqlite3.Error as exc:
+            self._close_quietly()
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+                raise PainAspError(f"{self.path}: is not a pain-asp history database") from None
+            raise self._error("cannot be opened", exc) from None
+        except PainAspError:
+            self._close_quietly()
+            raise
+
+    # -- opening ----------------------------------------------------------------------
+
+    def _prepare_file(self, create: bool) -> bool:
+        """Create the file with mode 0600 if it is missing; True if it is new (empty)."""
+        if self.path.is_dir():
+            raise PainAspError(f"{self.path}: is a folder; expected a history database file")
+        if not create and not self.path.exists():
+            raise PainAspError(f"{self.path}: no such history database")
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            try:
+                size = self.path.stat().st_size
+            except OSError as exc:
+                raise self._error("cannot be opened", exc) from None
+            if size == 0:
+                # An empty file (e.g. from mktemp) becomes a new database: tighten it first.
+                self._owner_only()
+            return size == 0
+        except OSError as exc:
+            raise self._error("cannot be created", exc) from None
+        else:
+            try:
+                os.fchmod(fd, 0o600)  # the umask may only remove bits; make it exact
+            finally:
+                os.close(fd)
+            return True
+
+    def _owner_only(self) -> None:
+        try:
+            os.chmod(self.path, 0o600)
+        except OSError as exc:
+            raise self._error("cannot be made private (chmod 0600)", exc) from None
+
+    def _initialise(self, created: bool) -> None:
+        conn = self._connection()
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            if not created:
+                self._owner_only()
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Another process may have initialised the file while we waited for the lock.
+                if conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() is None:
+                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute("INSERT INTO schema_version VALUES (?, ?)",
+                                 (SCHEMA_VERSION, _now()))
+                    conn.execute("INSERT INTO meta VALUES ('salt', ?)",
+                                 (secrets.token_bytes(_SALT_BYTES),))
+                    conn.execute("INSERT INTO meta VALUES ('format', 'pain-asp history')")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id != APPLICATION_ID or not {"schema_version", "meta", "services"} <= _tables(conn):
+            raise PainAspError(f"{self.path}: is not a pain-asp history database")
+        version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise PainAspError(
+                f"{self.path}: history database schema version {version}; this pain-asp "
+                f"reads version {SCHEMA_VERSION}"
+            )
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+
+    def _read_salt(self) -> bytes:
+        row = self._connection().execute("SELECT value FROM meta WHERE key='salt'").fetchone()
+        if row is None or not isinstance(row[0], bytes) or len(row[0]) < 16:
+            raise PainAspError(f"{self.path}: history database has no valid salt in its meta table")
+        return row[0]
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise PainAspError(f"{self.path}: history database is closed")
+        return self._conn
+
+    def _error(self, what: str, exc: BaseException) -> PainAspError:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return PainAspError(f"{self.path}: history database {what} ({reason})")
+
+    def _close_quietly(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def patient_key(self, patient_id: str) -> bytes:
+        """The keyed hash that stands for ``patient_id`` in this database."""
+        return hmac.new(self._salt, str(patient_id).strip().encode("utf-8"),
+                        hashlib.sha256).digest()
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed entirely, or rolled back entirely on any error."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(f"cannot {what}", exc) from None
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error(f"cannot {what}", exc) from None
+                raise
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[Row]:
+        with self._lock:
+            try:
+                return self._connection().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error("cannot be read", exc) from None
+
+    # -- writing ------------------------------------------------------------------------
+
+    def add_claims(self, claims: Iterable[Claim]) -> int:
+        """Record every line of every claim in one transaction; returns the lines recorded.
+
+        A claim id already in the store has its earlier rows replaced (also when the
+        corrected claim names another patient). If anything fails, including the
+        iteration over ``claims``, nothing is written and the error propagates.
+        """
+        imported = _now()
+        added = 0
+        with self._transaction("record claims") as conn:
+            for claim in claims:
+                key = self.patient_key(claim.patient.id)
+                rows = [_service_row(key, entry, claim.claim_id, imported)
+                        for entry in claim_services(claim)]
+                conn.execute("DELETE FROM services WHERE claim_id = ?", (claim.claim_id,))
+                conn.executemany(_INSERT, rows)
+                added += len(rows)
+        return added
+
+    def forget(self, patient_id: str) -> int:
+        """Delete every row of the patient; returns how many were deleted.
+
+        Freed pages are zeroed (``secure_delete``) and the write-ahead log is checkpointed
+        so the deleted services are gone from the files, not just unlinked (a reader
+        holding an older snapshot at that moment delays the log's reset to a later commit).
+        """
+        with self._transaction("forget a patient") as conn:
+            deleted = conn.execute("DELETE FROM services WHERE patient_key = ?",
+                                   (self.patient_key(patient_id),)).rowcount
+        with self._lock:
+            try:
+                self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise self._error("cannot be checkpointed after forgetting a patient",
+                                  exc) from None
+        return deleted
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _rows(self, patient_id: str, before: dt.date | None, window_days: int | None,
+              exclude_claim: str | None = None) -> list[Row]:
+        if window_days is not None:
+            if before is None:
+                raise ValueError("window_days needs a 'before' date to count back from")
+            if window_days < 0:
+                raise ValueError("window_days must be 0 or more")
+        sql = _SELECT + " WHERE patient_key = ?"
+        params: list[object] = [self.patient_key(patient_id)]
+        if before is not None:
+            sql += " AND day <= ?"
+            params.append(day_number(before))
+            if window_days is not None:
+                sql += " AND day >= ?"
+                params.append(day_number(before) - window_days)
+        if exclude_claim is not None:
+            sql += " AND claim_id <> ?"
+            params.append(exclude_claim)
+        sql += " ORDER BY day, code, id"
+        return self._query(sql, tuple(params))
+
+    def services(self, patient_id: str, before: dt.date | None = None,
+                 window_days: int | None = None) -> list[HistoryEntry]:
+        """The patient's stored services, sorted by date (then code).
+
+        ``before`` keeps services dated on or before that date; ``window_days`` (needs
+        ``before``) also drops those more than that many days earlier, so the range is
+        ``before - window_days <= date <= before``, both ends included. 730 days covers
+        every rolling-window rule.
+        """
+        return [self._entry(row) for row in self._rows(patient_id, before, window_days)]
+
+    def _entry(self, row: Row) -> HistoryEntry:
+        (rid, date, code, modifiers, units, purpose, relief_pct, relief_months,
+         levels, side, _claim, _imported) = row
+        try:
+            return HistoryEntry(
+                date=date, code=code, modifiers=json.loads(str(modifiers)), units=units,
+                purpose=purpose, relief_pct=relief_pct, relief_duration_months=relief_months,
+                levels=json.loads(str(levels)) if levels is not None else None, side=side,
+            )
+        except (ValidationError, ValueError, TypeError):
+            raise PainAspError(
+                f"{self.path}: stored service row {rid} is not a valid service "
+                "(the database was edited outside pain-asp)"
+            ) from None
+
+    def show(self, patient_id: str) -> list[dict[str, object]]:
+        """Every stored row of the patient as JSON-ready dicts, sorted by date.
+
+        The patient id itself is not stored, so it is not in the output either.
+        """
+        out = []
+        for row in self._rows(patient_id, None, None):
+            (rid, date, code, modifiers, units, purpose, relief_pct, relief_months,
+             levels, side, claim_id, imported) = row
+            out.append({
+                "date": date, "code": code, "modifiers": json.loads(str(modifiers)),
+                "units": units, "purpose": purpose, "relief_pct": relief_pct,
+                "relief_duration_months": relief_months,
+                "levels": json.loads(str(levels)) if levels is not None else None,
+                "side": side, "claim_id": claim_id, "imported_at": imported,
+            })
+        return out
+
+    def count(self) -> int:
+        """How many services the store holds (all patients)."""
+        return int(self._query("SELECT count(*) FROM services")[0][0])
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        with self._lock:
+            self._close_quietly()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"HistoryStore({str(self.path)!r})"
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _service_row(key: bytes, entry: HistoryEntry, claim_id: str, imported: str) -> Row:
+    return (
+        key, day_number(entry.date), entry.date.isoformat(), entry.code,
+        json.dumps(list(entry.modifiers)), entry.units, entry.purpose, entry.relief_pct,
+        entry.relief_duration_months,
+        json.dumps(list(entry.levels)) if entry.levels is not None else None,
+        entry.side, claim_id, imported,
+    )
+
+
+# -- the provider the engine uses -----------------------------------------------------------
+
+HistoryProvider = Callable[[Claim], list[HistoryEntry]]
+
+
+def _dedupe_key(entry: HistoryEntry) -> tuple[dt.date, str, tuple[str, ...]]:
+    return (entry.date, entry.code, tuple(sorted(entry.modifiers)))
+
+
+def _merge(sources: Iterable[list[HistoryEntry]]) -> list[HistoryEntry]:
+    """Merge sources so a service seen in several of them counts once.
+
+    For each (date, code, modifiers) the result holds as many entries as the source that
+    has the most of them (two identical lines on one claim stay two), taken from the
+    earliest source first: the claim's own history, then ``base``, then the store.
+    """
+    taken: Counter[tuple[dt.date, str, tuple[str, ...]]] = Counter()
+    out: list[HistoryEntry] = []
+    for source in sources:
+        seen: Counter[tuple[dt.date, str, tuple[str, ...]]] = Counter()
+        before = Counter(taken)
+        for entry in source:
+            key = _dedupe_key(entry)
+            seen[key] += 1
+            if seen[key] > before[key]:
+                out.append(entry)
+                taken[key] += 1
+    out.sort(key=lambda e: (e.date, e.code))
+    return out
+
+
+def store_history(store: HistoryStore, base: HistoryProvider | None = None,
+                  window_days: int | None = None) -> HistoryProvider:
+    """A history provider for :meth:`pain_asp.engine.Checker.check` backed by ``store``.
+
+    For a claim it merges the claim's own ``history``, ``base(claim)`` if given (e.g.
+    :func:`pain_asp.history.batch_history`), and the store's services of the patient dated
+    on or before the claim's first date of service, leaving out rows recorded from this
+    same claim id (a re-check of an imported claim must not see itself). A service present
+    in several sources counts once (same date, code and modifiers). ``window_days`` limits
+    how far back the store is read (None: all of it).
+    """
+
+    def provider(claim: Claim) -> list[HistoryEntry]:
+        first_day = min(line.date for line in claim.lines)
+        rows = store._rows(claim.patient.id, first_day, window_days,
+                           exclude_claim=claim.claim_id)
+        stored = [store._entry(row) for row in rows]
+        sources = [list(claim.history)]
+        if base is not None:
+            sources.append(base(claim))
+        sources.append(stored)
+        return _merge(sources)
+
+    return provider
+
+
+# -- benchmark --------------------------------------------------------------------------
+
+_BENCH_CODES = ("62321", "62323", "64483", "64484", "64490", "64493", "64494", "64633",
+                "64635", "64636", "20552", "20553", "27096", "64451", "64454", "99214")
+
+
+def bench_lookup(n_services: int, n_patients: int, lookups: int,
+                 window_days: int = 730, seed: int = 7) -> dict[str, float | int]:
+    """Time ``services(patient, before, window_days)`` on a generated store.
+
+    Fills a temporary database with ``n_services`` services spread over ``n_patients``
+    patients and five years (one ``executemany`` in one transaction), then looks up
+    ``lookups`` random patients at random dates. Returns sizes, fill time, and the mean,
+    p95 and max lookup time in milliseconds (each lookup includes building and validating
+    the ``HistoryEntry`` objects).
+    """
+    if n_services < 1 or n_patients < 1 or lookups < 1:
+        raise ValueError("n_services, n_patients and lookups must be at least 1")
+    rng = random.Random(seed)
+    start_day = day_number(dt.date(2021, 1, 1))
+    span = 5 * 365
+    with tempfile.TemporaryDirectory(prefix="pain-asp-bench-") as folder:
+        path = Path(folder) / "history.db"
+        with HistoryStore(path) as store:
+            keys = [store.patient_key(f"BENCH-{p}") for p in range(n_patients)]
+            imported = _now()
+
+            def rows() -> Iterator[Row]:
+                for i in range(n_services):
+                    day = start_day + rng.randrange(span)
+                    date = dt.date.fromordinal(day)
+                    yield (keys[rng.randrange(n_patients)], day, date.isoformat(),
+                           rng.choice(_BENCH_CODES),
+                           json.dumps(rng.choice([[], ["50"], ["RT"], ["LT"]])),
+                           1, rng.choice([None, "diagnostic", "therapeutic"]),
+                           rng.choice([None, 50, 80]), None, json.dumps(["L4-L5"]),
+                           rng.choice([None, "left", "right", "bilateral"]),
+                           f"BENCH-C{i // 3}", imported)
+
+            t0 = time.perf_counter()
+            with store._transaction("fill the benchmark store") as conn:
+                conn.executemany(_INSERT, rows())
+            fill = time.perf_counter() - t0
+            times: list[float] = []
+            found = 0
+            for _ in range(lookups):
+                patient = f"BENCH-{rng.randrange(n_patients)}"
+                before = dt.date.fromordinal(start_day + rng.randrange(span))
+                t = time.perf_counter()
+                got = store.services(patient, before=before, window_days=window_days)
+                times.append(time.perf_counter() - t)
+                found += len(got)
+        size = path.stat().st_size  # closed: the write-ahead log is checkpointed into it
+    times.sort()
+    p95 = times[min(len(times) - 1, max(0, round(0.95 * len(times)) - 1))]
+    return {
+        "n_services": n_services,
+        "n_patients": n_patients,
+        "lookups": lookups,
+        "window_days": window_days,
+        "fill_seconds": round(fill, 3),
+        "file_bytes": size,
+        "mean_rows": round(found / lookups, 2),
+        "mean_ms": round(statistics.fmean(times) * 1000, 4),
+        "p95_ms": round(p95 * 1000, 4),
+        "max_ms": round(times[-1] * 1000, 4),
+    }

@@ -1,0 +1,144 @@
+"""Bad input (SPEC §3, §11): every error names file, claim id, field, value and what is expected."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pain_asp.cli import app
+
+runner = CliRunner()
+
+
+def good_claim(claim_id: str = "C-1") -> dict:
+    return {
+        "claim_id": claim_id, "payer": "medicare", "place_of_service": "11",
+        "patient": {"id": "PT-SECRET-42", "birth_date": "1950-01-01"},
+        "diagnoses": ["M54.16"],
+        "lines": [{"code": "64483", "modifiers": ["RT"], "date": "2026-03-02", "dx": [1],
+                   "documented": {"imaging": "fluoroscopy", "side": "right", "levels": ["L5-S1"],
+                                  "purpose": "therapeutic"}}],
+        "clinical": {"pain_duration_months": 3, "conservative_care_weeks": 6},
+    }
+
+
+def run_check(tmp_path: Path, claims: object, name: str = "claims.json") -> tuple[int, str, str]:
+    path = tmp_path / name
+    path.write_text(json.dumps(claims) if name.endswith(".json") else str(claims))
+    result = runner.invoke(app, ["check", str(path), "--format", "json"])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def mutate(change) -> dict:  # noqa: ANN001
+    claim = good_claim()
+    change(claim)
+    return claim
+
+
+BAD = {
+    "missing claim_id": (lambda c: c.pop("claim_id"), "claim_id", "required"),
+    "missing lines": (lambda c: c.pop("lines"), "lines", "required"),
+    "malformed code": (lambda c: c["lines"][0].update(code="6448X"), "lines[1].code", "CPT"),
+    "units below 1": (lambda c: c["lines"][0].update(units=0), "lines[1].units", ">= 1"),
+    "pointer past list": (lambda c: c["lines"][0].update(dx=[2]), "lines[1].dx", "diagnosis list"),
+    "too many lines": (lambda c: c.update(lines=c["lines"] * 51), "lines", "at most 50"),
+    "too many diagnoses": (lambda c: c.update(diagnoses=["M54.16"] * 13), "diagnoses", "at most 12"),
+    "too many modifiers": (lambda c: c["lines"][0].update(modifiers=["RT", "KX", "59", "XS", "76"]),
+                           "lines[1].modifiers", "at most 4"),
+    "unknown payer": (lambda c: c.update(payer="medicaer"), "payer", "did you mean 'medicare'"),
+    "unknown key": (lambda c: c["lines"][0].update(modifers=["RT"]), "lines[1].modifers",
+                    "did you mean 'modifiers'"),
+    "bad side": (lambda c: c["lines"][0]["documented"].update(side="both"), "lines[1].documented.side",
+                 "'left', 'right' or 'bilateral'"),
+    "bad level": (lambda c: c["lines"][0]["documented"].update(levels=["L4-L6"]),
+                  "lines[1].documented.levels", "adjacent segments"),
+    "bad diagnosis": (lambda c: c.update(diagnoses=["54.16"]), "diagnoses[1]", "ICD-10-CM"),
+    "bad date": (lambda c: c["lines"][0].update(date="2026-13-01"), "lines[1].date", "YYYY-MM-DD"),
+    "bad place of service": (lambda c: c.update(place_of_service="ASC"), "place_of_service", "place-of-service"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_claim_is_reported_precisely_and_batch_continues(tmp_path: Path, name: str) -> None:
+    change, field, expected = BAD[name]
+    bad = mutate(change)
+    code, out, err = run_check(tmp_path, [good_claim("C-0"), bad, good_claim("C-2")])
+    assert code == 2
+    results = json.loads(out)
+    assert [r["status"] for r in results] == ["clean", "error", "clean"]
+    error = results[1]["errors"][0]
+    assert str(tmp_path / "claims.json") == error["file"]
+    assert error["field"] == field
+    assert expected in error["expected"] or expected in error["message"]
+    if "claim_id" in bad:
+        assert error["claim_id"] == "C-1"
+    assert "Traceback" not in out + err
+    assert "PT-SECRET-42" not in out + err and "1950-01-01" not in out + err
+
+
+def test_patient_data_is_never_echoed(tmp_path: Path) -> None:
+    bad = mutate(lambda c: c["patient"].update(birth_date="not a date"))
+    code, out, err = run_check(tmp_path, bad)
+    assert code == 2
+    assert "not a date" not in out + err
+    assert json.loads(out)[0]["errors"][0]["field"] == "patient.birth_date"
+
+
+def test_duplicate_claim_id_in_batch(tmp_path: Path) -> None:
+    code, out, _ = run_check(tmp_path, [good_claim("C-1"), good_claim("C-1")])
+    assert code == 2
+    results = json.loads(out)
+    assert results[0]["status"] == "clean"
+    assert results[1]["errors"][0]["field"] == "claim_id"
+    assert "unique" in results[1]["errors"][0]["expected"]
+
+
+def test_invalid_json_names_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"claim_id": "C-1",\n "payer": }')
+    result = runner.invoke(app, ["check", str(path), "--format", "json"])
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)[0]["errors"][0]
+    assert "line 2" in error["expected"] and "Traceback" not in result.output
+
+
+def test_invalid_yaml_names_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("claim_id: C-1\npayer: [medicare\n")
+    result = runner.invoke(app, ["check", str(path), "--format", "json"])
+    assert result.exit_code == 2
+    assert "valid YAML (line" in json.loads(result.stdout)[0]["errors"][0]["expected"]
+
+
+def test_json_lines_bad_line_does_not_stop_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    path.write_text(json.dumps(good_claim("A")) + "\n{not json\n" + json.dumps(good_claim("B")) + "\n")
+    result = runner.invoke(app, ["check", str(path), "--format", "jsonl"])
+    assert result.exit_code == 2
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["claim_id"] for r in rows] == ["A", None, "B"]
+    assert rows[1]["errors"][0]["file"].endswith("batch.jsonl:2")
+
+
+def test_yaml_and_json_are_equivalent(tmp_path: Path) -> None:
+    import yaml
+
+    claims = [good_claim("Y-1")]
+    claims[0]["lines"].append({"code": "77003", "date": "2026-03-02", "dx": [1]})
+    (tmp_path / "a.json").write_text(json.dumps(claims))
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(claims))
+    outputs = []
+    for name in ("a.json", "a.yaml"):
+        result = runner.invoke(app, ["check", str(tmp_path / name), "--format", "json"])
+        outputs.append([{k: v for k, v in r.items() if k != "file"} for r in json.loads(result.stdout)])
+    assert outputs[0] == outputs[1]
+    assert outputs[0][0]["findings"], "the 77003 line must be found in both"
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["check", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "no such file" in result.stderr
