@@ -96,7 +96,8 @@ class Checker:
             assert claim is not None
             if results[i].errors:
                 continue
-            results[i].findings = build_findings(atoms.get(n, []), self.rules, claim, claim.payer)
+            results[i].findings = build_findings(atoms.get(n, []), self.rules, claim, claim.payer,
+                                                 self.payers.get(claim.payer))
         return results
 
     def _facts(self, claims: list[Claim], history: HistoryProvider | None) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from .findings import Result
 from .kb import Rule
 from .models import Claim
-from .payers import Payer
+from .payers import Payer  # noqa: F401  (kept for the public signature)
 
 __all__ = ["explain_result"]
 
@@ -41,14 +41,7 @@ def explain_result(result: Result, rules: dict[str, Rule], payer: Payer | None,
         if only_rule and finding.rule != only_rule:
             continue
         rule = rules[finding.rule]
-        params = []
-        if payer is not None and claim is not None:
-            day = claim.lines[finding.lines[0] - 1].date
-            for name in rule.reads:
-                dated = payer.in_force(name, day)
-                if dated is not None:
-                    params.append({"parameter": name, "value": dated.value,
-                                   "since": dated.since.isoformat(), "source": dated.source})
+        params = finding.payer_parameters
         if finding.correctable:
             to_pass = finding.fix or "edit the lines named above"
         else:

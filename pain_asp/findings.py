@@ -9,6 +9,7 @@ from typing import Any
 from .facts import from_day_number
 from .kb import Rule
 from .models import Claim
+from .payers import Payer
 
 __all__ = ["Finding", "Result", "SEVERITY_RANK", "build_findings", "render_value", "status_of"]
 
@@ -32,6 +33,7 @@ class Finding:
     fix: str | None
     facts: dict[str, Any] = field(default_factory=dict)
     correctable: bool = False
+    payer_parameters: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (the SPEC §4 fields, plus the facts that triggered it)."""
@@ -39,7 +41,7 @@ class Finding:
             "rule": self.rule, "severity": self.severity, "title": self.title,
             "message": self.message, "lines": self.lines, "codes": self.codes,
             "carc": self.carc, "rarc": self.rarc, "source": self.source, "payer": self.payer,
-            "fix": self.fix, "facts": self.facts,
+            "fix": self.fix, "facts": self.facts, "payer_parameters": self.payer_parameters,
         }
 
 
@@ -109,9 +111,35 @@ def _fill(template: str, values: dict[str, Any]) -> str:
     return string.Formatter().vformat(template, (), _Blank(shown))
 
 
+def _payer_parameters(rule: Rule, policy: Payer | None, claim: Claim, line: int) -> list[dict[str, Any]]:
+    """The payer parameters the rule read, as in force on the finding's first line, with sources."""
+    if policy is None or not rule.reads or not 0 < line <= len(claim.lines):
+        return []
+    out = []
+    for name in rule.reads:
+        dated = policy.in_force(name, claim.lines[line - 1].date)
+        if dated is not None:
+            out.append({"parameter": name, "value": dated.value, "since": dated.since.isoformat(),
+                        "source": dict(dated.source)})
+    return out
+
+
+def _cite(payer: str, params: list[dict[str, Any]]) -> str:
+    parts = []
+    for p in params:
+        src = p["source"]
+        since = f", since {p['since']}" if p["since"] != "1900-01-01" else ""
+        parts.append(f"{payer} {p['parameter']}: {src.get('document')}{since} [{src.get('confidence')}]")
+    return " (" + "; ".join(parts) + ")" if parts else ""
+
+
 def build_findings(atoms: list[tuple[str, int, Any, str]], rules: dict[str, Rule], claim: Claim,
-                   payer: str) -> list[Finding]:
-    """Group ``(rule, line, why, severity)`` atoms of one claim into findings."""
+                   payer: str, policy: Payer | None = None) -> list[Finding]:
+    """Group ``(rule, line, why, severity)`` atoms of one claim into findings.
+
+    ``policy`` is the claim's payer: each finding names the payer parameters its rule read
+    and their sources, as in force on the finding's date of service.
+    """
     groups: dict[tuple[str, str, str], tuple[Any, set[int]]] = {}
     for rule_id, line, why, severity in atoms:
         key = (rule_id, severity, str(why))
@@ -126,7 +154,8 @@ def build_findings(atoms: list[tuple[str, int, Any, str]], rules: dict[str, Rule
         template = rule.meta.get("message", rule.title)
         if severity == "review" and "review_message" in rule.meta:
             template = rule.meta["review_message"]
-        message = _fill(template, values)
+        params = _payer_parameters(rule, policy, claim, ordered[0])
+        message = _fill(template, values) + _cite(payer, params)
         if any(s.confidence == "unverified" for s in rule.sources):
             message += " [unverified source: check before relying on it]"
         fix = rule.meta.get("fix")
@@ -135,7 +164,7 @@ def build_findings(atoms: list[tuple[str, int, Any, str]], rules: dict[str, Rule
             codes=codes, carc=rule.meta.get("carc"), rarc=rule.meta.get("rarc"),
             source=[s.as_dict() for s in rule.sources], payer=payer,
             fix=_fill(fix, values) if fix else None, facts=facts,
-            correctable=rule.meta.get("correctable") == "yes",
+            correctable=rule.meta.get("correctable") == "yes", payer_parameters=params,
         ))
     out.sort(key=lambda f: (SEVERITY_RANK[f.severity], f.lines[0], f.rule, f.message))
     return out

@@ -57,10 +57,106 @@ _CODING: dict[str, ParamSpec] = {
 
 # --- sessions, frequency, prerequisites and global periods (kb/rules/payer/*sessions*, rfa*) --
 _SESSIONS: dict[str, ParamSpec] = {
+    "esi_frequency": ParamSpec(
+        "record",
+        "ESI sessions (distinct dates) allowed per spinal region within a rolling window of "
+        "window_days ending on the date of service (a session window_days earlier still counts).",
+        fields=(("max_sessions", "int"), ("window_days", "int")),
+    ),
+    "esi_min_interval_days": ParamSpec(
+        "int", "Minimum days between two ESI sessions in the same spinal region.",
+    ),
+    "esi_levels_per_session": ParamSpec(
+        "record",
+        "ESI levels allowed in one session and region: transforaminal (primary + add-on units, "
+        "a bilateral level once) and interlaminar/caudal.",
+        fields=(("transforaminal", "int"), ("interlaminar", "int")),
+    ),
+    "esi_regions_per_session": ParamSpec(
+        "int", "Spinal regions (cervical_thoracic, lumbar_sacral) allowed to receive ESI on one date.",
+    ),
+    "facet_levels_per_session": ParamSpec(
+        "int", "Facet levels (joints; a bilateral level once) allowed per session, for injections and for RFA.",
+    ),
+    "facet_appeal_only_codes": ParamSpec(
+        "list", "Facet codes paid only on appeal: billing one is over the per-session level limit.",
+        item="code",
+    ),
+    "facet_frequency": ParamSpec(
+        "records",
+        "Facet sessions allowed per region within a rolling window, per kind: diagnostic "
+        "injections (purpose diagnostic or KX), therapeutic injections, radiofrequency ablation.",
+        fields=(("kind", "choice:diagnostic|therapeutic|rfa"), ("max_sessions", "int"),
+                ("window_days", "int")),
+    ),
+    "rfa_prerequisite": ParamSpec(
+        "record",
+        "Diagnostic facet blocks required in the region before a first facet RFA: how many, the "
+        "least relief each must give, and whether they must be on separate dates.",
+        fields=(("blocks", "int"), ("min_relief_pct", "int"),
+                ("separate_dates", "choice:required|not_required")),
+    ),
+    "rfa_repeat": ParamSpec(
+        "record",
+        "Before a repeat facet RFA in a region: relief (percent) the last RFA must have given and "
+        "for how many months.",
+        fields=(("min_relief_pct", "int"), ("min_months", "int")),
+    ),
 }
 
 # --- claim-level payer policy: formats, modifiers, authorization, coverage, documentation ----
 _CLAIM_POLICY: dict[str, ParamSpec] = {
+    "bilateral_format": ParamSpec(
+        "records",
+        "How a procedure done on both sides is reported, per place of service: single_line_50 "
+        "(one line, modifier 50, 1 unit), two_lines_rt_lt (one line RT and one line LT) or "
+        "line_plus_50 (a line without modifier plus the same code with 50). pos 0 is the default "
+        "for every place of service not listed (kb/rules/payer/bilateral_format.lp).",
+        fields=(("pos", "pos"), ("format", "choice:single_line_50|two_lines_rt_lt|line_plus_50")),
+    ),
+    "distinct_modifiers": ParamSpec(
+        "choice",
+        "Which distinct-procedure modifiers the payer takes: x_required (XE/XS/XP/XU; 59 is "
+        "denied), x_preferred (59 is accepted with a warning), only_59 (X-modifiers are denied), "
+        "either (kb/rules/payer/distinct_modifiers.lp).",
+        choices=("x_required", "x_preferred", "only_59", "either"),
+    ),
+    "kx_families": ParamSpec(
+        "list",
+        "Families whose diagnostic injections must carry KX (kb/rules/payer/kx.lp). Empty: the "
+        "payer does not use KX for these services.",
+        item="family",
+    ),
+    "conservative_care": ParamSpec(
+        "records",
+        "Per family: the weeks of failed conservative care and the months of pain the chart must "
+        "document before the procedure; 0 means no requirement "
+        "(kb/rules/payer/conservative_care.lp).",
+        fields=(("family", "family"), ("min_weeks", "int"), ("min_pain_months", "int")),
+    ),
+    "imaging_required": ParamSpec(
+        "mapping",
+        "Per family: the image-guidance modalities the payer accepts in the chart for codes whose "
+        "descriptor includes imaging (kb/rules/payer/documentation.lp).",
+        key="family", item="choice:fluoroscopy|ct|ultrasound",
+    ),
+    "prior_auth": ParamSpec(
+        "records",
+        "Codes that need prior authorization, per place of service (pos 0: any place of "
+        "service); certainty unverified gives a review finding instead of a denial "
+        "(kb/rules/payer/prior_auth.lp). Use `since` for the start date.",
+        fields=(("code", "code"), ("pos", "pos"), ("certainty", "choice:required|unverified")),
+    ),
+    "not_covered": ParamSpec(
+        "list", "Codes the payer does not cover (kb/rules/payer/coverage.lp).", item="code",
+    ),
+    "care_overlap_severity": ParamSpec(
+        "choice",
+        "Chronic pain management (G3002/G3003) in the same calendar month as CCM, PCM, RPM or "
+        "BHI: deny, or warn that time must not be counted twice "
+        "(kb/rules/chronic_pain/care_overlap.lp).",
+        choices=("deny", "warn"),
+    ),
 }
 
 PARAMETERS: dict[str, ParamSpec] = {**_CODING, **_SESSIONS, **_CLAIM_POLICY}
