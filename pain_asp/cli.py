@@ -50,6 +50,22 @@ HistoryDb = Annotated[Optional[Path], typer.Option(
     "--history", help="A history store (SQLite) to read patients' earlier services from.")]
 
 
+def _user_errors(command):  # noqa: ANN001, ANN202
+    """Turn the library's user-facing errors into exit code 2 without a traceback."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        from .errors import PainAspError
+
+        try:
+            return command(*args, **kwargs)
+        except PainAspError as exc:
+            raise _fail(str(exc)) from None
+
+    return wrapper
+
+
 def _fail(message: str) -> typer.Exit:
     sys.stderr.write(f"pain-asp: {message}\n")
     return typer.Exit(2)
@@ -100,6 +116,7 @@ def _exit_code(results: list, fail_on: FailOn) -> int:
 
 
 @app.command()
+@_user_errors
 def check(
     files: Annotated[list[Path], typer.Argument(help="Claim files (JSON, YAML, JSON Lines) or folders.")],
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
@@ -123,6 +140,7 @@ def check(
 
 
 @app.command()
+@_user_errors
 def explain(
     file: Annotated[Path, typer.Argument(help="A claim file.")],
     claim: Annotated[Optional[str], typer.Option("--claim", help="Only this claim id.")] = None,
@@ -155,6 +173,7 @@ def explain(
 
 
 @rules_app.command("list")
+@_user_errors
 def rules_list(
     category: Annotated[Optional[str], typer.Option(help="Only this category.")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
@@ -180,6 +199,7 @@ def rules_list(
 
 
 @app.command()
+@_user_errors
 def docs(
     out: Annotated[Path, typer.Option("--out", help="The docs folder to write into.")] = Path("docs"),
     check_only: Annotated[bool, typer.Option("--check", help="Only report whether the files are current.")] = False,
@@ -201,6 +221,7 @@ def docs(
 
 
 @payers_app.command("list")
+@_user_errors
 def payers_list(payer_dir: PayerDirs = None) -> None:
     """The payer policies available."""
     from .kb import rule_catalog
@@ -215,6 +236,7 @@ def payers_list(payer_dir: PayerDirs = None) -> None:
 
 
 @payers_app.command("show")
+@_user_errors
 def payers_show(
     payer_id: Annotated[str, typer.Argument(help="Payer id.")],
     date: Annotated[Optional[str], typer.Option("--date", help="Show values in force on this date (YYYY-MM-DD).")] = None,
@@ -256,6 +278,7 @@ Db = Annotated[Path, typer.Option("--db", help="The history database file (creat
 
 
 @history_app.command("add")
+@_user_errors
 def history_add(
     files: Annotated[list[Path], typer.Argument(help="Checked claim files to record.")],
     db: Db,
@@ -280,6 +303,7 @@ def history_add(
 
 
 @history_app.command("show")
+@_user_errors
 def history_show(
     patient: Annotated[str, typer.Argument(help="Patient id (as in the claims).")],
     db: Db,
@@ -303,6 +327,7 @@ def history_show(
 
 
 @history_app.command("forget")
+@_user_errors
 def history_forget(
     patient: Annotated[str, typer.Argument(help="Patient id (as in the claims).")],
     db: Db,
