@@ -86,9 +86,9 @@ def find_cases(root: Path, rules: list[str] | None = None) -> list[Path]:
 
 def load_case(path: Path) -> Case:
     """Read a case file; raises ValueError naming what is wrong."""
-    import yaml
+    from .yamlsafe import safe_load
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a case is a mapping with claim(s) and expect")
     unknown = set(data) - _CASE_KEYS

@@ -71,9 +71,11 @@ def rules_markdown() -> str:
 
 def claim_schema() -> str:
     """The JSON Schema of one claim, pretty-printed."""
+    import msgspec
+
     from .models import Claim
 
-    return json.dumps(Claim.model_json_schema(), indent=2, sort_keys=True) + "\n"
+    return json.dumps(msgspec.json.schema(Claim), indent=2, sort_keys=True) + "\n"
 
 
 _CLAIM_FORMAT = """# Claim format

@@ -6,7 +6,7 @@ from typing import Any
 
 from .findings import Result
 from .kb import Rule
-from .models import Claim
+from .models import Claim, as_dict
 from .payers import Payer  # noqa: F401  (kept for the public signature)
 
 __all__ = ["explain_result"]
@@ -23,7 +23,7 @@ def _line_facts(claim: Claim, number: int) -> str:
     if doc is None:
         parts.append("documentation: none")
     else:
-        shown = {k: v for k, v in doc.model_dump().items() if v is not None and k not in ("nerves", "muscles")}
+        shown = {k: v for k, v in as_dict(doc).items() if v is not None and k not in ("nerves", "muscles")}
         if doc.nerves is not None:
             shown["nerves"] = len(doc.nerves)
         if doc.muscles is not None:

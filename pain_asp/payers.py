@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+from collections.abc import Callable
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -115,23 +116,27 @@ def load_registry(extra_dirs: list[str] | None = None, known_rules: set[str] | N
 
 # --- reading ---------------------------------------------------------------------------
 
-def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
-    import yaml
+def _read_yaml(path: Path) -> tuple[dict[str, Any], Callable[[], dict[tuple[Any, ...], int]]]:
+    """The file's data, and a function that maps key paths to line numbers (built on demand)."""
+    from .yamlsafe import YAMLError, compose, safe_load
 
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise PayerError(str(path), None, "", f"a readable UTF-8 file ({exc})") from None
-    except yaml.YAMLError as exc:
+    except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise PayerError(str(path), mark.line + 1 if mark else None, "",
                          f"valid YAML ({getattr(exc, 'problem', None) or 'syntax error'})") from None
     if not isinstance(data, dict):
         raise PayerError(str(path), 1, "", "a mapping with id, name and parameters")
-    lines: dict[tuple[Any, ...], int] = {}
-    _index_lines(node, (), lines)
+
+    def lines() -> dict[tuple[Any, ...], int]:
+        found: dict[tuple[Any, ...], int] = {}
+        _index_lines(compose(text), (), found)
+        return found
+
     return data, lines
 
 
@@ -152,14 +157,15 @@ def _index_lines(node: Any, path: tuple[Any, ...], lines: dict[tuple[Any, ...], 
 class _Where:
     """Error helper: the file and a key path, turned into file:line messages."""
 
-    def __init__(self, path: Path, lines: dict[tuple[Any, ...], int]) -> None:
+    def __init__(self, path: Path, lines: Callable[[], dict[tuple[Any, ...], int]]) -> None:
         self.path, self.lines = path, lines
 
     def error(self, keys: tuple[Any, ...], expected: str) -> PayerError:
         line = None
+        known = self.lines()
         for n in range(len(keys), 0, -1):
-            if keys[:n] in self.lines:
-                line = self.lines[keys[:n]]
+            if keys[:n] in known:
+                line = known[keys[:n]]
                 break
         shown = ".".join(str(k) for k in keys)
         return PayerError(str(self.path), line, shown, expected)
@@ -170,7 +176,7 @@ def _suggest(word: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _resolve(raw: dict[str, Any], lines: dict[tuple[Any, ...], int], path: Path,
+def _resolve(raw: dict[str, Any], lines: Callable[[], dict[tuple[Any, ...], int]], path: Path,
              parent: Payer | None, known_rules: set[str] | None) -> Payer:
     where = _Where(path, lines)
     for key in raw:

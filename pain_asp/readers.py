@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from .errors import InputError
-from .models import Claim
+from .models import EXPECTED, Claim, ValidationError, parse_claim
 
 __all__ = ["Record", "read_claims", "validate_claim", "CLAIM_SUFFIXES"]
 
@@ -128,11 +127,11 @@ def _parse(text: str, suffix: str) -> list[Any]:
             return [json.loads(text)]
         except json.JSONDecodeError as exc:
             raise ValueError(f"valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    import yaml
+    from .yamlsafe import YAMLError, safe_load_all
 
     try:
-        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError as exc:
+        return [doc for doc in safe_load_all(text) if doc is not None]
+    except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or "syntax error"
@@ -148,9 +147,9 @@ def _validate(raw: Any, file: str, position: int) -> Record:
         )
         return record
     try:
-        record.claim = Claim.model_validate(raw)
+        record.claim = parse_claim(raw)
     except ValidationError as exc:
-        record.errors.extend(_input_errors(exc, file, claim_id))
+        record.errors.append(_input_error(str(exc), raw, file, claim_id))
     return record
 
 
@@ -193,81 +192,124 @@ def _cross_checks(record: Record, payers: set[str] | None, seen_ids: dict[str, s
         record.errors.extend(errors)
 
 
-def _input_errors(exc: ValidationError, file: str, claim_id: str | None) -> list[InputError]:
-    out = []
-    for error in exc.errors(include_url=False):
-        loc = tuple(error["loc"])
-        path = _path(loc)
-        kind = error["type"]
-        if kind == "extra_forbidden":
-            key = str(loc[-1])
-            known = _fields_at(loc[:-1])
-            expected = "no such key; known keys: " + ", ".join(known) + _did_you_mean(key, known)
-            out.append(InputError(file, claim_id, path, "", expected))
-            continue
-        value = "(not shown: patient data)" if loc and loc[0] in _PHI_FIELDS else _show(error.get("input"))
-        if kind == "missing":
-            value, expected = "", "a value (this field is required)"
-        else:
-            expected = _expected(error)
-        out.append(InputError(file, claim_id, path, value, expected))
-    return out
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
 
 
-def _expected(error: dict[str, Any]) -> str:
-    ctx = error.get("ctx") or {}
-    kind = error["type"]
-    if kind == "value_error" and "error" in ctx:
-        return str(ctx["error"])
-    if kind == "literal_error" and "expected" in ctx:
-        return "one of " + str(ctx["expected"])
-    if kind == "too_long":
-        return f"at most {ctx.get('max_length')} items"
-    if kind == "too_short":
-        return f"at least {ctx.get('min_length')} item(s)"
-    if kind.startswith("date"):
+def _input_error(text: str, raw: Any, file: str, claim_id: str | None) -> InputError:
+    """Turn one msgspec validation message into an InputError naming field, value, expectation."""
+    match = _AT.match(text)
+    message = match.group("message") if match else text
+    keys: list[Any] = []
+    for name, index in _STEP.findall(match.group("path") or "" if match else ""):
+        keys.append(name if name else int(index))
+    missing = re.match(r"Object missing required field `(\w+)`", message)
+    unknown = re.match(r"Object contains unknown field `(.+)`", message)
+    ours = re.match(r"^(\w+)(\[\d+\])?: (.*)$", message, re.S)
+    if missing:
+        keys.append(missing.group(1))
+        return InputError(file, claim_id, _path(keys), "", "a value (this field is required)")
+    if unknown:
+        key = unknown.group(1)
+        known = _fields_at(keys)
+        keys.append(key)
+        expected = "no such key; known keys: " + ", ".join(known) + _did_you_mean(key, known)
+        return InputError(file, claim_id, _path(keys), "", expected)
+    if ours:
+        keys.append(ours.group(1))
+        if ours.group(2):
+            keys.append(int(ours.group(2)[1:-1]) - 1)
+        expected = ours.group(3)
+    else:
+        expected = _expected(message, keys)
+    if keys and keys[0] in _PHI_FIELDS:
+        value = "(not shown: patient data)"
+    else:
+        value = _show(_lookup(raw, keys))
+    return InputError(file, claim_id, _path(keys), value, expected)
+
+
+def _expected(message: str, keys: list[Any]) -> str:
+    field = next((k for k in reversed(keys) if isinstance(k, str)), "")
+    length = re.search(r"of length ([<>]=) (\d+)", message)
+    if length:
+        return ("at most " if length.group(1) == "<=" else "at least ") + f"{length.group(2)} item(s)"
+    if message.startswith("Invalid enum value"):
+        choices = _choices_at(keys)
+        return "one of " + ", ".join(repr(c) for c in choices) if choices else message
+    if field in EXPECTED and not isinstance(keys[-1], int):
+        return EXPECTED[field]
+    bound = re.search(r"Expected `(\w+)` ([<>]=) (\S+)", message)
+    if bound:
+        return f"a number {bound.group(2)} {bound.group(3)}"
+    if "date" in message.lower():
         return "a date as YYYY-MM-DD"
-    if kind == "greater_than_equal":
-        return f"a number >= {ctx.get('ge')}"
-    if kind == "less_than_equal":
-        return f"a number <= {ctx.get('le')}"
-    message = str(error.get("msg", "a valid value"))
-    return message[0].lower() + message[1:]
+    return message[0].lower() + message[1:] if message else "a valid value"
 
 
-def _path(loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts[-1 if parts else 0:] = [f"{parts[-1] if parts else ''}[{item + 1}]"]
-        else:
-            parts.append(str(item))
-    return ".".join(parts)
+def _lookup(raw: Any, keys: list[Any]) -> Any:
+    value = raw
+    for key in keys:
+        try:
+            value = value[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
 
 
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = Claim
-    for item in loc:
-        if isinstance(item, int):
+def _path(keys: list[Any]) -> str:
+    """``['lines', 0, 'code']`` -> ``lines[1].code`` (list positions are 1-based)."""
+    text = ""
+    for key in keys:
+        text += f"[{key + 1}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text
+
+
+def _type_at(keys: list[Any]) -> Any:
+    import typing
+
+    current: Any = Claim
+    for key in keys:
+        if isinstance(key, int):
             continue
-        info = model.model_fields.get(str(item))
-        if info is None:
-            return []
-        nested = _model_in(info.annotation)
-        if nested is None:
-            return []
-        model = nested
-    return list(model.model_fields)
+        current = _unwrap(current)
+        if not (isinstance(current, type) and hasattr(current, "__struct_fields__")):
+            return None
+        current = typing.get_type_hints(current, include_extras=True).get(key)
+    return current
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional, Annotated and list[...] down to the element type."""
+    import typing
+
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = args[0] if len(args) == 1 else annotation
+            if len(args) != 1:
+                return annotation
+        elif origin is list:
+            annotation = typing.get_args(annotation)[0]
+        else:
+            return annotation
+
+
+def _fields_at(keys: list[Any]) -> list[str]:
+    struct = _unwrap(_type_at(keys)) if keys else Claim
+    return list(getattr(struct, "__struct_fields__", ()))
+
+
+def _choices_at(keys: list[Any]) -> list[str]:
+    import typing
+
+    annotation = _unwrap(_type_at(keys))
+    if typing.get_origin(annotation) is typing.Literal:
+        return list(typing.get_args(annotation))
+    return []
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:

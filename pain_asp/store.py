@@ -57,12 +57,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from pydantic import ValidationError
+from msgspec import ValidationError
 
 from .errors import PainAspError
 from .facts import day_number
 from .history import claim_services
-from .models import Claim, HistoryEntry
+from .models import Claim, HistoryEntry, parse_history_entry
 
 __all__ = ["SCHEMA_VERSION", "HistoryStore", "bench_lookup", "store_history"]
 
@@ -353,11 +353,11 @@ class HistoryStore:
         (rid, date, code, modifiers, units, purpose, relief_pct, relief_months,
          levels, side, _claim, _imported) = row
         try:
-            return HistoryEntry(
-                date=date, code=code, modifiers=json.loads(str(modifiers)), units=units,
-                purpose=purpose, relief_pct=relief_pct, relief_duration_months=relief_months,
-                levels=json.loads(str(levels)) if levels is not None else None, side=side,
-            )
+            return parse_history_entry({
+                "date": date, "code": code, "modifiers": json.loads(str(modifiers)), "units": units,
+                "purpose": purpose, "relief_pct": relief_pct, "relief_duration_months": relief_months,
+                "levels": json.loads(str(levels)) if levels is not None else None, "side": side,
+            })
         except (ValidationError, ValueError, TypeError):
             raise PainAspError(
                 f"{self.path}: stored service row {rid} is not a valid service "

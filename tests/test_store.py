@@ -13,7 +13,7 @@ import pytest
 
 from pain_asp.errors import PainAspError
 from pain_asp.history import batch_history
-from pain_asp.models import Claim, HistoryEntry
+from pain_asp.models import Claim, HistoryEntry, parse_claim
 from pain_asp.store import SCHEMA_VERSION, HistoryStore, bench_lookup, store_history
 
 D = dt.date
@@ -22,7 +22,7 @@ D = dt.date
 def make_claim(claim_id: str, patient: str, *lines: dict,
                history: list[dict] | None = None) -> Claim:
     """A valid claim; each line is a dict with at least code and date."""
-    return Claim.model_validate({
+    return parse_claim({
         "claim_id": claim_id,
         "payer": "medicare",
         "place_of_service": "11",
