@@ -100,7 +100,12 @@ class Checker:
                                                  self.payers.get(claim.payer))
         return results
 
-    def _facts(self, claims: list[Claim], history: HistoryProvider | None) -> str:
+    def facts(self, claims: list[Claim], history: HistoryProvider | None) -> str:
+        """Every fact a solve over ``claims`` needs: claim K is ``claims[K]``.
+
+        Claim facts (with each claim's history), the payer facts of the payers involved, the
+        ICD-10-CM status of their diagnoses, and the NCCI rows touching their codes.
+        """
         parts: list[str] = []
         codes: set[str] = set()
         diagnoses: set[str] = set()
@@ -126,7 +131,7 @@ class Checker:
         try:
             ctl.load(str(main_file(self.kb)))
             ctl.load(str(self.kb / "show.lp"))
-            ctl.add("base", [], self._facts(claims, history))
+            ctl.add("base", [], self.facts(claims, history))
             ctl.ground([("base", [])])
         except RuntimeError:
             raise PainAspError("the knowledge base failed to load:\n" + "\n".join(messages)) from None
