@@ -75,19 +75,19 @@ class _Strict(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True, omi
 
 
 def _check_code(field: str, value: str) -> str:
-    code = value.strip().upper()
-    if not CODE_RE.match(code):
+    code = value.strip()
+    if not code.isascii() or not CODE_RE.match(code.upper()):
         raise ValueError(f"{field}: {EXPECTED['code']}")
-    return code
+    return code.upper()
 
 
 def _check_modifiers(field: str, values: list[str]) -> list[str]:
     out = []
     for value in values:
-        mod = value.strip().upper()
-        if not MODIFIER_RE.match(mod):
+        mod = value.strip()
+        if not mod.isascii() or not MODIFIER_RE.match(mod.upper()):
             raise ValueError(f"{field}: {EXPECTED['modifiers']}")
-        out.append(mod)
+        out.append(mod.upper())
     return out
 
 

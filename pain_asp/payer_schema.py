@@ -162,6 +162,23 @@ _CLAIM_POLICY: dict[str, ParamSpec] = {
 PARAMETERS: dict[str, ParamSpec] = {**_CODING, **_SESSIONS, **_CLAIM_POLICY}
 
 
+def lookup_key(spec: ParamSpec) -> str | None:
+    """How rules look a set-valued parameter up: by the line's ``family``, ``code`` or either.
+
+    Such parameters become ``payer_keyed(Payer, Name, Key, Value, From, To)`` facts as well,
+    so kb/payer.lp joins each line only with the entries for its own family or code instead of
+    copying every entry onto every line (grounding cost, SPEC §12). None: looked up as a whole.
+    """
+    keyed = ("family", "code", "family_or_code")
+    if spec.kind == "list" and spec.item in keyed:
+        return spec.item
+    if spec.kind == "mapping" and spec.key in keyed:
+        return spec.key
+    if spec.kind == "records" and spec.fields and spec.fields[0][1] in keyed:
+        return spec.fields[0][1]
+    return None
+
+
 def encode_value(kind: str, value: object) -> str:
     """Write one validated item as an ASP term, or raise ValueError saying what is expected."""
     if kind.startswith("choice:"):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PayerError
-from .payer_schema import PARAMETERS, SEVERITIES, ParamSpec, encode_value
+from .payer_schema import PARAMETERS, SEVERITIES, ParamSpec, encode_value, lookup_key
 from .resources import payers_dir
 
 __all__ = ["Payer", "PayerRegistry", "load_registry", "Dated"]
@@ -344,13 +344,22 @@ def _ymd(day: dt.date) -> str:
 
 
 def _facts(payer: Payer) -> str:
+    """``payer_param/5`` for every value; also ``payer_value/5`` (looked up as a whole) or
+    ``payer_keyed/6`` (looked up by the line's family or code), which kb/payer.lp reads."""
     pid = f'"{payer.id}"'
     out = []
     for name, values in sorted(payer.parameters.items()):
+        keyed = lookup_key(PARAMETERS[name]) is not None
         for dated in values:
             terms = dated.value if isinstance(dated.value, list) else [dated.value]
+            window = f"{_ymd(dated.since)}, {_ymd(dated.until)}"
             for term in terms:
-                out.append(f"payer_param({pid}, {name}, {term}, {_ymd(dated.since)}, {_ymd(dated.until)}).")
+                out.append(f"payer_param({pid}, {name}, {term}, {window}).")
+                if keyed:
+                    key = term[1:].split(", ", 1)[0] if term.startswith("(") else term
+                    out.append(f"payer_keyed({pid}, {name}, {key}, {term}, {window}).")
+                else:
+                    out.append(f"payer_value({pid}, {name}, {term}, {window}).")
     for rule_id, values in sorted(payer.rule_severity.items()):
         for dated in values:
             out.append(f'payer_severity({pid}, "{rule_id}", {dated.value}, {_ymd(dated.since)}, {_ymd(dated.until)}).')

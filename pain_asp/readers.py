@@ -21,7 +21,8 @@ from .models import EXPECTED, Claim, ValidationError, parse_claim
 
 __all__ = ["Record", "read_claims", "validate_claim", "CLAIM_SUFFIXES"]
 
-CLAIM_SUFFIXES = {".json", ".jsonl", ".ndjson", ".yaml", ".yml"}
+X12_SUFFIXES = {".837", ".x12", ".edi"}  # X12 837P, read by pain_asp/x12.py
+CLAIM_SUFFIXES = {".json", ".jsonl", ".ndjson", ".yaml", ".yml"} | X12_SUFFIXES
 _PHI_FIELDS = ("patient",)
 
 
@@ -34,6 +35,7 @@ class Record:
     claim: Claim | None = None
     errors: list[InputError] = field(default_factory=list)
     claim_id: str | None = None
+    source: Any = None  # format-specific context for writing the claim back (X12Context)
 
     @property
     def ok(self) -> bool:
@@ -77,8 +79,13 @@ def _expand(paths: Iterable[str | Path]) -> Iterator[Path]:
 def _read_file(path: Path) -> Iterator[Record]:
     name = str(path)
     suffix = path.suffix.lower()
+    if suffix in X12_SUFFIXES:
+        from .x12 import read_x12
+
+        yield from read_x12(path)
+        return
     try:
-        handle = path.open("r", encoding="utf-8")
+        handle = path.open("rb")
     except OSError as exc:
         yield Record(name, 1, errors=[InputError(name, None, "", "", f"a readable file ({exc.strerror})")])
         return
@@ -87,7 +94,7 @@ def _read_file(path: Path) -> Iterator[Record]:
             yield from _read_json_lines(name, handle)
             return
         try:
-            text = handle.read()
+            text = handle.read().decode("utf-8")
         except UnicodeDecodeError:
             yield Record(name, 1, errors=[InputError(name, None, "", "", "UTF-8 text")])
             return
@@ -105,13 +112,18 @@ def _read_file(path: Path) -> Iterator[Record]:
 
 
 def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
+    """One record per non-blank line of a binary handle; a bad line is an error record."""
     position = 0
-    for number, text in enumerate(handle, start=1):
-        if not text.strip():
+    for number, data in enumerate(handle, start=1):
+        if not data.strip():
             continue
         position += 1
         try:
-            raw = json.loads(text)
+            raw = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            yield Record(name, position,
+                         errors=[InputError(f"{name}:{number}", None, "", "", "UTF-8 text")])
+            continue
         except json.JSONDecodeError as exc:
             yield Record(
                 name, position,
@@ -176,7 +188,7 @@ def _cross_checks(record: Record, payers: set[str] | None, seen_ids: dict[str, s
     if payers is not None and claim.payer not in payers:
         suggestion = _did_you_mean(claim.payer, payers)
         errors.append(InputError(
-            record.file, claim.claim_id, "payer", claim.payer,
+            record.file, claim.claim_id, "payer", _show(claim.payer),
             f"a payer policy id ({', '.join(sorted(payers))}){suggestion}",
         ))
     first = seen_ids.get(claim.claim_id)

@@ -42,7 +42,10 @@ _LEVEL_RE = re.compile(r"^([CTLS])(\d{1,2})\s*[-/]\s*([CTLS]?)(\d{1,2})$")
 
 def normalise_dx(text: str) -> str | None:
     """Return ``text`` as a dotted upper-case ICD-10-CM code, or None if it is not one."""
-    code = text.strip().upper()
+    code = text.strip()
+    if not code.isascii():
+        return None
+    code = code.upper()
     if not DX_RE.match(code):
         return None
     bare = code.replace(".", "")
