@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 from hypothesis import HealthCheck, settings
 
@@ -22,3 +23,7 @@ settings.register_profile("default", max_examples=25, deadline=None,
 settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True,
                           suppress_health_check=_SLOW_IS_FINE)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# Tests never read a data set an analyst imported on this machine (pain-asp data import-ncci
+# writes to the per-user data folder): each run gets an empty one.
+os.environ["PAIN_ASP_DATA_DIR"] = tempfile.mkdtemp(prefix="pain-asp-test-data-")
