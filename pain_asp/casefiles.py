@@ -25,7 +25,7 @@ from typing import Any
 from .engine import Checker, CheckOptions
 from .readers import validate_claim
 
-__all__ = ["Case", "CaseOutcome", "find_cases", "load_case", "run_case", "Expected"]
+__all__ = ["Case", "CaseOutcome", "find_cases", "load_case", "run_case", "run_cases", "Expected"]
 
 Expected = tuple[str, str, str, tuple[int, ...]]  # (claim id, rule, severity, lines)
 _CASE_KEYS = {"description", "payer_dirs", "ncci", "claim", "claims", "expect"}
@@ -114,21 +114,56 @@ def load_case(path: Path) -> Case:
 
 def run_case(case: Case, kb_dir: str | None = None) -> CaseOutcome:
     """Check the case's claims and compare the complete finding sets."""
-    checker = Checker(CheckOptions(payer_dirs=case.payer_dirs, ncci_dir=case.ncci, kb_dir=kb_dir))
-    problems: list[str] = []
-    records = [validate_claim(raw, str(case.path), n, checker.known_payers())
-               for n, raw in enumerate(case.claims, start=1)]
-    for record in records:
-        for error in record.errors:
-            problems.append(f"claim does not validate: {error}")
-    if problems:
-        return CaseOutcome(case, set(), problems)
+    return run_cases([case], kb_dir)[0]
+
+
+def run_cases(cases: list[Case], kb_dir: str | None = None,
+              extra_payer_dirs: list[str] | None = None) -> list[CaseOutcome]:
+    """Run many cases; outcomes come back in the order of ``cases``.
+
+    Cases that share payer folders and NCCI tables are checked in one batch (one solve per
+    thousand claims instead of one per case). Each case keeps its own batch history, so the
+    claims of one case never see those of another: the outcome is the one the case gets alone.
+    ``extra_payer_dirs`` are added to every case's payer folders (an analyst's payer files).
+    """
     from .history import batch_history
 
-    actual: set[Expected] = set()
-    for result in checker.check(records, history=batch_history([r.claim for r in records if r.claim])):
-        for finding in result.findings:
-            actual.add((str(result.claim_id), finding.rule, finding.severity, tuple(finding.lines)))
+    groups: dict[tuple[tuple[str, ...], str | None], list[int]] = {}
+    for i, case in enumerate(cases):
+        dirs = tuple(case.payer_dirs) + tuple(extra_payer_dirs or ())
+        groups.setdefault((dirs, case.ncci), []).append(i)
+    outcomes: dict[int, CaseOutcome] = {}
+    for (payer_dirs, ncci), members in groups.items():
+        checker = Checker(CheckOptions(payer_dirs=list(payer_dirs), ncci_dir=ncci, kb_dir=kb_dir))
+        records, owners, providers = [], [], {}
+        actual: dict[int, set[Expected]] = {}
+        for i in members:
+            case = cases[i]
+            batch = [validate_claim(raw, str(case.path), n, checker.known_payers())
+                     for n, raw in enumerate(case.claims, start=1)]
+            problems = [f"claim does not validate: {e}" for r in batch for e in r.errors]
+            if problems:
+                outcomes[i] = CaseOutcome(case, set(), problems)
+                continue
+            provider = batch_history([r.claim for r in batch if r.claim])
+            for record in batch:
+                providers[id(record.claim)] = provider
+                records.append(record)
+                owners.append(i)
+            actual[i] = set()
+        results = checker.check(records, history=lambda claim: providers[id(claim)](claim))
+        for owner, result in zip(owners, results):
+            for finding in result.findings:
+                actual[owner].add((str(result.claim_id), finding.rule, finding.severity,
+                                   tuple(finding.lines)))
+        for i, found in actual.items():
+            outcomes[i] = CaseOutcome(cases[i], found, _shape_problems(cases[i], checker))
+    return [outcomes[i] for i in range(len(cases))]
+
+
+def _shape_problems(case: Case, checker: Checker) -> list[str]:
+    """What is wrong with the case itself (not with the findings)."""
+    problems = []
     fired = {item for item in case.expected if item[1] == case.rule}
     if case.kind == "fire" and not fired:
         problems.append(f"a fire_ case must expect at least one {case.rule} finding")
@@ -136,4 +171,4 @@ def run_case(case: Case, kb_dir: str | None = None) -> CaseOutcome:
         problems.append(f"a pass_ case must not expect any {case.rule} finding")
     if case.rule not in checker.rules:
         problems.append(f"folder {case.rule!r} is not a rule id of the knowledge base")
-    return CaseOutcome(case, actual, problems)
+    return problems

@@ -126,17 +126,35 @@ def check(
     ncci_dir: NcciDir = None,
     history: HistoryDb = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of standard output.")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", help="Worker processes for a batch of more than 1,000 claims (default: the machine's "
+        "cores); smaller batches are checked in this process.")] = None,
 ) -> None:
-    """Check claims and report every finding with its rule, denial code, source and fix."""
-    from .render import write_results
+    """Check claims and report every finding with its rule, denial code, source and fix.
 
-    _, results = _run(files, payer_dir, ncci_dir, history)
+    Large batches (JSON Lines, 837P) are streamed: read once into a patient index, then checked
+    in chunks by worker processes and written in input order as they finish. A progress line
+    goes to standard error when it is a terminal (and standard output is not).
+    """
+    from .batch import BatchOptions, Progress, check_files
+
+    for path in files:
+        if not path.exists():
+            raise _fail(f"{path}: no such file or folder")
+    if workers is not None and workers < 1:
+        raise _fail(f"--workers {workers}: expected 1 or more")
+    checker = _checker(payer_dir, ncci_dir)
+    options = BatchOptions(workers=workers)
+    to_terminal = output is None and sys.stdout.isatty()
+    progress = Progress(sys.stderr, enabled=sys.stderr.isatty() and not to_terminal)
     if output is not None:
         with output.open("w", encoding="utf-8", newline="") as handle:
-            write_results(results, fmt.value, handle)
+            summary = check_files(files, handle, fmt=fmt.value, checker=checker, history_db=history,
+                                  options=options, progress=progress)
     else:
-        write_results(results, fmt.value, sys.stdout, colour=sys.stdout.isatty())
-    raise typer.Exit(_exit_code(results, fail_on))
+        summary = check_files(files, sys.stdout, fmt=fmt.value, colour=to_terminal, checker=checker,
+                              history_db=history, options=options, progress=progress)
+    raise typer.Exit(summary.exit_code(fail_on.value))
 
 
 @app.command()
@@ -155,7 +173,8 @@ def explain(
 
     from .explain import explain_result, explanation_text
 
-    checker, results = _run([file], payer_dir, ncci_dir, history)
+    checker, results, fixes = _run_and_fix([file], payer_dir, ncci_dir, history)
+    fix_of = {id(result): fixed for result, fixed in zip(results, fixes)}
     if rule is not None and rule not in checker.rules:
         raise _fail(f"--rule {rule}: not a rule id (see pain-asp rules list)")
     chosen = [r for r in results if claim is None or r.claim_id == claim]
@@ -164,7 +183,7 @@ def explain(
     explained = []
     for result in chosen:
         payer = checker.payers.get(result.payer) if result.payer and not result.errors else None
-        explained.append(explain_result(result, checker.rules, payer, rule))
+        explained.append(explain_result(result, checker.rules, payer, rule, fix_of[id(result)]))
     if fmt == Format.json:
         sys.stdout.write(json.dumps(explained, indent=2, default=str) + "\n")
     else:
@@ -176,26 +195,39 @@ def explain(
 @_user_errors
 def rules_list(
     category: Annotated[Optional[str], typer.Option(help="Only this category.")] = None,
+    payer: Annotated[Optional[str], typer.Option(
+        "--payer", help="Only the rules this payer switches off or re-grades, or that read a parameter it sets.")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    payer_dir: PayerDirs = None,
 ) -> None:
-    """Every rule: id, category, severity, CARC, source, confidence."""
+    """Every rule: id, category, severity, CARC, confidence, title, sources."""
     import json
 
     from .kb import rule_catalog
 
     rules = [r for r in rule_catalog().values() if category is None or r.category == category]
+    notes: dict[str, str] = {}
+    if payer is not None:
+        from .authoring import payer_rule_notes
+
+        notes = payer_rule_notes(payer, [str(p) for p in payer_dir or []])
+        rules = [r for r in rules if r.id in notes]
     if fmt == Format.json:
         sys.stdout.write(json.dumps([{
             "id": r.id, "title": r.title, "category": r.category, "severity": r.severity,
             "carc": r.meta.get("carc"), "rarc": r.meta.get("rarc"), "confidence": r.confidence,
-            "sources": [s.document for s in r.sources]} for r in rules], indent=2) + "\n")
+            "sources": [s.document for s in r.sources],
+            **({"payer": notes[r.id]} if payer is not None else {})} for r in rules], indent=2) + "\n")
         return
     width = max((len(r.id) for r in rules), default=10)
+    sys.stdout.write(f"{'id'.ljust(width)}  {'category':<12} {'sev':<6} {'CARC':<4} {'confidence':<15} "
+                     "title; sources" + (f"; {payer}" if payer is not None else "") + "\n")
     for r in rules:
         carc = r.meta.get("carc", "-")
         sources = "; ".join(s.document for s in r.sources)
-        sys.stdout.write(f"{r.id.ljust(width)}  {r.category:<12} {r.severity:<6} CARC {carc:<4} "
-                         f"{r.confidence:<15} {sources}\n")
+        extra = f"  [{payer}: {notes[r.id]}]" if payer is not None else ""
+        sys.stdout.write(f"{r.id.ljust(width)}  {r.category:<12} {r.severity:<6} {carc:<4} "
+                         f"{r.confidence:<15} {r.title}; {sources}{extra}\n")
 
 
 @app.command()
@@ -338,6 +370,437 @@ def history_forget(
     with HistoryStore(db, create=False) as store:
         removed = store.forget(patient)
     sys.stdout.write(f"erased {removed} service(s)\n")
+
+
+class CodeFormat(str, Enum):
+    text = "text"
+    json = "json"
+    claim = "claim"
+
+
+@app.command("code")
+@_user_errors
+def code_command(
+    source: Annotated[str, typer.Argument(
+        help="A procedure description in quotes (several separated by ';'), or an encounter file (YAML or JSON).")],
+    payer: Annotated[Optional[str], typer.Option("--payer", help="Payer policy id (required for a description; overrides the file's).")] = None,
+    pos: Annotated[Optional[str], typer.Option("--pos", help="Place of service, e.g. 11, 19, 22, 24 (required for a description; overrides the file's).")] = None,
+    date: Annotated[Optional[str], typer.Option("--date", help="Date of service YYYY-MM-DD (default: today; overrides the file's).")] = None,
+    dx: Annotated[Optional[list[str]], typer.Option("--dx", help="A diagnosis (ICD-10-CM), repeatable; added to those in the text or file.")] = None,
+    fmt: Annotated[CodeFormat, typer.Option("--format", "-f", help="text, json (lines, encounter, findings, claim), or claim (the claim alone, for check).")] = CodeFormat.text,
+    payer_dir: PayerDirs = None,
+) -> None:
+    """Code a procedure description or encounter for a payer and place of service, then check the lines."""
+    from .coder import run_code
+
+    for folder in payer_dir or []:
+        if not folder.is_dir():
+            raise _fail(f"--payer-dir {folder}: expected an existing folder of payer YAML files")
+    output, denied = run_code(source, payer, pos, date, dx or [], fmt.value,
+                              [str(p) for p in payer_dir or []], colour=sys.stdout.isatty())
+    sys.stdout.write(output)
+    raise typer.Exit(1 if denied else 0)
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Code data: CMS NCCI PTP edits and MUE tables.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("import-ncci")
+@_user_errors
+def data_import_ncci(
+    ptp: Annotated[list[Path], typer.Option(
+        "--ptp", help="A CMS practitioner PTP file (ccipra-v<version>r0-f<n>.txt, tab-separated).")],
+    mue: Annotated[Path, typer.Option("--mue", help="The CMS practitioner MUE table.")],
+    more_ptp: Annotated[Optional[list[Path]], typer.Argument(
+        help="More PTP files, so that --ptp f1 f2 f3 f4 works.", show_default=False)] = None,
+    into: Annotated[Optional[Path], typer.Option(
+        "--into", help="Store the tables here (default: the per-user data folder that checks read).")] = None,
+    keep_all: Annotated[bool, typer.Option(
+        "--all", help="Keep every row, not only the rows touching a code of the knowledge base.")] = False,
+    quarter: Annotated[Optional[str], typer.Option(
+        "--quarter", help="The release quarter (e.g. 2026Q1) when the file names do not tell it.")] = None,
+    skip_malformed: Annotated[bool, typer.Option(
+        "--skip-malformed", help="Import the good rows and list the malformed ones instead of stopping.")] = False,
+) -> None:
+    """Validate CMS's practitioner PTP and MUE files and store them where checks read them."""
+    from .ncci import import_ncci
+
+    report = import_ncci([*ptp, *(more_ptp or [])], mue, into, keep_all=keep_all, quarter=quarter,
+                         skip_malformed=skip_malformed)
+    sys.stdout.write(report.text())
+    if into is None:
+        sys.stdout.write("checks now use this data set (see pain-asp data status)\n")
+    else:
+        sys.stdout.write(f"use it with --ncci-dir {into}, or import without --into to make it the default\n")
+
+
+@data_app.command("status")
+@_user_errors
+def data_status(
+    ncci_dir: NcciDir = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+) -> None:
+    """Which NCCI data set and quarter checks use."""
+    import json
+
+    from .ncci import status, status_text
+
+    if ncci_dir is not None and not ncci_dir.is_dir():
+        raise _fail(f"--ncci-dir {ncci_dir}: expected an existing folder with the CMS files")
+    info = status(ncci_dir)
+    if fmt == Format.json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+    else:
+        sys.stdout.write(status_text(info))
+
+
+class FixFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _run_and_fix(files: list[Path], payer_dirs: list[Path] | None, ncci_dir: Path | None,
+                 history_db: Path | None, timeout: float = 20.0):  # noqa: ANN202
+    """Read, check and fix every claim; returns (checker, check results, fix results)."""
+    from .history import batch_history
+    from .readers import read_claims
+    from .repair import Repairer, RepairOptions
+
+    for path in files:
+        if not path.exists():
+            raise _fail(f"{path}: no such file or folder")
+    if timeout <= 0:
+        raise _fail(f"--timeout {timeout:g}: expected a number of seconds above 0")
+    checker = _checker(payer_dirs, ncci_dir)
+    repairer = Repairer(RepairOptions(timeout=timeout), checker=checker)
+    records = list(read_claims(files, checker.known_payers()))
+    provider = batch_history([r.claim for r in records if r.claim is not None])
+    if history_db is None:
+        results = list(checker.check(records, history=provider))
+        return checker, results, repairer.fix_checked(results, provider)
+    from .store import HistoryStore, store_history
+
+    with HistoryStore(history_db, create=False) as store:
+        stored = store_history(store, base=provider)
+        results = list(checker.check(records, history=stored))
+        return checker, results, repairer.fix_checked(results, stored)
+
+
+def _write_corrected(fixes: list, path: Path, inputs: list[Path] | None = None) -> int:
+    """Write the corrected claims to ``path`` (.json, .jsonl/.ndjson, .yaml/.yml); returns how many."""
+    import json
+
+    claims = [f.corrected for f in fixes if f.corrected is not None]
+    suffix = path.suffix.lower()
+    if suffix in (".837", ".x12", ".edi"):  # X12 837P: claims read from an 837P keep their loops
+        from .models import parse_claim
+        from .x12 import write_corrected_837
+
+        text = write_corrected_837([f.corrected_claim or f.claim or parse_claim(f.corrected)
+                                    for f in fixes if f.corrected is not None], inputs or [])
+        path.write_text(text, encoding="utf-8")
+        return len(claims)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        if suffix in (".jsonl", ".ndjson"):
+            for claim in claims:
+                handle.write(json.dumps(claim, ensure_ascii=True) + "\n")
+        elif suffix == ".json":
+            handle.write(json.dumps(claims, indent=2, ensure_ascii=True) + "\n")
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            handle.write(yaml.safe_dump(claims, sort_keys=False, allow_unicode=False))
+        else:
+            raise _fail(f"--output {path}: expected a .json, .jsonl, .yaml or .837 file name")
+    return len(claims)
+
+
+@app.command()
+@_user_errors
+def fix(
+    files: Annotated[list[Path], typer.Argument(help="Claim files (JSON, YAML, JSON Lines) or folders.")],
+    fmt: Annotated[FixFormat, typer.Option("--format", "-f", help="text or json.")] = FixFormat.text,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Write the corrected claims here (.json, .jsonl, .yaml or .837), for check to read.")] = None,
+    payer_dir: PayerDirs = None,
+    ncci_dir: NcciDir = None,
+    history: HistoryDb = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Seconds one solve may take; a claim whose optimum is not proven in time is reported as a time-out.")] = 20.0,
+) -> None:
+    """The smallest edits that clear every correctable denial, and action items for the rest.
+
+    Exit 0 when every correctable denial is cleared, 1 when a claim is unfixable or timed
+    out, 2 for input errors.
+    """
+    import json
+
+    from .repair import format_fix_report
+
+    _, _, fixes = _run_and_fix(files, payer_dir, ncci_dir, history, timeout)
+    if fmt == FixFormat.json:
+        sys.stdout.write(json.dumps([f.as_dict() for f in fixes], indent=2, ensure_ascii=True) + "\n")
+    else:
+        sys.stdout.write(format_fix_report(fixes))
+    if output is not None:
+        written = _write_corrected(fixes, output, files)
+        skipped = len(fixes) - written
+        note = f" ({skipped} unreadable claim(s) left out)" if skipped else ""
+        sys.stderr.write(f"pain-asp: wrote {written} corrected claim(s) to {output}{note}\n")
+    if any(f.status == "error" for f in fixes):
+        raise typer.Exit(2)
+    raise typer.Exit(1 if any(f.status in ("unfixable", "timeout") for f in fixes) else 0)
+
+
+@app.command("report")
+@_user_errors
+def report_command(
+    files: Annotated[list[Path], typer.Argument(
+        help="Check results (the output of check --format jsonl or json) and/or claim files; claims "
+        "alone are checked first; results with their claims add the line charges.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")],
+    payer_dir: PayerDirs = None,
+    ncci_dir: NcciDir = None,
+    history: HistoryDb = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", help="Worker processes when claims are checked (default: the machine's cores).")] = None,
+) -> None:
+    """An HTML denial report: clean-claim rate, findings by rule, code, payer, CARC and severity,
+    charges at risk on denied lines, the most frequent fixes, and the claims behind each figure.
+
+    One self-contained file (inline SVG charts, no script, nothing fetched from the network).
+    """
+    from .batch import BatchOptions, Progress
+    from .report import build_report, render_html
+
+    for path in files:
+        if not path.exists():
+            raise _fail(f"{path}: no such file or folder")
+    if workers is not None and workers < 1:
+        raise _fail(f"--workers {workers}: expected 1 or more")
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise _fail(f"--output {output}: expected an .html file name")
+    checker = _checker(payer_dir, ncci_dir)
+    data = build_report(files, checker=checker, history_db=history,
+                        batch_options=BatchOptions(workers=workers), progress=Progress(sys.stderr))
+    text = render_html(data, checker.rules)
+    partial = output.with_name(output.name + ".part")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(output)
+    clean = data.statuses.get("clean", 0)
+    rate = f"{100 * clean / data.claims:.1f} %" if data.claims else "n/a"
+    risk = f", ${data.at_risk / 100:,.2f} at risk on denied lines" if data.charges_known else ""
+    sys.stdout.write(f"{output}: {data.claims:,} claims, clean-claim rate {rate}, "
+                     f"{data.statuses.get('deny', 0):,} with a denial{risk}\n")
+
+
+@app.command("bench")
+@_user_errors
+def bench_command(
+    claims: Annotated[int, typer.Option("--claims", help="Generated claims in the batch.")] = 100_000,
+    workers: Annotated[Optional[list[int]], typer.Option(
+        "--workers", help="A worker setting to measure (repeatable; default: 1 and 2).")] = None,
+    baseline: Annotated[int, typer.Option(
+        "--baseline", help="Claims for the fresh-Control-per-claim baseline.")] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Generator seed.")] = 1,
+    cli_runs: Annotated[int, typer.Option("--cli-runs", help="Runs of the one-claim CLI (0 skips).")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Benchmark a batch check (SPEC §12): claims/s at each worker setting, the fresh-Control
+    baseline and peak memory, all from one run, with the command that reproduces them."""
+    import json
+
+    from .bench_batch import format_batch_report, run_batch_bench
+
+    settings = tuple(workers or (1, 2))
+    if claims < 1 or baseline < 1 or min(settings) < 1 or cli_runs < 0:
+        raise _fail("--claims, --baseline and --workers must be 1 or more, --cli-runs 0 or more")
+    figures = run_batch_bench(claims, seed, baseline, settings, cli_runs)
+    sys.stdout.write(json.dumps(figures, indent=2) + "\n" if as_json else format_batch_report(figures))
+
+
+KbDir = Annotated[Optional[Path], typer.Option(
+    "--kb", help="The knowledge base to use (a kb folder or a checkout; default: the one checks use).")]
+CasesDir = Annotated[Optional[Path], typer.Option(
+    "--cases", help="The folder of rule case folders (default: tests/cases of the checkout).")]
+
+
+def _layout(kb: Path | None, cases: Path | None):  # noqa: ANN202
+    from .authoring import layout
+
+    return layout(kb, cases)
+
+
+@rules_app.command("show")
+@_user_errors
+def rules_show(
+    rule_id: Annotated[str, typer.Argument(help="A rule id (pain-asp rules list).")],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    kb: KbDir = None,
+    cases: CasesDir = None,
+    payer_dir: PayerDirs = None,
+) -> None:
+    """A rule's metadata, sources with dates, payer parameters it reads, its example claims and its ASP text."""
+    import json
+
+    from .authoring import show_rule, show_text
+
+    info = show_rule(rule_id, _layout(kb, cases), [str(p) for p in payer_dir or []])
+    sys.stdout.write(json.dumps(info, indent=2) + "\n" if fmt == Format.json else show_text(info))
+
+
+@rules_app.command("test")
+@_user_errors
+def rules_test(
+    targets: Annotated[Optional[list[str]], typer.Argument(
+        help="Rule ids (only their cases) and case files or folders (<rule-id>/fire_*.yaml, pass_*.yaml); "
+             "default: every case of the checkout.", show_default=False)] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List passing cases too.")] = False,
+    kb: KbDir = None,
+    cases: CasesDir = None,
+    payer_dir: PayerDirs = None,
+) -> None:
+    """Run case files and show, for each failing case, the expected and actual findings as a diff (exit 1 on failure)."""
+    from .authoring import collect_cases, run_tests
+    from .kb import rule_catalog
+
+    place = _layout(kb, cases)
+    known = rule_catalog(str(place.kb))
+    ids, paths = [], []
+    for item in targets or []:
+        if Path(item).exists():
+            paths.append(Path(item))
+        elif item in known:
+            ids.append(item)
+        else:
+            raise _fail(f"{item}: neither a rule id nor a case file or folder")
+    files = collect_cases(ids, paths, place)
+    if not files:
+        raise _fail("no case files found" + (f" for {', '.join(ids)}" if ids else ""))
+    run = run_tests(files, place, [str(p) for p in payer_dir or []])
+    sys.stdout.write(run.text(verbose))
+    raise typer.Exit(0 if run.ok else 1)
+
+
+@rules_app.command("coverage")
+@_user_errors
+def rules_coverage(
+    paths: Annotated[Optional[list[Path]], typer.Argument(
+        help="Case files or folders (default: every case of the checkout).", show_default=False)] = None,
+    fail_under: Annotated[Optional[float], typer.Option(
+        "--fail-under", help="Exit 1 when fewer than this percentage of rules fire in some case, "
+                             "or of payer parameters are exercised.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    kb: KbDir = None,
+    cases: CasesDir = None,
+    payer_dir: PayerDirs = None,
+) -> None:
+    """Which rules, payer parameters and catalog code families the cases exercise, and which never."""
+    import json
+
+    from .authoring import collect_cases, coverage, coverage_text, run_tests
+
+    place = _layout(kb, cases)
+    dirs = [str(p) for p in payer_dir or []]
+    run = run_tests(collect_cases([], list(paths or []), place), place, dirs)
+    cov = coverage(run, place, dirs)
+    sys.stdout.write(json.dumps(cov.as_dict(), indent=2) + "\n" if fmt == Format.json else coverage_text(cov))
+    if fail_under is not None and min(cov.rule_percent, cov.parameter_percent) < fail_under:
+        sys.stderr.write(f"pain-asp: coverage below {fail_under:g} % (rules {cov.rule_percent:.1f} %, "
+                         f"parameters {cov.parameter_percent:.1f} %)\n")
+        raise typer.Exit(1)
+
+
+@rules_app.command("lint")
+@_user_errors
+def rules_lint(
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    kb: KbDir = None,
+    cases: CasesDir = None,
+    payer_dir: PayerDirs = None,
+) -> None:
+    """Check metadata, cases, payer files, clingo warnings and generated docs (exit 1 on any problem)."""
+    import json
+
+    from .authoring import lint, lint_text
+
+    problems = lint(_layout(kb, cases), [str(p) for p in payer_dir or []])
+    if fmt == Format.json:
+        sys.stdout.write(json.dumps([vars(p) for p in problems], indent=2) + "\n")
+    else:
+        sys.stdout.write(lint_text(problems))
+    raise typer.Exit(1 if problems else 0)
+
+
+@rules_app.command("new")
+@_user_errors
+def rules_new(
+    rule_id: Annotated[str, typer.Argument(help="The new rule's id, e.g. esi-same-day-facet.")],
+    category: Annotated[str, typer.Option("--category", help="coding, payer, history or chronic_pain.")],
+    code: Annotated[list[str], typer.Option("--code", help="A code the rule is about (repeatable).")],
+    severity: Annotated[str, typer.Option("--severity", help="Default severity: deny, review, warn or info.")] = "deny",
+    title: Annotated[Optional[str], typer.Option("--title", help="A one-line title.")] = None,
+    kb: KbDir = None,
+    cases: CasesDir = None,
+) -> None:
+    """Scaffold a rule file (metadata block, include line) with a firing and a non-firing case."""
+    from .authoring import scaffold_rule
+
+    sys.stdout.write(scaffold_rule(rule_id, category, code, _layout(kb, cases), severity, title).text())
+
+
+kb_app = typer.Typer(no_args_is_help=True, help="Consistency of the knowledge base and the effect of a change.")
+app.add_typer(kb_app, name="kb")
+
+
+@kb_app.command("check")
+@_user_errors
+def kb_check(
+    payer: Annotated[Optional[list[str]], typer.Option("--payer", help="Only this payer (repeatable; default: all).")] = None,
+    budget: Annotated[int, typer.Option("--budget", min=1, help="Claims drawn by Hypothesis, and generated claims per payer.")] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the drawn and generated claims.")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="Where to write counter-examples as case files.")] = Path("kbcheck-cases"),
+    only: Annotated[Optional[list[str]], typer.Option(
+        "--only", help="Only these checks: payers, never-fire, contradictions (repeatable).")] = None,
+    codes: Annotated[Optional[str], typer.Option(
+        "--codes", help="Comma-separated codes: search contradictions only among claims billing these.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    kb: KbDir = None,
+    cases: CasesDir = None,
+    payer_dir: PayerDirs = None,
+) -> None:
+    """Search for contradicting rules, self-contradicting payer settings, and rules or parameters that never fire (exit 1 on an error)."""
+    import json
+
+    from .kbcheck import CHECKS, check_kb
+
+    report = check_kb(_layout(kb, cases), payer, budget, seed, out, [str(p) for p in payer_dir or []],
+                      only or CHECKS, codes.split(",") if codes else None)
+    sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n" if fmt == Format.json else report.text())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@kb_app.command("diff")
+@_user_errors
+def kb_diff(
+    old: Annotated[str, typer.Argument(help="The old rules: a kb folder, a checkout, or a git revision (HEAD, main, a tag).")],
+    new: Annotated[str, typer.Argument(help="The new rules: a kb folder, a checkout (.), or a git revision.")],
+    claims: Annotated[list[Path], typer.Argument(help="Claim files or folders, or case files or folders.")],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    payer_dir: PayerDirs = None,
+) -> None:
+    """Which findings appear or disappear on a corpus of claims between two versions of the rules (exit 1 when any)."""
+    import json
+    import tempfile
+
+    from .kbcheck import diff_kbs, resolve_kb
+
+    with tempfile.TemporaryDirectory(prefix="pain-asp-kbdiff-") as tmp:
+        report = diff_kbs(resolve_kb(old, Path(tmp)), resolve_kb(new, Path(tmp)), claims,
+                          [str(p) for p in payer_dir or []])
+    sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n" if fmt == Format.json else report.text())
+    raise typer.Exit(1 if report.changes else 0)
 
 
 def main() -> None:

@@ -238,5 +238,7 @@ def payers_markdown() -> str:
 
 def generated_docs() -> dict[str, str]:
     """Every generated documentation file, by name inside docs/."""
+    from .encounter import encounter_format_markdown
+
     return {"rules.md": rules_markdown(), "claim-format.md": claim_format_markdown(),
-            "payers.md": payers_markdown()}
+            "payers.md": payers_markdown(), "encounter-format.md": encounter_format_markdown()}

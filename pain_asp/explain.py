@@ -32,9 +32,30 @@ def _line_facts(claim: Claim, number: int) -> str:
     return "; ".join(parts)
 
 
+def _edits_for(finding: Any, fix: Any) -> list[dict[str, Any]]:
+    """The edits of ``fix`` (a pain_asp.repair.FixResult) that resolve ``finding``."""
+    if fix is None:
+        return []
+    return [e.as_dict() for e in fix.edits
+            if any(f.rule == finding.rule and f.message == finding.message for f in e.resolves)]
+
+
+def _what_would_pass(fix: Any) -> dict[str, Any] | None:
+    """The whole claim's answer: the smallest edits, or the facts that are missing."""
+    if fix is None:
+        return None
+    return {"status": fix.status, "edits": [e.description for e in fix.edits],
+            "missing": [f"{a.rule}: {a.action}" for a in fix.action_items],
+            "corrected_lines": [line for line in (fix.corrected or {}).get("lines", [])] if fix.edits else []}
+
+
 def explain_result(result: Result, rules: dict[str, Rule], payer: Payer | None,
-                   only_rule: str | None = None) -> dict[str, Any]:
-    """A structured explanation of every finding of ``result`` (optionally one rule)."""
+                   only_rule: str | None = None, fix: Any = None) -> dict[str, Any]:
+    """A structured explanation of every finding of ``result`` (optionally one rule).
+
+    ``fix`` (a :class:`pain_asp.repair.FixResult` of the same claim) adds what would make
+    the claim pass: the edits that resolve each finding, or the missing facts.
+    """
     claim = result.claim
     items = []
     for finding in result.findings:
@@ -42,7 +63,10 @@ def explain_result(result: Result, rules: dict[str, Rule], payer: Payer | None,
             continue
         rule = rules[finding.rule]
         params = finding.payer_parameters
-        if finding.correctable:
+        edits = _edits_for(finding, fix)
+        if edits:
+            to_pass = "; ".join(e["description"] for e in edits)
+        elif finding.correctable:
             to_pass = finding.fix or "edit the lines named above"
         else:
             to_pass = rule.meta.get("action") or finding.fix or "provide the missing documentation"
@@ -58,9 +82,11 @@ def explain_result(result: Result, rules: dict[str, Rule], payer: Payer | None,
             },
             "payer": finding.payer, "payer_parameters": params,
             "fix": finding.fix, "correctable": finding.correctable, "to_pass": to_pass,
+            "edits": edits,
         })
     return {"claim_id": result.claim_id, "status": result.status, "file": result.file,
-            "errors": result.errors, "explanations": items}
+            "errors": result.errors, "explanations": items,
+            "what_would_make_it_pass": _what_would_pass(fix)}
 
 
 def explanation_text(explained: dict[str, Any]) -> str:
@@ -92,4 +118,12 @@ def explanation_text(explained: dict[str, Any]) -> str:
             out.append(f"    payer:    {item['payer']} {param['parameter']} = {param['value']} "
                        f"(since {param['since']}; {src.get('document')} [{src.get('confidence')}])")
         out.append(f"    to pass:  {item['to_pass']}")
+    passing = explained.get("what_would_make_it_pass")
+    if passing and (passing["edits"] or passing["missing"]):
+        out.append("")
+        out.append(f"  what would make it pass ({passing['status']}):")
+        for text in passing["edits"]:
+            out.append(f"    edit:     {text}")
+        for text in passing["missing"]:
+            out.append(f"    needs:    {text}")
     return "\n".join(out) + "\n"

@@ -1,0 +1,307 @@
+"""Batch checking at scale (pain_asp/batch.py): streaming, workers, recycling, progress.
+
+The reference for every comparison is the one-pass path the project started with: read
+every record, build batch history over all claims, check in this process, render with
+``write_results``. The streaming path (spool + patient index + worker processes) must give
+the same bytes, whatever the number of workers, chunk size or recycling.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from pain_asp.batch import (BatchOptions, BatchSummary, PatientIndex, Progress, check_files,
+                            check_partition, check_task, claim_identity, duplicate_positions,
+                            iter_checked, patient_key)
+from pain_asp.cli import app
+from pain_asp.engine import Checker
+from pain_asp.generate import generate_claims
+from pain_asp.history import batch_history
+from pain_asp.readers import read_claims
+from pain_asp.render import write_results
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def checker() -> Checker:
+    return Checker()
+
+
+def _batch_lines(n: int = 48, seed: int = 5) -> list[str]:
+    """Generated claims (returning patients, history) plus the bad records a real file has."""
+    claims = list(generate_claims(n, seed))
+    lines = [json.dumps(c) for c in claims]
+    lines.insert(3, "{not json")                                     # unreadable line
+    duplicate = dict(claims[10], lines=claims[10]["lines"][:1])      # same id as an earlier claim
+    lines.insert(20, json.dumps(duplicate))
+    lines.insert(30, json.dumps(dict(claims[0], claim_id="BAD-PAYER", payer="medicaree")))
+    lines.insert(40, json.dumps({"claim_id": "NO-LINES", "payer": "medicare"}))
+    return lines
+
+
+@pytest.fixture(scope="module")
+def batch_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("batch") / "day.jsonl"
+    path.write_text("\n".join(_batch_lines()) + "\n", encoding="utf-8")
+    return path
+
+
+def _reference(files: list[Path], fmt: str, checker: Checker) -> str:
+    records = list(read_claims(files, checker.known_payers()))
+    provider = batch_history([r.claim for r in records if r.claim is not None])
+    out = io.StringIO()
+    write_results(checker.check(records, history=provider), fmt, out)
+    return out.getvalue()
+
+
+def _streamed(files: list[Path], fmt: str, checker: Checker, **options: Any) -> tuple[str, BatchSummary]:
+    out = io.StringIO()
+    summary = check_files(files, out, fmt=fmt, checker=checker, options=BatchOptions(**options))
+    return out.getvalue(), summary
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "text"])
+def test_small_batches_are_checked_in_process_byte_for_byte(batch_file: Path, checker: Checker, fmt: str) -> None:
+    text, summary = _streamed([batch_file], fmt, checker)
+    assert summary.mode == "in-process"
+    assert text == _reference([batch_file], fmt, checker)
+
+
+@pytest.mark.parametrize(("fmt", "workers"), [("jsonl", 2), ("json", 1), ("csv", 2), ("text", 1)])
+def test_worker_path_gives_the_same_bytes(batch_file: Path, checker: Checker, fmt: str, workers: int) -> None:
+    # in_memory_limit=0 forces the spool, the patient index and the worker processes;
+    # chunks of 7 split patients across chunks, so batch history must come from the index.
+    text, summary = _streamed([batch_file], fmt, checker, workers=workers, in_memory_limit=0, chunk_size=7)
+    assert summary.mode == "workers" and summary.workers == workers
+    assert text == _reference([batch_file], fmt, checker)
+    assert summary.claims == len(_batch_lines()) and summary.errors == 4
+
+
+def test_one_record_per_claim_in_input_order_across_files(tmp_path: Path, batch_file: Path, checker: Checker) -> None:
+    second = tmp_path / "second.jsonl"
+    second.write_text("\n".join(json.dumps(dict(c, claim_id=f"S-{n}"))
+                                for n, c in enumerate(generate_claims(9, 11))) + "\n")
+    text, _ = _streamed([batch_file, second], "jsonl", checker, workers=2, in_memory_limit=5, chunk_size=4)
+    rows = [json.loads(line) for line in text.splitlines()]
+    assert [(r["file"], r["position"]) for r in rows] == \
+        [(str(batch_file), n) for n in range(1, len(_batch_lines()) + 1)] + [(str(second), n) for n in range(1, 10)]
+    assert text == _reference([batch_file, second], "jsonl", checker)
+
+
+def test_workers_retire_and_are_replaced_without_changing_results(batch_file: Path, checker: Checker) -> None:
+    text, summary = _streamed([batch_file], "jsonl", checker, workers=2, in_memory_limit=0, chunk_size=5,
+                              recycle_claims=10)
+    assert summary.workers_retired >= 3 and summary.workers_started >= summary.workers_retired + 2
+    assert text == _reference([batch_file], "jsonl", checker)
+
+
+def test_memory_limit_retires_a_worker_after_each_chunk(batch_file: Path, checker: Checker) -> None:
+    text, summary = _streamed([batch_file], "jsonl", checker, workers=1, in_memory_limit=0, chunk_size=20,
+                              recycle_mb=1.0)
+    chunks = -(-len(_batch_lines()) // 20)
+    assert summary.workers_retired == chunks
+    assert text == _reference([batch_file], "jsonl", checker)
+
+
+def _crashing_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[tuple[Any, ...]]:
+    """Runs in a worker: dies on a chunk holding CRASH-ALWAYS, and once on CRASH-ONCE-<token>."""
+    text = payload.decode("latin-1")
+    if "CRASH-ALWAYS" in text:
+        os._exit(3)
+    marker = text.find("CRASH-ONCE-")
+    if marker >= 0:
+        token = text[marker + 11:marker + 27]
+        flag = Path(tempfile.gettempdir()) / f"pain-asp-test-{token}"
+        if not flag.exists():
+            flag.write_text("crashed once")
+            os._exit(4)
+    return check_task(checker, payload, fmt, colour)
+
+
+def test_a_dead_worker_is_replaced_and_no_claim_is_lost(tmp_path: Path, checker: Checker) -> None:
+    token = os.urandom(8).hex()
+    claims = list(generate_claims(30, 21))
+    claims[3]["claim_id"] = f"CRASH-ONCE-{token}"
+    claims[17]["claim_id"] = "CRASH-ALWAYS"
+    path = tmp_path / "crash.jsonl"
+    path.write_text("\n".join(json.dumps(c) for c in claims) + "\n")
+    out = io.StringIO()
+    summary = BatchSummary()
+    options = BatchOptions(workers=2, in_memory_limit=0, chunk_size=5)
+    try:
+        for item in iter_checked([path], checker, options=options, summary=summary, task=_crashing_task):
+            out.write(item.text)
+    finally:
+        (Path(tempfile.gettempdir()) / f"pain-asp-test-{token}").unlink(missing_ok=True)
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    reference = [json.loads(line) for line in _reference([path], "jsonl", checker).splitlines()]
+    assert len(rows) == 30 and summary.workers_died == 3  # once for CRASH-ONCE, twice for CRASH-ALWAYS
+    for n, (row, expected) in enumerate(zip(rows, reference)):
+        if 15 <= n < 20:  # the chunk with CRASH-ALWAYS: every claim reported, none checked
+            assert row["status"] == "error" and row["claim_id"] == expected["claim_id"]
+            assert "not checked" in row["errors"][0]["message"]
+        else:
+            assert row == expected
+    assert summary.exit_code("deny") == 2
+
+
+def test_patient_index_gives_what_batch_history_gives() -> None:
+    records = [r for r in read_claims_from(list(generate_claims(400, 3)))]
+    claims = [r.claim for r in records if r.claim is not None]
+    index = PatientIndex()
+    for claim in claims:
+        index.add(claim)
+    index.freeze()
+    provider = batch_history(claims)
+    assert 0 < len(index) < len({c.patient.id for c in claims})  # single-claim patients dropped
+    assert sum(1 for c in claims if index.history(c) != list(c.history)) > 10  # the batch adds history
+    for claim in claims:
+        assert index.history(claim) == provider(claim)
+
+
+def read_claims_from(raws: list[dict[str, Any]]) -> list[Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "c.jsonl"
+        path.write_text("\n".join(json.dumps(r) for r in raws) + "\n")
+        return list(read_claims([path]))
+
+
+def test_history_store_is_read_the_same_way_by_workers(tmp_path: Path, checker: Checker) -> None:
+    from pain_asp.store import HistoryStore
+
+    earlier = list(generate_claims(60, 8))
+    later = [dict(c, claim_id=f"L-{n}") for n, c in enumerate(generate_claims(60, 8))]
+    for claim in later:  # the same patients, a year on
+        for line in claim["lines"]:
+            line["date"] = f"{int(line['date'][:4]) + 1}{line['date'][4:]}".replace("-02-29", "-02-28")
+    db = tmp_path / "h.sqlite"
+    with HistoryStore(db) as store:
+        store.add_claims(r.claim for r in read_claims_from(earlier) if r.claim is not None)
+    path = tmp_path / "later.jsonl"
+    path.write_text("\n".join(json.dumps(c) for c in later) + "\n")
+    outputs = []
+    for limit in (1000, 0):
+        out = io.StringIO()
+        check_files([path], out, fmt="jsonl", checker=checker, history_db=db,
+                    options=BatchOptions(workers=2, in_memory_limit=limit, chunk_size=9))
+        outputs.append(out.getvalue())
+    assert outputs[0] == outputs[1]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_on_a_terminal_only(batch_file: Path, checker: Checker) -> None:
+    terminal, pipe = _Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        check_files([batch_file], io.StringIO(), fmt="jsonl", checker=checker,
+                    options=BatchOptions(workers=1, in_memory_limit=0, chunk_size=10),
+                    progress=Progress(stream, delay=0.0, interval=0.0))
+    shown = terminal.getvalue()
+    assert shown.startswith("\r") and shown.endswith("\n")
+    final = shown.rsplit("\r", 1)[-1]
+    assert f"{len(_batch_lines())}/{len(_batch_lines())} claims" in final
+    assert "claims/s" in final and "findings" in final and "denied" in final and "100%" in final
+    assert pipe.getvalue() == ""
+
+
+def test_progress_stays_quiet_for_a_quick_check(batch_file: Path, checker: Checker) -> None:
+    terminal = _Terminal()
+    check_files([batch_file], io.StringIO(), fmt="jsonl", checker=checker, progress=Progress(terminal, delay=60.0))
+    assert terminal.getvalue() == ""
+
+
+def test_cli_workers_option(tmp_path: Path, batch_file: Path) -> None:
+    plain = runner.invoke(app, ["check", str(batch_file), "--format", "jsonl"])
+    two = runner.invoke(app, ["check", str(batch_file), "--format", "jsonl", "--workers", "2"])
+    assert plain.exit_code == two.exit_code == 2  # the batch holds unreadable records
+    assert plain.stdout == two.stdout and "claims/s" not in two.output
+    bad = runner.invoke(app, ["check", str(batch_file), "--workers", "0"])
+    assert bad.exit_code == 2 and "--workers" in bad.output
+
+
+def test_partitions_by_patient_give_the_one_machine_output(batch_file: Path, checker: Checker) -> None:
+    """What docs/scaling.md does with Dask, in plain Python: partition by patient, check, merge."""
+    rows: list[tuple[int, Any]] = []
+    for position, text in enumerate(batch_file.read_text().splitlines(), start=1):
+        try:
+            rows.append((position, json.loads(text)))
+        except json.JSONDecodeError:
+            rows.append((position, text))  # an unreadable line stays a (bad) record
+    duplicates = duplicate_positions((p, claim_identity(raw)) for p, raw in rows)
+    assert duplicates == {21: 12}  # the copy of the 11th claim (position 12 after the bad line)
+    partitions: dict[int, list[tuple[int, Any]]] = {}
+    for position, raw in rows:
+        key = patient_key(raw)
+        bucket = zlib.crc32(key.encode()) % 3 if key is not None else position % 3
+        partitions.setdefault(bucket, []).append((position, raw))
+    merged = sorted(pair for part in partitions.values()
+                    for pair in check_partition(part, file=str(batch_file), duplicates=duplicates,
+                                                checker=checker))
+    expected = _reference([batch_file], "jsonl", checker).splitlines(keepends=True)
+    got = [text for _, text in merged]
+    # The unreadable JSON line is reported by the file reader with its line number; a
+    # partition sees only the parsed value, so that one record says "a claim mapping".
+    assert len(got) == len(expected)
+    for n, (a, b) in enumerate(zip(got, expected), start=1):
+        if n == 4:
+            assert json.loads(a)["status"] == json.loads(b)["status"] == "error"
+        else:
+            assert a == b, n
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("dask") is None,
+                    reason="dask is not installed (pip install 'pain-asp[scale]')")
+def test_dask_example_matches_the_one_machine_run(tmp_path: Path, checker: Checker) -> None:
+    import subprocess
+    import sys
+
+    source = tmp_path / "claims.jsonl"
+    source.write_text("\n".join(line for line in _batch_lines() if line != "{not json") + "\n")
+    target = tmp_path / "results.jsonl"
+    script = Path(__file__).resolve().parent.parent / "docs" / "examples" / "dask_check.py"
+    done = subprocess.run([sys.executable, str(script), str(source), str(target), "--partitions", "3",
+                           "--blocksize", "8KiB"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert target.read_text() == _reference([source], "jsonl", checker)
+
+
+def test_837p_files_stream_through_the_same_path(checker: Checker) -> None:
+    folder = Path(__file__).resolve().parent / "data" / "x12"
+    files = sorted(folder.glob("*.837"))
+    assert len(files) >= 3
+    text, summary = _streamed(files, "jsonl", checker, workers=2, in_memory_limit=0, chunk_size=2)
+    assert summary.mode == "workers" and summary.claims >= 4
+    assert text == _reference(files, "jsonl", checker)
+
+
+def test_bench_command_reports_figures_from_one_run() -> None:
+    done = runner.invoke(app, ["bench", "--claims", "40", "--baseline", "3", "--cli-runs", "0",
+                               "--workers", "1", "--workers", "2", "--json"])
+    assert done.exit_code == 0, done.output
+    figures = json.loads(done.stdout)
+    assert [r["workers"] for r in figures["runs"]] == [1, 2] and figures["identical_outputs"]
+    assert sum(figures["statuses"].values()) == 40
+    assert figures["baseline"]["claims"] == 3 and figures["baseline"]["claims_per_s"] > 0
+    for run in figures["runs"]:
+        assert run["claims_per_s"] > 0 and run["ratio_to_baseline"] > 0
+        if Path("/proc/self/status").exists():
+            assert run["peak_rss_mb"] > 20 and run["peak_process_mb"] > 20
+    assert figures["command"] == "pain-asp bench --claims 40 --seed 1 --baseline 3 --workers 1 --workers 2"
+    from pain_asp.bench_batch import format_batch_report
+
+    text = format_batch_report(figures)
+    assert "fresh Control per claim (3 claims)" in text and "2 workers / fresh Control" in text
+    assert text.rstrip().endswith("reproduce: " + figures["command"])

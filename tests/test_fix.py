@@ -1,0 +1,523 @@
+"""Corrections (SPEC §8): case files with their expected edit sets, and properties of fix.
+
+Case files live in ``tests/fix_cases/<rule-id or topic>/<name>.yaml``:
+
+    description: what the case shows and the source sentence the expected edits come from
+    payer_dirs: [dir]          # optional, relative to the case file
+    ncci: dir                  # optional, NCCI tables in CMS layout
+    claim: {...}               # one claim (SPEC §3) -- or --
+    claims: [{...}, ...]       # several claims fixed in one batch
+    expect:                    # for `claim:`; for `claims:` a mapping claim_id -> this
+      status: fixed            # clean | fixed | actions_only | unfixable
+      edits:                   # the complete edit set
+        - {kind: drop_line, line: 2}
+        - {kind: add_modifier, line: 1, modifier: "25"}
+        - {kind: remove_modifier, line: 2, modifier: "51"}
+        - {kind: replace_modifier, line: 2, from: "59", to: XS}
+        - {kind: set_units, line: 2, units: 1}
+        - {kind: replace_code, line: 2, code: "77002"}
+        - {kind: repoint_dx, line: 1, from: 1, to: 2}       # from: null adds a first pointer
+        - {kind: split_bilateral, line: 1, format: two_lines_rt_lt}
+        - {kind: merge_bilateral, line: 1, with: 2}
+      left: [rule-id, ...]     # correctable deny findings no edit clears (default: none)
+      actions: [rule-id, ...]  # the rules of the action items (compared when given)
+
+Every case also checks that the corrected claim, checked again, has exactly the findings
+fix predicted (the Python application of the edits agrees with kb/claim_view.lp), and that
+fixing the corrected claim changes nothing.
+
+Properties (Hypothesis, on the claims of tests/strategies.py):
+(a) soundness: a corrected claim re-checks to the findings fix reports, and has no
+    correctable deny finding unless the claim is reported unfixable;
+(b) idempotence: fix of a corrected claim makes no edit;
+(c) safety: no edit adds a service (every corrected line is a billed line, with the same
+    code or a code for the same service, and no more units), a diagnosis, or a modifier
+    the documentation does not support;
+(d) minimality: on small claims the cost equals the least cost of a brute-force search
+    over every consistent subset of the candidate edits (a proof, not a sample);
+(e) batching: claims optimised together get the cost each gets alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import pain_asp.repair as repair_module
+from pain_asp.generate import generate_claims
+from pain_asp.history import batch_history
+from pain_asp.models import parse_claim
+from pain_asp.readers import validate_claim
+from pain_asp.repair import (
+    EDIT_KINDS,
+    FixResult,
+    RawEdit,
+    Repairer,
+    RepairOptions,
+    apply_edits,
+    candidate_edits,
+    edit_cost,
+    services_removed,
+)
+from pain_asp.yamlsafe import safe_load
+
+from strategies import claims as random_claims
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = Path(__file__).resolve().parent / "fix_cases"
+CASE_FILES = sorted(CASES.rglob("*.yaml"))
+
+
+# --- shared machinery -------------------------------------------------------------------------
+
+@lru_cache(maxsize=16)
+def _repairer(payer_dirs: tuple[str, ...] = (), ncci: str | None = None, per_solve: int = 100) -> Repairer:
+    return Repairer(RepairOptions(payer_dirs=list(payer_dirs), ncci_dir=ncci, claims_per_solve=per_solve))
+
+
+def _records(repairer: Repairer, raws: list[dict[str, Any]], file: str = "test") -> list:
+    return [validate_claim(raw, file, n, repairer.known_payers()) for n, raw in enumerate(raws, 1)]
+
+
+def _fix(repairer: Repairer, raws: list[dict[str, Any]]) -> list[FixResult]:
+    records = _records(repairer, raws)
+    for record in records:
+        assert record.ok, [str(e) for e in record.errors]
+    return repairer.fix(records, history=batch_history([r.claim for r in records]))
+
+
+def _check(repairer: Repairer, raws: list[dict[str, Any]]) -> list:
+    records = _records(repairer, raws, "recheck")
+    for record in records:
+        assert record.ok, [str(e) for e in record.errors]
+    return list(repairer.checker.check(records, history=batch_history([r.claim for r in records])))
+
+
+def _edit_view(raw: RawEdit) -> dict[str, Any]:
+    """An edit as a case file writes it."""
+    kind = EDIT_KINDS[raw.op][0]
+    out: dict[str, Any] = {"kind": kind, "line": raw.line}
+    if raw.op in ("add_mod", "remove_mod"):
+        out["modifier"] = raw.args[0]
+    elif raw.op == "replace_mod":
+        out.update({"from": raw.args[0], "to": raw.args[1]})
+    elif raw.op == "set_units":
+        out["units"] = raw.args[0]
+    elif raw.op == "replace_code":
+        out["code"] = raw.args[0]
+    elif raw.op == "repoint":
+        out.update({"from": raw.args[0] or None, "to": raw.args[1]})
+    elif raw.op == "split":
+        out["format"] = raw.args[0]
+    elif raw.op == "merge":
+        out["with"] = raw.args[0]
+    return out
+
+
+def _canon(edits: list[dict[str, Any]]) -> list[str]:
+    return sorted(json.dumps({k: (str(v) if k in ("modifier", "from", "to", "code") and v is not None
+                                  and not isinstance(v, int) else v) for k, v in e.items()},
+                             sort_keys=True) for e in edits)
+
+
+def _summary(findings: list) -> set[tuple[str, str, tuple[int, ...]]]:
+    return {(f.rule, f.severity, tuple(f.lines)) for f in findings}
+
+
+def _assert_sound(repairer: Repairer, fixes: list[FixResult]) -> None:
+    """(a) re-checking each corrected claim gives the findings fix reported."""
+    done = [f for f in fixes if f.status not in ("error", "timeout")]
+    if not done:
+        return
+    rechecked = _check(repairer, [f.corrected for f in done])
+    for fixed, again in zip(done, rechecked):
+        assert _summary(again.findings) == _summary(fixed.after), fixed.claim_id
+        left = [f for f in again.findings if f.severity == "deny" and f.correctable]
+        if fixed.status == "unfixable":
+            assert left and _summary(left) == _summary(fixed.remaining)
+        else:
+            assert not left, (fixed.claim_id, [f.rule for f in left])
+
+
+# --- case files -------------------------------------------------------------------------------
+
+def _load(path: Path) -> dict[str, Any]:
+    data = safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict) and {"description", "expect"} <= set(data), path
+    assert ("claim" in data) != ("claims" in data), path
+    return data
+
+
+@pytest.mark.parametrize("path", CASE_FILES, ids=[str(p.relative_to(CASES)) for p in CASE_FILES])
+def test_fix_case(path: Path) -> None:
+    data = _load(path)
+    dirs = tuple(str((path.parent / d).resolve()) for d in data.get("payer_dirs", []))
+    ncci = str((path.parent / data["ncci"]).resolve()) if data.get("ncci") else None
+    repairer = _repairer(dirs, ncci)
+    raws = [data["claim"]] if "claim" in data else list(data["claims"])
+    expect = {str(raws[0]["claim_id"]): data["expect"]} if "claim" in data else data["expect"]
+    fixes = _fix(repairer, raws)
+    assert set(expect) == {f.claim_id for f in fixes}, path
+    for fixed in fixes:
+        want = expect[fixed.claim_id]
+        got_edits = [_edit_view(e.raw) for e in fixed.edits if e.raw is not None]
+        report = f"{path.name} {fixed.claim_id}: status {fixed.status}, edits {got_edits}, " \
+                 f"left {[f.rule for f in fixed.remaining]}, after {sorted(_summary(fixed.after))}"
+        assert fixed.optimal, report
+        assert fixed.status == want["status"], report
+        assert _canon(got_edits) == _canon(want.get("edits") or []), report
+        assert sorted({f.rule for f in fixed.remaining}) == sorted(want.get("left") or []), report
+        if "actions" in want:
+            assert sorted({a.rule for a in fixed.action_items}) == sorted(want["actions"]), report
+        for edit in fixed.edits:
+            assert edit.description and edit.kind in {k for k, _ in EDIT_KINDS.values()}
+        if fixed.edits and fixed.status == "fixed":
+            resolved = {f.rule for e in fixed.edits for f in e.resolves}
+            denied = {f.rule for f in fixed.before if f.severity == "deny" and f.correctable}
+            assert denied <= resolved, report
+    _assert_sound(repairer, fixes)
+    again = _fix(repairer, [f.corrected for f in fixes])
+    assert all(not f.edits for f in again), [(f.claim_id, [e.description for e in f.edits]) for f in again]
+
+
+def test_every_correctable_rule_has_a_fix_case() -> None:
+    rules = _repairer().rules
+    correctable = {r for r, rule in rules.items() if rule.meta.get("correctable") == "yes"}
+    folders = {p.parent.name for p in CASE_FILES}
+    assert correctable <= folders, sorted(correctable - folders)
+
+
+# --- brute force ------------------------------------------------------------------------------
+
+_LAYOUT = {"RT", "LT", "50"}
+
+
+def _consistent(edits: tuple[RawEdit, ...]) -> bool:
+    """The consistency constraints of kb/repair/generate.lp, written out in Python."""
+    by_line: dict[int, list[RawEdit]] = {}
+    for e in edits:
+        by_line.setdefault(e.line, []).append(e)
+    merged = [e for e in edits if e.op == "merge"]
+    partners = [e.args[0] for e in merged]
+    if len(partners) != len(set(partners)) or any(p in by_line for p in partners):
+        return False
+    for mine in by_line.values():
+        ops = [e.op for e in mine]
+        if "drop" in ops and len(mine) > 1:
+            return False
+        added = [e.args[0] for e in mine if e.op == "add_mod"] + [e.args[1] for e in mine if e.op == "replace_mod"]
+        if len(added) != len(set(added)):
+            return False
+        replaced = {e.args[0] for e in mine if e.op == "replace_mod"}
+        if any(e.op == "remove_mod" and e.args[0] in replaced for e in mine):
+            return False
+        layout = "split" in ops or "merge" in ops
+        if layout and (set(added) & _LAYOUT or any(e.op == "remove_mod" and e.args[0] in _LAYOUT for e in mine)
+                       or replaced & _LAYOUT):
+            return False
+        if "split" in ops and "merge" in ops or ops.count("merge") > 1:
+            return False
+        if "merge" in ops and ({"replace_code", "set_units"} & set(ops)):
+            return False
+        for single in ("set_units", "replace_code", "split"):
+            if ops.count(single) > 1:
+                return False
+        if len(replaced) != ops.count("replace_mod"):
+            return False
+        sources = [e.args[0] for e in mine if e.op == "repoint"]
+        if len(sources) != len(set(sources)):
+            return False
+    return True
+
+
+def _cost_of(claim_raw: dict[str, Any], checked_before: Any, subset: tuple[RawEdit, ...],
+             rechecked: Any, view_to_new: dict[int, int]) -> tuple[int, int, int, int, int] | None:
+    """The objective of kb/repair/optimise.lp (levels 5 to 1) for one applied subset, or None
+    when a hard constraint of kb/repair/test.lp excludes it."""
+    new_to_origin = {new: (view - 100 if view > 100 else view) for view, new in view_to_new.items()}
+    corrected = rechecked.claim
+    if not corrected.lines or len(corrected.lines) > 50:
+        return None
+    if any(len(set(line.modifiers)) > 4 for line in corrected.lines):
+        return None
+    before = {(f.rule, n) for f in checked_before.findings if f.severity == "deny" for n in f.lines}
+    for f in rechecked.findings:
+        if f.severity == "deny" and not f.correctable:
+            if any((f.rule, new_to_origin[n]) not in before for n in f.lines):
+                return None
+    claim = checked_before.claim
+    return (sum(1 for f in rechecked.findings if f.severity == "deny" and f.correctable),
+            len(subset), sum(edit_cost(e, claim) for e in subset),
+            sum(services_removed(e, claim) for e in subset),
+            sum(1 for f in rechecked.findings if f.severity in ("review", "warn")))
+
+
+def _brute_force(repairer: Repairer, raw: dict[str, Any], limit: int) -> tuple[int, int, int, int, int] | None:
+    """The least cost over every consistent subset of the candidate edits (None if too many)."""
+    records = _records(repairer, [raw])
+    provider = batch_history([records[0].claim])
+    before = list(repairer.checker.check(records, history=provider))[0]
+    candidates = candidate_edits(repairer, before, provider)
+    if len(candidates) > limit:
+        return None
+    subsets = [s for n in range(len(candidates) + 1) for s in itertools.combinations(candidates, n)
+               if _consistent(s)]
+    applied = []
+    for subset in subsets:
+        corrected, view_to_new = apply_edits(before.claim, subset)
+        if not corrected["lines"] or any(len(line.get("modifiers", [])) > 4 for line in corrected["lines"]) \
+                or len(corrected["lines"]) > 50:
+            continue
+        applied.append((subset, corrected, view_to_new))
+    records = [validate_claim(c, "bf", n, repairer.known_payers()) for n, (_, c, _) in enumerate(applied, 1)]
+    assert all(r.ok for r in records)
+    checked = list(repairer.checker.check(records, history=lambda claim: list(before.claim.history)))
+    costs = [_cost_of(raw, before, subset, again, v2n)
+             for (subset, _, v2n), again in zip(applied, checked)]
+    return min(c for c in costs if c is not None)
+
+
+def _cost_tuple(fixed: FixResult) -> tuple[int, int, int, int, int]:
+    c = fixed.cost
+    return (c["unresolved"], c["edits"], c["revenue_removed_cents"], c["services_removed"], c["minor_findings"])
+
+
+def _small(raw: dict[str, Any]) -> dict[str, Any]:
+    return {**raw, "lines": raw["lines"][:2]}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(random_claims().map(_small))
+def test_minimal_against_brute_force(raw: dict[str, Any]) -> None:
+    """(d) the repair's cost is the least cost of any consistent edit set (exhaustive)."""
+    repairer = _repairer()
+    fixed = _fix(repairer, [raw])[0]
+    assume(fixed.status not in ("error", "timeout") and fixed.edits or fixed.status == "unfixable")
+    best = _brute_force(repairer, raw, limit=9)
+    assume(best is not None)
+    got = _cost_tuple(fixed)
+    assert got == best, (fixed.claim_id, got, best, [e.description for e in fixed.edits])
+
+
+def test_minimal_against_brute_force_on_cases() -> None:
+    """(d) the same proof on every one-claim case small enough to enumerate."""
+    proved = 0
+    for path in CASE_FILES:
+        data = _load(path)
+        if "claim" not in data or data.get("payer_dirs") or data.get("ncci"):
+            continue
+        repairer = _repairer()
+        fixed = _fix(repairer, [data["claim"]])[0]
+        best = _brute_force(repairer, data["claim"], limit=11)
+        if best is None:
+            continue
+        proved += 1
+        got = _cost_tuple(fixed)
+        assert got == best, (path.name, got, best)
+    assert proved >= 20
+
+
+# --- properties on random claims ---------------------------------------------------------------
+
+_SUPPORT_SIDE = {"RT": "right", "LT": "left", "50": "bilateral"}
+_DISTINCT = {"XS": "separate_structure", "XE": "separate_encounter", "XP": "separate_practitioner",
+             "XU": "unusual"}
+
+
+def _supported(claim: Any, line_no: int, modifier: str) -> bool:
+    """Whether the chart supports adding ``modifier`` to billed line ``line_no`` (SPEC §8)."""
+    line = claim.lines[line_no - 1]
+    doc = line.documented
+    if modifier in _SUPPORT_SIDE:
+        return doc is not None and doc.side == _SUPPORT_SIDE[modifier]
+    if modifier == "25":
+        return claim.clinical is not None and claim.clinical.em_separate_problem is True
+    if modifier == "59":
+        return doc is not None and doc.distinct is not None
+    if modifier in _DISTINCT:
+        return doc is not None and doc.distinct == _DISTINCT[modifier]
+    if modifier == "KX":
+        if doc is not None and doc.purpose is not None:
+            return doc.purpose == "diagnostic"
+        from pain_asp.kb import code_catalog
+
+        family = getattr(code_catalog().get(line.code), "family", None)
+        return family is not None and any(
+            other.date == line.date and getattr(code_catalog().get(other.code), "family", None) == family
+            and other.documented is not None and other.documented.purpose == "diagnostic"
+            for n, other in enumerate(claim.lines, 1) if n != line_no)
+    return False
+
+
+_SAME_SERVICE = {("77003", "77002"), ("20553", "20552"), ("64479", "64480"), ("64483", "64484"),
+                 ("64490", "64491"), ("64493", "64494"), ("64633", "64634"), ("64635", "64636")}
+
+
+def _assert_safe(fixed: FixResult) -> None:
+    """(c) no service, diagnosis or unsupported modifier is added."""
+    claim = fixed.claim
+    corrected = parse_claim(fixed.corrected)
+    assert corrected.diagnoses == claim.diagnoses
+    splits = sum(1 for e in fixed.edits if e.kind == "split_bilateral")
+    assert len(corrected.lines) <= len(claim.lines) + splits
+    for line in corrected.lines:
+        assert any(line.date == old.date and line.units <= old.units
+                   and (line.code == old.code or (old.code, line.code) in _SAME_SERVICE
+                        or _deleted_pair(old.code, line.code))
+                   for old in claim.lines), (fixed.claim_id, line.code)
+    for e in fixed.edits:
+        raw = e.raw
+        assert raw is not None
+        if raw.op == "add_mod":
+            assert _supported(claim, raw.line, raw.args[0]), (fixed.claim_id, e.description)
+        if raw.op == "replace_mod":
+            assert _supported(claim, raw.line, raw.args[1]), (fixed.claim_id, e.description)
+        if raw.op == "set_units":
+            assert raw.args[0] < claim.lines[raw.line - 1].units
+        if raw.op == "repoint":
+            assert 1 <= raw.args[1] <= len(claim.diagnoses)
+
+
+def _deleted_pair(old: str, new: str) -> bool:
+    deleted = {"64470": "64490", "64472": "64491", "64475": "64493", "64476": "64494",
+               "64622": "64635", "64623": "64636", "64626": "64633", "64627": "64634",
+               "62310": "62321", "62311": "62323", "62318": "62321", "62319": "62323", "99201": "99202"}
+    return deleted.get(old) == new or deleted.get(new) == old
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(random_claims(), min_size=1, max_size=4))
+def test_fix_is_sound_safe_and_idempotent(raws: list[dict[str, Any]]) -> None:
+    """(a), (b), (c) on random claims fixed together."""
+    for n, raw in enumerate(raws):
+        raw["claim_id"] = f"R-{n}"
+    repairer = _repairer()
+    fixes = _fix(repairer, raws)
+    assert [f.claim_id for f in fixes] == [r["claim_id"] for r in raws]
+    for fixed in fixes:
+        assert fixed.status in ("clean", "fixed", "actions_only", "unfixable"), fixed.errors
+        assert fixed.optimal
+        _assert_safe(fixed)
+    _assert_sound(repairer, fixes)
+    again = _fix(repairer, [f.corrected for f in fixes])
+    for first, second in zip(fixes, again):
+        assert not second.edits, (first.claim_id, [e.description for e in second.edits])
+        assert second.status == first.status or first.status == "fixed" and second.status in ("clean", "actions_only")
+
+
+def test_batch_costs_equal_single_claim_costs() -> None:
+    """(e) many claims per solve keep every claim's optimum (usc over independent claims)."""
+    raws = list(generate_claims(400, 11))
+    batch = _fix(_repairer(per_solve=100), raws)
+    single = _repairer(per_solve=1)
+    picked = [n for n, f in enumerate(batch) if f.edits][:25]
+    assert len(picked) >= 10
+    alone = _fix(single, [raws[n] for n in picked])
+    for n, one in zip(picked, alone):
+        assert batch[n].cost == {**one.cost, "tie_break": batch[n].cost["tie_break"]} or \
+            batch[n].cost == one.cost, (batch[n].claim_id, batch[n].cost, one.cost)
+        assert batch[n].optimal and one.optimal
+
+
+# --- errors, time-outs, the command line -------------------------------------------------------
+
+def test_bad_record_and_timeout_do_not_stop_the_batch() -> None:
+    repairer = _repairer()
+    good = {"claim_id": "G-1", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P"},
+            "diagnoses": ["M54.16"], "clinical": {"pain_duration_months": 5, "conservative_care_weeks": 6},
+            "lines": [{"code": "64483", "date": "2026-03-03", "dx": [1],
+                       "documented": {"imaging": "fluoroscopy", "side": "left", "levels": ["L4-L5"],
+                                      "purpose": "therapeutic"}}]}
+    bad = {"claim_id": "B-1", "payer": "medicare"}
+    records = _records(repairer, [bad, good])
+    fixes = repairer.fix(records)
+    assert [f.status for f in fixes] == ["error", "fixed"]
+
+    class SlowOnG1(Repairer):
+        """A solve that holds G-1 runs out of time (a real time-out cannot be forced on a small claim)."""
+
+        def _repair(self, chunk, history):  # noqa: ANN001, ANN202
+            if any(r.claim_id == "G-1" for r in chunk):
+                raise repair_module._TimedOut()
+            return super()._repair(chunk, history)
+
+    slow = SlowOnG1(RepairOptions(), checker=repairer.checker)
+    fixes = slow.fix(_records(repairer, [good, {**good, "claim_id": "G-2"}, {**good, "claim_id": "G-3"}]))
+    assert [f.status for f in fixes] == ["timeout", "fixed", "fixed"]
+    assert fixes[0].errors and fixes[0].corrected is not None and not fixes[0].optimal
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pain_asp.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def test_examples_fixed_then_checked(tmp_path: Path) -> None:
+    """Done-when: the examples, fixed and checked again, keep only the denials no edit clears."""
+    out = tmp_path / "fixed.yaml"
+    done = _cli("fix", "docs/examples/claims.yaml", "--format", "json", "-o", str(out))
+    assert done.returncode == 1, done.stderr  # two examples are unfixable by design
+    fixes = json.loads(done.stdout)
+    unfixable = {f["claim_id"] for f in fixes if f["status"] == "unfixable"}
+    assert unfixable == {"EX-03-addon-alone", "EX-11-dx-problems"}
+    for item in fixes:
+        assert {"edits", "corrected", "action_items", "cost"} <= set(item)
+    checked = _cli("check", str(out), "--format", "json", "--fail-on", "never")
+    assert checked.returncode == 0, checked.stderr
+    rules = _repairer().rules
+    for result in json.loads(checked.stdout):
+        left = [f["rule"] for f in result["findings"]
+                if f["severity"] == "deny" and rules[f["rule"]].meta.get("correctable") == "yes"]
+        assert not left or result["claim_id"] in unfixable, (result["claim_id"], left)
+    text = _cli("fix", "docs/examples/claims.yaml")
+    assert "before:" in text.stdout and "after:" in text.stdout and "resolves" in text.stdout
+    assert "action items:" in text.stdout
+
+
+def test_explain_says_what_would_make_it_pass() -> None:
+    done = _cli("explain", "docs/examples/claims.yaml", "--claim", "EX-04-no-laterality")
+    assert "what would make it pass (fixed)" in done.stdout
+    assert "add modifier LT to line 1" in done.stdout
+    done = _cli("explain", "docs/examples/claims.yaml", "--claim", "EX-05-fifth-lumbar-esi", "--format", "json")
+    item = json.loads(done.stdout)[0]
+    assert item["what_would_make_it_pass"]["status"] == "actions_only"
+    assert item["what_would_make_it_pass"]["missing"]
+
+
+def test_fix_exit_codes_and_output_formats(tmp_path: Path) -> None:
+    claim = tmp_path / "one.json"
+    claim.write_text(json.dumps({
+        "claim_id": "C-1", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P"},
+        "diagnoses": ["M54.16"], "clinical": {"pain_duration_months": 5, "conservative_care_weeks": 6},
+        "lines": [{"code": "64483", "date": "2026-03-03", "dx": [1], "charge": 780.0,
+                   "documented": {"imaging": "fluoroscopy", "side": "left", "levels": ["L4-L5"],
+                                  "purpose": "therapeutic"}}]}))
+    for suffix in (".jsonl", ".json", ".yaml"):
+        out = tmp_path / f"out{suffix}"
+        done = _cli("fix", str(claim), "-o", str(out))
+        assert done.returncode == 0, done.stderr
+        again = _cli("check", str(out))
+        assert again.returncode == 0 and "CLEAN" in again.stdout, again.stdout
+    assert _cli("fix", str(tmp_path / "missing.json")).returncode == 2
+    assert _cli("fix", str(claim), "-o", str(tmp_path / "x.txt")).returncode == 2
+
+
+def test_bench_fix_reports_throughput() -> None:
+    """The shipped fix benchmark runs on generated claims with deny findings, all optimal."""
+    from pain_asp.repair import bench_fix
+
+    figures = bench_fix(30, 5, claims_per_solve=10)
+    assert figures["claims"] == 30 and figures["claims_per_s"] > 0
+    assert figures["optimal"] + figures["not_proven"] + figures["statuses"].get("timeout", 0) \
+        + figures["statuses"].get("error", 0) == 30
+    assert figures["not_proven"] == 0 and "timeout" not in figures["statuses"]
+    assert figures["command"].startswith("python -m pain_asp.repair --claims 30 --seed 5")
