@@ -257,6 +257,8 @@ def _dated_entries(setting: Any, keys: tuple[Any, ...], where: _Where,
         item_keys = keys + ((i,) if isinstance(setting, list) else ())
         if not isinstance(item, dict):
             raise where.error(item_keys, "a mapping with " + ", ".join(sorted(allowed)))
+        # YAML 1.1 reads an unquoted `off:` key as the boolean false; it means the `off` setting.
+        item = {("off" if key is False else key): value for key, value in item.items()}
         for key in item:
             if key not in allowed:
                 raise where.error(item_keys + (key,), "one of " + ", ".join(sorted(allowed)) + _suggest(key, sorted(allowed)))

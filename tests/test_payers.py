@@ -116,3 +116,21 @@ def test_cli_reports_payer_file_errors_with_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "p1.yaml:3" in result.stderr and "did you mean 'parameters'" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_rule_off_and_severity_with_an_unquoted_off_key(tmp_path: Path) -> None:
+    registry = registry_with(tmp_path, "p1", f"""id: p1
+name: P
+extends: medicare
+rules:
+  kx-not-applicable:
+    off: true
+    {SRC}
+  laterality-missing:
+    - since: 2026-01-01
+      severity: warn
+      {SRC}
+""")
+    facts = registry.get("p1").facts()
+    assert 'payer_rule_off("p1", "kx-not-applicable", 19000101, 99991231).' in facts
+    assert 'payer_severity("p1", "laterality-missing", warn, 20260101, 99991231).' in facts
