@@ -69,10 +69,10 @@ class Layout:
 
     @property
     def docs(self) -> Path | None:
-        """The checkout's docs folder, when this is the installed package's own KB."""
+        """The checkout's docs folder (generated docs belong to the checkout's KB)."""
         if self.root is None or not (self.root / "docs").is_dir():
             return None
-        return self.root / "docs" if self.kb.resolve() == kb_dir().resolve() else None
+        return self.root / "docs"
 
     @property
     def installed(self) -> bool:
@@ -80,9 +80,24 @@ class Layout:
         return any(part.endswith("-packages") for part in self.kb.resolve().parts)
 
 
+def _checkout_here() -> Path | None:
+    """The current folder's ``kb/`` when the current folder is a pain-asp checkout."""
+    here = Path.cwd()
+    pyproject = here / "pyproject.toml"
+    if (here / "kb" / "main.lp").is_file() and pyproject.is_file() and \
+            'name = "pain-asp"' in pyproject.read_text(encoding="utf-8", errors="replace"):
+        return here / "kb"
+    return None
+
+
 def layout(kb: Path | None = None, cases: Path | None = None) -> Layout:
-    """Resolve ``--kb`` (default: the knowledge base the checker uses) and ``--cases``."""
-    folder = (kb or kb_dir()).resolve()
+    """Resolve ``--kb`` and ``--cases``.
+
+    Without ``--kb``: the checkout in the current folder when there is one (an analyst edits
+    the rules there, whether pain-asp was installed from it editable or not), else the
+    knowledge base the checker uses.
+    """
+    folder = (kb or _checkout_here() or kb_dir()).resolve()
     if folder.is_dir() and not (folder / "main.lp").is_file() and (folder / "kb" / "main.lp").is_file():
         folder = folder / "kb"  # a checkout root was given
     if not (folder / "main.lp").is_file():
