@@ -22,7 +22,7 @@ import msgspec
 from msgspec import Meta, Struct
 from msgspec.structs import force_setattr
 
-from .models import Clinical, HistoryEntry, Patient, Purpose, Side
+from .models import Clinical, HistoryEntry, Patient, Purpose, Side, numbers_as_text
 from .tokens import normalise_dx, parse_level, segment_name
 
 __all__ = [
@@ -251,16 +251,8 @@ _TEXT_FIELDS = {"payer", "place_of_service", "prior_authorization", "code", "id"
 _TEXT_LISTS = {"modifiers", "diagnoses", "levels"}
 
 
-def _texts(value: Any, key: str | None = None) -> Any:
-    if isinstance(value, dict):
-        return {k: _texts(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        if key in _TEXT_LISTS:
-            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
-        return [_texts(v) for v in value]
-    if key in _TEXT_FIELDS and isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
+def _texts(value: Any) -> Any:
+    return numbers_as_text(value, _TEXT_FIELDS, _TEXT_LISTS)
 
 
 def parse_encounter(raw: Any) -> Encounter:

@@ -33,6 +33,7 @@ __all__ = [
     "parse_claim",
     "parse_history_entry",
     "as_dict",
+    "numbers_as_text",
     "MAX_LINES",
     "MAX_DIAGNOSES",
     "MAX_MODIFIERS",
@@ -224,16 +225,21 @@ _TEXT_FIELDS = {"claim_id", "payer", "place_of_service", "prior_authorization", 
 _TEXT_LISTS = {"modifiers", "diagnoses"}
 
 
-def _texts(value: Any, key: str | None = None) -> Any:
+def numbers_as_text(value: Any, fields: set[str], lists: set[str], key: str | None = None) -> Any:
+    """``value`` with whole numbers under the keys ``fields`` (or in the lists ``lists``) as text."""
     if isinstance(value, dict):
-        return {k: _texts(v, k) for k, v in value.items()}
+        return {k: numbers_as_text(v, fields, lists, k) for k, v in value.items()}
     if isinstance(value, list):
-        if key in _TEXT_LISTS:
+        if key in lists:
             return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
-        return [_texts(v) for v in value]
-    if key in _TEXT_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+        return [numbers_as_text(v, fields, lists) for v in value]
+    if key in fields and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value
+
+
+def _texts(value: Any) -> Any:
+    return numbers_as_text(value, _TEXT_FIELDS, _TEXT_LISTS)
 
 
 def parse_claim(raw: Any) -> Claim:
