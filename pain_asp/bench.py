@@ -280,6 +280,17 @@ def _cli_wall(claim_file: Path, runs: int) -> dict[str, Any]:
             "cli_note": "median wall of: python -m pain_asp.cli check claim.yaml --format json"}
 
 
+def cli_wall_of_first_claim(source: Path, folder: Path, runs: int) -> dict[str, Any]:
+    """Median wall time of ``pain-asp check`` on the first claim of the JSON Lines ``source``."""
+    import yaml
+
+    with open(source, encoding="utf-8") as handle:
+        first = json.loads(handle.readline())
+    claim_file = folder / "claim.yaml"
+    claim_file.write_text(yaml.safe_dump(first, sort_keys=False), encoding="utf-8")
+    return _cli_wall(claim_file, runs)
+
+
 def run_bench(n_claims: int, seed: int, baseline_claims: int, workers: int = 1, *,
               chunk_size: int = 1000, cli_runs: int = 5, recycle_after: int = RECYCLE_AFTER,
               workdir: str | Path | None = None, kb_dir: str | None = None) -> dict[str, Any]:
@@ -290,7 +301,6 @@ def run_bench(n_claims: int, seed: int, baseline_claims: int, workers: int = 1, 
     if n_claims < 1 or baseline_claims < 1 or workers < 1:
         raise ValueError("n_claims, baseline_claims and workers must be >= 1")
     import clingo
-    import yaml
 
     from .engine import Checker, CheckOptions
     from .kb import code_catalog, rule_catalog
@@ -346,11 +356,7 @@ def run_bench(n_claims: int, seed: int, baseline_claims: int, workers: int = 1, 
 
         # one claim through the command line
         if cli_runs > 0:
-            with open(source, encoding="utf-8") as handle:
-                first = json.loads(handle.readline())
-            claim_file = folder / "claim.yaml"
-            claim_file.write_text(yaml.safe_dump(first, sort_keys=False), encoding="utf-8")
-            figures.update(_cli_wall(claim_file, cli_runs))
+            figures.update(cli_wall_of_first_claim(source, folder, cli_runs))
         else:
             figures.update({"cli_ms": None, "cli_note": "CLI wall time not measured (cli_runs=0)"})
     command = (f"python -m pain_asp.bench --claims {n_claims} --seed {seed} "

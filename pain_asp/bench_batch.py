@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -202,19 +201,6 @@ def _baseline(source: Path, count: int, folder: Path) -> dict[str, Any]:
     return {"claims": done, "seconds": round(elapsed, 2), "claims_per_s": round(done / elapsed, 2)}
 
 
-def _cli_wall(claim_file: Path, runs: int) -> dict[str, Any]:
-    command = [sys.executable, "-m", "pain_asp.cli", "check", str(claim_file), "--format", "json",
-               "--fail-on", "never"]
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, check=False)
-        times.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            return {"cli_ms": None, "cli_note": f"the CLI exited with {done.returncode}"}
-    return {"cli_ms": round(statistics.median(times) * 1000, 1), "cli_runs": runs}
-
-
 def run_batch_bench(n_claims: int = 100_000, seed: int = 1, baseline: int = 200,
                     workers: tuple[int, ...] = (1, 2), cli_runs: int = 5,
                     workdir: Optional[str | Path] = None) -> dict[str, Any]:
@@ -222,7 +208,6 @@ def run_batch_bench(n_claims: int = 100_000, seed: int = 1, baseline: int = 200,
     if n_claims < 1 or baseline < 1 or not workers or min(workers) < 1:
         raise ValueError("claims, baseline and workers must be >= 1")
     import clingo
-    import yaml
 
     from .generate import write_jsonl
     from .kb import rule_catalog
@@ -257,11 +242,9 @@ def run_batch_bench(n_claims: int = 100_000, seed: int = 1, baseline: int = 200,
         for run in runs:
             run["ratio_to_baseline"] = round(run["claims_per_s"] / figures["baseline"]["claims_per_s"], 1)
         if cli_runs > 0:
-            with open(source, encoding="utf-8") as handle:
-                first = json.loads(handle.readline())
-            claim_file = folder / "claim.yaml"
-            claim_file.write_text(yaml.safe_dump(first, sort_keys=False), encoding="utf-8")
-            figures.update(_cli_wall(claim_file, cli_runs))
+            from .bench import cli_wall_of_first_claim
+
+            figures.update(cli_wall_of_first_claim(source, folder, cli_runs))
     try:
         figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:
