@@ -20,6 +20,7 @@ from .models import Claim, HistoryEntry
 from .ncci import load_tables
 from .payers import PayerRegistry, load_registry
 from .readers import Record
+from .terms import parse_term
 from .resources import kb_dir
 
 __all__ = ["Checker", "CheckOptions"]
@@ -34,7 +35,7 @@ class CheckOptions:
     payer_dirs: list[str] = field(default_factory=list)
     ncci_dir: str | None = None
     kb_dir: str | None = None
-    chunk_size: int = 1000
+    chunk_size: int = 2000
     timeout: float = 20.0
 
 
@@ -138,9 +139,10 @@ class Checker:
         found: dict[int, list] = {}
 
         def on_model(model: clingo.Model) -> None:
+            # One call into clingo per atom: its printed form is read in Python (pain_asp.terms).
             for sym in model.symbols(shown=True):
-                k, rule, line, why, severity = sym.arguments
-                found.setdefault(k.number, []).append((rule.string, line.number, why, str(severity)))
+                k, rule, line, why, severity = parse_term(str(sym)).args
+                found.setdefault(k, []).append((rule, line, why, severity.name))
 
         with ctl.solve(on_model=on_model, async_=True) as handle:
             if not handle.wait(self.options.timeout):

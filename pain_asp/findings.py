@@ -10,6 +10,7 @@ from .facts import from_day_number
 from .kb import Rule
 from .models import Claim
 from .payers import Payer
+from .terms import Fn, parse_term, show_term
 
 __all__ = ["Finding", "Result", "SEVERITY_RANK", "build_findings", "render_value", "status_of"]
 
@@ -84,21 +85,20 @@ def status_of(result: Result) -> str:
 
 
 def render_value(name: str, value: Any) -> Any:
-    """Turn a Why argument from the solver into a readable value."""
-    import clingo
-
-    if isinstance(value, clingo.Symbol):
-        if value.type == clingo.SymbolType.Number:
-            number = value.number
-            if name == "date" or name.endswith("_date"):
-                return from_day_number(number).isoformat()
-            return number
-        if value.type == clingo.SymbolType.String:
-            return value.string
-        if value.type == clingo.SymbolType.Function and value.name == "" and value.arguments:
-            return [render_value(name, a) for a in value.arguments]
-        return str(value)
-    return value
+    """Turn a Why argument from the solver (a clingo Symbol or a :mod:`pain_asp.terms` value)
+    into a readable value: day numbers of ``date`` / ``*_date`` arguments become ISO dates,
+    strings and numbers stay, tuples become lists, constants their name."""
+    if not isinstance(value, (int, str, tuple, Fn)):
+        value = parse_term(str(value))
+    if isinstance(value, int):
+        if name == "date" or name.endswith("_date"):
+            return from_day_number(value).isoformat()
+        return value
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tuple) and value:
+        return [render_value(name, a) for a in value]
+    return str(value) if isinstance(value, Fn) else show_term(value)
 
 
 class _Blank(dict):
@@ -140,9 +140,11 @@ def build_findings(atoms: list[tuple[str, int, Any, str]], rules: dict[str, Rule
     ``policy`` is the claim's payer: each finding names the payer parameters its rule read
     and their sources, as in force on the finding's date of service.
     """
-    groups: dict[tuple[str, str, str], tuple[Any, set[int]]] = {}
+    groups: dict[tuple[str, str, Any], tuple[Any, set[int]]] = {}
     for rule_id, line, why, severity in atoms:
-        key = (rule_id, severity, str(why))
+        if not isinstance(why, (int, str, tuple, Fn)):
+            why = parse_term(str(why))
+        key = (rule_id, severity, why)
         groups.setdefault(key, (why, set()))[1].add(line)
     out = []
     for (rule_id, severity, _), (why, lines) in groups.items():
@@ -171,15 +173,16 @@ def build_findings(atoms: list[tuple[str, int, Any, str]], rules: dict[str, Rule
 
 
 def _why_dict(why: Any) -> dict[str, Any]:
-    import clingo
-
-    items = why.arguments if why.type == clingo.SymbolType.Function and why.name == "" else [why]
+    """The named arguments of a finding's Why tuple, e.g. ``(code("77003"), date(739000))``."""
+    if not isinstance(why, (int, str, tuple, Fn)):
+        why = parse_term(str(why))
+    items = why if isinstance(why, tuple) else (why,)
     out: dict[str, Any] = {}
     for item in items:
-        if item.type == clingo.SymbolType.Function and len(item.arguments) == 1:
-            out[item.name] = render_value(item.name, item.arguments[0])
-        elif item.type == clingo.SymbolType.Function and len(item.arguments) > 1:
-            out[item.name] = [render_value(item.name, a) for a in item.arguments]
+        if isinstance(item, Fn) and len(item.args) == 1:
+            out[item.name] = render_value(item.name, item.args[0])
+        elif isinstance(item, Fn) and len(item.args) > 1:
+            out[item.name] = [render_value(item.name, a) for a in item.args]
         else:
-            out[str(item)] = True
+            out[show_term(item) if not isinstance(item, Fn) else item.name] = True
     return out
