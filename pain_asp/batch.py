@@ -84,7 +84,7 @@ class BatchOptions:
     """How a batch is read, split and checked."""
 
     workers: Optional[int] = None     # worker processes; None: default_workers()
-    chunk_size: int = 2000            # claims per chunk (one clingo Control each)
+    chunk_size: int = 1500            # claims per chunk (one clingo Control each)
     in_memory_limit: int = 1000       # up to this many claims: one pass, checked in this process
     recycle_claims: int = 5000        # a worker retires after checking this many claims ...
     recycle_mb: float = 180.0         # ... or once its resident memory passes this (MB)

@@ -1,6 +1,6 @@
 """Run claims through the knowledge base with clingo (SPEC §2, §12).
 
-Claims are grounded in chunks (about a thousand per clingo Control, facts keyed by the
+Claims are grounded in chunks (1,500 per clingo Control by default, facts keyed by the
 claim's position K in the chunk): a fresh Control per claim is some sixty times slower.
 The knowledge base files are read by clingo from the installed package; rule metadata,
 payer policies and NCCI tables are loaded once per process.
@@ -35,7 +35,7 @@ class CheckOptions:
     payer_dirs: list[str] = field(default_factory=list)
     ncci_dir: str | None = None
     kb_dir: str | None = None
-    chunk_size: int = 2000
+    chunk_size: int = 1500
     timeout: float = 20.0
 
 

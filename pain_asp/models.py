@@ -228,12 +228,21 @@ _TEXT_LISTS = {"modifiers", "diagnoses"}
 def numbers_as_text(value: Any, fields: set[str], lists: set[str], key: str | None = None) -> Any:
     """``value`` with whole numbers under the keys ``fields`` (or in the lists ``lists``) as text."""
     if isinstance(value, dict):
-        return {k: numbers_as_text(v, fields, lists, k) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            kind = type(v)
+            if kind is int:  # bool is not int here: type() is exact
+                out[k] = str(v) if k in fields else v
+            elif kind is dict or kind is list:
+                out[k] = numbers_as_text(v, fields, lists, k)
+            else:  # text, decimals, booleans, null: unchanged (a claim's leaves, checked fast)
+                out[k] = v
+        return out
     if isinstance(value, list):
         if key in lists:
-            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+            return [str(v) if type(v) is int else v for v in value]
         return [numbers_as_text(v, fields, lists) for v in value]
-    if key in fields and isinstance(value, int) and not isinstance(value, bool):
+    if key in fields and type(value) is int:
         return str(value)
     return value
 
