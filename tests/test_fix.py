@@ -360,6 +360,15 @@ def _supported(claim: Any, line_no: int, modifier: str) -> bool:
 
 _SAME_SERVICE = {("77003", "77002"), ("20553", "20552"), ("64479", "64480"), ("64483", "64484"),
                  ("64490", "64491"), ("64493", "64494"), ("64633", "64634"), ("64635", "64636")}
+# A per-level add-on billed alone for one documented level becomes its first-level code.
+_FIRST_LEVEL = {(addon, first) for first, addon in _SAME_SERVICE if first[:3] == "644" or first[:3] == "646"}
+
+
+def _same_service(old: Any, new_code: str) -> bool:
+    if new_code == old.code or (old.code, new_code) in _SAME_SERVICE or _deleted_pair(old.code, new_code):
+        return True
+    documented = old.documented.segments() if old.documented is not None else []
+    return (old.code, new_code) in _FIRST_LEVEL and old.units == 1 and len(set(documented)) == 1
 
 
 def _assert_safe(fixed: FixResult) -> None:
@@ -370,9 +379,7 @@ def _assert_safe(fixed: FixResult) -> None:
     splits = sum(1 for e in fixed.edits if e.kind == "split_bilateral")
     assert len(corrected.lines) <= len(claim.lines) + splits
     for line in corrected.lines:
-        assert any(line.date == old.date and line.units <= old.units
-                   and (line.code == old.code or (old.code, line.code) in _SAME_SERVICE
-                        or _deleted_pair(old.code, line.code))
+        assert any(line.date == old.date and line.units <= old.units and _same_service(old, line.code)
                    for old in claim.lines), (fixed.claim_id, line.code)
     for e in fixed.edits:
         raw = e.raw
