@@ -86,8 +86,8 @@ class BatchOptions:
     workers: Optional[int] = None     # worker processes; None: default_workers()
     chunk_size: int = 1500            # claims per chunk (one clingo Control each)
     in_memory_limit: int = 1000       # up to this many claims: one pass, checked in this process
-    recycle_claims: int = 5000        # a worker retires after checking this many claims ...
-    recycle_mb: float = 180.0         # ... or once its resident memory passes this (MB)
+    recycle_claims: int = 4500        # a worker retires after checking this many claims ...
+    recycle_mb: float = 160.0         # ... or once its resident memory passes this (MB)
     fmt: str = "jsonl"                # what workers render: text, json, jsonl, csv
     colour: bool = False              # ANSI colour in text output
     with_charges: bool = False        # attach each claim's line charges (for the report)

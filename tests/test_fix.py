@@ -472,10 +472,14 @@ def test_examples_fixed_then_checked(tmp_path: Path) -> None:
     """Done-when: the examples, fixed and checked again, keep only the denials no edit clears."""
     out = tmp_path / "fixed.yaml"
     done = _cli("fix", "docs/examples/claims.yaml", "--format", "json", "-o", str(out))
-    assert done.returncode == 1, done.stderr  # two examples are unfixable by design
+    assert done.returncode == 1, done.stderr  # one example is unfixable by design
     fixes = json.loads(done.stdout)
     unfixable = {f["claim_id"] for f in fixes if f["status"] == "unfixable"}
-    assert unfixable == {"EX-03-addon-alone", "EX-11-dx-problems"}
+    # EX-11's only diagnosis (M54.5) is a header code: no edit may add or replace a diagnosis.
+    assert unfixable == {"EX-11-dx-problems"}
+    # EX-03's lone 64484 documents one level: that level is the first, coded 64483 (SPEC §8).
+    addon_alone = next(f for f in fixes if f["claim_id"] == "EX-03-addon-alone")
+    assert [(e["kind"], e["details"]["to"]) for e in addon_alone["edits"]] == [("replace_code", "64483")]
     for item in fixes:
         assert {"edits", "corrected", "action_items", "cost"} <= set(item)
     checked = _cli("check", str(out), "--format", "json", "--fail-on", "never")
