@@ -1,6 +1,6 @@
 """Realistic random claims, deterministic from a seed (SPEC §3, §12).
 
-The benchmark (:mod:`pain_asp.bench`) and the property tests (``tests/strategies.py``) use
+The benchmark (:mod:`pain_asp.bench_batch`) and the property tests (``tests/strategies.py``) use
 these claims. Each claim is what a pain-management practice sends in a day: one encounter
 of 1-6 lines from the real code mix (epidural and facet injections, radiofrequency
 ablation, somatic and genicular blocks, SI joint, trigger points, joint injections,

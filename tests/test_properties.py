@@ -39,7 +39,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pain_asp import generate as g
-from pain_asp.bench import check_jsonl, check_jsonl_parallel, format_report, run_bench
+from pain_asp.batch import BatchOptions, check_files
 from pain_asp.engine import Checker, CheckOptions
 from pain_asp.findings import SEVERITY_RANK, Result
 from pain_asp.history import batch_history
@@ -258,14 +258,12 @@ def test_output_is_byte_identical_across_runs(checker: Checker, second_checker: 
 def test_output_is_byte_identical_across_processes(tmp_path: Path) -> None:
     """Two interpreters with different hash seeds write the same bytes for the same batch."""
     source = g.write_jsonl(tmp_path / "claims.jsonl", 150, seed=20)
-    script = ("import sys; from pain_asp.bench import check_jsonl; "
-              "check_jsonl(sys.argv[1], sys.argv[2])")
     outputs = []
     for seed in ("1", "2"):
         target = tmp_path / f"out-{seed}.jsonl"
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        subprocess.run([sys.executable, "-c", script, str(source), str(target)], env=env,
-                       check=True, timeout=300)
+        subprocess.run([sys.executable, "-m", "pain_asp.cli", "check", str(source), "--format", "jsonl",
+                        "-o", str(target), "--fail-on", "never"], env=env, check=True, timeout=300)
         outputs.append(target.read_bytes())
     assert outputs[0] == outputs[1]
     assert outputs[0].count(b"\n") == 150
@@ -490,36 +488,33 @@ def test_generator_is_deterministic_realistic_and_valid(checker: Checker) -> Non
 
 def test_generated_batch_checks_with_a_realistic_mix(tmp_path: Path) -> None:
     source = g.write_jsonl(tmp_path / "claims.jsonl", 300, seed=3)
-    statuses = check_jsonl(source, tmp_path / "results.jsonl")
+    with open(tmp_path / "results.jsonl", "w", encoding="utf-8") as out:
+        statuses = check_files([source], out, fmt="jsonl").statuses
     assert sum(statuses.values()) == 300
     assert "error" not in statuses
     assert statuses["clean"] >= 100 and statuses["deny"] >= 20
 
 
-# --- the benchmark --------------------------------------------------------------------------
+# --- the batch path with workers ---------------------------------------------------------------
 
-def test_parallel_check_writes_what_one_process_writes(tmp_path: Path) -> None:
+def test_worker_batch_writes_what_one_process_writes(tmp_path: Path) -> None:
+    """Bad lines, a reused claim id and an invalid claim keep their places; small chunks and
+    workers that retire after two chunks change nothing in the output."""
     source = tmp_path / "claims.jsonl"
     rows = [json.dumps(c) for c in g.generate_claims(240, seed=4)]
     rows.insert(17, "{not json")
     rows.insert(30, rows[5])            # a claim id used twice
     rows.insert(40, json.dumps({"claim_id": "BAD-1", "payer": "medicare"}))
     source.write_text("\n".join(rows) + "\n\n", encoding="utf-8")
-    options = CheckOptions(chunk_size=50)
-    one = check_jsonl(source, tmp_path / "one.jsonl", options)
-    two, worker_peak = check_jsonl_parallel(source, tmp_path / "two.jsonl", workers=2,
-                                            options=options, recycle_after=2, scratch=tmp_path)
-    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "two.jsonl").read_bytes()
-    assert one == two and one["error"] == 3 and sum(one.values()) == 243
-    assert worker_peak > 0
-
-
-def test_run_bench_reports_its_figures() -> None:
-    figures = run_bench(60, seed=5, baseline_claims=5, workers=1, cli_runs=1)
-    for key in ("batch_claims_per_s", "baseline_claims_per_s", "ratio", "peak_rss_mb", "rules",
-                "output_sha256", "command"):
-        assert figures[key], key
-    assert sum(figures["statuses"].values()) == 60
-    assert figures["cli_ms"] is not None or figures["cli_note"]
-    report = format_report(figures)
-    assert "claims/s" in report and "python -m pain_asp.bench --claims 60 --seed 5" in report
+    outputs, summaries = [], []
+    for workers, limit in ((1, 1000), (2, 0)):  # limit 0: always the spooled worker path
+        target = tmp_path / f"out-{workers}.jsonl"
+        options = BatchOptions(workers=workers, chunk_size=50, in_memory_limit=limit, recycle_claims=100)
+        with open(target, "w", encoding="utf-8") as out:
+            summaries.append(check_files([source], out, fmt="jsonl", options=options))
+        outputs.append(target.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert summaries[0].mode == "in-process" and summaries[1].mode == "workers"
+    assert summaries[1].workers_retired >= 1
+    for summary in summaries:
+        assert summary.statuses["error"] == 3 and summary.claims == 243
