@@ -8,9 +8,10 @@ payer policies and NCCI tables are loaded once per process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import PainAspError
 from .facts import claim_facts, dx_facts
@@ -23,7 +24,7 @@ from .readers import Record
 from .terms import parse_term
 from .resources import kb_dir
 
-__all__ = ["Checker", "CheckOptions"]
+__all__ = ["Checker", "CheckOptions", "TimedOut", "grounded_control", "solve_within"]
 
 HistoryProvider = Callable[[Claim], list[HistoryEntry]]
 
@@ -80,13 +81,13 @@ class Checker:
             return results
         try:
             atoms = self._solve([chunk[i].claim for i in valid], history)  # type: ignore[misc]
-        except _TimedOut:
+        except TimedOut:
             atoms = {}
             for n, i in enumerate(valid):
                 try:
                     one = self._solve([chunk[i].claim], history)  # type: ignore[list-item]
                     atoms[n] = one.get(0, [])
-                except _TimedOut:
+                except TimedOut:
                     results[i].errors.append({
                         "file": chunk[i].file, "claim_id": chunk[i].claim_id, "field": "",
                         "value": "", "expected": f"a solve within {self.options.timeout:g} s",
@@ -125,34 +126,53 @@ class Checker:
         return "\n".join(parts)
 
     def _solve(self, claims: list[Claim], history: HistoryProvider | None) -> dict[int, list]:
-        import clingo
-
-        messages: list[str] = []
-        ctl = clingo.Control(["--warn=none"], logger=lambda code, msg: messages.append(msg))
-        try:
-            ctl.load(str(main_file(self.kb)))
-            ctl.load(str(self.kb / "show.lp"))
-            ctl.add("base", [], self.facts(claims, history))
-            ctl.ground([("base", [])])
-        except RuntimeError:
-            raise PainAspError("the knowledge base failed to load:\n" + "\n".join(messages)) from None
+        ctl = grounded_control([main_file(self.kb), self.kb / "show.lp"], self.facts(claims, history))
         found: dict[int, list] = {}
 
-        def on_model(model: clingo.Model) -> None:
+        def on_model(model: Any) -> None:
             # One call into clingo per atom: its printed form is read in Python (pain_asp.terms).
             for sym in model.symbols(shown=True):
                 k, rule, line, why, severity = parse_term(str(sym)).args
                 found.setdefault(k, []).append((rule, line, why, severity.name))
 
-        with ctl.solve(on_model=on_model, async_=True) as handle:
-            if not handle.wait(self.options.timeout):
-                handle.cancel()
-                raise _TimedOut()
-            if not handle.get().satisfiable:
-                raise PainAspError("the knowledge base has no answer for these claims (a rule "
-                                   "made the program unsatisfiable; rules must only derive findings)")
+        if not solve_within(ctl, self.options.timeout, on_model).satisfiable:
+            raise PainAspError("the knowledge base has no answer for these claims (a rule "
+                               "made the program unsatisfiable; rules must only derive findings)")
         return found
 
 
-class _TimedOut(Exception):
-    pass
+class TimedOut(Exception):
+    """A solve did not finish within its time bound (it has been cancelled)."""
+
+
+
+def grounded_control(files: Sequence[Path], facts: str, arguments: Sequence[str] = (),
+                     what: str = "the knowledge base") -> Any:
+    """A clingo Control with ``files`` and ``facts`` loaded and grounded (check, fix).
+
+    clingo's messages are kept, not printed; a file that does not load becomes a
+    :class:`PainAspError` naming ``what`` with those messages.
+    """
+    import clingo
+
+    messages: list[str] = []
+    ctl = clingo.Control(["--warn=none", *arguments], logger=lambda code, msg: messages.append(msg))
+    try:
+        for file in files:
+            ctl.load(str(file))
+        ctl.add("base", [], facts)
+        ctl.ground([("base", [])])
+    except RuntimeError:
+        raise PainAspError(f"{what} failed to load:\n" + "\n".join(messages)) from None
+    return ctl
+
+
+def solve_within(ctl: Any, timeout: float, on_model: Callable[[Any], None],
+                 assumptions: Sequence[int] = ()) -> Any:
+    """Solve ``ctl`` (models to ``on_model``); the clingo SolveResult, or :class:`TimedOut`
+    after ``timeout`` seconds (the search is cancelled first)."""
+    with ctl.solve(on_model=on_model, async_=True, assumptions=list(assumptions)) as handle:
+        if not handle.wait(timeout):
+            handle.cancel()
+            raise TimedOut()
+        return handle.get()

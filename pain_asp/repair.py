@@ -83,7 +83,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from .engine import Checker, CheckOptions
+from .engine import Checker, CheckOptions, TimedOut, grounded_control, solve_within
 from .findings import Finding, Result, build_findings
 from .kb import main_file
 from .models import Claim, HistoryEntry, as_dict, parse_claim
@@ -246,10 +246,6 @@ class RepairOptions:
     attribute: bool = True
 
 
-class _TimedOut(Exception):
-    pass
-
-
 # --- the repairer ----------------------------------------------------------------------------
 
 class Repairer:
@@ -295,33 +291,20 @@ class Repairer:
     def _repair_chunk(self, chunk: list[Result], history: HistoryProvider | None) -> list[FixResult]:
         try:
             return self._repair(chunk, history)
-        except _TimedOut:
+        except TimedOut:
             if len(chunk) == 1:
                 return [_failed(chunk[0], [_solver_error(chunk[0], self.options.timeout)], "timeout")]
             return [fixed for one in chunk for fixed in self._repair_chunk([one], history)]
 
     def _control(self, claims: list[Claim], results: list[Result], history: HistoryProvider | None) -> Any:
-        import clingo
-
-        messages: list[str] = []
-        ctl = clingo.Control(["--warn=none", "--opt-strategy=usc"],
-                             logger=lambda code, msg: messages.append(msg))
         before = []
         for k, result in enumerate(results):
             for finding in result.findings:
                 if finding.severity == "deny":
                     before.extend(f'repair_before_deny({k}, "{finding.rule}", {n}).' for n in finding.lines)
-        try:
-            ctl.load(str(main_file(self.kb)))
-            ctl.load(str(self.kb / "repair" / "main.lp"))
-            ctl.load(str(self.kb / "repair" / "show.lp"))
-            ctl.add("base", [], self.checker.facts(claims, history) + "\n" + "\n".join(before))
-            ctl.ground([("base", [])])
-        except RuntimeError:
-            from .errors import PainAspError
-
-            raise PainAspError("the repair layer failed to load:\n" + "\n".join(messages)) from None
-        return ctl
+        files = [main_file(self.kb), self.kb / "repair" / "main.lp", self.kb / "repair" / "show.lp"]
+        facts = self.checker.facts(claims, history) + "\n" + "\n".join(before)
+        return grounded_control(files, facts, ["--opt-strategy=usc"], "the repair layer")
 
     def _solve(self, ctl: Any, assumptions: list | None = None) -> tuple[list, bool, dict[int, int]] | None:
         """Solve; the last model's symbols, whether it is proven optimal, and its cost by
@@ -336,11 +319,7 @@ class Repairer:
             cost.update(zip(model.priority, model.cost))
             found[0] = True
 
-        with ctl.solve(on_model=on_model, async_=True, assumptions=assumptions or []) as handle:
-            if not handle.wait(self.options.timeout):
-                handle.cancel()
-                raise _TimedOut()
-            result = handle.get()
+        result = solve_within(ctl, self.options.timeout, on_model, assumptions or [])
         if not found[0] or not result.satisfiable:
             return None
         return last, bool(result.exhausted), cost
@@ -413,7 +392,7 @@ class Repairer:
                     _, found = _split_model(symbols, len(chunk), set(group))
                     for k in group:
                         out[(k, r)] = {(rule, sev, _facts_key(why, facts_of)) for rule, _, why, sev in found[k]}
-        except _TimedOut:
+        except TimedOut:
             pass  # the edits are proven optimal already; the rest is attributed by line
         finally:
             ctl.configuration.solve.opt_mode = "opt"

@@ -454,7 +454,7 @@ def test_bad_record_and_timeout_do_not_stop_the_batch() -> None:
 
         def _repair(self, chunk, history):  # noqa: ANN001, ANN202
             if any(r.claim_id == "G-1" for r in chunk):
-                raise repair_module._TimedOut()
+                raise repair_module.TimedOut()
             return super()._repair(chunk, history)
 
     slow = SlowOnG1(RepairOptions(), checker=repairer.checker)
