@@ -803,6 +803,25 @@ def kb_diff(
     raise typer.Exit(1 if report.changes else 0)
 
 
+@kb_app.command("profile")
+@_user_errors
+def kb_profile(
+    claims: Annotated[int, typer.Option("--claims", min=1, help="Generated claims (with history) to ground.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Generator seed.")] = 1,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timings per rule; the fastest counts.")] = 3,
+    top: Annotated[int, typer.Option("--top", min=1, help="Rules listed in the text report.")] = 25,
+    kb: Annotated[Optional[Path], typer.Option("--kb", help="A knowledge base folder other than the installed one.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+) -> None:
+    """Grounding time of every rule (and rule file) over generated claims: where check time goes."""
+    import json
+
+    from .kbprofile import profile_kb
+
+    profile = profile_kb(claims, seed, repeats, str(kb) if kb else None)
+    sys.stdout.write(json.dumps(profile.as_dict(), indent=2) + "\n" if fmt == Format.json else profile.text(top))
+
+
 def main() -> None:
     """Entry point: run the app; user-facing errors exit 2 without a traceback."""
     from .errors import PainAspError
