@@ -82,6 +82,9 @@ __all__ = [
 ]
 
 IMPLEMENTATION = "005010X222A1"
+# The implementation guide's limit of claims (CLM segments) in one transaction set; the
+# writer starts a new set after it, and the reader releases claims a set at a time.
+CLAIMS_PER_TRANSACTION = 5000
 PAYER_IDS_ENV = "PAIN_ASP_PAYER_IDS"
 _HIDDEN = "(not shown: patient data)"
 # Values are shown only from segments that carry no patient data: the envelope and header,
@@ -262,20 +265,45 @@ def _need_pyx12() -> None:
 
 
 def _scan(text: str) -> _Scan:
-    """One validating pass of pyx12 over ``text``."""
+    """One validating pass of pyx12 over ``text``, every part merged (for validation)."""
+    whole = _Scan([], {}, {}, {}, [], [])
+    for part in _scan_parts(io.StringIO(text)):
+        whole.claims.extend(part.claims)
+        whole.errors.extend(part.errors)
+        whole.fatal = part.fatal or whole.fatal
+    return whole
+
+
+def _scan_parts(handle: Any) -> Iterator[_Scan]:
+    """One validating pass of pyx12 over an 837P read from ``handle``, in parts.
+
+    A transaction set (ST..SE) is released as one part as soon as pyx12 has finished with
+    it: its claims, and the errors that belong to its segments, levels and envelope. The
+    implementation guide allows at most 5,000 claims in a transaction set, so memory stays
+    bounded however long the file. Errors of a functional group or interchange envelope
+    (GE, IEA), known only at their end, and claims of a transaction set that never ends
+    come in the last part, with a fatal error if reading stopped.
+    """
     _need_pyx12()
     import pyx12.error_handler
-    import pyx12.errh_json
     import pyx12.errors
     import pyx12.params
     import pyx12.x12context
 
     _quiet_pyx12()
-    scan = _Scan([], {}, {}, {}, [], [])
-    head = text.lstrip("\ufeff \t\r\n")
+    part = _Scan([], {}, {}, {}, [], [])
+    try:
+        start = handle.read(4096)
+    except UnicodeDecodeError:
+        part.fatal = "X12 text (ASCII or UTF-8)"
+        yield part
+        return
+    head = start.lstrip("\ufeff \t\r\n")
     if not head.startswith("ISA"):
-        scan.fatal = "an X12 interchange starting with an ISA segment"
-        return scan
+        part.fatal = "an X12 interchange starting with an ISA segment"
+        yield part
+        return
+    source = _Rest(head, handle)
     errh = pyx12.error_handler.err_handler()
     interchange = group = -1
     isa = gs = None
@@ -283,68 +311,126 @@ def _scan(text: str) -> _Scan:
     levels: dict[str, _Level] = {}
     current: _Level | None = None
     position = 0
+    groups: dict[int, list[int]] = {}                # interchange -> its functional groups
+    ended: tuple[_Transaction, Any] | None = None   # a transaction set whose SE has been read
     try:
-        reader = pyx12.x12context.X12ContextReader(pyx12.params.ParamsBase(), errh, io.StringIO(head))
+        reader = pyx12.x12context.X12ContextReader(pyx12.params.ParamsBase(), errh, source)
         with reader:
             for node in reader.iter_segments("2300"):
+                if ended is not None:      # pyx12 has finished with the SE: release the part
+                    _transaction_errors(ended[1], ended[0], part)
+                    yield part
+                    part = _Scan([], {}, {}, {}, [], [])
+                    ended = None
                 if node.type == "loop":
                     if txn is None:
                         raise pyx12.errors.EngineError("a claim loop outside a transaction set")
-                    index = len(scan.claims)
-                    loop = _claim_loop(node, txn, current, index, scan)
-                    scan.claims.append(loop)
+                    loop = _claim_loop(node, txn, current, len(part.claims), part)
+                    part.claims.append(loop)
                     position = loop.last
                     continue
                 seg = _Seg.of(node.seg_data)
                 position = node.cur_line_number or position + 1
                 loop_id = node.x12_map_node.parent.id if node.x12_map_node.parent is not None else ""
-                scan.loop_at[position] = loop_id
-                scan.seg_at[position] = seg.id
+                part.loop_at[position] = loop_id
+                part.seg_at[position] = seg.id
                 if seg.id == "ISA":
                     interchange += 1
                     isa = seg
-                    scan.scope_at[position] = ("isa", interchange)
+                    part.scope_at[position] = ("isa", interchange)
                 elif seg.id == "IEA":
-                    scan.scope_at[position] = ("isa", interchange)
+                    part.scope_at[position] = ("isa", interchange)
                 elif seg.id == "GS":
                     group += 1
                     gs = seg
-                    scan.scope_at[position] = ("group", group)
+                    groups.setdefault(interchange, []).append(group)
+                    part.scope_at[position] = ("group", group)
                     version = seg.get(8)
                     if version != IMPLEMENTATION:
-                        scan.fatal = (f"GS08 {IMPLEMENTATION} (the 837P implementation guide); "
+                        part.fatal = (f"GS08 {IMPLEMENTATION} (the 837P implementation guide); "
                                       f"this functional group is {version or 'unnamed'}")
-                        return scan
+                        yield part
+                        return
                 elif seg.id == "GE":
-                    scan.scope_at[position] = ("group", group)
+                    part.scope_at[position] = ("group", group)
                 elif seg.id == "ST":
                     txn = _Transaction(isa or _Seg("ISA"), gs or _Seg("GS"), seg, interchange, group)
-                    scan.transactions.append(txn)
+                    part.transactions.append(txn)
                     levels, current = {}, None
-                    scan.scope_at[position] = ("txn", txn)
+                    part.scope_at[position] = ("txn", txn)
                 elif seg.id == "SE":
-                    scan.scope_at[position] = ("txn", txn)
+                    part.scope_at[position] = ("txn", txn)
+                    if txn is not None and errh.cur_st_node is not None:
+                        ended = (txn, errh.cur_st_node)
                 elif seg.id == "HL" and txn is not None:
                     parent = levels.get(seg.get(2))
                     current = _Level(seg.get(3), position, parent)
                     levels[seg.get(1)] = current
-                    scan.scope_at[position] = ("level", current)
+                    part.scope_at[position] = ("level", current)
                 elif current is not None:
                     current.segments.append(seg)
                     current.loops.append(loop_id)
-                    scan.scope_at[position] = ("level", current)
+                    part.scope_at[position] = ("level", current)
                 elif txn is not None:
                     txn.header.append(seg)
-                    scan.scope_at[position] = ("txn", txn)
+                    part.scope_at[position] = ("txn", txn)
             reader.src.cleanup()
             errh.handle_errors(reader.src.pop_errors())
+        if ended is not None:
+            _transaction_errors(ended[1], ended[0], part)
+            if part.claims:
+                yield part
+                part = _Scan([], {}, {}, {}, [], [])
     except (pyx12.errors.X12Error, pyx12.errors.EngineError, pyx12.errors.X12PathError) as exc:
-        scan.fatal = _fatal_text(exc, position)
+        part.fatal = _fatal_text(exc, position)
+    except UnicodeDecodeError:
+        part.fatal = f"X12 text (ASCII or UTF-8; reading stopped after segment {position})"
     except (IndexError, KeyError, TypeError, ValueError, AttributeError):
-        scan.fatal = f"segments pyx12 can follow (reading stopped after segment {position})"
-    if scan.fatal is None or scan.claims:
-        _collect_errors(errh, scan)
-    return scan
+        part.fatal = f"segments pyx12 can follow (reading stopped after segment {position})"
+    if part.fatal is None or part.claims:
+        _collect_errors(errh, part, groups)
+    yield part
+
+
+class _Rest:
+    """A text handle whose first characters were read already (to look for ISA): what
+    pyx12's reader needs of a file, ``read(size)`` and ``closed``."""
+
+    closed = False
+
+    def __init__(self, head: str, handle: Any) -> None:
+        self._head, self._handle = head, handle
+
+    def read(self, size: int = -1) -> str:
+        if not self._head:
+            return self._handle.read(size)
+        if size is None or size < 0:
+            text, self._head = self._head + self._handle.read(), ""
+            return text
+        text, self._head = self._head[:size], self._head[size:]
+        return text if len(text) == size else text + self._handle.read(size - len(text))
+
+
+def _transaction_errors(st_node: Any, txn: _Transaction, part: _Scan) -> None:
+    """The errors pyx12 recorded for one finished transaction set, into ``part``; the set's
+    node then leaves pyx12's error tree (it holds nothing more, and the tree stays small)."""
+    for code, text in st_node.errors:
+        part.errors.append((("txn", txn), "transaction set (ST/SE)", "",
+                            _envelope_expect({"err_cde": code, "err_str": text})))
+    for seg in st_node.children:
+        _segment_errors(_seg_errors(seg), part)
+    parent = getattr(st_node, "parent", None)
+    if parent is not None and st_node in getattr(parent, "children", []):
+        parent.children.remove(st_node)
+
+
+def _seg_errors(seg: Any) -> dict[str, Any]:
+    """One pyx12 segment error node as the dictionary :func:`_segment_errors` reads."""
+    return {"seg_id": seg.seg_id, "cur_line": seg.get_cur_line(),
+            "errors": [{"err_cde": c, "err_str": t, "err_val": v} for c, t, v in seg.errors],
+            "elements": [{"ele_pos": e.ele_pos, "subele_pos": e.subele_pos, "name": e.name,
+                          "errors": [{"err_cde": c, "err_str": t, "err_val": v} for c, t, v in e.errors]}
+                         for e in seg.elements]}
 
 
 def _fatal_text(exc: Exception, position: int) -> str:
@@ -389,8 +475,11 @@ def _claim_loop(node: Any, txn: _Transaction, level: _Level | None, index: int, 
     return _ClaimLoop(context, min(positions), max(positions), claim, lines)
 
 
-def _collect_errors(errh: Any, scan: _Scan) -> None:
-    """Turn pyx12's error tree into (scope, field, value, expected) with no patient data."""
+def _collect_errors(errh: Any, scan: _Scan, groups: dict[int, list[int]]) -> None:
+    """Turn pyx12's error tree into (scope, field, value, expected) with no patient data.
+
+    ``groups`` lists the functional groups of each interchange in file order; the tree only
+    holds the transaction sets not released yet, which are ``scan.transactions``."""
     import pyx12.errh_json
 
     out = io.StringIO()
@@ -407,7 +496,7 @@ def _collect_errors(errh: Any, scan: _Scan) -> None:
             scan.errors.append((("isa", i), "interchange envelope (ISA/IEA)", "",
                                 _envelope_expect(err)))
         for g, group in enumerate(isa.get("groups", [])):
-            group_index = _group_index(scan, i, g)
+            group_index = groups[i][g] if i in groups and g < len(groups[i]) else -1
             for err in group.get("errors", []):
                 scan.errors.append((("group", group_index), "functional group (GS/GE)", "",
                                     _envelope_expect(err)))
@@ -419,11 +508,6 @@ def _collect_errors(errh: Any, scan: _Scan) -> None:
                                         _envelope_expect(err)))
                 for seg in trans.get("segments", []):
                     _segment_errors(seg, scan)
-
-
-def _group_index(scan: _Scan, interchange: int, nth: int) -> int:
-    groups = sorted({t.group for t in scan.transactions if t.interchange == interchange})
-    return groups[nth] if nth < len(groups) else -1
 
 
 def _envelope_expect(err: dict[str, Any]) -> str:
@@ -551,37 +635,35 @@ def _read_payer_ids(path: Path) -> tuple[dict[str, str], dict[str, str]]:
 # ---------------------------------------------------------------------------------------
 
 def read_x12(path: str | Path) -> Iterator[Record]:
-    """Yield one record per 2300 claim loop of an 837P file, in file order."""
+    """Yield one record per 2300 claim loop of an 837P file, in file order, as the file is
+    read (a transaction set at a time: memory does not grow with the file)."""
     name = str(path)
     try:
-        data = Path(path).read_bytes()
+        handle = open(path, encoding="utf-8", newline="")
+        info = os.fstat(handle.fileno())
     except OSError as exc:
         yield Record(name, 1, errors=[InputError(name, None, "", "", f"a readable file ({exc.strerror})")])
         return
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        yield Record(name, 1, errors=[InputError(name, None, "", "", "X12 text (ASCII or UTF-8)")])
-        return
-    try:
-        info = Path(path).stat()
-        key = (str(Path(path).resolve()), info.st_mtime_ns, info.st_size)
-    except OSError:
-        key = None
-    contexts: dict[str, X12Context] = {}
-    for record in records_from_text(text, name):
-        if isinstance(record.source, X12Context) and record.claim_id:
-            contexts.setdefault(record.claim_id, record.source)
-        yield record
-    if key is not None:
+    key = (str(Path(path).resolve()), info.st_mtime_ns, info.st_size)
+    contexts: dict[str, X12Context] | None = {}
+    with handle:
+        for record in records_from_handle(handle, name):
+            if contexts is not None and isinstance(record.source, X12Context) and record.claim_id:
+                contexts.setdefault(record.claim_id, record.source)
+                if len(contexts) > _CONTEXTS_KEPT:
+                    contexts = None     # a large file: fix -o reads it again instead
+            yield record
+    if contexts is not None:
         _CONTEXTS[key] = contexts
         while len(_CONTEXTS) > 8:
             _CONTEXTS.pop(next(iter(_CONTEXTS)))
 
 
 # The contexts of the files read last (resolved path, mtime, size -> claim id -> context), so
-# that ``fix -o out.837`` writes corrected claims back without reading its input twice.
+# that ``fix -o out.837`` writes corrected claims back without reading its input twice; kept
+# for files of up to one transaction set's worth of claims (the implementation guide's 5,000).
 _CONTEXTS: dict[tuple[str, int, int], dict[str, X12Context]] = {}
+_CONTEXTS_KEPT = 5000
 
 
 def contexts_for_files(paths: Iterable[str | Path]) -> dict[str, X12Context]:
@@ -616,32 +698,44 @@ def write_corrected_837(claims: Iterable[Claim], inputs: Iterable[str | Path]) -
 
 def records_from_text(text: str, name: str = "<837P>") -> Iterator[Record]:
     """The records of an 837P given as text (see :func:`read_x12`)."""
-    scan = _scan(text)
-    affected = _affected(scan)
-    loose = [e for e in scan.errors if not affected.get(id(e))]
-    if scan.fatal is not None and not scan.claims:
-        yield Record(name, 1, errors=[InputError(name, None, "", "", scan.fatal)])
+    return records_from_handle(io.StringIO(text), name)
+
+
+def records_from_handle(handle: Any, name: str = "<837P>") -> Iterator[Record]:
+    """The records of an 837P read from a text handle, a transaction set at a time.
+
+    Errors that belong to no claim (and those of a group or interchange envelope, known only
+    at its end) come in one last record, with what stopped the reading, if anything did."""
+    count = 0
+    loose: list[InputError] = []
+    fatal: str | None = None
+    for part in _scan_parts(handle):
+        affected = _affected(part)
+        loose.extend(InputError(name, None, f, v, x) for e in part.errors if not affected.get(id(e))
+                     for _, f, v, x in [e])
+        fatal = part.fatal or fatal
+        for index, loop in enumerate(part.claims):
+            claim_id = _claim_id(loop)
+            errors = [InputError(name, claim_id, f, v, x)
+                      for e in part.errors if index in affected.get(id(e), ())
+                      for _, f, v, x in [e]]
+            count += 1
+            record = _record(loop, name, count, claim_id)
+            if errors:
+                record.claim = None
+                record.errors = errors + record.errors
+            yield record
+    if count == 0:
+        if fatal is not None:
+            yield Record(name, 1, errors=[InputError(name, None, "", "", fatal)])
+        else:
+            loose.append(InputError(name, None, "", "", "at least one claim (a 2300 loop starting with CLM)"))
+            yield Record(name, 1, errors=loose)
         return
-    if not scan.claims:
-        errors = [InputError(name, None, f, v, x) for _, f, v, x in loose]
-        errors.append(InputError(name, None, "", "", "at least one claim (a 2300 loop starting with CLM)"))
-        yield Record(name, 1, errors=errors)
-        return
-    for index, loop in enumerate(scan.claims):
-        claim_id = _claim_id(loop)
-        errors = [InputError(name, claim_id, f, v, x)
-                  for e in scan.errors if index in affected.get(id(e), ())
-                  for _, f, v, x in [e]]
-        record = _record(loop, name, index + 1, claim_id)
-        if errors:
-            record.claim = None
-            record.errors = errors + record.errors
-        yield record
-    tail = [InputError(name, None, f, v, x) for _, f, v, x in loose]
-    if scan.fatal is not None:
-        tail.append(InputError(name, None, "", "", scan.fatal + "; the claims after this point were not read"))
-    if tail:
-        yield Record(name, len(scan.claims) + 1, errors=tail)
+    if fatal is not None:
+        loose.append(InputError(name, None, "", "", fatal + "; the claims after this point were not read"))
+    if loose:
+        yield Record(name, count + 1, errors=loose)
 
 
 def _affected(scan: _Scan) -> dict[int, set[int]]:
@@ -960,7 +1054,8 @@ def write_837(claims: Iterable[Claim], contexts: Mapping[str, X12Context] | None
     claims = list(claims)
     if not claims:
         raise PainAspError("write_837: expected at least one claim")
-    fresh = _fresh_transaction(provider, created, usage)
+    fresh = [_fresh_transaction(provider, created, usage)]
+    fresh_claims = 0
     fresh_subscribers: dict[tuple[str, str, str, str], _Level] = {}
     # interchange -> group -> transaction -> billing -> subscriber -> patient -> claims
     tree: dict[Any, Any] = {}
@@ -968,8 +1063,11 @@ def write_837(claims: Iterable[Claim], contexts: Mapping[str, X12Context] | None
         ctx = contexts.get(claim.claim_id)
         if ctx is not None:
             txn, billing, subscriber, patient = ctx.transaction, ctx.billing, ctx.subscriber, ctx.patient
-        else:
-            txn, billing = fresh, _fresh_billing(provider)
+        else:  # new envelopes: at most CLAIMS_PER_TRANSACTION claims per transaction set
+            if fresh_claims and fresh_claims % CLAIMS_PER_TRANSACTION == 0:
+                fresh.append(_next_transaction(fresh[0], len(fresh) + 1))
+            fresh_claims += 1
+            txn, billing = fresh[-1], _fresh_billing(provider)
             subscriber, patient = _fresh_subscriber(claim, fresh_subscribers), None
         keys = [("isa", txn.interchange, id(txn.isa)), ("gs", txn.group, id(txn.gs)), ("st", id(txn)),
                 ("hl20", _level_key(billing)), ("hl22", _level_key(subscriber)), ("hl23", _level_key(patient))]
@@ -1057,6 +1155,16 @@ def _fresh_transaction(provider: Provider, created: dt.datetime, usage: str) -> 
         _Seg.make("NM1", "40", "2", provider.receiver_id, None, None, None, None, "46", provider.receiver_id),
     ]
     return _Transaction(isa, gs, st, -1, -1, header)
+
+
+def _next_transaction(first: _Transaction, number: int) -> _Transaction:
+    """Transaction set ``number`` in the interchange and group of ``first`` (ST02 and BHT03
+    numbered on)."""
+    header = [s.copy() for s in first.header]
+    bht = next(s for s in header if s.id == "BHT")
+    bht.set(3, f"{bht.get(3)}-{number}")
+    st = _Seg.make("ST", "837", f"{number:04d}", IMPLEMENTATION)
+    return _Transaction(first.isa, first.gs, st, first.interchange, first.group, header)
 
 
 @lru_cache(maxsize=8)

@@ -439,3 +439,78 @@ def test_fix_of_yaml_claims_can_write_837(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     text = (tmp_path / "out.edi").read_text()
     assert validate_x12(text) == [] and "NM1*IL*1*UNKNOWN*****MI*1EG4TE5MK73~" in text
+
+
+# --- large files: a transaction set at a time ----------------------------------------------
+
+def _three_sets(monkeypatch: pytest.MonkeyPatch) -> tuple[str, list]:
+    """The multi-claim YAML twin written with at most 2 claims per transaction set."""
+    import pain_asp.x12 as x12
+
+    twin = records(X12 / "multi_claim.yaml")
+    claims = [r.claim for r in twin]
+    claims += [msgspec.structs.replace(c, claim_id=c.claim_id + "-B") for c in claims]
+    monkeypatch.setattr(x12, "CLAIMS_PER_TRANSACTION", 2)
+    text = write_837(claims, created=dt.datetime(2026, 3, 20, 9, 30))
+    return text, claims
+
+
+def test_writer_starts_a_new_transaction_set_after_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    text, claims = _three_sets(monkeypatch)
+    sets = [line for line in text.splitlines() if line.startswith("ST*")]
+    assert len(claims) == 8 and len(sets) == 4
+    assert [s.split("*")[2] for s in sets] == ["0001", "0002", "0003", "0004"]
+    assert sum(1 for line in text.splitlines() if line.startswith("GS*")) == 1
+    assert "GE*4*" in text
+    assert validate_x12(text) == []
+    back = list(records_from_text(text, "sets.837"))
+    assert sorted(as_dict(r.claim)["claim_id"] for r in back) == sorted(c.claim_id for c in claims)
+
+
+class _Counting:
+    """A text handle that remembers how much of the file has been read."""
+
+    def __init__(self, text: str) -> None:
+        import io
+
+        self._inner, self.read_so_far = io.StringIO(text), 0
+
+    def read(self, size: int = -1) -> str:
+        chunk = self._inner.read(size)
+        self.read_so_far += len(chunk)
+        return chunk
+
+
+def test_claims_are_released_a_transaction_set_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pain_asp.x12 as x12
+    from pain_asp.x12 import records_from_handle
+
+    twin = [r.claim for r in records(X12 / "multi_claim.yaml")]
+    claims = [msgspec.structs.replace(c, claim_id=f"{c.claim_id}-{n}") for n in range(50) for c in twin]
+    monkeypatch.setattr(x12, "CLAIMS_PER_TRANSACTION", 20)
+    text = write_837(claims, created=dt.datetime(2026, 3, 20, 9, 30), validate=False)
+    assert text.count("\nST*") == 10
+    handle = _Counting(text)
+    stream = records_from_handle(handle, "sets.837")
+    first = next(stream)
+    assert first.ok and handle.read_so_far < len(text) // 3    # the first set, not the file
+    rest = list(stream)
+    assert len(rest) == 199 and all(r.ok for r in rest) and handle.read_so_far == len(text)
+
+
+def test_set_trailer_error_stays_with_its_set_and_group_trailer_error_is_its_own_record(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    text, claims = _three_sets(monkeypatch)
+    lines = text.splitlines()
+    second_se = [i for i, line in enumerate(lines) if line.startswith("SE*")][1]
+    count = int(lines[second_se].split("*")[1])
+    lines[second_se] = lines[second_se].replace(f"SE*{count}*", f"SE*{count + 3}*")
+    recs = list(records_from_text("\n".join(lines) + "\n", "se.837"))
+    bad = [r for r in recs if not r.ok]
+    assert len(recs) == 8 and len(bad) == 2                       # the two claims of set 0002
+    assert all(any(f"SE count of {count + 3}" in str(e) for e in r.errors) for r in bad)
+    ge = next(line for line in text.splitlines() if line.startswith("GE*"))
+    broken = text.replace(ge, ge.replace("GE*4*", "GE*5*"))
+    recs = list(records_from_text(broken, "ge.837"))
+    assert len(recs) == 9 and all(r.ok for r in recs[:8])
+    assert recs[8].claim is None and any("GS/GE" in str(e) for e in recs[8].errors)
