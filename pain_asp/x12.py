@@ -682,10 +682,14 @@ def contexts_for_files(paths: Iterable[str | Path]) -> dict[str, X12Context]:
             except OSError:
                 continue
             key = (str(file.resolve()), info.st_mtime_ns, info.st_size)
-            if key not in _CONTEXTS:
-                for _ in read_x12(file):
-                    pass
-            for claim_id, ctx in _CONTEXTS.get(key, {}).items():
+            if key in _CONTEXTS:
+                found = _CONTEXTS[key]
+            else:  # not read yet, or too large to have been kept: read it (again)
+                found = {}
+                for record in read_x12(file):
+                    if isinstance(record.source, X12Context) and record.claim_id:
+                        found.setdefault(record.claim_id, record.source)
+            for claim_id, ctx in found.items():
                 out.setdefault(claim_id, ctx)
     return out
 

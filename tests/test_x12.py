@@ -514,3 +514,24 @@ def test_set_trailer_error_stays_with_its_set_and_group_trailer_error_is_its_own
     recs = list(records_from_text(broken, "ge.837"))
     assert len(recs) == 9 and all(r.ok for r in recs[:8])
     assert recs[8].claim is None and any("GS/GE" in str(e) for e in recs[8].errors)
+
+
+def test_fix_writes_a_large_837_back_into_its_envelopes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Past the number of claims whose envelopes are kept, -o reads the input again."""
+    import pain_asp.x12 as x12
+    from pain_asp.x12 import write_corrected_837
+
+    source = tmp_path / "multi.837"
+    source.write_text(text_of(MULTI), encoding="utf-8")
+    monkeypatch.setattr(x12, "_CONTEXTS_KEPT", 1)
+    x12._CONTEXTS.clear()
+    recs = list(read_x12_records(source))
+    assert not x12._CONTEXTS                                       # too many claims to keep
+    written = write_corrected_837([r.claim for r in recs], [source])
+    assert written == text_of(MULTI)                                # same envelopes, same bytes
+
+
+def read_x12_records(path: Path) -> list:
+    from pain_asp.x12 import read_x12
+
+    return list(read_x12(path))
