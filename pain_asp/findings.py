@@ -12,7 +12,7 @@ from .models import Claim
 from .payers import Payer
 from .terms import Fn, parse_term, show_term
 
-__all__ = ["Finding", "Result", "SEVERITY_RANK", "build_findings", "render_value", "status_of"]
+__all__ = ["Finding", "Result", "SEVERITY_RANK", "build_findings", "record_header", "render_value", "status_of"]
 
 SEVERITY_RANK = {"deny": 0, "review": 1, "warn": 2, "info": 3}
 
@@ -65,14 +65,20 @@ class Result:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        out: dict[str, Any] = {"claim_id": self.claim_id, "file": self.file,
-                               "position": self.position, "payer": self.payer,
-                               "status": self.status}
-        if self.errors:
-            out["errors"] = self.errors
-        else:
+        out = record_header(self.claim_id, self.file, self.position, self.payer, self.status, self.errors)
+        if not self.errors:
             out["findings"] = [f.as_dict() for f in self.findings]
         return out
+
+
+def record_header(claim_id: str | None, file: str, position: int, payer: str | None, status: str,
+                  errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fields every per-claim output record starts with (check and fix results)."""
+    out: dict[str, Any] = {"claim_id": claim_id, "file": file, "position": position, "payer": payer,
+                           "status": status}
+    if errors:
+        out["errors"] = errors
+    return out
 
 
 def status_of(result: Result) -> str:

@@ -84,7 +84,7 @@ from decimal import Decimal
 from typing import Any
 
 from .engine import Checker, CheckOptions, TimedOut, grounded_control, solve_within
-from .findings import Finding, Result, build_findings
+from .findings import Finding, Result, build_findings, record_header
 from .kb import main_file
 from .models import Claim, HistoryEntry, as_dict, parse_claim
 from .readers import Record
@@ -209,11 +209,7 @@ class FixResult:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form: edits, corrected claim, action items, cost."""
-        out: dict[str, Any] = {"claim_id": self.claim_id, "file": self.file,
-                               "position": self.position, "payer": self.payer,
-                               "status": self.status}
-        if self.errors:
-            out["errors"] = self.errors
+        out = record_header(self.claim_id, self.file, self.position, self.payer, self.status, self.errors)
         if self.status == "error":
             return out
         out.update({
