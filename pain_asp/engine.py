@@ -21,8 +21,8 @@ from .models import Claim, HistoryEntry
 from .ncci import load_tables
 from .payers import PayerRegistry, load_registry
 from .readers import Record
-from .terms import parse_term
 from .resources import kb_dir
+from .terms import parse_term
 
 __all__ = ["Checker", "CheckOptions", "TimedOut", "grounded_control", "solve_within"]
 
@@ -143,7 +143,6 @@ class Checker:
 
 class TimedOut(Exception):
     """A solve did not finish within its time bound (it has been cancelled)."""
-
 
 
 def grounded_control(files: Sequence[Path], facts: str, arguments: Sequence[str] = (),
