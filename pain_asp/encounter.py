@@ -22,8 +22,10 @@ import msgspec
 from msgspec import Meta, Struct
 from msgspec.structs import force_setattr
 
-from .models import Clinical, HistoryEntry, Patient, Purpose, Side, numbers_as_text
-from .tokens import normalise_dx, parse_level, segment_name
+from .models import (
+    Clinical, HistoryEntry, Patient, Purpose, Side, dotted_diagnoses, numbers_as_text, place_of_service_code,
+)
+from .tokens import parse_level, segment_name
 
 __all__ = [
     "Encounter",
@@ -231,18 +233,8 @@ class Encounter(_Strict):
     history: list[HistoryEntry] = []
 
     def __post_init__(self) -> None:
-        pos = self.place_of_service.strip()
-        if not (pos.isascii() and pos.isdigit() and 1 <= len(pos) <= 2):
-            raise ValueError("place_of_service: a two-digit CMS place-of-service code such as 11, 19, "
-                             "22 or 24")
-        force_setattr(self, "place_of_service", pos.zfill(2))
-        dotted = []
-        for n, text in enumerate(self.diagnoses, start=1):
-            code = normalise_dx(text)
-            if code is None:
-                raise ValueError(f"diagnoses[{n}]: an ICD-10-CM code such as M54.16 or M5416")
-            dotted.append(code)
-        force_setattr(self, "diagnoses", dotted)
+        force_setattr(self, "place_of_service", place_of_service_code(self.place_of_service))
+        force_setattr(self, "diagnoses", dotted_diagnoses(self.diagnoses))
         if not self.payer.strip():
             raise ValueError("payer: a non-empty value")
 

@@ -190,6 +190,26 @@ class HistoryEntry(_Strict):
         return _segments(self.levels)
 
 
+def place_of_service_code(text: str) -> str:
+    """A place of service as its two-digit CMS code (``"9"`` -> ``"09"``); raises ValueError."""
+    pos = text.strip()
+    if not (pos.isascii() and pos.isdigit() and 1 <= len(pos) <= 2):
+        raise ValueError(f"place_of_service: {EXPECTED['place_of_service']}")
+    return pos.zfill(2)
+
+
+def dotted_diagnoses(texts: list[str]) -> list[str]:
+    """ICD-10-CM codes in their dotted form (``M5416`` -> ``M54.16``); raises ValueError naming
+    the first that is not one."""
+    dotted = []
+    for n, text in enumerate(texts, start=1):
+        code = normalise_dx(text)
+        if code is None:
+            raise ValueError(f"diagnoses[{n}]: an ICD-10-CM code such as M54.16 or M5416")
+        dotted.append(code)
+    return dotted
+
+
 class Claim(_Strict):
     """One professional claim (SPEC §3)."""
 
@@ -204,17 +224,8 @@ class Claim(_Strict):
     history: list[HistoryEntry] = []
 
     def __post_init__(self) -> None:
-        pos = self.place_of_service.strip()
-        if not (pos.isascii() and pos.isdigit() and 1 <= len(pos) <= 2):
-            raise ValueError(f"place_of_service: {EXPECTED['place_of_service']}")
-        force_setattr(self, "place_of_service", pos.zfill(2))
-        dotted = []
-        for n, text in enumerate(self.diagnoses, start=1):
-            code = normalise_dx(text)
-            if code is None:
-                raise ValueError(f"diagnoses[{n}]: an ICD-10-CM code such as M54.16 or M5416")
-            dotted.append(code)
-        force_setattr(self, "diagnoses", dotted)
+        force_setattr(self, "place_of_service", place_of_service_code(self.place_of_service))
+        force_setattr(self, "diagnoses", dotted_diagnoses(self.diagnoses))
         for name in ("claim_id", "payer"):
             if not getattr(self, name).strip():
                 raise ValueError(f"{name}: a non-empty value")
