@@ -63,6 +63,16 @@ class _Tally:
     clean: int = 0             # claims with no finding (payers)
     denied_claims: int = 0     # claims with a deny finding (payers)
 
+    def count(self, key: str, seen_in_claim: set[str], severity: str | None = None) -> None:
+        """Count one finding under ``key`` (its severity too, when given), and its claim once:
+        ``seen_in_claim`` holds the keys already counted for the claim being read."""
+        self.findings += 1
+        if severity is not None:
+            self.severities[severity] = self.severities.get(severity, 0) + 1
+        if key not in seen_in_claim:
+            self.claims += 1
+            seen_in_claim.add(key)
+
 
 @dataclass
 class ReportData:
@@ -133,30 +143,18 @@ class ReportData:
             self.severities[severity] = self.severities.get(severity, 0) + 1
             self.rule_titles.setdefault(rule, str(finding.get("title") or rule))
             tally = self.rules.setdefault(rule, _Tally())
-            tally.findings += 1
-            tally.severities[severity] = tally.severities.get(severity, 0) + 1
-            if rule not in rules_here:
-                tally.claims += 1
-                rules_here.add(rule)
+            tally.count(rule, rules_here, severity)
             if finding.get("fix") and rule not in self.fix_examples:
                 self.fix_examples[rule] = str(finding["fix"])
             codes = [str(c) for c in finding.get("codes") or []]
             for code in codes:
-                ctally = self.codes.setdefault(code, _Tally())
-                ctally.findings += 1
-                ctally.severities[severity] = ctally.severities.get(severity, 0) + 1
-                if code not in codes_here:
-                    ctally.claims += 1
-                    codes_here.add(code)
+                self.codes.setdefault(code, _Tally()).count(code, codes_here, severity)
             if severity == "deny":
                 carc = str(finding.get("carc") or "(none)")
                 if finding.get("rarc"):
                     carc += f" / {finding['rarc']}"
                 ktally = self.carcs.setdefault(carc, _Tally())
-                ktally.findings += 1
-                if carc not in carcs_here:
-                    ktally.claims += 1
-                    carcs_here.add(carc)
+                ktally.count(carc, carcs_here)
                 rule_lines = set(numbers)
                 tally.deny_lines += len(rule_lines)
                 ktally.deny_lines += len(rule_lines)
