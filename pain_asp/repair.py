@@ -238,7 +238,7 @@ class RepairOptions:
     kb_dir: str | None = None
     claims_per_solve: int = 100
     timeout: float = 20.0
-    check_chunk_size: int = 1000
+    check_chunk_size: int = CheckOptions.chunk_size   # claims per Control of the check before fixing
     attribute: bool = True
 
 
