@@ -34,6 +34,13 @@ class Format(str, Enum):
     csv = "csv"
 
 
+class TextOrJson(str, Enum):
+    """The output of commands that report one thing (not a stream of claims)."""
+
+    text = "text"
+    json = "json"
+
+
 class FailOn(str, Enum):
     deny = "deny"
     review = "review"
@@ -163,7 +170,7 @@ def explain(
     file: Annotated[Path, typer.Argument(help="A claim file.")],
     claim: Annotated[Optional[str], typer.Option("--claim", help="Only this claim id.")] = None,
     rule: Annotated[Optional[str], typer.Option("--rule", help="Only this rule id.")] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
     payer_dir: PayerDirs = None,
     ncci_dir: NcciDir = None,
     history: HistoryDb = None,
@@ -184,7 +191,7 @@ def explain(
     for result in chosen:
         payer = checker.payers.get(result.payer) if result.payer and not result.errors else None
         explained.append(explain_result(result, checker.rules, payer, rule, fix_of[id(result)]))
-    if fmt == Format.json:
+    if fmt == TextOrJson.json:
         sys.stdout.write(json.dumps(explained, indent=2, default=str) + "\n")
     else:
         sys.stdout.write("\n".join(explanation_text(e) for e in explained))
@@ -197,7 +204,7 @@ def rules_list(
     category: Annotated[Optional[str], typer.Option(help="Only this category.")] = None,
     payer: Annotated[Optional[str], typer.Option(
         "--payer", help="Only the rules this payer switches off or re-grades, or that read a parameter it sets.")] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
     payer_dir: PayerDirs = None,
 ) -> None:
     """Every rule: id, category, severity, CARC, confidence, title, sources."""
@@ -212,7 +219,7 @@ def rules_list(
 
         notes = payer_rule_notes(payer, [str(p) for p in payer_dir or []])
         rules = [r for r in rules if r.id in notes]
-    if fmt == Format.json:
+    if fmt == TextOrJson.json:
         sys.stdout.write(json.dumps([{
             "id": r.id, "title": r.title, "category": r.category, "severity": r.severity,
             "carc": r.meta.get("carc"), "rarc": r.meta.get("rarc"), "confidence": r.confidence,
@@ -339,7 +346,7 @@ def history_add(
 def history_show(
     patient: Annotated[str, typer.Argument(help="Patient id (as in the claims).")],
     db: Db,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
 ) -> None:
     """A patient's recorded services, oldest first."""
     import json
@@ -348,7 +355,7 @@ def history_show(
 
     with HistoryStore(db, create=False) as store:
         rows = store.show(patient)
-    if fmt == Format.json:
+    if fmt == TextOrJson.json:
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
         return
     if not rows:
@@ -439,7 +446,7 @@ def data_import_ncci(
 @_user_errors
 def data_status(
     ncci_dir: NcciDir = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
 ) -> None:
     """Which NCCI data set and quarter checks use."""
     import json
@@ -449,15 +456,12 @@ def data_status(
     if ncci_dir is not None and not ncci_dir.is_dir():
         raise _fail(f"--ncci-dir {ncci_dir}: expected an existing folder with the CMS files")
     info = status(ncci_dir)
-    if fmt == Format.json:
+    if fmt == TextOrJson.json:
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
     else:
         sys.stdout.write(status_text(info))
 
 
-class FixFormat(str, Enum):
-    text = "text"
-    json = "json"
 
 
 def _run_and_fix(files: list[Path], payer_dirs: list[Path] | None, ncci_dir: Path | None,
@@ -520,7 +524,7 @@ def _write_corrected(fixes: list, path: Path, inputs: list[Path] | None = None) 
 @_user_errors
 def fix(
     files: Annotated[list[Path], typer.Argument(help="Claim files (JSON, YAML, JSON Lines) or folders.")],
-    fmt: Annotated[FixFormat, typer.Option("--format", "-f", help="text or json.")] = FixFormat.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Write the corrected claims here (.json, .jsonl, .yaml or .837), for check to read.")] = None,
     payer_dir: PayerDirs = None,
@@ -539,7 +543,7 @@ def fix(
     from .repair import format_fix_report
 
     _, _, fixes = _run_and_fix(files, payer_dir, ncci_dir, history, timeout)
-    if fmt == FixFormat.json:
+    if fmt == TextOrJson.json:
         sys.stdout.write(json.dumps([f.as_dict() for f in fixes], indent=2, ensure_ascii=True) + "\n")
     else:
         sys.stdout.write(format_fix_report(fixes))
@@ -636,7 +640,7 @@ def _layout(kb: Path | None, cases: Path | None):  # noqa: ANN202
 @_user_errors
 def rules_show(
     rule_id: Annotated[str, typer.Argument(help="A rule id (pain-asp rules list).")],
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
     kb: KbDir = None,
     cases: CasesDir = None,
     payer_dir: PayerDirs = None,
@@ -647,7 +651,7 @@ def rules_show(
     from .authoring import show_rule, show_text
 
     info = show_rule(rule_id, _layout(kb, cases), [str(p) for p in payer_dir or []])
-    sys.stdout.write(json.dumps(info, indent=2) + "\n" if fmt == Format.json else show_text(info))
+    sys.stdout.write(json.dumps(info, indent=2) + "\n" if fmt == TextOrJson.json else show_text(info))
 
 
 @rules_app.command("test")
@@ -691,7 +695,7 @@ def rules_coverage(
     fail_under: Annotated[Optional[float], typer.Option(
         "--fail-under", help="Exit 1 when fewer than this percentage of rules fire in some case, "
                              "or of payer parameters are exercised.")] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
     kb: KbDir = None,
     cases: CasesDir = None,
     payer_dir: PayerDirs = None,
@@ -705,7 +709,7 @@ def rules_coverage(
     dirs = [str(p) for p in payer_dir or []]
     run = run_tests(collect_cases([], list(paths or []), place), place, dirs)
     cov = coverage(run, place, dirs)
-    sys.stdout.write(json.dumps(cov.as_dict(), indent=2) + "\n" if fmt == Format.json else coverage_text(cov))
+    sys.stdout.write(json.dumps(cov.as_dict(), indent=2) + "\n" if fmt == TextOrJson.json else coverage_text(cov))
     if fail_under is not None and min(cov.rule_percent, cov.parameter_percent) < fail_under:
         sys.stderr.write(f"pain-asp: coverage below {fail_under:g} % (rules {cov.rule_percent:.1f} %, "
                          f"parameters {cov.parameter_percent:.1f} %)\n")
@@ -715,7 +719,7 @@ def rules_coverage(
 @rules_app.command("lint")
 @_user_errors
 def rules_lint(
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
     kb: KbDir = None,
     cases: CasesDir = None,
     payer_dir: PayerDirs = None,
@@ -726,7 +730,7 @@ def rules_lint(
     from .authoring import lint, lint_text
 
     problems = lint(_layout(kb, cases), [str(p) for p in payer_dir or []])
-    if fmt == Format.json:
+    if fmt == TextOrJson.json:
         sys.stdout.write(json.dumps([vars(p) for p in problems], indent=2) + "\n")
     else:
         sys.stdout.write(lint_text(problems))
@@ -765,7 +769,7 @@ def kb_check(
         "--only", help="Only these checks: payers, never-fire, contradictions (repeatable).")] = None,
     codes: Annotated[Optional[str], typer.Option(
         "--codes", help="Comma-separated codes: search contradictions only among claims billing these.")] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
     kb: KbDir = None,
     cases: CasesDir = None,
     payer_dir: PayerDirs = None,
@@ -777,7 +781,7 @@ def kb_check(
 
     report = check_kb(_layout(kb, cases), payer, budget, seed, out, [str(p) for p in payer_dir or []],
                       only or CHECKS, codes.split(",") if codes else None)
-    sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n" if fmt == Format.json else report.text())
+    sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n" if fmt == TextOrJson.json else report.text())
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -787,7 +791,7 @@ def kb_diff(
     old: Annotated[str, typer.Argument(help="The old rules: a kb folder, a checkout, or a git revision (HEAD, main, a tag).")],
     new: Annotated[str, typer.Argument(help="The new rules: a kb folder, a checkout (.), or a git revision.")],
     claims: Annotated[list[Path], typer.Argument(help="Claim files or folders, or case files or folders.")],
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
     payer_dir: PayerDirs = None,
 ) -> None:
     """Which findings appear or disappear on a corpus of claims between two versions of the rules (exit 1 when any)."""
@@ -799,7 +803,7 @@ def kb_diff(
     with tempfile.TemporaryDirectory(prefix="pain-asp-kbdiff-") as tmp:
         report = diff_kbs(resolve_kb(old, Path(tmp)), resolve_kb(new, Path(tmp)), claims,
                           [str(p) for p in payer_dir or []])
-    sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n" if fmt == Format.json else report.text())
+    sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n" if fmt == TextOrJson.json else report.text())
     raise typer.Exit(1 if report.changes else 0)
 
 
@@ -811,7 +815,7 @@ def kb_profile(
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timings per rule; the fastest counts.")] = 3,
     top: Annotated[int, typer.Option("--top", min=1, help="Rules listed in the text report.")] = 25,
     kb: Annotated[Optional[Path], typer.Option("--kb", help="A knowledge base folder other than the installed one.")] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
 ) -> None:
     """Grounding time of every rule (and rule file) over generated claims: where check time goes."""
     import json
@@ -819,7 +823,7 @@ def kb_profile(
     from .kbprofile import profile_kb
 
     profile = profile_kb(claims, seed, repeats, str(kb) if kb else None)
-    sys.stdout.write(json.dumps(profile.as_dict(), indent=2) + "\n" if fmt == Format.json else profile.text(top))
+    sys.stdout.write(json.dumps(profile.as_dict(), indent=2) + "\n" if fmt == TextOrJson.json else profile.text(top))
 
 
 def main() -> None:

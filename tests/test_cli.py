@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from pain_asp.cli import app
@@ -116,3 +117,11 @@ def test_rules_list_and_payers(tmp_path: Path) -> None:
     out = runner.invoke(app, ["payers", "show", "medicare", "--date", "2026-03-02"]).stdout
     assert "laterality_required" in out and "source" in out
     assert runner.invoke(app, ["payers", "show", "nobody"]).exit_code == 2
+
+
+@pytest.mark.parametrize("command", [["rules", "list"], ["data", "status"], ["kb", "profile", "--claims", "1"],
+                                     ["explain", "docs/examples/claims.yaml"], ["rules", "coverage"]])
+def test_commands_that_report_one_thing_take_text_or_json_only(command: list[str]) -> None:
+    done = runner.invoke(app, [*command, "--format", "csv"])
+    assert done.exit_code == 2
+    assert "'csv' is not one of 'text', 'json'" in done.output
