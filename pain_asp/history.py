@@ -7,11 +7,11 @@ a history store (pain_asp.store). This module gathers them into ``HistoryEntry``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 
 from .models import Claim, HistoryEntry
 
-__all__ = ["batch_history", "claim_services"]
+__all__ = ["BatchHistory", "batch_history", "claim_services"]
 
 
 def claim_services(claim: Claim) -> list[HistoryEntry]:
@@ -29,20 +29,35 @@ def claim_services(claim: Claim) -> list[HistoryEntry]:
     return out
 
 
-def batch_history(claims: Iterable[Claim]) -> Callable[[Claim], list[HistoryEntry]]:
-    """A provider giving each claim its own history plus its patient's other claims in ``claims``."""
-    by_patient: dict[str, list[Claim]] = {}
-    for claim in claims:
-        by_patient.setdefault(claim.patient.id, []).append(claim)
+class BatchHistory:
+    """Gives each claim its own history plus its patient's other claims of the batch.
 
-    def provider(claim: Claim) -> list[HistoryEntry]:
+    The other claims count with services dated on or before the claim's first date of
+    service (same-day services of another claim included); a claim with the same claim id
+    is the claim itself and is left out.
+    """
+
+    def __init__(self, claims: Iterable[Claim]) -> None:
+        self._by_patient: dict[str, list[Claim]] = {}
+        for claim in claims:
+            self._by_patient.setdefault(claim.patient.id, []).append(claim)
+
+    def __call__(self, claim: Claim) -> list[HistoryEntry]:
         entries = list(claim.history)
-        for other in by_patient.get(claim.patient.id, []):
+        first_day = min(line.date for line in claim.lines)
+        for other in self._by_patient.get(claim.patient.id, []):
             if other is claim or other.claim_id == claim.claim_id:
                 continue
-            first_day = min(line.date for line in claim.lines)
             entries.extend(e for e in claim_services(other) if e.date <= first_day)
         entries.sort(key=lambda e: (e.date, e.code))
         return entries
 
-    return provider
+    def replacing(self, replacements: Mapping[int, Claim]) -> BatchHistory:
+        """The same batch with claims replaced: ``replacements`` maps ``id(claim)`` of a claim
+        of the batch to what stands in its place (``pain-asp fix``: its corrected version)."""
+        return BatchHistory(replacements.get(id(c), c) for claims in self._by_patient.values() for c in claims)
+
+
+def batch_history(claims: Iterable[Claim]) -> BatchHistory:
+    """A provider giving each claim its own history plus its patient's other claims in ``claims``."""
+    return BatchHistory(claims)

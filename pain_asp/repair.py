@@ -16,7 +16,9 @@ API
 ``Repairer.fix(records, history=None) -> list[FixResult]``
     One result per :class:`~pain_asp.readers.Record`, in input order. ``history`` is the
     history provider given to :meth:`pain_asp.engine.Checker.check` (claim history, batch,
-    store); the repair sees exactly the facts ``check`` sees.
+    store); the repair sees exactly the facts ``check`` sees. With a batch history
+    (:class:`~pain_asp.history.BatchHistory`, alone or under a store), claims of one patient
+    are then fixed again against each other as corrected until they agree (``_settle``).
 
 ``Repairer.fix_checked(results, history=None) -> list[FixResult]``
     The same from check :class:`~pain_asp.findings.Result` objects already computed.
@@ -118,6 +120,7 @@ EDIT_KINDS: dict[str, tuple[str, int]] = {
     "replace_code": ("replace_code", 8),
     "drop": ("drop_line", 9),
 }
+SETTLE_ROUNDS = 4  # rounds of fixing one patient's claims against each other (Repairer._settle)
 _SPLIT_OFFSET = 100  # a split copy of line L is line L + 100 in the claim view
 
 
@@ -266,6 +269,10 @@ class Repairer:
 
     def fix_checked(self, results: Sequence[Result], history: HistoryProvider | None = None) -> list[FixResult]:
         """Fix claims whose check results are known (``results`` from the same options)."""
+        return self._settle(results, self._fix_each(results, history), history)
+
+    def _fix_each(self, results: Sequence[Result], history: HistoryProvider | None) -> list[FixResult]:
+        """Every claim fixed against ``history`` as given."""
         out: list[FixResult | None] = [None] * len(results)
         todo: list[int] = []
         for i, result in enumerate(results):
@@ -281,6 +288,58 @@ class Repairer:
             for i, fixed in zip(todo[start:start + size], self._repair_chunk(chunk, history)):
                 out[i] = fixed
         return [r for r in out if r is not None]
+
+    def _settle(self, results: Sequence[Result], fixed: list[FixResult],
+                history: HistoryProvider | None) -> list[FixResult]:
+        """Fix a patient's claims again against each other as corrected, until nothing changes.
+
+        Batch history (SPEC §7) shows a claim its patient's other claims of the batch, so an
+        edit to one of them can change what the rules find on another (a side modifier put
+        on an earlier session, a dropped duplicate). Each round re-checks the corrected claims
+        of every patient with an edited claim against the batch as corrected; a claim whose
+        findings differ from its result's is fixed again, from its billed form, against that
+        history (its ``before`` is then the billed claim beside the corrected others), one
+        claim at a time. A round that finds no such claim ends it. A claim still unsettled
+        after :data:`SETTLE_ROUNDS` rounds keeps its last result, marked not optimal.
+        """
+        replacing = getattr(history, "replacing", None)
+        if replacing is None:
+            return fixed
+        by_patient: dict[str, list[int]] = {}
+        for i, result in enumerate(results):
+            if result.claim is not None and fixed[i].corrected_claim is not None:
+                by_patient.setdefault(result.claim.patient.id, []).append(i)
+        groups = [ids for ids in by_patient.values() if len(ids) > 1]
+
+        def as_corrected() -> HistoryProvider:
+            return replacing({id(results[i].claim): fixed[i].corrected_claim
+                              for ids in groups for i in ids if fixed[i].edits})
+
+        def record(i: int, claim: Claim | None) -> Record:
+            return Record(results[i].file, results[i].position, claim=claim, claim_id=results[i].claim_id)
+
+        stale: list[int] = []
+        for rounds in range(SETTLE_ROUNDS + 1):
+            suspects = [i for ids in groups if any(fixed[j].edits for j in ids) for i in ids
+                        if fixed[i].corrected_claim is not None]
+            again = self.checker.check([record(i, fixed[i].corrected_claim) for i in suspects],
+                                       history=as_corrected())
+            stale = [i for i, result in zip(suspects, again)
+                     if {_key(f) for f in result.findings} != {_key(f) for f in fixed[i].after}]
+            if not stale or rounds == SETTLE_ROUNDS:
+                break
+            for i in stale:
+                provider = as_corrected()
+                billed = list(self.checker.check([record(i, results[i].claim)], history=provider))
+                fixed[i] = self._fix_each(billed, provider)[0]
+        for i in stale:
+            fixed[i].optimal = False
+            fixed[i].errors.append({
+                "file": fixed[i].file, "claim_id": fixed[i].claim_id, "field": "", "value": "",
+                "expected": "corrections of the patient's claims that agree with each other",
+                "message": f"the corrections of this patient's claims still changed each other after "
+                           f"{SETTLE_ROUNDS} rounds; run fix on the corrected claims again"})
+        return fixed
 
     # -- one solve ------------------------------------------------------------------------
 

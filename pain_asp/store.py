@@ -52,7 +52,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -453,8 +453,33 @@ def _merge(sources: Iterable[list[HistoryEntry]]) -> list[HistoryEntry]:
     return out
 
 
+class StoreHistory:
+    """A history provider backed by a :class:`HistoryStore` (see :func:`store_history`)."""
+
+    def __init__(self, store: HistoryStore, base: HistoryProvider | None = None,
+                 window_days: int | None = None) -> None:
+        self.store, self.base, self.window_days = store, base, window_days
+
+    def __call__(self, claim: Claim) -> list[HistoryEntry]:
+        first_day = min(line.date for line in claim.lines)
+        rows = self.store._rows(claim.patient.id, first_day, self.window_days,
+                                exclude_claim=claim.claim_id)
+        stored = [self.store._entry(row) for row in rows]
+        sources = [list(claim.history)]
+        if self.base is not None:
+            sources.append(self.base(claim))
+        sources.append(stored)
+        return _merge(sources)
+
+    def replacing(self, replacements: Mapping[int, Claim]) -> StoreHistory:
+        """The same store over the batch with claims replaced (see
+        :meth:`pain_asp.history.BatchHistory.replacing`; a base without batch claims stays)."""
+        replace = getattr(self.base, "replacing", None)
+        return StoreHistory(self.store, replace(replacements) if replace else self.base, self.window_days)
+
+
 def store_history(store: HistoryStore, base: HistoryProvider | None = None,
-                  window_days: int | None = None) -> HistoryProvider:
+                  window_days: int | None = None) -> StoreHistory:
     """A history provider for :meth:`pain_asp.engine.Checker.check` backed by ``store``.
 
     For a claim it merges the claim's own ``history``, ``base(claim)`` if given (e.g.
@@ -464,19 +489,7 @@ def store_history(store: HistoryStore, base: HistoryProvider | None = None,
     in several sources counts once (same date, code and modifiers). ``window_days`` limits
     how far back the store is read (None: all of it).
     """
-
-    def provider(claim: Claim) -> list[HistoryEntry]:
-        first_day = min(line.date for line in claim.lines)
-        rows = store._rows(claim.patient.id, first_day, window_days,
-                           exclude_claim=claim.claim_id)
-        stored = [store._entry(row) for row in rows]
-        sources = [list(claim.history)]
-        if base is not None:
-            sources.append(base(claim))
-        sources.append(stored)
-        return _merge(sources)
-
-    return provider
+    return StoreHistory(store, base, window_days)
 
 
 # -- benchmark --------------------------------------------------------------------------

@@ -421,6 +421,57 @@ def test_fix_is_sound_safe_and_idempotent(raws: list[dict[str, Any]]) -> None:
         assert second.status == first.status or first.status == "fixed" and second.status in ("clean", "actions_only")
 
 
+def _esi_line(code: str, day: str, charge: float, pointer: int = 1) -> dict[str, Any]:
+    return {"code": code, "units": 1, "date": day, "dx": [pointer], "charge": charge,
+            "documented": {"imaging": "fluoroscopy", "purpose": "therapeutic"}}
+
+
+# One patient, two claims of one batch (SPEC §7: B sees A as history). A bills a lumbar and a
+# cervical ESI on one date: Medicare allows one region per session (esi-regions-per-session,
+# correctable). B is a cervical ESI whose own history holds three cervical sessions in the 365
+# days before it; with A's cervical line B is the fifth session (Medicare esi_frequency: at most
+# 4 sessions per region per rolling 365 days; not correctable).
+_ESI_A = {"claim_id": "A", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P-9"},
+          "diagnoses": ["M54.16", "M54.12"],
+          "lines": [_esi_line("62323", "2025-03-03", 600.0), _esi_line("62321", "2025-03-03", 400.0, 2)]}
+_ESI_B = {"claim_id": "B", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P-9"},
+          "diagnoses": ["M54.12"], "lines": [_esi_line("62321", "2025-09-01", 400.0)],
+          "history": [{"date": "2024-11-04", "code": "62321"}, {"date": "2025-01-06", "code": "62321"},
+                      {"date": "2025-05-05", "code": "62321"}]}
+
+
+def test_claims_of_one_patient_are_fixed_against_each_other_as_corrected() -> None:
+    """The smallest fix of A drops its cheaper cervical line (one edit; 400.00 removed rather
+    than 600.00). That leaves B the fourth cervical session: judged beside the corrected A it
+    has no esi-frequency denial, and re-checking the corrected batch gives every result's
+    findings; fixing the output again changes nothing."""
+    repairer = _repairer()
+    billed = {r.claim_id: _summary(r.findings) for r in _check(repairer, [_ESI_A, _ESI_B])}
+    assert billed == {"A": {("conservative-care", "review", (1, 2)), ("esi-regions-per-session", "deny", (1, 2))},
+                      "B": {("conservative-care", "review", (1,)), ("esi-frequency", "deny", (1,))}}
+    a, b = _fix(repairer, [_ESI_A, _ESI_B])
+    assert (a.status, [_edit_view(e.raw) for e in a.edits if e.raw]) == ("fixed", [{"kind": "drop_line", "line": 2}])
+    assert _summary(a.after) == {("conservative-care", "review", (1,))}
+    assert (b.status, b.edits, b.optimal, b.errors) == ("actions_only", [], True, [])
+    assert _summary(b.before) == _summary(b.after) == {("conservative-care", "review", (1,))}
+    _assert_sound(repairer, [a, b])
+    again = _fix(repairer, [a.corrected, b.corrected])
+    assert [f.edits for f in again] == [[], []]
+
+
+def test_corrections_that_do_not_settle_are_not_called_optimal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no round of fixing again allowed, B's first result (judged beside the billed A)
+    disagrees with the corrected batch: it is kept, marked not optimal, with the reason."""
+    monkeypatch.setattr(repair_module, "SETTLE_ROUNDS", 0)
+    a, b = _fix(_repairer(), [_ESI_A, _ESI_B])
+    assert a.optimal and not a.errors
+    assert ("esi-frequency", "deny", (1,)) in _summary(b.after)
+    assert not b.optimal
+    assert [e["message"] for e in b.errors] == [
+        "the corrections of this patient's claims still changed each other after 0 rounds; "
+        "run fix on the corrected claims again"]
+
+
 def test_batch_costs_equal_single_claim_costs() -> None:
     """(e) many claims per solve keep every claim's optimum (usc over independent claims)."""
     raws = list(generate_claims(400, 11))

@@ -429,6 +429,24 @@ def test_provider_merges_claim_history_base_and_store_without_duplicates(db: Pat
                                   ("2026-02-01", "64490", ("RT",)), ("2026-03-10", "20553", ())]
 
 
+def test_provider_over_a_batch_with_a_claim_replaced(db: Path) -> None:
+    """pain-asp fix judges a claim beside its patient's other claims as corrected: replacing a
+    batch claim changes what the store-backed provider gives, and nothing else."""
+    current = make_claim("C-NOW", "P-1", line("64493", D(2026, 3, 10)))
+    earlier = make_claim("C-EARLY", "P-1", line("64490", D(2026, 2, 1), "RT"), line("64490", D(2026, 2, 1), "RT"))
+    corrected = make_claim("C-EARLY", "P-1", line("64490", D(2026, 2, 1), "RT"))
+    with HistoryStore(db) as store:
+        store.add_claims([make_claim("C-OLD", "P-1", line("20552", D(2024, 1, 1)))])
+        provider = store_history(store, base=batch_history([current, earlier]))
+        replaced = provider.replacing({id(earlier): corrected})
+        assert keys(provider(current)) == [("2024-01-01", "20552", ()), ("2026-02-01", "64490", ("RT",)),
+                                           ("2026-02-01", "64490", ("RT",))]
+        assert keys(replaced(current)) == [("2024-01-01", "20552", ()), ("2026-02-01", "64490", ("RT",))]
+        assert keys(provider(current)) == keys(store_history(store, base=batch_history([current, earlier]))(current))
+        # A store without a batch has nothing to replace.
+        assert keys(store_history(store).replacing({id(earlier): corrected})(current)) == [("2024-01-01", "20552", ())]
+
+
 def test_provider_counts_modifier_order_as_the_same_service(db: Path) -> None:
     current = make_claim("C-NOW", "P-1", line("64483", D(2026, 3, 10)),
                          history=[{"date": "2026-01-05", "code": "64483",
