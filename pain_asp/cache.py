@@ -7,10 +7,10 @@ only makes the first run of a process slower. ``PAIN_ASP_CACHE_DIR`` overrides t
 from __future__ import annotations
 
 import os
-import tempfile
+import zlib
 from pathlib import Path
 
-__all__ = ["cache_dir", "write_atomic"]
+__all__ = ["cache_dir", "stamp_key", "write_atomic"]
 
 
 def cache_dir() -> Path:
@@ -22,8 +22,20 @@ def cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "pain-asp"
 
 
+def stamp_key(stamp: str) -> str:
+    """A short file-name key for ``stamp`` (a description of the cached data's inputs).
+
+    Not a cryptographic digest (hashlib's OpenSSL import costs a one-claim check about
+    4 ms): different stamps may share a key, so every cache file also stores its full
+    stamp and a reader treats a different stamp as a miss.
+    """
+    return f"{zlib.crc32(stamp.encode()):08x}"
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and a rename; ignore an unwritable cache."""
+    import tempfile
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False,

@@ -5,7 +5,6 @@ disables); 2 usage or input error. Heavy modules (clingo, pydantic) are imported
 commands that need them, to keep the one-claim path lean.
 """
 
-from __future__ import annotations
 
 import sys
 from enum import Enum

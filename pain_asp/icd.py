@@ -9,25 +9,23 @@ knowledge base combines this current status with the dated transitions in
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
-from .cache import cache_dir, write_atomic
+from .cache import cache_dir, stamp_key, write_atomic
 
-__all__ = ["dx_status", "release_key"]
+__all__ = ["dx_status", "release_stamp"]
 
 
-def release_key() -> str:
-    """A key that changes whenever the installed ICD-10-CM package changes."""
+def release_stamp() -> str:
+    """A description of the installed ICD-10-CM package that changes whenever it changes."""
     spec = importlib.util.find_spec("simple_icd_10_cm")
     if spec is None or spec.origin is None:
         raise RuntimeError("the simple-icd-10-cm package is not installed")
     folder = Path(spec.origin).parent
     stamp = max((p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*.xml"))
-    digest = hashlib.sha256(f"{folder}|{stamp[0]}|{stamp[1]}".encode()).hexdigest()
-    return digest[:16]
+    return f"{folder}|{stamp[0]}|{stamp[1]}"
 
 
 def _build() -> tuple[frozenset[str], frozenset[str]]:
@@ -44,14 +42,16 @@ def _build() -> tuple[frozenset[str], frozenset[str]]:
 @lru_cache(maxsize=1)
 def _tables() -> tuple[str, str]:
     """Space-padded lists of billable codes and of headers (a substring test is a lookup)."""
-    path = cache_dir() / f"icd10cm-{release_key()}.txt"
+    stamp = release_stamp()
+    path = cache_dir() / f"icd10cm-{stamp_key(stamp)}.txt"
     try:
-        billable_text, header_text = path.read_text(encoding="ascii").split("\n--\n")
-        return f" {billable_text} ", f" {header_text} "
+        first, billable_text, header_text = path.read_text(encoding="utf-8").split("\n--\n")
+        if first == stamp:
+            return f" {billable_text} ", f" {header_text} "
     except (OSError, ValueError):
         pass
     billable, headers = _build()
-    write_atomic(path, " ".join(sorted(billable)) + "\n--\n" + " ".join(sorted(headers)))
+    write_atomic(path, stamp + "\n--\n" + " ".join(sorted(billable)) + "\n--\n" + " ".join(sorted(headers)))
     return f" {' '.join(sorted(billable))} ", f" {' '.join(sorted(headers))} "
 
 

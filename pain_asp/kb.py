@@ -7,13 +7,12 @@ solving the knowledge base with no claims and ``kb/show_meta.lp`` as output cont
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .cache import cache_dir, write_atomic
+from .cache import cache_dir, stamp_key, write_atomic
 from .errors import PainAspError
 from .resources import kb_dir
 
@@ -94,22 +93,25 @@ def _solve_meta(directory: Path) -> list:
     return symbols
 
 
-def _kb_key(folder: Path) -> str:
-    """A key that changes whenever any knowledge-base file changes."""
-    stamp = hashlib.sha256()
+def _kb_stamp(folder: Path) -> str:
+    """A description of the knowledge base's files that changes whenever any of them changes."""
+    lines = [str(folder.resolve())]
     for path in sorted(folder.rglob("*.lp")):
         info = path.stat()
-        stamp.update(f"{path.relative_to(folder)}|{info.st_mtime_ns}|{info.st_size}\n".encode())
-    return stamp.hexdigest()[:16]
+        lines.append(f"{path.relative_to(folder)}|{info.st_mtime_ns}|{info.st_size}")
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=4)
 def _metadata(directory: str | None) -> tuple[dict[str, Rule], dict[str, CodeInfo]]:
     """Rules and codes, from the cache when the knowledge base files are unchanged."""
     folder = Path(directory) if directory else kb_dir()
-    cache = cache_dir() / f"kb-meta-{_kb_key(folder)}.json"
+    stamp = _kb_stamp(folder)
+    cache = cache_dir() / f"kb-meta-{stamp_key(stamp)}.json"
     try:
         data = json.loads(cache.read_text(encoding="utf-8"))
+        if data["stamp"] != stamp:
+            raise KeyError("stamp")
         rules = {r["id"]: Rule(r["id"], r["category"], r["severity"], r["meta"],
                                [Source(**s) for s in r["sources"]],
                                tuple(r["effective"]) if r["effective"] else None, r["reads"])
@@ -119,6 +121,7 @@ def _metadata(directory: str | None) -> tuple[dict[str, Rule], dict[str, CodeInf
         pass
     rules, codes = _read_metadata(folder)
     write_atomic(cache, json.dumps({
+        "stamp": stamp,
         "rules": [{"id": r.id, "category": r.category, "severity": r.severity, "meta": r.meta,
                    "sources": [s.as_dict() for s in r.sources], "effective": r.effective,
                    "reads": r.reads} for r in rules.values()],
