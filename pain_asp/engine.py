@@ -16,7 +16,7 @@ from typing import Any
 from .errors import PainAspError
 from .facts import claim_facts, dx_facts
 from .findings import Result, build_findings
-from .kb import main_file, rule_catalog
+from .kb import main_file, read_predicates, rule_catalog
 from .models import Claim, HistoryEntry
 from .ncci import load_tables
 from .payers import PayerRegistry, load_registry
@@ -47,6 +47,7 @@ class Checker:
         self.options = options or CheckOptions()
         self.kb = Path(self.options.kb_dir) if self.options.kb_dir else kb_dir()
         self.rules = rule_catalog(self.options.kb_dir)
+        self.reads = read_predicates(self.options.kb_dir)
         self.payers: PayerRegistry = load_registry(self.options.payer_dirs, set(self.rules))
         self.tables = load_tables(self.options.ncci_dir)
         self._payer_facts: dict[str, str] = {}
@@ -113,7 +114,7 @@ class Checker:
         diagnoses: set[str] = set()
         for k, claim in enumerate(claims):
             past = history(claim) if history else list(claim.history)
-            parts.extend(claim_facts(k, claim, claim.payer, past))
+            parts.extend(claim_facts(k, claim, claim.payer, past, self.reads))
             codes.update(line.code for line in claim.lines)
             codes.update(entry.code for entry in past)
             diagnoses.update(claim.diagnoses)

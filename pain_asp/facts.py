@@ -10,7 +10,7 @@ ids, patient ids, authorization numbers and free text never appear in the facts.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from .icd import dx_status
 from .models import Claim, Documentation, HistoryEntry
@@ -39,11 +39,14 @@ def _flag(value: bool) -> str:
     return "yes" if value else "no"
 
 
-def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEntry] = ()) -> list[str]:
+def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEntry] = (),
+                reads: Container[str] | None = None) -> list[str]:
     """Facts describing ``claim`` as claim number ``k`` of a solve.
 
     ``payer_id`` has been checked against the payer registry; ``history`` holds the
     patient's earlier services gathered by the caller (claim history, batch, store).
+    ``reads``: the predicates the knowledge base reads (:func:`pain_asp.kb.read_predicates`);
+    facts of any other predicate are left out, since no rule could see them.
     """
     out = [f"claim({k}).", f'claim_payer({k}, "{payer_id}").', f"claim_pos({k}, {int(claim.place_of_service)})."]
     if claim.prior_authorization:
@@ -75,6 +78,8 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
             out.extend(_documentation(k, n, line.documented))
     for h, entry in enumerate(history, start=1):
         out.extend(_history(k, h, entry))
+    if reads is not None:
+        out = [fact for fact in out if fact[:fact.index("(")] in reads]
     return out
 
 

@@ -11,12 +11,13 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from .cache import cache_dir, stamp_key, write_atomic
 from .errors import PainAspError
 from .resources import kb_dir
 
-__all__ = ["Rule", "Source", "rule_catalog", "code_catalog", "main_file", "CodeInfo"]
+__all__ = ["Rule", "Source", "rule_catalog", "code_catalog", "read_predicates", "main_file", "CodeInfo"]
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,8 @@ def _kb_stamp(folder: Path) -> str:
 
 
 @lru_cache(maxsize=4)
-def _metadata(directory: str | None) -> tuple[dict[str, Rule], dict[str, CodeInfo]]:
-    """Rules and codes, from the cache when the knowledge base files are unchanged."""
+def _metadata(directory: str | None) -> tuple[dict[str, Rule], dict[str, CodeInfo], frozenset[str]]:
+    """Rules, codes and read predicates, from the cache when the knowledge base files are unchanged."""
     folder = Path(directory) if directory else kb_dir()
     stamp = _kb_stamp(folder)
     cache = cache_dir() / f"kb-meta-{stamp_key(stamp)}.json"
@@ -116,18 +117,46 @@ def _metadata(directory: str | None) -> tuple[dict[str, Rule], dict[str, CodeInf
                                [Source(**s) for s in r["sources"]],
                                tuple(r["effective"]) if r["effective"] else None, r["reads"])
                  for r in data["rules"]}
-        return rules, {c["code"]: CodeInfo(**c) for c in data["codes"]}
+        return rules, {c["code"]: CodeInfo(**c) for c in data["codes"]}, frozenset(data["reads"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
     rules, codes = _read_metadata(folder)
+    reads = _read_predicates(folder)
     write_atomic(cache, json.dumps({
         "stamp": stamp,
+        "reads": sorted(reads),
         "rules": [{"id": r.id, "category": r.category, "severity": r.severity, "meta": r.meta,
                    "sources": [s.as_dict() for s in r.sources], "effective": r.effective,
                    "reads": r.reads} for r in rules.values()],
         "codes": [vars(c) for c in codes.values()],
     }))
-    return rules, codes
+    return rules, codes, reads
+
+
+def _read_predicates(folder: Path) -> frozenset[str]:
+    """Names of the predicates some statement of the knowledge base reads: every atom except
+    the plain head of a rule (bodies, conditions, ``#minimize``, ``#external`` ...), over all
+    of the folder's .lp files (check, fix and code programs alike)."""
+    from clingo import ast
+
+    from .authoring import _atom_names
+
+    names: set[str] = set()
+
+    def statement(node: Any) -> None:
+        if node.ast_type == ast.ASTType.Rule and node.head.ast_type == ast.ASTType.Literal:
+            for literal in node.body:
+                names.update(_atom_names(literal))
+        else:
+            names.update(_atom_names(node))
+
+    messages: list[str] = []
+    try:  # files included by others are parsed once; the "already included" notes are dropped
+        ast.parse_files([str(p) for p in sorted(folder.rglob("*.lp"))], statement,
+                        logger=lambda code, msg: messages.append(msg))
+    except RuntimeError:
+        raise PainAspError("the knowledge base does not parse:\n" + "\n".join(messages)) from None
+    return frozenset(names)
 
 
 def _read_metadata(folder: Path) -> tuple[dict[str, Rule], dict[str, CodeInfo]]:
@@ -177,3 +206,9 @@ def rule_catalog(directory: str | None = None) -> dict[str, Rule]:
 def code_catalog(directory: str | None = None) -> dict[str, CodeInfo]:
     """Every code the catalog knows, by code."""
     return _metadata(directory)[1]
+
+
+def read_predicates(directory: str | None = None) -> frozenset[str]:
+    """Names of the predicates the knowledge base's statements read (an input fact of any
+    other predicate cannot change a finding, so the engine does not send it to clingo)."""
+    return _metadata(directory)[2]
