@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +113,7 @@ class _Blank(dict):
 
 def _fill(template: str, values: dict[str, Any]) -> str:
     shown = {k: (", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in values.items()}
-    return string.Formatter().vformat(template, (), _Blank(shown))
+    return template.format_map(_Blank(shown))
 
 
 def _payer_parameters(rule: Rule, policy: Payer | None, claim: Claim, line: int) -> list[dict[str, Any]]:

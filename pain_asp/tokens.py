@@ -8,6 +8,7 @@ are mapped to a fixed vocabulary. Anything else stays in Python.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 __all__ = [
     "CODE_RE",
@@ -52,6 +53,7 @@ def normalise_dx(text: str) -> str | None:
     return bare if len(bare) == 3 else f"{bare[:3]}.{bare[3:]}"
 
 
+@lru_cache(maxsize=1024)
 def parse_level(text: str) -> tuple[int, int] | None:
     """Parse a spinal level such as ``L4-L5``, ``L4-5``, ``L5-S1`` or ``T12-L1``.
 
