@@ -16,9 +16,9 @@ API
 ``Repairer.fix(records, history=None) -> list[FixResult]``
     One result per :class:`~pain_asp.readers.Record`, in input order. ``history`` is the
     history provider given to :meth:`pain_asp.engine.Checker.check` (claim history, batch,
-    store); the repair sees exactly the facts ``check`` sees. With a batch history
-    (:class:`~pain_asp.history.BatchHistory`, alone or under a store), claims of one patient
-    are then fixed again against each other as corrected until they agree (``_settle``).
+    store); the repair sees exactly the facts ``check`` sees. With a batch or store history
+    (a provider with ``replacing``), claims whose correction changes the history they or
+    their patient's other claims see are then fixed again until they agree (``_settle``).
 
 ``Repairer.fix_checked(results, history=None) -> list[FixResult]``
     The same from check :class:`~pain_asp.findings.Result` objects already computed.
@@ -120,7 +120,7 @@ EDIT_KINDS: dict[str, tuple[str, int]] = {
     "replace_code": ("replace_code", 8),
     "drop": ("drop_line", 9),
 }
-SETTLE_ROUNDS = 4  # rounds of fixing one patient's claims against each other (Repairer._settle)
+SETTLE_ROUNDS = 4  # rounds of fixing claims again against the history their correction gives (Repairer._settle)
 _SPLIT_OFFSET = 100  # a split copy of line L is line L + 100 in the claim view
 
 
@@ -291,16 +291,20 @@ class Repairer:
 
     def _settle(self, results: Sequence[Result], fixed: list[FixResult],
                 history: HistoryProvider | None) -> list[FixResult]:
-        """Fix a patient's claims again against each other as corrected, until nothing changes.
+        """Fix claims again against the history their corrected form has, until they agree.
 
-        Batch history (SPEC §7) shows a claim its patient's other claims of the batch, so an
-        edit to one of them can change what the rules find on another (a side modifier put
-        on an earlier session, a dropped duplicate). Each round re-checks the corrected claims
-        of every patient with an edited claim against the batch as corrected; a claim whose
-        findings differ from its result's is fixed again, from its billed form, against that
-        history (its ``before`` is then the billed claim beside the corrected others), one
-        claim at a time. A round that finds no such claim ends it. A claim still unsettled
-        after :data:`SETTLE_ROUNDS` rounds keeps its last result, marked not optimal.
+        A claim's batch and store history are the services dated on or before its first date
+        of service (SPEC §7), so a correction can change what the rules see: an edit to one
+        claim of a patient changes the history of the patient's other claims of the batch (a
+        side modifier put on an earlier session, a dropped duplicate), and dropping a claim's
+        earliest line moves its own first day, letting later services in. Each round
+        re-checks every corrected claim that may be affected (claims of a patient with an
+        edited claim in the batch, and edited claims whose first day moved) with the history
+        of its corrected form beside the corrected batch; a claim whose findings differ from
+        its result's is fixed again, from its billed form, against that history (its
+        ``before`` is then the billed claim judged with that history), one claim at a time.
+        A round that finds no such claim ends it. A claim still unsettled after
+        :data:`SETTLE_ROUNDS` rounds keeps its last result, marked not optimal.
         """
         replacing = getattr(history, "replacing", None)
         if replacing is None:
@@ -309,19 +313,32 @@ class Repairer:
         for i, result in enumerate(results):
             if result.claim is not None and fixed[i].corrected_claim is not None:
                 by_patient.setdefault(result.claim.patient.id, []).append(i)
-        groups = [ids for ids in by_patient.values() if len(ids) > 1]
+
+        def first_day(claim: Claim) -> Any:
+            return min(line.date for line in claim.lines)
+
+        def affected() -> list[int]:
+            out = set()
+            for ids in by_patient.values():
+                for i in ids:
+                    corrected, billed = fixed[i].corrected_claim, results[i].claim
+                    if fixed[i].edits and corrected is not None and billed is not None:
+                        if len(ids) > 1:
+                            out.update(ids)
+                        elif first_day(corrected) != first_day(billed):
+                            out.add(i)
+            return sorted(out)
 
         def as_corrected() -> HistoryProvider:
             return replacing({id(results[i].claim): fixed[i].corrected_claim
-                              for ids in groups for i in ids if fixed[i].edits})
+                              for ids in by_patient.values() for i in ids if fixed[i].edits})
 
         def record(i: int, claim: Claim | None) -> Record:
             return Record(results[i].file, results[i].position, claim=claim, claim_id=results[i].claim_id)
 
         stale: list[int] = []
         for rounds in range(SETTLE_ROUNDS + 1):
-            suspects = [i for ids in groups if any(fixed[j].edits for j in ids) for i in ids
-                        if fixed[i].corrected_claim is not None]
+            suspects = affected()
             again = self.checker.check([record(i, fixed[i].corrected_claim) for i in suspects],
                                        history=as_corrected())
             stale = [i for i, result in zip(suspects, again)
@@ -329,16 +346,21 @@ class Repairer:
             if not stale or rounds == SETTLE_ROUNDS:
                 break
             for i in stale:
-                provider = as_corrected()
-                billed = list(self.checker.check([record(i, results[i].claim)], history=provider))
-                fixed[i] = self._fix_each(billed, provider)[0]
+                provider, corrected = as_corrected(), fixed[i].corrected_claim
+
+                def window(_claim: Claim, provider: HistoryProvider = provider,
+                           corrected: Claim | None = corrected) -> list[HistoryEntry]:
+                    return provider(corrected)  # type: ignore[arg-type]
+
+                billed = list(self.checker.check([record(i, results[i].claim)], history=window))
+                fixed[i] = self._fix_each(billed, window)[0]
         for i in stale:
             fixed[i].optimal = False
             fixed[i].errors.append({
                 "file": fixed[i].file, "claim_id": fixed[i].claim_id, "field": "", "value": "",
-                "expected": "corrections of the patient's claims that agree with each other",
-                "message": f"the corrections of this patient's claims still changed each other after "
-                           f"{SETTLE_ROUNDS} rounds; run fix on the corrected claims again"})
+                "expected": "a correction that agrees with the history of the corrected claim",
+                "message": f"the correction still changed the claim's history (or its patient's other "
+                           f"claims) after {SETTLE_ROUNDS} rounds; run fix on the corrected claims again"})
         return fixed
 
     # -- one solve ------------------------------------------------------------------------

@@ -468,8 +468,43 @@ def test_corrections_that_do_not_settle_are_not_called_optimal(monkeypatch: pyte
     assert ("esi-frequency", "deny", (1,)) in _summary(b.after)
     assert not b.optimal
     assert [e["message"] for e in b.errors] == [
-        "the corrections of this patient's claims still changed each other after 0 rounds; "
-        "run fix on the corrected claims again"]
+        "the correction still changed the claim's history (or its patient's other claims) after "
+        "0 rounds; run fix on the corrected claims again"]
+
+
+def _lumbar_tf(code: str, day: str) -> dict[str, Any]:
+    levels = ["L4-L5", "L5-S1"] if code == "64484" else ["L4-L5"]
+    return {"code": code, "modifiers": ["RT"], "date": day, "dx": [1],
+            "documented": {"imaging": "fluoroscopy", "side": "right", "levels": levels, "purpose": "therapeutic"}}
+
+
+def test_a_dropped_first_line_moves_the_history_window(tmp_path: Path) -> None:
+    """Store history counts services dated on or before the claim's first day (SPEC §7).
+    Line 1 is a lone 64484 documenting two levels (addon-without-primary: dropped, as in
+    fix_cases/addon-without-primary/drop_addon_on_other_date.yaml), so the corrected claim
+    starts on 2025-03-17 and the stored session of 2025-03-10 becomes history: with the three
+    of 2024 that makes the 2025-03-17 injection the fifth lumbar session in 365 days (Medicare
+    esi_frequency 4). The fix reports that denial, as a re-check of its output does."""
+    from pain_asp.store import HistoryStore, store_history
+
+    stored = {"claim_id": "S-1", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P-7"},
+              "diagnoses": ["M54.16"],
+              "lines": [_lumbar_tf("64483", d) for d in ("2024-05-06", "2024-08-05", "2024-11-04", "2025-03-10")]}
+    claim = {"claim_id": "C-7", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P-7"},
+             "diagnoses": ["M54.16"], "clinical": {"pain_duration_months": 6, "conservative_care_weeks": 16},
+             "lines": [_lumbar_tf("64484", "2025-03-03"), _lumbar_tf("64483", "2025-03-17")]}
+    repairer = _repairer()
+    with HistoryStore(tmp_path / "history.db") as store:
+        store.add_claims([parse_claim(stored)])
+        records = _records(repairer, [claim])
+        provider = store_history(store, base=batch_history([records[0].claim]))
+        (fixed,) = repairer.fix(records, history=provider)
+        assert [_edit_view(e.raw) for e in fixed.edits if e.raw] == [{"kind": "drop_line", "line": 1}]
+        assert (fixed.status, fixed.optimal, fixed.errors) == ("fixed", True, [])
+        assert _summary(fixed.after) == {("esi-frequency", "deny", (1,))}
+        corrected = _records(repairer, [fixed.corrected], "recheck")
+        (again,) = repairer.checker.check(corrected, history=store_history(store, base=batch_history([corrected[0].claim])))
+        assert _summary(again.findings) == _summary(fixed.after)
 
 
 def test_batch_costs_equal_single_claim_costs() -> None:
