@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct, ValidationError
@@ -262,14 +262,31 @@ def _texts(value: Any) -> Any:
     return numbers_as_text(value, _TEXT_FIELDS, _TEXT_LISTS)
 
 
+T = TypeVar("T", bound=Struct)
+
+
 def parse_claim(raw: Any) -> Claim:
     """Validate a raw mapping (parsed JSON or YAML) into a Claim; raises ValidationError."""
-    return msgspec.convert(_texts(raw), Claim, strict=False)
+    return _convert(raw, Claim)
 
 
 def parse_history_entry(raw: Any) -> HistoryEntry:
     """Validate a raw mapping into a HistoryEntry; raises ValidationError."""
-    return msgspec.convert(_texts(raw), HistoryEntry, strict=False)
+    return _convert(raw, HistoryEntry)
+
+
+def _convert(raw: Any, kind: type[T]) -> T:
+    """``raw`` as ``kind``, whole numbers in text fields read as text.
+
+    Every text field is typed ``str`` and msgspec never takes a number for one, so a mapping
+    that converts as it is has no number to turn into text (the usual JSON claim): it is
+    converted without the copy :func:`numbers_as_text` makes. Otherwise the copy is
+    converted, and its error is the one reported.
+    """
+    try:
+        return msgspec.convert(raw, kind, strict=False)
+    except ValidationError:
+        return msgspec.convert(_texts(raw), kind, strict=False)
 
 
 def as_dict(value: Struct) -> dict[str, Any]:

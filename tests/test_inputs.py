@@ -142,3 +142,27 @@ def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
     assert "no such file" in result.stderr
+
+
+def test_whole_numbers_in_text_fields_are_read_as_text(tmp_path: Path) -> None:
+    """YAML reads 64483, 50, 11 or 1234 as numbers (and a JSON writer may too): codes,
+    modifiers, place of service, ids and authorization numbers are text, read the same as
+    the quoted claim; a claim with numbers and a real error still names the real error."""
+    from pain_asp.models import parse_claim
+
+    numeric = good_claim()
+    numeric.update(claim_id=1234, place_of_service=11, prior_authorization=998877,
+                   patient={"id": 42, "birth_date": "1950-01-01"})
+    numeric["lines"][0].update(code=64483, modifiers=[50])
+    numeric["history"] = [{"date": "2025-10-01", "code": 64483, "modifiers": [50]}]
+    quoted = good_claim("1234")
+    quoted.update(prior_authorization="998877", patient={"id": "42", "birth_date": "1950-01-01"})
+    quoted["lines"][0].update(modifiers=["50"])
+    quoted["history"] = [{"date": "2025-10-01", "code": "64483", "modifiers": ["50"]}]
+    assert parse_claim(numeric) == parse_claim(quoted)
+    assert parse_claim(numeric).lines[0].code == "64483" and parse_claim(numeric).place_of_service == "11"
+    numeric["lines"][0]["date"] = "2026-13-01"
+    code, out, _ = run_check(tmp_path, [numeric])
+    assert code == 2
+    errors = json.loads(out)[0]["errors"]
+    assert [(e["claim_id"], e["field"], e["value"]) for e in errors] == [("1234", "lines[1].date", '"2026-13-01"')]
