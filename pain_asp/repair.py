@@ -346,12 +346,7 @@ class Repairer:
             if not stale or rounds == SETTLE_ROUNDS:
                 break
             for i in stale:
-                provider, corrected = as_corrected(), fixed[i].corrected_claim
-
-                def window(_claim: Claim, provider: HistoryProvider = provider,
-                           corrected: Claim | None = corrected) -> list[HistoryEntry]:
-                    return provider(corrected)  # type: ignore[arg-type]
-
+                window = _history_of(as_corrected(), fixed[i].corrected_claim)  # type: ignore[arg-type]
                 billed = list(self.checker.check([record(i, results[i].claim)], history=window))
                 fixed[i] = self._fix_each(billed, window)[0]
         for i in stale:
@@ -655,6 +650,12 @@ def _action_items(findings: list[Finding], rules: dict[str, Any]) -> list[Action
                                     "a service or a diagnosis the claim does not carry, "
                                     "documentation, or the removal of every line.)"))
     return items
+
+
+def _history_of(provider: HistoryProvider, claim: Claim) -> HistoryProvider:
+    """A provider giving whatever claim it is asked about the history ``provider`` gives
+    ``claim`` (the billed claim fixed against the history of its corrected form)."""
+    return lambda _asked: provider(claim)
 
 
 def _failed(result: Result, errors: list[dict[str, Any]], status: str | None = None) -> FixResult:
