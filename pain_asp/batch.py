@@ -342,7 +342,7 @@ def merge_history(claim: Claim, services: Iterable[bytes] = ()) -> list[HistoryE
     """
     entries = list(claim.history)
     if services:
-        first_day = min(line.date for line in claim.lines)
+        first_day = claim.first_day
         decode = _decoder("history").decode
         for blob in services:
             entries.extend(e for e in decode(blob) if e.date <= first_day)

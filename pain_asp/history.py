@@ -44,7 +44,7 @@ class BatchHistory:
 
     def __call__(self, claim: Claim) -> list[HistoryEntry]:
         entries = list(claim.history)
-        first_day = min(line.date for line in claim.lines)
+        first_day = claim.first_day
         for other in self._by_patient.get(claim.patient.id, []):
             if other is claim or other.claim_id == claim.claim_id:
                 continue

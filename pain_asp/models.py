@@ -223,6 +223,11 @@ class Claim(_Strict):
     clinical: Optional[Clinical] = None
     history: list[HistoryEntry] = []
 
+    @property
+    def first_day(self) -> dt.date:
+        """The earliest date of service on the claim (batch and store history end there, SPEC §7)."""
+        return min(line.date for line in self.lines)
+
     def __post_init__(self) -> None:
         force_setattr(self, "place_of_service", place_of_service_code(self.place_of_service))
         force_setattr(self, "diagnoses", dotted_diagnoses(self.diagnoses))

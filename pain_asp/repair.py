@@ -314,20 +314,17 @@ class Repairer:
             if result.claim is not None and fixed[i].corrected_claim is not None:
                 by_patient.setdefault(result.claim.patient.id, []).append(i)
 
-        def first_day(claim: Claim) -> Any:
-            return min(line.date for line in claim.lines)
-
         def affected() -> list[int]:
             out = set()
             for ids in by_patient.values():
                 for i in ids:
-                    corrected, billed = fixed[i].corrected_claim, results[i].claim
-                    if fixed[i].edits and corrected is not None and billed is not None:
+                    corrected = fixed[i].corrected_claim
+                    if fixed[i].edits and corrected is not None:
                         if len(ids) > 1:
                             out.update(ids)
-                        elif first_day(corrected) != first_day(billed):
+                        elif corrected.first_day != results[i].claim.first_day:  # type: ignore[union-attr]
                             out.add(i)
-            return sorted(out)
+            return sorted(i for i in out if fixed[i].corrected_claim is not None)
 
         def as_corrected() -> HistoryProvider:
             return replacing({id(results[i].claim): fixed[i].corrected_claim

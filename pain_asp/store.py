@@ -461,7 +461,7 @@ class StoreHistory:
         self.store, self.base, self.window_days = store, base, window_days
 
     def __call__(self, claim: Claim) -> list[HistoryEntry]:
-        first_day = min(line.date for line in claim.lines)
+        first_day = claim.first_day
         rows = self.store._rows(claim.patient.id, first_day, self.window_days,
                                 exclude_claim=claim.claim_id)
         stored = [self.store._entry(row) for row in rows]
