@@ -335,9 +335,13 @@ def history_add(
     if bad:
         raise _fail(f"{len(bad)} input error(s): nothing was recorded (fix them and run again)")
     with HistoryStore(db) as store:
-        added = store.add_claims(r.claim for r in records if r.claim is not None)
+        recorded = store.add_claims(r.claim for r in records if r.claim is not None)
         total = store.count()
-    sys.stdout.write(f"recorded {added} service(s) from {len(records)} claim(s); {total} in {db}\n")
+    for warning in recorded.warnings:
+        sys.stderr.write(f"pain-asp: warning: {warning}\n")
+    sys.stderr.write(f"pain-asp: {recorded.added} claim(s) added, {recorded.replaced} replaced "
+                     "(same patient, claim id and first date of service)\n")
+    sys.stdout.write(f"recorded {recorded.services} service(s) from {len(records)} claim(s); {total} in {db}\n")
 
 
 @history_app.command("show")

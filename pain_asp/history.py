@@ -7,11 +7,34 @@ a history store (pain_asp.store). This module gathers them into ``HistoryEntry``
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from .models import Claim, HistoryEntry
 
-__all__ = ["BatchHistory", "batch_history", "claim_services"]
+__all__ = ["BatchHistory", "ClaimKey", "batch_history", "claim_key", "claim_services"]
+
+
+class ClaimKey(NamedTuple):
+    """What tells one claim from another (see :func:`claim_key`)."""
+
+    patient_id: str
+    claim_id: str
+    first_day: dt.date
+
+
+def claim_key(claim: Claim) -> ClaimKey:
+    """The identity of a claim across batches and in the history store: patient, claim id and
+    first date of service.
+
+    A claim id alone is not enough: practice systems that number claims per batch ("1",
+    "2", ...) send the same id for other services, of the same or another patient. Two
+    claims with the same key are one claim (the later one is its corrected form); the
+    history store replaces a stored claim by key, and a claim never counts as its own
+    history.
+    """
+    return ClaimKey(claim.patient.id.strip(), claim.claim_id, claim.first_day)
 
 
 def claim_services(claim: Claim) -> list[HistoryEntry]:
@@ -33,8 +56,8 @@ class BatchHistory:
     """Gives each claim its own history plus its patient's other claims of the batch.
 
     The other claims count with services dated on or before the claim's first date of
-    service (same-day services of another claim included); a claim with the same claim id
-    is the claim itself and is left out.
+    service (same-day services of another claim included); a claim with the same
+    :func:`claim_key` is the claim itself and is left out.
     """
 
     def __init__(self, claims: Iterable[Claim]) -> None:
@@ -46,7 +69,7 @@ class BatchHistory:
         entries = list(claim.history)
         first_day = claim.first_day
         for other in self._by_patient.get(claim.patient.id, []):
-            if other is claim or other.claim_id == claim.claim_id:
+            if other is claim or claim_key(other) == claim_key(claim):
                 continue
             entries.extend(e for e in claim_services(other) if e.date <= first_day)
         entries.sort(key=lambda e: (e.date, e.code))

@@ -8,8 +8,8 @@ What the file holds, and what it does not
 -----------------------------------------
 * One row per service line: the date (as the knowledge base's day number and as ISO text),
   code, modifiers, units, the documented results the history rules read (purpose, relief
-  percentage and duration, levels, side), the id of the claim it came from and when it was
-  imported.
+  percentage and duration, levels, side), the claim it came from (its claim id and first
+  date of service) and when it was imported.
 * **No patient identifier in clear.** Each row carries ``HMAC-SHA256(salt, patient id)``,
   where ``salt`` is 32 random bytes made when the database is created and kept in its
   ``meta`` table. Looking a patient up needs the id; reading the file shows only keys, and
@@ -28,8 +28,14 @@ Reliability
 * Write-ahead logging (WAL): readers never block the writer and always see the state
   before or after a commit, never a half-written import.
 * :meth:`HistoryStore.add_claims` writes a whole batch in one transaction; an error
-  anywhere in it rolls everything back. Re-adding a claim id replaces that claim's earlier
-  rows (a corrected claim supersedes the original), so importing a file twice is harmless.
+  anywhere in it rolls everything back. A stored claim is keyed by patient, claim id and
+  first date of service (:func:`pain_asp.history.claim_key`): re-adding a claim with the
+  same key replaces its earlier rows (a corrected claim supersedes the original), so
+  importing a file twice is harmless, while the same claim id with another patient or
+  another first date is another claim (practice systems number claims per batch); it is
+  kept, with a warning.
+* A database of an earlier schema version is upgraded when it is opened (version 1 keyed
+  claims by claim id alone; its claims get their first date of service from their rows).
 * Errors the user can act on (a path that cannot be opened, a file that is not a pain-asp
   history database, a read-only file) are :class:`~pain_asp.errors.PainAspError` with the
   path and what went wrong; they never name a patient.
@@ -54,6 +60,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -61,13 +68,14 @@ from msgspec import ValidationError
 
 from .errors import PainAspError
 from .facts import day_number
-from .history import claim_services
+from .history import claim_key, claim_services
 from .models import Claim, HistoryEntry, parse_history_entry
 
-__all__ = ["SCHEMA_VERSION", "HistoryStore", "bench_lookup", "store_history"]
+__all__ = ["SCHEMA_VERSION", "HistoryStore", "Recorded", "bench_lookup", "store_history"]
 
-#: Version of the table layout written by this module.
-SCHEMA_VERSION = 1
+#: Version of the table layout written by this module (1: claims keyed by claim id alone;
+#: 2: by patient, claim id and first date of service, ``claim_day``).
+SCHEMA_VERSION = 2
 
 #: ``PRAGMA application_id`` of a pain-asp history database ("pAsp").
 APPLICATION_ID = 0x70417370
@@ -98,7 +106,8 @@ CREATE TABLE services (
     levels                 TEXT,
     side                   TEXT,
     claim_id               TEXT    NOT NULL,
-    imported_at            TEXT    NOT NULL
+    imported_at            TEXT    NOT NULL,
+    claim_day              INTEGER NOT NULL
 );
 CREATE INDEX services_patient_day ON services (patient_key, day);
 CREATE INDEX services_claim ON services (claim_id);
@@ -106,15 +115,36 @@ CREATE INDEX services_claim ON services (claim_id);
 
 _COLUMNS = (
     "patient_key, day, date, code, modifiers, units, purpose, relief_pct, "
-    "relief_duration_months, levels, side, claim_id, imported_at"
+    "relief_duration_months, levels, side, claim_id, imported_at, claim_day"
 )
-_INSERT = f"INSERT INTO services ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+_INSERT = f"INSERT INTO services ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"
+
+# Version 1 to 2: each stored claim (one claim id, one patient: version 1 replaced by claim
+# id) learns its first date of service from its rows.
+_MIGRATE_FROM_1 = """
+ALTER TABLE services ADD COLUMN claim_day INTEGER NOT NULL DEFAULT 0;
+UPDATE services SET claim_day = (SELECT min(s.day) FROM services AS s
+                                 WHERE s.claim_id = services.claim_id
+                                 AND s.patient_key = services.patient_key)
+"""
 _SELECT = (
     "SELECT id, date, code, modifiers, units, purpose, relief_pct, relief_duration_months, "
     "levels, side, claim_id, imported_at FROM services"
 )
 
 Row = tuple[object, ...]
+
+
+@dataclass
+class Recorded:
+    """What :meth:`HistoryStore.add_claims` did: service rows written, claims new to the store,
+    claims that replaced a stored claim of the same key, and warnings (claim ids that came
+    back with another patient or another first date of service; they name no patient)."""
+
+    services: int = 0
+    added: int = 0
+    replaced: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 class HistoryStore:
@@ -213,6 +243,9 @@ class HistoryStore:
         if app_id != APPLICATION_ID or not {"schema_version", "meta", "services"} <= _tables(conn):
             raise PainAspError(f"{self.path}: is not a pain-asp history database")
         version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        if version == 1:
+            self._migrate_from_1(conn)
+            version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise PainAspError(
                 f"{self.path}: history database schema version {version}; this pain-asp "
@@ -220,6 +253,31 @@ class HistoryStore:
             )
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
+
+    def _migrate_from_1(self, conn: sqlite3.Connection) -> None:
+        """Upgrade a version 1 database in one transaction (nothing changes if it fails)."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._error("of schema version 1 cannot be upgraded to version "
+                              f"{SCHEMA_VERSION} (it needs write access once)", exc) from None
+        try:
+            # Another process may have upgraded the file while we waited for the lock.
+            if conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 1:
+                for statement in _MIGRATE_FROM_1.split(";"):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION, _now()))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise self._error("of schema version 1 cannot be upgraded to version "
+                              f"{SCHEMA_VERSION} (it needs write access once)", exc) from None
+
+    def stored_claim_key(self, claim: Claim) -> tuple[bytes, str, int]:
+        """The key of ``claim`` in this database: :func:`pain_asp.history.claim_key` with the
+        patient's keyed hash and the first date of service as a day number."""
+        key = claim_key(claim)
+        return self.patient_key(key.patient_id), key.claim_id, day_number(key.first_day)
 
     def _read_salt(self) -> bytes:
         row = self._connection().execute("SELECT value FROM meta WHERE key='salt'").fetchone()
@@ -278,24 +336,31 @@ class HistoryStore:
 
     # -- writing ------------------------------------------------------------------------
 
-    def add_claims(self, claims: Iterable[Claim]) -> int:
-        """Record every line of every claim in one transaction; returns the lines recorded.
+    def add_claims(self, claims: Iterable[Claim]) -> Recorded:
+        """Record every line of every claim in one transaction; says what was recorded.
 
-        A claim id already in the store has its earlier rows replaced (also when the
-        corrected claim names another patient). If anything fails, including the
-        iteration over ``claims``, nothing is written and the error propagates.
+        A claim whose :meth:`stored_claim_key` is already in the store replaces the stored
+        claim's rows (a corrected claim supersedes the original; within one batch the later
+        copy wins). A new claim whose id the store already holds for another patient or with
+        another first date of service is kept beside it, with a warning. If anything fails,
+        including the iteration over ``claims``, nothing is written and the error propagates.
         """
         imported = _now()
-        added = 0
+        out = Recorded()
         with self._transaction("record claims") as conn:
             for claim in claims:
-                key = self.patient_key(claim.patient.id)
-                rows = [_service_row(key, entry, claim.claim_id, imported)
+                key, claim_id, claim_day = self.stored_claim_key(claim)
+                rows = [_service_row(key, entry, claim_id, imported, claim_day)
                         for entry in claim_services(claim)]
-                conn.execute("DELETE FROM services WHERE claim_id = ?", (claim.claim_id,))
+                if conn.execute("DELETE FROM services WHERE claim_id = ? AND patient_key = ? AND claim_day = ?",
+                                (claim_id, key, claim_day)).rowcount:
+                    out.replaced += 1
+                else:
+                    out.added += 1
+                    out.warnings.extend(_reused_id_warnings(conn, key, claim_id))
                 conn.executemany(_INSERT, rows)
-                added += len(rows)
-        return added
+                out.services += len(rows)
+        return out
 
     def forget(self, patient_id: str) -> int:
         """Delete every row of the patient; returns how many were deleted.
@@ -318,7 +383,7 @@ class HistoryStore:
     # -- reading ------------------------------------------------------------------------
 
     def _rows(self, patient_id: str, before: dt.date | None, window_days: int | None,
-              exclude_claim: str | None = None) -> list[Row]:
+              exclude_claim: Claim | None = None) -> list[Row]:
         if window_days is not None:
             if before is None:
                 raise ValueError("window_days needs a 'before' date to count back from")
@@ -333,8 +398,9 @@ class HistoryStore:
                 sql += " AND day >= ?"
                 params.append(day_number(before) - window_days)
         if exclude_claim is not None:
-            sql += " AND claim_id <> ?"
-            params.append(exclude_claim)
+            _, claim_id, claim_day = self.stored_claim_key(exclude_claim)
+            sql += " AND NOT (claim_id = ? AND claim_day = ?)"
+            params.extend((claim_id, claim_day))
         sql += " ORDER BY day, code, id"
         return self._query(sql, tuple(params))
 
@@ -412,13 +478,27 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _service_row(key: bytes, entry: HistoryEntry, claim_id: str, imported: str) -> Row:
+def _reused_id_warnings(conn: sqlite3.Connection, key: bytes, claim_id: str) -> list[str]:
+    """Warnings for a claim new to the store whose id is already stored for another claim."""
+    same_patient = {bool(same) for (same,) in conn.execute(
+        "SELECT DISTINCT patient_key = ? FROM services WHERE claim_id = ?", (key, claim_id))}
+    out = []
+    if False in same_patient:
+        out.append(f"claim {claim_id}: the store already holds a claim {claim_id} of another patient; "
+                   "both are kept")
+    if True in same_patient:
+        out.append(f"claim {claim_id}: the store already holds a claim {claim_id} of this patient with "
+                   "another first date of service; both are kept")
+    return out
+
+
+def _service_row(key: bytes, entry: HistoryEntry, claim_id: str, imported: str, claim_day: int) -> Row:
     return (
         key, day_number(entry.date), entry.date.isoformat(), entry.code,
         json.dumps(list(entry.modifiers)), entry.units, entry.purpose, entry.relief_pct,
         entry.relief_duration_months,
         json.dumps(list(entry.levels)) if entry.levels is not None else None,
-        entry.side, claim_id, imported,
+        entry.side, claim_id, imported, claim_day,
     )
 
 
@@ -462,8 +542,7 @@ class StoreHistory:
 
     def __call__(self, claim: Claim) -> list[HistoryEntry]:
         first_day = claim.first_day
-        rows = self.store._rows(claim.patient.id, first_day, self.window_days,
-                                exclude_claim=claim.claim_id)
+        rows = self.store._rows(claim.patient.id, first_day, self.window_days, exclude_claim=claim)
         stored = [self.store._entry(row) for row in rows]
         sources = [list(claim.history)]
         if self.base is not None:
@@ -484,8 +563,9 @@ def store_history(store: HistoryStore, base: HistoryProvider | None = None,
 
     For a claim it merges the claim's own ``history``, ``base(claim)`` if given (e.g.
     :func:`pain_asp.history.batch_history`), and the store's services of the patient dated
-    on or before the claim's first date of service, leaving out rows recorded from this
-    same claim id (a re-check of an imported claim must not see itself). A service present
+    on or before the claim's first date of service, leaving out the rows of the stored claim
+    with this claim's key (:func:`pain_asp.history.claim_key`: a re-check of an imported
+    claim must not see itself). A service present
     in several sources counts once (same date, code and modifiers). ``window_days`` limits
     how far back the store is read (None: all of it).
     """
@@ -529,7 +609,7 @@ def bench_lookup(n_services: int, n_patients: int, lookups: int,
                            1, rng.choice([None, "diagnostic", "therapeutic"]),
                            rng.choice([None, 50, 80]), None, json.dumps(["L4-L5"]),
                            rng.choice([None, "left", "right", "bilateral"]),
-                           f"BENCH-C{i // 3}", imported)
+                           f"BENCH-C{i // 3}", imported, day)
 
             t0 = time.perf_counter()
             with store._transaction("fill the benchmark store") as conn:

@@ -109,3 +109,47 @@ def test_window_boundary_day_365_counts_day_366_does_not(tmp_path: Path) -> None
         path.write_text(json.dumps(claims_with_fifth_after(days)))
         found = findings_by_claim(runner.invoke(app, ["check", str(path), "--format", "json"]).stdout)
         assert (("esi-frequency", "deny") in found["B-5"]) is fires, days
+
+
+def test_claim_ids_numbered_per_batch_keep_every_session(tmp_path: Path) -> None:
+    """Practice systems that number claims per batch send "1" every time: each batch's claim "1"
+    is another claim (another date of service), so the store keeps them all and the fifth
+    session is still flagged; the other patient's claim "1" takes nothing away either."""
+    db = tmp_path / "history.sqlite"
+    claims = year_of_esi("medicare")
+    for n, claim in enumerate(claims[:4]):
+        batch = tmp_path / f"batch-{n}.json"
+        other = {**claims[0], "patient": {"id": "PT-OTHER"}, "lines": [{**claims[0]["lines"][0], "date": DATES[n]}]}
+        batch.write_text(json.dumps([{**claim, "claim_id": "1"}, {**other, "claim_id": "2"}]))
+        added = runner.invoke(app, ["history", "add", str(batch), "--db", str(db)])
+        assert added.exit_code == 0, added.output
+        assert "2 claim(s) added, 0 replaced" in added.stderr
+    fifth = tmp_path / "fifth.json"
+    fifth.write_text(json.dumps({**claims[4], "claim_id": "1"}))
+    result = runner.invoke(app, ["check", str(fifth), "--format", "json", "--history", str(db)])
+    assert findings_by_claim(result.stdout) == {"1": {("esi-frequency", "deny")}}
+
+
+def test_history_add_says_what_it_replaced_and_warns_about_reused_ids(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite"
+    claims = year_of_esi("medicare")
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps([{**claims[0], "claim_id": "7"}, {**claims[1], "claim_id": "8"}]))
+    assert runner.invoke(app, ["history", "add", str(first), "--db", str(db)]).exit_code == 0
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps([{**claims[0], "claim_id": "7"},     # the same claim again
+                                 {**claims[2], "claim_id": "8"}]))   # id 8, another date
+    result = runner.invoke(app, ["history", "add", str(again), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "1 claim(s) added, 1 replaced" in result.stderr
+    assert "claim 8: the store already holds a claim 8 of this patient with another first date of " \
+           "service; both are kept" in result.stderr
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**claims[0], "claim_id": "7", "patient": {"id": "PT-SECOND"}}))
+    result = runner.invoke(app, ["history", "add", str(other), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "1 claim(s) added, 0 replaced" in result.stderr
+    assert "claim 7: the store already holds a claim 7 of another patient; both are kept" in result.stderr
+    assert "PT-SECOND" not in result.output and "PT-YEAR" not in result.output
+    shown = json.loads(runner.invoke(app, ["history", "show", "PT-YEAR", "--db", str(db), "--format", "json"]).stdout)
+    assert [(row["claim_id"], row["date"]) for row in shown] == [("7", DATES[0]), ("8", DATES[1]), ("8", DATES[2])]

@@ -126,7 +126,7 @@ def test_add_show_count_and_forget(db: Path) -> None:
                        line("64494", D(2026, 1, 5), "50")),
             make_claim("C-2", "P-2", line("62323", D(2026, 2, 1))),
         ])
-        assert added == 3
+        assert added.services == 3
         assert store.count() == 3
         shown = store.show("P-1")
         assert [(r["date"], r["code"], r["modifiers"]) for r in shown] == [
@@ -171,22 +171,108 @@ def test_readding_a_claim_replaces_its_rows(db: Path) -> None:
     with HistoryStore(db) as store:
         original = make_claim("C-1", "P-1", line("64483", D(2026, 1, 5)),
                               line("64484", D(2026, 1, 5)))
-        assert store.add_claims([original]) == 2
-        assert store.add_claims([original]) == 2
+        first = store.add_claims([original])
+        assert (first.services, first.added, first.replaced, first.warnings) == (2, 1, 0, [])
+        again = store.add_claims([original])
+        assert (again.services, again.added, again.replaced, again.warnings) == (2, 0, 1, [])
         assert store.count() == 2
         corrected = make_claim("C-1", "P-1", line("64483", D(2026, 1, 5), "RT"))
-        assert store.add_claims([corrected]) == 1
+        assert store.add_claims([corrected]).replaced == 1
         assert keys(store.services("P-1")) == [("2026-01-05", "64483", ("RT",))]
-        # A correction that moves the claim to another patient takes the rows with it.
-        moved = make_claim("C-1", "P-9", line("64483", D(2026, 1, 5), "RT"))
-        store.add_claims([moved])
-        assert store.services("P-1") == []
-        assert len(store.services("P-9")) == 1
-        # Within one batch the later copy of a claim id wins.
-        store.add_claims([make_claim("C-2", "P-1", line("62321", D(2026, 3, 1))),
-                          make_claim("C-2", "P-1", line("62323", D(2026, 3, 1)))])
-        assert keys(store.services("P-1")) == [("2026-03-01", "62323", ())]
+        # Within one batch the later copy of a claim wins.
+        twice = store.add_claims([make_claim("C-2", "P-1", line("62321", D(2026, 3, 1))),
+                                  make_claim("C-2", "P-1", line("62323", D(2026, 3, 1)))])
+        assert (twice.added, twice.replaced) == (1, 1)
+        assert keys(store.services("P-1")) == [("2026-01-05", "64483", ("RT",)), ("2026-03-01", "62323", ())]
         assert store.count() == 2
+
+
+def test_a_reused_claim_id_of_another_patient_or_date_is_another_claim(db: Path) -> None:
+    """Claims are keyed by patient, claim id and first date of service (stored_claim_key): a
+    practice numbering claims per batch sends "1" again and again, and none of them erases
+    another; the store says which ids came back with another patient or date."""
+    with HistoryStore(db) as store:
+        store.add_claims([make_claim("1", "P-1", line("62323", D(2026, 1, 5))),
+                          make_claim("2", "P-2", line("62323", D(2026, 1, 5)))])
+        later = store.add_claims([make_claim("1", "P-2", line("64483", D(2026, 3, 2))),
+                                  make_claim("2", "P-2", line("64483", D(2026, 3, 2)))])
+        assert (later.added, later.replaced) == (2, 0)
+        assert later.warnings == [
+            "claim 1: the store already holds a claim 1 of another patient; both are kept",
+            "claim 2: the store already holds a claim 2 of this patient with another first date "
+            "of service; both are kept",
+        ]
+        assert keys(store.services("P-1")) == [("2026-01-05", "62323", ())]
+        assert keys(store.services("P-2")) == [("2026-01-05", "62323", ()), ("2026-03-02", "64483", ()),
+                                               ("2026-03-02", "64483", ())]
+        # A later claim "2" of P-2 sees both earlier claims "2" except itself (same first day).
+        current = make_claim("2", "P-2", line("64483", D(2026, 3, 2)), line("64484", D(2026, 3, 9)))
+        assert keys(store_history(store)(current)) == [("2026-01-05", "62323", ()),
+                                                       ("2026-03-02", "64483", ())]
+
+
+def test_batch_history_tells_claims_with_one_id_apart_by_date() -> None:
+    january = make_claim("1", "P-1", line("62323", D(2026, 1, 5)))
+    march = make_claim("1", "P-1", line("62323", D(2026, 3, 5)))
+    assert keys(batch_history([january, march])(march)) == [("2026-01-05", "62323", ())]
+
+
+_VERSION_1_SCHEMA = """
+CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE services (
+    id INTEGER PRIMARY KEY, patient_key BLOB NOT NULL, day INTEGER NOT NULL, date TEXT NOT NULL,
+    code TEXT NOT NULL, modifiers TEXT NOT NULL, units INTEGER NOT NULL, purpose TEXT,
+    relief_pct INTEGER, relief_duration_months INTEGER, levels TEXT, side TEXT,
+    claim_id TEXT NOT NULL, imported_at TEXT NOT NULL);
+CREATE INDEX services_patient_day ON services (patient_key, day);
+CREATE INDEX services_claim ON services (claim_id);
+"""
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_services(db: Path) -> None:
+    """A store written by pain-asp before claims were keyed by patient and date (schema version
+    1, written here by hand) opens, keeps every row, and learns each claim's first day."""
+    import hashlib
+    import hmac
+
+    salt = bytes(range(32))
+
+    def key(patient: str) -> bytes:
+        return hmac.new(salt, patient.encode(), hashlib.sha256).digest()
+
+    conn = sqlite3.connect(db)
+    conn.executescript(_VERSION_1_SCHEMA)
+    conn.execute("PRAGMA application_id = 1883337584")
+    conn.execute("INSERT INTO schema_version VALUES (1, '2026-01-01T00:00:00+00:00')")
+    conn.execute("INSERT INTO meta VALUES ('salt', ?)", (salt,))
+    conn.execute("INSERT INTO meta VALUES ('format', 'pain-asp history')")
+    old_rows = [(key("P-1"), 739621, "2026-01-05", "64483", "[]", 1, "therapeutic", None, None, '["L4-L5"]',
+                 "left", "C-1", "2026-01-06T00:00:00+00:00"),
+                (key("P-1"), 739623, "2026-01-07", "64484", '["LT"]', 1, None, None, None, None, None, "C-1",
+                 "2026-01-06T00:00:00+00:00"),
+                (key("P-2"), 739650, "2026-02-03", "62323", "[]", 1, None, 80, 3, None, None, "C-2",
+                 "2026-02-04T00:00:00+00:00")]
+    conn.executemany("INSERT INTO services (patient_key, day, date, code, modifiers, units, purpose, "
+                     "relief_pct, relief_duration_months, levels, side, claim_id, imported_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", old_rows)
+    conn.commit()
+    conn.close()
+    with HistoryStore(db, create=False) as store:
+        assert store.count() == 3
+        assert keys(store.services("P-1")) == [("2026-01-05", "64483", ()), ("2026-01-07", "64484", ("LT",))]
+        assert store.services("P-1")[0].levels == ["L4-L5"]
+        assert store.services("P-2")[0].relief_pct == 80
+        # The migrated claim C-1 starts on 2026-01-05: re-adding it replaces it.
+        again = store.add_claims([make_claim("C-1", "P-1", line("64483", D(2026, 1, 5), "LT"))])
+        assert (again.added, again.replaced, again.warnings) == (0, 1, [])
+        assert keys(store.services("P-1")) == [("2026-01-05", "64483", ("LT",))]
+    conn = sqlite3.connect(db)
+    try:
+        assert [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY version")] == \
+            [1, SCHEMA_VERSION]
+    finally:
+        conn.close()
 
 
 # -- atomicity -------------------------------------------------------------------------------
@@ -210,7 +296,7 @@ def test_failure_in_the_claim_iterable_commits_nothing(db: Path) -> None:
             store.add_claims(claims())
         assert _snapshot(store) == before
         # ... and the store still works afterwards.
-        assert store.add_claims([make_claim("C-3", "P-2", line("62323", D(2026, 2, 1)))]) == 1
+        assert store.add_claims([make_claim("C-3", "P-2", line("62323", D(2026, 2, 1)))]).services == 1
     with HistoryStore(db) as reopened:
         assert keys(reopened.services("P-1")) == [("2026-01-05", "64483", ())]
 
@@ -222,6 +308,7 @@ class _ExplodingLines:
 
     def __init__(self, good: Claim) -> None:
         self.patient = good.patient
+        self.first_day = good.first_day
         self._good = good
 
     @property
