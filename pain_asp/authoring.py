@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PainAspError
-from .resources import kb_dir
+from .resources import cases_dir, kb_dir
 
 __all__ = [
     "CATEGORIES", "Layout", "layout", "payer_rule_notes", "Statement", "parse_kb", "rule_text", "show_rule",
@@ -60,11 +60,14 @@ class Layout:
 
     @property
     def cases(self) -> Path | None:
-        """The folder of rule case folders (``--cases``, else ``<checkout>/tests/cases``)."""
+        """The folder of rule case folders (``--cases``, else ``<checkout>/tests/cases``, else,
+        for the installed knowledge base, the cases installed with it)."""
         if self.cases_override is not None:
             return self.cases_override
         if self.root is not None and (self.root / "tests" / "cases").is_dir():
             return self.root / "tests" / "cases"
+        if self.kb.resolve() == kb_dir().resolve():
+            return cases_dir()
         return None
 
     @property

@@ -1,10 +1,10 @@
-"""Locate the knowledge base and payer files, installed or in a source checkout."""
+"""Locate the knowledge base, payer files and rule cases, installed or in a source checkout."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["kb_dir", "payers_dir"]
+__all__ = ["cases_dir", "kb_dir", "payers_dir"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -25,3 +25,12 @@ def kb_dir() -> Path:
 def payers_dir() -> Path:
     """The directory holding the shipped payer policy files."""
     return _shipped("payers")
+
+
+def cases_dir() -> Path | None:
+    """The rule case folders that go with :func:`kb_dir` (``pain_asp/cases`` in a wheel, else
+    the checkout's ``tests/cases``); None when neither is there."""
+    for folder in (_PACKAGE / "cases", _PACKAGE.parent / "tests" / "cases"):
+        if folder.is_dir():
+            return folder
+    return None

@@ -170,6 +170,32 @@ def test_rules_coverage_of_the_shipped_cases_is_complete() -> None:
     assert data["rule_percent"] == 100.0 and data["parameter_percent"] == 100.0
 
 
+def test_rules_test_and_lint_work_from_an_installed_package(tmp_path: Path) -> None:
+    """An installed wheel (pain_asp with kb/, payers/ and cases/ inside, as pyproject.toml
+    builds it) run from a folder that is no checkout tests its own knowledge base."""
+    import subprocess
+    import sys
+
+    package = tmp_path / "site-packages" / "pain_asp"
+    shutil.copytree(ROOT / "pain_asp", package, ignore=shutil.ignore_patterns("__pycache__"))
+    for source, target in (("kb", "kb"), ("payers", "payers"), ("tests/cases", "cases")):
+        shutil.copytree(ROOT / source, package / target)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", "from pain_asp.cli import app; app()", *args],
+                              cwd=elsewhere, capture_output=True, text=True, timeout=300,
+                              env={"PYTHONPATH": str(package.parent), "PATH": "/usr/bin:/bin"})
+
+    tested = run("rules", "test", "esi-frequency")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert re.search(r"\d+ case\(s\): \d+ passed, 0 failed", tested.stdout)
+    linted = run("rules", "lint")
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert "lint: no problems" in linted.stdout
+
+
 # --- rules lint ------------------------------------------------------------------------------
 
 def test_rules_lint_is_clean_on_the_shipped_knowledge_base() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pain_asp.docs import generated_docs
 from pain_asp.kb import rule_catalog
-from pain_asp.resources import kb_dir, payers_dir
+from pain_asp.resources import cases_dir, kb_dir, payers_dir
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -26,6 +26,8 @@ def test_every_rule_is_documented() -> None:
 def test_kb_and_payers_ship_inside_the_package() -> None:
     assert (kb_dir() / "main.lp").is_file()
     assert (payers_dir() / "medicare.yaml").is_file()
+    cases = cases_dir()
+    assert cases is not None and (cases / "esi-frequency").is_dir()  # rules test/lint when installed
     if os.environ.get("CI"):
         # CI installs a built wheel (pip install '.[test]', not editable): the files must
         # come from inside the installed package, not from the checkout.
@@ -33,3 +35,4 @@ def test_kb_and_payers_ship_inside_the_package() -> None:
 
         package = Path(pain_asp.__file__).resolve().parent
         assert kb_dir() == package / "kb" and "site-packages" in str(package)
+        assert cases == package / "cases"
