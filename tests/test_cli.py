@@ -93,6 +93,31 @@ def test_explain_names_rule_source_facts_and_fix(tmp_path: Path) -> None:
     assert item["rule"] == "imaging-included" and item["triggered_by"]["facts"]["code"] == "77003"
 
 
+def test_explain_shows_the_block_whose_relief_fell_short(tmp_path: Path) -> None:
+    """A first facet RFA whose diagnostic blocks (one in the claim's history, one on another claim
+    of the batch) gave 60 % and 70 % relief, where Medicare requires 80 %: explain names the block
+    that came closest, with its relief, beside the threshold."""
+    block = {"claim_id": "B-1", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P-9"},
+             "diagnoses": ["M47.816"], "clinical": {"pain_duration_months": 6, "conservative_care_weeks": 12},
+             "lines": [{"code": "64493", "modifiers": ["RT", "KX"], "date": "2026-02-02", "dx": [1],
+                        "documented": {"imaging": "fluoroscopy", "side": "right", "levels": ["L4-L5"],
+                                       "purpose": "diagnostic", "relief_pct": 70}}]}
+    rfa = {**block, "claim_id": "RFA-1",
+           "lines": [{"code": "64635", "modifiers": ["RT"], "date": "2026-03-02", "dx": [1],
+                      "documented": {"imaging": "fluoroscopy", "side": "right", "levels": ["L4-L5"]}}],
+           "history": [{"date": "2026-01-12", "code": "64493", "modifiers": ["RT", "KX"],
+                        "purpose": "diagnostic", "relief_pct": 60, "levels": ["L4-L5"]}]}
+    path = write(tmp_path, [block, rfa])
+    result = runner.invoke(app, ["explain", str(path), "--claim", "RFA-1", "--rule", "rfa-prerequisite"])
+    assert result.exit_code == 1
+    assert "fact:     min_relief = 80" in result.stdout
+    assert "fact:     block_below_date = 2026-02-02" in result.stdout
+    assert "fact:     block_below_relief = 70" in result.stdout
+    as_json = json.loads(runner.invoke(app, ["explain", str(path), "--claim", "RFA-1", "--format", "json"]).stdout)
+    facts = as_json[0]["explanations"][0]["triggered_by"]["facts"]
+    assert (facts["min_relief"], facts["block_below_date"], facts["block_below_relief"]) == (80, "2026-02-02", 70)
+
+
 def test_explain_filters_and_rejects_unknown_ids(tmp_path: Path) -> None:
     path = write(tmp_path, [DENIED, CLEAN])
     assert runner.invoke(app, ["explain", str(path), "--claim", "OK-1"]).exit_code == 0
