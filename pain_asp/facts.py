@@ -16,9 +16,13 @@ from .icd import dx_status
 from .models import Claim, Documentation, HistoryEntry
 from .tokens import nerve_token
 
-__all__ = ["claim_facts", "dx_facts", "day_number", "from_day_number", "HistoryItem"]
+__all__ = ["CLINGO_INT_MAX", "HistoryItem", "charge_cents", "claim_facts", "claim_money", "day_number",
+           "dx_facts", "from_day_number", "money_unit"]
 
 HistoryItem = HistoryEntry
+
+#: The largest integer clingo represents (32 bits, signed; beyond it arithmetic wraps silently).
+CLINGO_INT_MAX = 2**31 - 1
 
 
 def day_number(day: dt.date) -> int:
@@ -29,6 +33,30 @@ def day_number(day: dt.date) -> int:
 def from_day_number(number: int) -> dt.date:
     """Inverse of :func:`day_number`."""
     return dt.date.fromordinal(number)
+
+
+def charge_cents(claim: Claim, line: int) -> int | None:
+    """The charge of billed line ``line`` (1-based) in cents; None when the line has none."""
+    charge = claim.lines[line - 1].charge
+    return None if charge is None else int(charge * 100)
+
+
+def money_unit(claim: Claim) -> int:
+    """Cents per unit of the claim's ``billed_charge`` facts: 1, unless the claim's charges add
+    up past :data:`CLINGO_INT_MAX` cents (21,474,836.47), then the fewest cents per unit that
+    bring them under it. It depends on the claim alone, so a claim's repair cost never
+    depends on the claims solved beside it, and no sum of its charges can overflow."""
+    return max(1, -(-sum(_line_cents(claim)) // CLINGO_INT_MAX))
+
+
+def claim_money(claim: Claim) -> int:
+    """The sum of the claim's ``billed_charge`` facts (at most :data:`CLINGO_INT_MAX`)."""
+    unit = money_unit(claim)
+    return sum(cents // unit for cents in _line_cents(claim))
+
+
+def _line_cents(claim: Claim) -> list[int]:
+    return [charge_cents(claim, n) or 0 for n in range(1, len(claim.lines) + 1)]
 
 
 def _ymd(day: dt.date) -> int:
@@ -65,6 +93,7 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
                 out.append(f"clinical({k}, {name}, {_flag(value)}).")
         for care in sorted(set(clinical.conservative_care or ())):
             out.append(f"clinical_care({k}, {care}).")
+    unit = money_unit(claim)
     for n, line in enumerate(claim.lines, start=1):
         out.append(f'billed_line({k}, {n}, "{line.code}", {line.units}).')
         out.append(f"billed_date({k}, {n}, {day_number(line.date)}, {_ymd(line.date)}).")
@@ -73,7 +102,7 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
         for pointer in dict.fromkeys(line.dx):
             out.append(f"billed_ptr({k}, {n}, {pointer}).")
         if line.charge is not None:
-            out.append(f"billed_charge({k}, {n}, {int(line.charge * 100)}).")
+            out.append(f"billed_charge({k}, {n}, {charge_cents(claim, n) // unit}).")
         if line.documented is not None:
             out.extend(_documentation(k, n, line.documented))
     for h, entry in enumerate(history, start=1):

@@ -39,19 +39,23 @@ API
     edit clears: deny findings of non-correctable rules, and review findings, each with
     the rule's ``action`` or fix hint: document X, appeal, obtain authorization, ABN);
     ``remaining``: the correctable deny findings the corrected claim still has;
-    ``cost``: dict with ``unresolved``, ``edits``, ``revenue_removed_cents``,
-    ``services_removed``, ``minor_findings``, ``tie_break`` (see below);
+    ``cost``: dict with ``unresolved``, ``unpriced_units_removed``, ``revenue_removed_cents``,
+    ``edits``, ``minor_findings``, ``tie_break`` (see below);
     ``before`` / ``after``: the findings of the billed and of the corrected claim;
     ``optimal``: the solver proved the edits optimal; ``errors``: input or solver errors.
 
-Cost (kb/repair/optimise.lp), compared in this order, smaller first:
+Cost (kb/repair/optimise.lp), compared in this order, smaller first (money first):
     1. correctable deny findings left (0 whenever an edit set can make the claim clean);
-    2. number of edits;
+    2. units of service removed from lines without a charge (a dropped line's units, units
+       taken off): a service of unknown value counts above any charge, so it is never
+       removed in favour of services whose charges are known;
     3. billed revenue removed, in cents: the charge of a dropped line, and the share of the
-       charge of units taken off (``charge - charge * new_units // billed_units``); lines
-       without a charge remove nothing here;
-    4. units of service removed (a dropped line's units, units taken off), so that a line
-       without a charge is not dropped as if it were free;
+       charge of units taken off (``charge - charge * new_units // billed_units``). The
+       solver counts it in the claim's money unit (:func:`pain_asp.facts.money_unit`: cents,
+       coarser only for a claim whose charges add up past 21,474,836.47), and claims are
+       solved together only while their charges add up within clingo's integers, so no
+       claim's cost overflows or depends on the claims beside it;
+    4. number of edits;
     5. review and warn findings of the corrected claim;
     6. tie-break: per edit, ``rank * 100 + (0 if a rule flagged the line else 50) + 50 - line``
        with the kind ranks replace_modifier 1, add_modifier 2, remove_modifier 3, repoint_dx 4,
@@ -86,6 +90,7 @@ from decimal import Decimal
 from typing import Any
 
 from .engine import Checker, CheckOptions, TimedOut, grounded_control, solve_within
+from .facts import CLINGO_INT_MAX, charge_cents, claim_money, money_unit
 from .findings import Finding, Result, build_findings, record_header
 from .kb import main_file
 from .models import Claim, HistoryEntry, as_dict, parse_claim
@@ -103,7 +108,7 @@ __all__ = [
     "candidate_edits",
     "edit_cost",
     "format_fix_report",
-    "services_removed",
+    "unpriced_units_removed",
 ]
 
 HistoryProvider = Callable[[Claim], list[HistoryEntry]]
@@ -282,12 +287,27 @@ class Repairer:
                 todo.append(i)
             else:
                 out[i] = self._unchanged(result)
-        size = max(1, self.options.claims_per_solve)
-        for start in range(0, len(todo), size):
-            chunk = [results[i] for i in todo[start:start + size]]
-            for i, fixed in zip(todo[start:start + size], self._repair_chunk(chunk, history)):
+        for solve in self._solves(results, todo):
+            chunk = [results[i] for i in solve]
+            for i, fixed in zip(solve, self._repair_chunk(chunk, history)):
                 out[i] = fixed
         return [r for r in out if r is not None]
+
+    def _solves(self, results: Sequence[Result], todo: list[int]) -> list[list[int]]:
+        """``todo`` in solves of at most ``claims_per_solve`` claims whose charges (in their
+        money units) add up to at most :data:`~pain_asp.facts.CLINGO_INT_MAX`, so no sum of
+        the objective overflows."""
+        size = max(1, self.options.claims_per_solve)
+        solves: list[list[int]] = []
+        money = 0
+        for i in todo:
+            claim_total = claim_money(results[i].claim)  # type: ignore[arg-type]
+            if not solves or len(solves[-1]) == size or money + claim_total > CLINGO_INT_MAX:
+                solves.append([])
+                money = 0
+            solves[-1].append(i)
+            money += claim_total
+        return solves
 
     def _settle(self, results: Sequence[Result], fixed: list[FixResult],
                 history: HistoryProvider | None) -> list[FixResult]:
@@ -409,9 +429,11 @@ class Repairer:
             resolved_without = self._replay(ctl, chunk, edits)
         fixed = [self._result(chunk[k], edits[k], atoms[k], proven, resolved_without, k)
                  for k in range(len(chunk))]
-        levels = ("unresolved", "edits", "revenue_removed_cents", "services_removed", "minor_findings",
+        levels = ("unresolved", "unpriced_units_removed", "revenue_removed_cents", "edits", "minor_findings",
                   "tie_break")
         counted = [sum(f.cost.get(name, 0) for f in fixed) for name in levels]
+        counted[2] = sum(edit_cost(e, claim, money_unit(claim))  # the solver counts money units
+                         for claim, mine in zip(claims, edits) for e in mine)  # type: ignore[arg-type]
         solver = [cost.get(priority, 0) for priority in (5, 4, 3, 2, 1, 0)]
         if counted != solver:
             for f in fixed:  # the Python account of the edits disagrees with the solver's
@@ -587,21 +609,18 @@ def _touches(edit: RawEdit, lines: list[int]) -> bool:
     return edit.op == "merge" and edit.args[0] in lines
 
 
-def _charge_cents(claim: Claim, line: int) -> int | None:
-    charge = claim.lines[line - 1].charge
-    return None if charge is None else int(charge * 100)
-
-
-def edit_cost(edit: RawEdit, claim: Claim) -> int:
-    """Billed revenue (cents) the edit removes, as kb/repair/optimise.lp counts it."""
-    cents = _charge_cents(claim, edit.line)
+def edit_cost(edit: RawEdit, claim: Claim, unit: int = 1) -> int:
+    """Billed revenue the edit removes, in cents, or with ``unit`` (the claim's
+    :func:`~pain_asp.facts.money_unit`) in money units as kb/repair/optimise.lp counts it."""
+    cents = charge_cents(claim, edit.line)
     if cents is None:
         return 0
+    value = cents // unit
     if edit.op == "drop":
-        return cents
+        return value
     if edit.op == "set_units":
         billed = claim.lines[edit.line - 1].units
-        return cents - cents * edit.args[0] // billed
+        return value - value * edit.args[0] // billed
     return 0
 
 
@@ -610,8 +629,10 @@ def _flagged(result: Result) -> set[int]:
     return {n for f in result.findings if f.severity == "deny" and f.correctable for n in f.lines}
 
 
-def services_removed(edit: RawEdit, claim: Claim) -> int:
-    """Units of service the edit removes, as kb/repair/optimise.lp counts them."""
+def unpriced_units_removed(edit: RawEdit, claim: Claim) -> int:
+    """Units of service of a line without a charge the edit removes (kb/repair/optimise.lp)."""
+    if claim.lines[edit.line - 1].charge is not None:
+        return 0
     units = claim.lines[edit.line - 1].units
     if edit.op == "drop":
         return units
@@ -624,9 +645,9 @@ def _cost(claim: Claim, raw: list[RawEdit], after: list[Finding], flagged: set[i
     """The objective of kb/repair/optimise.lp for one claim, level by level."""
     return {
         "unresolved": sum(1 for f in after if f.severity == "deny" and f.correctable),
-        "edits": len(raw),
+        "unpriced_units_removed": sum(unpriced_units_removed(e, claim) for e in raw),
         "revenue_removed_cents": sum(edit_cost(e, claim) for e in raw),
-        "services_removed": sum(services_removed(e, claim) for e in raw),
+        "edits": len(raw),
         "minor_findings": sum(1 for f in after if f.severity in ("review", "warn")),
         "tie_break": sum(e.rank * 100 + (0 if e.line in flagged else 50) + 50 - e.line for e in raw),
     }

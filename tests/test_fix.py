@@ -66,7 +66,7 @@ from pain_asp.repair import (
     apply_edits,
     candidate_edits,
     edit_cost,
-    services_removed,
+    unpriced_units_removed,
 )
 from pain_asp.yamlsafe import safe_load
 
@@ -256,8 +256,8 @@ def _cost_of(claim_raw: dict[str, Any], checked_before: Any, subset: tuple[RawEd
                 return None
     claim = checked_before.claim
     return (sum(1 for f in rechecked.findings if f.severity == "deny" and f.correctable),
-            len(subset), sum(edit_cost(e, claim) for e in subset),
-            sum(services_removed(e, claim) for e in subset),
+            sum(unpriced_units_removed(e, claim) for e in subset),
+            sum(edit_cost(e, claim) for e in subset), len(subset),
             sum(1 for f in rechecked.findings if f.severity in ("review", "warn")))
 
 
@@ -288,7 +288,8 @@ def _brute_force(repairer: Repairer, raw: dict[str, Any], limit: int) -> tuple[i
 
 def _cost_tuple(fixed: FixResult) -> tuple[int, int, int, int, int]:
     c = fixed.cost
-    return (c["unresolved"], c["edits"], c["revenue_removed_cents"], c["services_removed"], c["minor_findings"])
+    return (c["unresolved"], c["unpriced_units_removed"], c["revenue_removed_cents"], c["edits"],
+            c["minor_findings"])
 
 
 def _small(raw: dict[str, Any]) -> dict[str, Any]:
@@ -522,6 +523,62 @@ def test_batch_costs_equal_single_claim_costs() -> None:
 
 
 # --- errors, time-outs, the command line -------------------------------------------------------
+
+def _visit_and_injection(claim_id: str, injection_charge: str) -> dict[str, Any]:
+    """A visit without 25 (140.00) beside an ESI: the visit goes, whatever the ESI costs."""
+    return {"claim_id": claim_id, "payer": "medicare", "place_of_service": "11", "patient": {"id": claim_id},
+            "diagnoses": ["M54.16"], "clinical": {"pain_duration_months": 6, "conservative_care_weeks": 8},
+            "lines": [{"code": "99213", "date": "2026-03-05", "dx": [1], "charge": "140.00"},
+                      {"code": "64483", "modifiers": ["RT"], "date": "2026-03-05", "dx": [1],
+                       "charge": injection_charge,
+                       "documented": {"imaging": "fluoroscopy", "side": "right", "levels": ["L5-S1"],
+                                      "purpose": "therapeutic"}}]}
+
+
+def _duplicated(claim_id: str, charge: str) -> dict[str, Any]:
+    """One nerve block billed twice: the repeated line goes, removing ``charge``."""
+    line = {"code": "64450", "modifiers": ["RT"], "date": "2026-03-02", "dx": [1], "charge": charge,
+            "documented": {"side": "right"}}
+    return {"claim_id": claim_id, "payer": "commercial", "place_of_service": "11", "patient": {"id": claim_id},
+            "diagnoses": ["M79.2"], "lines": [line, dict(line)]}
+
+
+def _solved(fixed: FixResult) -> tuple[str, list[str], int, bool]:
+    return (fixed.status, sorted(e.description for e in fixed.edits), fixed.cost["revenue_removed_cents"],
+            fixed.optimal)
+
+
+def test_an_enormous_charge_neither_overflows_nor_changes_another_claims_fix(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SPEC §8: a claim's cost never overflows (clingo's integers end at 2**31 - 1: a charge of
+    21,474,836.48 is 2**31 cents) nor depends on another claim solved beside it."""
+    repairer = _repairer()
+    solves: list[list[str]] = []
+    solve = Repairer._repair
+    monkeypatch.setattr(Repairer, "_repair", lambda self, chunk, history: (
+        solves.append([r.claim_id for r in chunk]), solve(self, chunk, history))[1])
+    ordinary = _visit_and_injection("ORDINARY", "780.00")
+    alone = _solved(_fix(repairer, [ordinary])[0])
+    assert alone == ("fixed", ["drop line 1 (99213, 140.00 removed)"], 14000, True)
+    # With a charge of 21,474,836.48 or 99,999,999.99 the two claims share one solve; a
+    # claim whose charges alone fill clingo's integer range (money_unit makes them add up to
+    # just under 2**31) leaves no room beside it and is solved on its own.
+    for huge, together in (("21474836.48", True), ("99999999.99", True), ("1E+300", False)):
+        solves.clear()
+        fixed = _fix(repairer, [_visit_and_injection("HUGE", huge), ordinary])
+        assert solves == ([["HUGE", "ORDINARY"]] if together else [["HUGE"], ["ORDINARY"]]), huge
+        assert _solved(fixed[0]) == ("fixed", ["drop line 1 (99213, 140.00 removed)"], 14000, True), huge
+        assert _solved(fixed[1]) == alone, huge
+
+
+def test_the_money_of_a_solve_never_overflows() -> None:
+    """Each claim removes 12,000,000.00 (1.2e9 cents): three of them add up past 2**31 - 1."""
+    fixed = _fix(_repairer(), [_duplicated(f"DUP-{n}", "12000000.00") for n in range(3)])
+    for one in fixed:
+        assert one.status == "fixed" and one.optimal, (one.claim_id, one.errors)
+        assert [e.kind for e in one.edits] == ["drop_line"]
+        assert one.cost["revenue_removed_cents"] == 1_200_000_000
+
 
 def test_bad_record_and_timeout_do_not_stop_the_batch() -> None:
     repairer = _repairer()
