@@ -340,7 +340,7 @@ def history_add(
     for warning in recorded.warnings:
         sys.stderr.write(f"pain-asp: warning: {warning}\n")
     sys.stderr.write(f"pain-asp: {recorded.added} claim(s) added, {recorded.replaced} replaced "
-                     "(same patient, claim id and first date of service)\n")
+                     "(same patient and claim id, a date of service in common)\n")
     sys.stdout.write(f"recorded {recorded.services} service(s) from {len(records)} claim(s); {total} in {db}\n")
 
 

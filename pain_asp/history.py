@@ -13,28 +13,35 @@ from typing import NamedTuple
 
 from .models import Claim, HistoryEntry
 
-__all__ = ["BatchHistory", "ClaimKey", "batch_history", "claim_key", "claim_services"]
+__all__ = ["BatchHistory", "ClaimKey", "batch_history", "claim_key", "claim_services", "same_claim"]
 
 
 class ClaimKey(NamedTuple):
-    """What tells one claim from another (see :func:`claim_key`)."""
+    """What tells one claim from another: patient, claim id, dates of service (see
+    :func:`same_claim`)."""
 
     patient_id: str
     claim_id: str
-    first_day: dt.date
+    dates: frozenset[dt.date]
 
 
 def claim_key(claim: Claim) -> ClaimKey:
-    """The identity of a claim across batches and in the history store: patient, claim id and
-    first date of service.
+    """The :class:`ClaimKey` of ``claim``."""
+    return ClaimKey(claim.patient.id.strip(), claim.claim_id, frozenset(line.date for line in claim.lines))
+
+
+def same_claim(a: ClaimKey, b: ClaimKey) -> bool:
+    """Whether ``a`` and ``b`` are one claim (the later one a corrected form of the earlier):
+    the same patient, the same claim id and at least one date of service in common.
 
     A claim id alone is not enough: practice systems that number claims per batch ("1",
-    "2", ...) send the same id for other services, of the same or another patient. Two
-    claims with the same key are one claim (the later one is its corrected form); the
-    history store replaces a stored claim by key, and a claim never counts as its own
-    history.
+    "2", ...) send the same id for other services, of the same or another patient, on other
+    dates. Dates need only overlap, because a correction may drop lines (pain-asp fix drops
+    a claim's earliest line, and its first date moves). The history store replaces a stored
+    claim that is the same claim, the batch and the store never give a claim itself as its
+    history, and every one of them decides sameness here.
     """
-    return ClaimKey(claim.patient.id.strip(), claim.claim_id, claim.first_day)
+    return a.patient_id == b.patient_id and a.claim_id == b.claim_id and not a.dates.isdisjoint(b.dates)
 
 
 def claim_services(claim: Claim) -> list[HistoryEntry]:
@@ -56,8 +63,8 @@ class BatchHistory:
     """Gives each claim its own history plus its patient's other claims of the batch.
 
     The other claims count with services dated on or before the claim's first date of
-    service (same-day services of another claim included); a claim with the same
-    :func:`claim_key` is the claim itself and is left out.
+    service (same-day services of another claim included); a claim that is
+    :func:`same_claim` as it is the claim itself and is left out.
     """
 
     def __init__(self, claims: Iterable[Claim]) -> None:
@@ -69,7 +76,7 @@ class BatchHistory:
         entries = list(claim.history)
         first_day = claim.first_day
         for other in self._by_patient.get(claim.patient.id, []):
-            if other is claim or claim_key(other) == claim_key(claim):
+            if other is claim or same_claim(claim_key(other), claim_key(claim)):
                 continue
             entries.extend(e for e in claim_services(other) if e.date <= first_day)
         entries.sort(key=lambda e: (e.date, e.code))

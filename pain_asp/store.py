@@ -28,12 +28,13 @@ Reliability
 * Write-ahead logging (WAL): readers never block the writer and always see the state
   before or after a commit, never a half-written import.
 * :meth:`HistoryStore.add_claims` writes a whole batch in one transaction; an error
-  anywhere in it rolls everything back. A stored claim is keyed by patient, claim id and
-  first date of service (:func:`pain_asp.history.claim_key`): re-adding a claim with the
-  same key replaces its earlier rows (a corrected claim supersedes the original), so
-  importing a file twice is harmless, while the same claim id with another patient or
-  another first date is another claim (practice systems number claims per batch); it is
-  kept, with a warning.
+  anywhere in it rolls everything back. A stored claim is the rows of one patient and
+  claim id with one ``claim_day`` (the claim's first date of service when it was added).
+  A claim that is :func:`pain_asp.history.same_claim` as a stored one (same patient, same
+  claim id, a date of service in common) replaces its rows (a corrected claim supersedes
+  the original), so importing a file twice is harmless, while the same claim id with
+  another patient or on other dates is another claim (practice systems number claims per
+  batch); it is kept, with a warning.
 * A database of an earlier schema version is upgraded when it is opened (version 1 keyed
   claims by claim id alone; its claims get their first date of service from their rows).
 * Errors the user can act on (a path that cannot be opened, a file that is not a pain-asp
@@ -67,14 +68,14 @@ from types import TracebackType
 from msgspec import ValidationError
 
 from .errors import PainAspError
-from .facts import day_number
-from .history import claim_key, claim_services
+from .facts import day_number, from_day_number
+from .history import ClaimKey, claim_key, claim_services, same_claim
 from .models import Claim, HistoryEntry, parse_history_entry
 
 __all__ = ["SCHEMA_VERSION", "HistoryStore", "Recorded", "bench_lookup", "store_history"]
 
 #: Version of the table layout written by this module (1: claims keyed by claim id alone;
-#: 2: by patient, claim id and first date of service, ``claim_day``).
+#: 2: by patient, claim id and dates of service; ``claim_day`` tells stored claims apart).
 SCHEMA_VERSION = 2
 
 #: ``PRAGMA application_id`` of a pain-asp history database ("pAsp").
@@ -139,7 +140,7 @@ Row = tuple[object, ...]
 class Recorded:
     """What :meth:`HistoryStore.add_claims` did: service rows written, claims new to the store,
     claims that replaced a stored claim of the same key, and warnings (claim ids that came
-    back with another patient or another first date of service; they name no patient)."""
+    back with another patient or on other dates of service; they name no patient)."""
 
     services: int = 0
     added: int = 0
@@ -273,11 +274,17 @@ class HistoryStore:
             raise self._error("of schema version 1 cannot be upgraded to version "
                               f"{SCHEMA_VERSION} (it needs write access once)", exc) from None
 
-    def stored_claim_key(self, claim: Claim) -> tuple[bytes, str, int]:
-        """The key of ``claim`` in this database: :func:`pain_asp.history.claim_key` with the
-        patient's keyed hash and the first date of service as a day number."""
+    def _same_stored_claims(self, conn: sqlite3.Connection, claim: Claim) -> list[int]:
+        """The ``claim_day`` of every stored claim that is :func:`~pain_asp.history.same_claim`
+        as ``claim`` (the patient is matched by its keyed hash)."""
         key = claim_key(claim)
-        return self.patient_key(key.patient_id), key.claim_id, day_number(key.first_day)
+        dates: dict[int, set[dt.date]] = {}
+        for claim_day, day in conn.execute(
+                "SELECT claim_day, day FROM services WHERE claim_id = ? AND patient_key = ?",
+                (key.claim_id, self.patient_key(key.patient_id))):
+            dates.setdefault(claim_day, set()).add(from_day_number(day))
+        return sorted(claim_day for claim_day, days in dates.items()
+                      if same_claim(key, ClaimKey(key.patient_id, key.claim_id, frozenset(days))))
 
     def _read_salt(self) -> bytes:
         row = self._connection().execute("SELECT value FROM meta WHERE key='salt'").fetchone()
@@ -339,21 +346,23 @@ class HistoryStore:
     def add_claims(self, claims: Iterable[Claim]) -> Recorded:
         """Record every line of every claim in one transaction; says what was recorded.
 
-        A claim whose :meth:`stored_claim_key` is already in the store replaces the stored
-        claim's rows (a corrected claim supersedes the original; within one batch the later
-        copy wins). A new claim whose id the store already holds for another patient or with
-        another first date of service is kept beside it, with a warning. If anything fails,
+        A claim that is :func:`~pain_asp.history.same_claim` as a stored claim replaces its
+        rows (a corrected claim supersedes the original; within one batch the later copy
+        wins). A new claim whose id the store already holds for another patient or on other
+        dates of service is kept beside it, with a warning. If anything fails,
         including the iteration over ``claims``, nothing is written and the error propagates.
         """
         imported = _now()
         out = Recorded()
         with self._transaction("record claims") as conn:
             for claim in claims:
-                key, claim_id, claim_day = self.stored_claim_key(claim)
-                rows = [_service_row(key, entry, claim_id, imported, claim_day)
+                key, claim_id = self.patient_key(claim.patient.id), claim.claim_id
+                rows = [_service_row(key, entry, claim_id, imported, day_number(claim.first_day))
                         for entry in claim_services(claim)]
-                if conn.execute("DELETE FROM services WHERE claim_id = ? AND patient_key = ? AND claim_day = ?",
-                                (claim_id, key, claim_day)).rowcount:
+                same = self._same_stored_claims(conn, claim)
+                if same:
+                    conn.executemany("DELETE FROM services WHERE claim_id = ? AND patient_key = ? AND claim_day = ?",
+                                     [(claim_id, key, claim_day) for claim_day in same])
                     out.replaced += 1
                 else:
                     out.added += 1
@@ -398,9 +407,14 @@ class HistoryStore:
                 sql += " AND day >= ?"
                 params.append(day_number(before) - window_days)
         if exclude_claim is not None:
-            _, claim_id, claim_day = self.stored_claim_key(exclude_claim)
-            sql += " AND NOT (claim_id = ? AND claim_day = ?)"
-            params.extend((claim_id, claim_day))
+            with self._lock:
+                try:
+                    same = self._same_stored_claims(self._connection(), exclude_claim)
+                except sqlite3.Error as exc:
+                    raise self._error("cannot be read", exc) from None
+            if same:
+                sql += f" AND NOT (claim_id = ? AND claim_day IN ({', '.join('?' * len(same))}))"
+                params.extend([exclude_claim.claim_id, *same])
         sql += " ORDER BY day, code, id"
         return self._query(sql, tuple(params))
 
@@ -487,8 +501,8 @@ def _reused_id_warnings(conn: sqlite3.Connection, key: bytes, claim_id: str) -> 
         out.append(f"claim {claim_id}: the store already holds a claim {claim_id} of another patient; "
                    "both are kept")
     if True in same_patient:
-        out.append(f"claim {claim_id}: the store already holds a claim {claim_id} of this patient with "
-                   "another first date of service; both are kept")
+        out.append(f"claim {claim_id}: the store already holds a claim {claim_id} of this patient on "
+                   "other dates of service; both are kept")
     return out
 
 
@@ -563,9 +577,9 @@ def store_history(store: HistoryStore, base: HistoryProvider | None = None,
 
     For a claim it merges the claim's own ``history``, ``base(claim)`` if given (e.g.
     :func:`pain_asp.history.batch_history`), and the store's services of the patient dated
-    on or before the claim's first date of service, leaving out the rows of the stored claim
-    with this claim's key (:func:`pain_asp.history.claim_key`: a re-check of an imported
-    claim must not see itself). A service present
+    on or before the claim's first date of service, leaving out the rows of a stored claim
+    that is this claim (:func:`pain_asp.history.same_claim`: a re-check of an imported
+    claim, or of its correction, must not see itself). A service present
     in several sources counts once (same date, code and modifiers). ``window_days`` limits
     how far back the store is read (None: all of it).
     """

@@ -142,8 +142,8 @@ def test_history_add_says_what_it_replaced_and_warns_about_reused_ids(tmp_path: 
     result = runner.invoke(app, ["history", "add", str(again), "--db", str(db)])
     assert result.exit_code == 0, result.output
     assert "1 claim(s) added, 1 replaced" in result.stderr
-    assert "claim 8: the store already holds a claim 8 of this patient with another first date of " \
-           "service; both are kept" in result.stderr
+    assert "claim 8: the store already holds a claim 8 of this patient on other dates of service; " \
+           "both are kept" in result.stderr
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**claims[0], "claim_id": "7", "patient": {"id": "PT-SECOND"}}))
     result = runner.invoke(app, ["history", "add", str(other), "--db", str(db)])

@@ -188,9 +188,10 @@ def test_readding_a_claim_replaces_its_rows(db: Path) -> None:
 
 
 def test_a_reused_claim_id_of_another_patient_or_date_is_another_claim(db: Path) -> None:
-    """Claims are keyed by patient, claim id and first date of service (stored_claim_key): a
-    practice numbering claims per batch sends "1" again and again, and none of them erases
-    another; the store says which ids came back with another patient or date."""
+    """A claim is the same claim as a stored one only with the same patient, the same claim id
+    and a date of service in common (history.same_claim): a practice numbering claims per batch
+    sends "1" again and again, and none of them erases another; the store says which ids came
+    back with another patient or on other dates."""
     with HistoryStore(db) as store:
         store.add_claims([make_claim("1", "P-1", line("62323", D(2026, 1, 5))),
                           make_claim("2", "P-2", line("62323", D(2026, 1, 5)))])
@@ -199,22 +200,38 @@ def test_a_reused_claim_id_of_another_patient_or_date_is_another_claim(db: Path)
         assert (later.added, later.replaced) == (2, 0)
         assert later.warnings == [
             "claim 1: the store already holds a claim 1 of another patient; both are kept",
-            "claim 2: the store already holds a claim 2 of this patient with another first date "
-            "of service; both are kept",
+            "claim 2: the store already holds a claim 2 of this patient on other dates of service; "
+            "both are kept",
         ]
         assert keys(store.services("P-1")) == [("2026-01-05", "62323", ())]
         assert keys(store.services("P-2")) == [("2026-01-05", "62323", ()), ("2026-03-02", "64483", ()),
                                                ("2026-03-02", "64483", ())]
-        # A later claim "2" of P-2 sees both earlier claims "2" except itself (same first day).
+        # A claim "2" of P-2 on 2026-03-02 and 2026-03-09 is the stored March claim "2" (a date in
+        # common): it sees the January claim "2" but not itself.
         current = make_claim("2", "P-2", line("64483", D(2026, 3, 2)), line("64484", D(2026, 3, 9)))
         assert keys(store_history(store)(current)) == [("2026-01-05", "62323", ()),
                                                        ("2026-03-02", "64483", ())]
+
+
+def test_a_correction_that_drops_the_first_line_is_still_the_same_claim(db: Path) -> None:
+    """pain-asp fix may drop a claim's earliest line, moving its first date: the corrected claim
+    replaces the stored original, and never sees the original's services as its history."""
+    with HistoryStore(db) as store:
+        store.add_claims([make_claim("C-7", "P-7", line("64484", D(2025, 3, 3)), line("64483", D(2025, 3, 17))),
+                          make_claim("C-6", "P-7", line("64483", D(2025, 1, 6)))])
+        corrected = make_claim("C-7", "P-7", line("64483", D(2025, 3, 17)))
+        assert keys(store_history(store)(corrected)) == [("2025-01-06", "64483", ())]
+        again = store.add_claims([corrected])
+        assert (again.added, again.replaced, again.warnings) == (0, 1, [])
+        assert keys(store.services("P-7")) == [("2025-01-06", "64483", ()), ("2025-03-17", "64483", ())]
 
 
 def test_batch_history_tells_claims_with_one_id_apart_by_date() -> None:
     january = make_claim("1", "P-1", line("62323", D(2026, 1, 5)))
     march = make_claim("1", "P-1", line("62323", D(2026, 3, 5)))
     assert keys(batch_history([january, march])(march)) == [("2026-01-05", "62323", ())]
+    corrected = make_claim("1", "P-1", line("62323", D(2026, 3, 5)))
+    assert keys(batch_history([january, march])(corrected)) == [("2026-01-05", "62323", ())]
 
 
 _VERSION_1_SCHEMA = """
