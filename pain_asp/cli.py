@@ -341,7 +341,8 @@ def history_add(
         sys.stderr.write(f"pain-asp: warning: {warning}\n")
     sys.stderr.write(f"pain-asp: {recorded.added} claim(s) added, {recorded.replaced} replaced "
                      "(same patient and claim id, a date of service in common)\n")
-    sys.stdout.write(f"recorded {recorded.services} service(s) from {len(records)} claim(s); {total} in {db}\n")
+    sys.stdout.write(f"recorded {recorded.services} service(s) from {len(records)} claim(s); "
+                     f"{total} in {db}\n")
 
 
 @history_app.command("show")

@@ -16,8 +16,8 @@ from .icd import dx_status
 from .models import Claim, Documentation, HistoryEntry
 from .tokens import nerve_token
 
-__all__ = ["CLINGO_INT_MAX", "HistoryItem", "charge_cents", "claim_facts", "claim_money", "day_number",
-           "dx_facts", "from_day_number", "money_unit"]
+__all__ = ["CLINGO_INT_MAX", "HistoryItem", "charge_cents", "claim_facts", "claim_money",
+           "day_number", "dx_facts", "from_day_number", "money_unit"]
 
 HistoryItem = HistoryEntry
 

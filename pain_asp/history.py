@@ -27,7 +27,8 @@ class ClaimKey(NamedTuple):
 
 def claim_key(claim: Claim) -> ClaimKey:
     """The :class:`ClaimKey` of ``claim``."""
-    return ClaimKey(claim.patient.id.strip(), claim.claim_id, frozenset(line.date for line in claim.lines))
+    dates = frozenset(line.date for line in claim.lines)
+    return ClaimKey(claim.patient.id.strip(), claim.claim_id, dates)
 
 
 def same_claim(a: ClaimKey, b: ClaimKey) -> bool:
@@ -41,7 +42,8 @@ def same_claim(a: ClaimKey, b: ClaimKey) -> bool:
     claim that is the same claim, the batch and the store never give a claim itself as its
     history, and every one of them decides sameness here.
     """
-    return a.patient_id == b.patient_id and a.claim_id == b.claim_id and not a.dates.isdisjoint(b.dates)
+    return (a.patient_id == b.patient_id and a.claim_id == b.claim_id
+            and not a.dates.isdisjoint(b.dates))
 
 
 def claim_services(claim: Claim) -> list[HistoryEntry]:

@@ -429,11 +429,11 @@ class Repairer:
             resolved_without = self._replay(ctl, chunk, edits)
         fixed = [self._result(chunk[k], edits[k], atoms[k], proven, resolved_without, k)
                  for k in range(len(chunk))]
-        levels = ("unresolved", "unpriced_units_removed", "revenue_removed_cents", "edits", "minor_findings",
-                  "tie_break")
+        levels = ("unresolved", "unpriced_units_removed", "revenue_removed_cents", "edits",
+                  "minor_findings", "tie_break")
         counted = [sum(f.cost.get(name, 0) for f in fixed) for name in levels]
-        counted[2] = sum(edit_cost(e, claim, money_unit(claim))  # the solver counts money units
-                         for claim, mine in zip(claims, edits) for e in mine)  # type: ignore[arg-type]
+        counted[2] = sum(edit_cost(e, claim, money_unit(claim))  # type: ignore[arg-type]
+                         for claim, mine in zip(claims, edits) for e in mine)  # in money units
         solver = [cost.get(priority, 0) for priority in (5, 4, 3, 2, 1, 0)]
         if counted != solver:
             for f in fixed:  # the Python account of the edits disagrees with the solver's

@@ -139,8 +139,8 @@ Row = tuple[object, ...]
 @dataclass
 class Recorded:
     """What :meth:`HistoryStore.add_claims` did: service rows written, claims new to the store,
-    claims that replaced a stored claim of the same key, and warnings (claim ids that came
-    back with another patient or on other dates of service; they name no patient)."""
+    claims that replaced the same claim stored before, and warnings (claim ids that came back
+    with another patient or on other dates of service; they name no patient)."""
 
     services: int = 0
     added: int = 0
@@ -361,8 +361,9 @@ class HistoryStore:
                         for entry in claim_services(claim)]
                 same = self._same_stored_claims(conn, claim)
                 if same:
-                    conn.executemany("DELETE FROM services WHERE claim_id = ? AND patient_key = ? AND claim_day = ?",
-                                     [(claim_id, key, claim_day) for claim_day in same])
+                    conn.executemany(
+                        "DELETE FROM services WHERE claim_id = ? AND patient_key = ? AND claim_day = ?",
+                        [(claim_id, key, claim_day) for claim_day in same])
                     out.replaced += 1
                 else:
                     out.added += 1
@@ -498,15 +499,16 @@ def _reused_id_warnings(conn: sqlite3.Connection, key: bytes, claim_id: str) -> 
         "SELECT DISTINCT patient_key = ? FROM services WHERE claim_id = ?", (key, claim_id))}
     out = []
     if False in same_patient:
-        out.append(f"claim {claim_id}: the store already holds a claim {claim_id} of another patient; "
-                   "both are kept")
+        out.append(f"claim {claim_id}: the store already holds a claim {claim_id} of another "
+                   "patient; both are kept")
     if True in same_patient:
-        out.append(f"claim {claim_id}: the store already holds a claim {claim_id} of this patient on "
-                   "other dates of service; both are kept")
+        out.append(f"claim {claim_id}: the store already holds a claim {claim_id} of this "
+                   "patient on other dates of service; both are kept")
     return out
 
 
-def _service_row(key: bytes, entry: HistoryEntry, claim_id: str, imported: str, claim_day: int) -> Row:
+def _service_row(key: bytes, entry: HistoryEntry, claim_id: str, imported: str,
+                 claim_day: int) -> Row:
     return (
         key, day_number(entry.date), entry.date.isoformat(), entry.code,
         json.dumps(list(entry.modifiers)), entry.units, entry.purpose, entry.relief_pct,
