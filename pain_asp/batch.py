@@ -13,7 +13,8 @@ more than a loop over :meth:`pain_asp.engine.Checker.check`:
      :func:`pain_asp.history.claim_services`) goes into a :class:`PatientIndex`, encoded as
      a few hundred bytes per claim; patients with a single claim are dropped from it at the
      end. The validated records themselves go to a *spool*: a temporary file of msgpack
-     frames, one frame per chunk, so that nothing is parsed or validated twice.
+     frames, one frame per chunk, so that nothing is parsed or validated twice (owner-only
+     and without a name, so that no patient data outlives the process; see :class:`_Spool`).
   2. **Check pass.** The spool is read back a chunk at a time; each claim gets its history
      from the index (plus the history store with ``--history``), exactly as
      :func:`pain_asp.history.batch_history` would give it, and the chunk goes to a worker.
