@@ -6,7 +6,8 @@ the command's inputs, lies in a folder that does not exist, or names a folder is
 exit 2 before anything is read. The text then goes to a temporary file in the same folder,
 which replaces the target by an atomic rename only once it is complete
 (:func:`atomic_output`): a crash, an error or a signal leaves the old file as it was and no
-temporary file behind. A new output file is readable by its owner only (results name claims,
+temporary file behind (on Linux the temporary file has no name until it is complete, so not
+even ``kill -9`` can leave one). A new output file is readable by its owner only (results name claims,
 corrected claims carry patient data); a replaced file keeps its permissions.
 """
 
@@ -63,21 +64,58 @@ def atomic_output(path: Path) -> Iterator[TextIO]:
     exceptions included) the temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, temporary = _temporary_file(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+            if temporary is None:  # give the nameless file a name only now that it is complete
+                temporary = _name_it(handle.fileno(), path)
         if path.exists():
             os.chmod(temporary, path.stat().st_mode & 0o7777)
         os.replace(temporary, path)
     except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
+        if temporary is not None:
+            try:
+                os.unlink(temporary)
+            except FileNotFoundError:
+                pass
         raise
+
+
+def _name_it(fd: int, path: Path) -> str:
+    """Link the nameless file ``fd`` into ``path``'s folder under a new hidden name; returns it.
+
+    ``linkat`` with ``AT_SYMLINK_FOLLOW`` on ``/proc/self/fd/N`` (see open(2)); Python uses
+    ``linkat`` only when a folder descriptor is given, hence ``dst_dir_fd``. Never replaces a file.
+    """
+    name = f".{path.name}.{os.urandom(6).hex()}.part"
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder, follow_symlinks=True)
+        return str(path.parent / name)
+    except OSError:  # linking refused: copy the text to a named temporary file instead
+        copy, named = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        with os.fdopen(copy, "wb") as out:
+            os.lseek(fd, 0, os.SEEK_SET)
+            while block := os.read(fd, 1 << 20):
+                out.write(block)
+        return named
+    finally:
+        os.close(folder)
+
+
+def _temporary_file(path: Path) -> tuple[int, str | None]:
+    """An owner-only file to write ``path``'s new text to, in ``path``'s folder: nameless where
+    the system allows it (Linux ``O_TMPFILE``: even ``kill -9`` leaves nothing), else a hidden
+    ``.NAME.*.part`` file. Returns its descriptor and its name (None while nameless)."""
+    if hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir():
+        try:
+            return os.open(path.parent, os.O_TMPFILE | os.O_RDWR, 0o600), None
+        except OSError:  # a file system without O_TMPFILE
+            pass
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
 
 
 def write_output(path: Path, text: str) -> None:

@@ -79,7 +79,8 @@ def test_atomic_output_replaces_only_on_success_and_leaves_no_temporary_file(tmp
     with pytest.raises(RuntimeError):
         with atomic_output(target) as handle:
             handle.write("half a new file")
-            assert _listing(tmp_path) != ["out.jsonl"]  # the new text goes to a temporary file
+            if Path("/proc/self/fd").is_dir():  # Linux: the temporary file has no name yet
+                assert _listing(tmp_path) == ["out.jsonl"]
             raise RuntimeError("crash")
     assert target.read_text() == "old results\n" and _listing(tmp_path) == ["out.jsonl"]
     with atomic_output(target) as handle:
@@ -357,3 +358,17 @@ def test_fix_to_837_from_yaml_says_the_provider_data_are_placeholders(tmp_path: 
     assert done.exit_code in (0, 1), done.output
     assert target.exists()
     assert "placeholder" in done.stderr and "not from an 837P" in done.stderr
+
+
+def test_atomic_output_copes_when_the_nameless_file_cannot_be_linked(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from pain_asp.outputs import atomic_output
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError("linking refused")
+
+    monkeypatch.setattr(os, "link", refused)
+    target = tmp_path / "out.jsonl"
+    with atomic_output(target) as handle:
+        handle.write("line\n" * 50_000)
+    assert target.read_text() == "line\n" * 50_000 and _listing(tmp_path) == ["out.jsonl"]
