@@ -182,7 +182,6 @@ def check(
     in chunks by worker processes and written in input order as they finish. A progress line
     goes to standard error when it is a terminal (and standard output is not).
 
-
     Exit codes: 0 no deny finding; 1 some deny finding (--fail-on widens or disables this);
     2 usage or input error (the errors are summarised on standard error).
     """
@@ -193,7 +192,7 @@ def check(
         if not path.exists():
             raise _fail(f"{path}: no such file or folder")
     if output is not None:
-        check_output(output, files)
+        check_output(output, [*files, *([history] if history else [])])
     options = BatchOptions(workers=_worker_count(workers), spool_dir=_spool_folder(spool_dir, output))
     checker = _checker(payer_dir, ncci_dir)
     to_terminal = output is None and sys.stdout.isatty()
@@ -205,7 +204,7 @@ def check(
     else:
         summary = check_files(files, sys.stdout, fmt=fmt.value, colour=to_terminal, checker=checker,
                               history_db=history, options=options, progress=progress)
-    _summarise_errors(summary.errors, summary.claims, str(output) if output else "the output above")
+    _summarise_errors(summary.errors, summary.claims, str(output) if output else "the results on standard output")
     raise typer.Exit(summary.exit_code(fail_on.value))
 
 
@@ -221,7 +220,6 @@ def explain(
     history: HistoryDb = None,
 ) -> None:
     """Explain why each claim is (in)valid: rule, source, triggering facts, what would pass.
-
 
     Exit codes: 0 no deny finding; 1 some deny finding;
     2 usage or input error (the errors are summarised on standard error).
@@ -612,7 +610,7 @@ def fix(
     if output is not None:
         if output.suffix.lower() not in CORRECTED_SUFFIXES:
             raise _fail(f"--output {output}: expected a .json, .jsonl, .yaml or .837 file name")
-        check_output(output, files)
+        check_output(output, [*files, *([history] if history else [])])
     _, _, fixes = _run_and_fix(files, payer_dir, ncci_dir, history, timeout)
     if fmt == TextOrJson.json:
         sys.stdout.write(json.dumps([f.as_dict() for f in fixes], indent=2, ensure_ascii=True) + "\n")
@@ -660,7 +658,7 @@ def report_command(
             raise _fail(f"{path}: no such file or folder")
     if output.suffix.lower() not in (".html", ".htm"):
         raise _fail(f"--output {output}: expected an .html file name")
-    check_output(output, files)
+    check_output(output, [*files, *([history] if history else [])])
     options = BatchOptions(workers=_worker_count(workers), spool_dir=_spool_folder(spool_dir, output))
     checker = _checker(payer_dir, ncci_dir)
     data = build_report(files, checker=checker, history_db=history, batch_options=options,
@@ -935,7 +933,7 @@ def main() -> None:
         sys.stderr.write(f"pain-asp: {exc}\n")
         sys.exit(2)
     except _Stopped as stop:
-        sys.stderr.write(f"pain-asp: stopped ({signal.Signals(stop.signum).name}); no output file was written\n")
+        sys.stderr.write(f"pain-asp: stopped by {signal.Signals(stop.signum).name}\n")
         sys.exit(128 + stop.signum)
 
 

@@ -68,6 +68,14 @@ def test_an_output_linked_to_an_input_or_inside_an_input_folder_is_refused(tmp_p
         done = runner.invoke(app, ["check", str(folder), "-o", str(target)])
         assert done.exit_code == 2 and "is an input" in done.stderr, done.output
     assert source.read_bytes() == before
+    from pain_asp.store import HistoryStore
+
+    db = tmp_path / "history.sqlite"
+    with HistoryStore(db):
+        pass
+    stored = db.read_bytes()
+    done = runner.invoke(app, ["check", str(source), "--history", str(db), "-o", str(db)])
+    assert done.exit_code == 2 and "is an input" in done.stderr and db.read_bytes() == stored
 
 
 def test_atomic_output_replaces_only_on_success_and_leaves_no_temporary_file(tmp_path: Path) -> None:
