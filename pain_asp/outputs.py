@@ -64,17 +64,24 @@ def atomic_output(path: Path) -> Iterator[TextIO]:
     exceptions included) the temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
-    fd, temporary = _temporary_file(path)
+    try:
+        fd, temporary = _temporary_file(path)
+    except OSError as exc:
+        raise PainAspError(f"{path}: cannot write in {path.parent} ({exc.strerror})") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-            if temporary is None:  # give the nameless file a name only now that it is complete
-                temporary = _name_it(handle.fileno(), path)
-        if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o7777)
-        os.replace(temporary, path)
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+                if temporary is None:  # give the nameless file a name only now that it is complete
+                    temporary = _name_it(handle.fileno(), path)
+                if path.exists():
+                    os.chmod(temporary, path.stat().st_mode & 0o7777)
+                os.replace(temporary, path)
+            except OSError as exc:
+                raise PainAspError(f"{path}: could not write the output ({exc.strerror}); "
+                                   "a file already there is unchanged") from None
     except BaseException:
         if temporary is not None:
             try:

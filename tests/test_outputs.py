@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from pain_asp.batch import BatchOptions, _Spool, default_workers
 from pain_asp.cli import app
+from pain_asp.errors import PainAspError
 from pain_asp.generate import write_jsonl
 
 runner = CliRunner()
@@ -95,6 +96,9 @@ def test_atomic_output_replaces_only_on_success_and_leaves_no_temporary_file(tmp
         handle.write("new\n")
     assert target.read_text() == "new\n" and _listing(tmp_path) == ["out.jsonl"]
     assert target.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its permissions
+    with pytest.raises(PainAspError, match="cannot write in"):
+        with atomic_output(tmp_path / "missing" / "x.txt"):
+            pass
     fresh = tmp_path / "fresh.csv"
     with atomic_output(fresh) as handle:
         handle.write("x\n")
