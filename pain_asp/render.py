@@ -28,6 +28,7 @@ _CSV_COLUMNS = ["claim_id", "file", "position", "payer", "status", "rule", "seve
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def visible(text: str) -> str:
@@ -37,10 +38,10 @@ def visible(text: str) -> str:
         return text
     out = []
     for ch in text:
-        if ch.isprintable() or ch == " ":
+        if ch.isprintable() or unicodedata.category(ch) == "Zs":  # spaces of every width stay
             out.append(ch)
-        elif ch in "\n\r\t":
-            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
+        elif ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
         elif ord(ch) < 0x100:
             out.append(f"\\x{ord(ch):02x}")
         else:
