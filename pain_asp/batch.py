@@ -13,7 +13,8 @@ more than a loop over :meth:`pain_asp.engine.Checker.check`:
      :func:`pain_asp.history.claim_services`) goes into a :class:`PatientIndex`, encoded as
      a few hundred bytes per claim; patients with a single claim are dropped from it at the
      end. The validated records themselves go to a *spool*: a temporary file of msgpack
-     frames, one frame per chunk, so that nothing is parsed or validated twice.
+     frames, one frame per chunk, so that nothing is parsed or validated twice (owner-only
+     and without a name, so that no patient data outlives the process; see :class:`_Spool`).
   2. **Check pass.** The spool is read back a chunk at a time; each claim gets its history
      from the index (plus the history store with ``--history``), exactly as
      :func:`pain_asp.history.batch_history` would give it, and the chunk goes to a worker.
@@ -94,8 +95,9 @@ class BatchOptions:
     spool_dir: Optional[str] = None   # where the spool file goes (default: the temp folder)
 
     def worker_count(self) -> int:
-        """The number of worker processes to use."""
-        return max(1, self.workers if self.workers is not None else default_workers())
+        """The number of worker processes to use: ``workers``, at most the machine's cores."""
+        cores = default_workers()
+        return max(1, min(self.workers, cores) if self.workers is not None else cores)
 
 
 @dataclass(slots=True)
@@ -446,14 +448,19 @@ def _spooled(record: Any, with_charges: bool) -> _Spooled:
 
 
 class _Spool:
-    """Validated records in a temporary file, one msgpack frame per chunk."""
+    """Validated records in a temporary file, one msgpack frame per chunk.
+
+    The records hold patient data, so the file is its owner's only and has no name: it is
+    unlinked as it is created (``O_TMPFILE`` on Linux), and the system frees it when this
+    process ends, however it ends (a signal, or a kill that no clean-up survives). It goes
+    into ``folder`` (``--spool-dir``, else beside the output file), where the user keeps the
+    data, rather than a shared temporary folder.
+    """
 
     def __init__(self, folder: Optional[str], chunk_size: int, with_charges: bool) -> None:
         import tempfile
 
-        self._tmp = tempfile.TemporaryDirectory(prefix="pain-asp-spool-", dir=folder)
-        self.path = Path(self._tmp.name) / "records.spool"
-        self._handle = self.path.open("wb")
+        self._handle = tempfile.TemporaryFile(prefix="pain-asp-spool-", dir=folder)
         self.chunk_size = chunk_size
         self.with_charges = with_charges
         self._pending: list[_Spooled] = []
@@ -472,21 +479,22 @@ class _Spool:
             self._handle.write(data)
             self._pending = []
 
+    def fileno(self) -> int:
+        return self._handle.fileno()
+
     def chunks(self) -> Iterator[list[_Spooled]]:
         self._flush()
-        self._handle.close()
-        with self.path.open("rb") as handle:
-            while True:
-                head = handle.read(_FRAME.size)
-                if not head:
-                    return
-                (size,) = _FRAME.unpack(head)
-                yield _decoder("spooled").decode(handle.read(size))
+        handle = self._handle
+        handle.seek(0)
+        while True:
+            head = handle.read(_FRAME.size)
+            if not head:
+                return
+            (size,) = _FRAME.unpack(head)
+            yield _decoder("spooled").decode(handle.read(size))
 
     def close(self) -> None:
-        if not self._handle.closed:
-            self._handle.close()
-        self._tmp.cleanup()
+        self._handle.close()
 
 
 # --- the worker side ---------------------------------------------------------------------------
@@ -569,7 +577,10 @@ def _worker_main(conn: Any, options: Any, fmt: str, colour: bool, recycle_claims
             return
         done += len(items)
         retire = done >= recycle_claims or _rss_mb() >= recycle_mb
-        conn.send_bytes((b"X" if retire else b"R") + _ENCODER.encode((number, items)))
+        try:
+            conn.send_bytes((b"X" if retire else b"R") + _ENCODER.encode((number, items)))
+        except OSError:  # the parent is gone (stopped or killed): nothing to report to
+            return
         if retire:
             return
 

@@ -34,13 +34,10 @@ def stamp_key(stamp: str) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and a rename; ignore an unwritable cache."""
-    import tempfile
+    from .outputs import write_output
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False,
-                                         suffix=".tmp") as tmp:
-            tmp.write(text)
-        os.replace(tmp.name, path)
+        write_output(path, text)
     except OSError:
         pass

@@ -54,6 +54,10 @@ NcciDir = Annotated[Optional[Path], typer.Option(
     "--ncci-dir", help="NCCI PTP/MUE tables in CMS layout to use instead of the shipped ones.")]
 HistoryDb = Annotated[Optional[Path], typer.Option(
     "--history", help="A history store (SQLite) to read patients' earlier services from.")]
+SpoolDir = Annotated[Optional[Path], typer.Option(
+    "--spool-dir", help="Where a batch of more than 1,000 claims keeps its validated claims while it "
+    "runs (an owner-only file without a name, gone when the run ends, killed or not; default: the "
+    "output file's folder, else the temporary folder).")]
 
 
 def _user_errors(command):  # noqa: ANN001, ANN202
@@ -77,6 +81,29 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _worker_count(workers: int | None) -> int | None:
+    """``--workers``, at least 1 and at most the machine's cores (saying so when capped)."""
+    from .batch import default_workers
+
+    if workers is None:
+        return None
+    if workers < 1:
+        raise _fail(f"--workers {workers}: expected 1 or more")
+    cores = default_workers()
+    if workers > cores:
+        sys.stderr.write(f"pain-asp: --workers {workers}: this machine has {cores} core(s) for this "
+                         f"process; using {cores}\n")
+        return cores
+    return workers
+
+
+def _summarise_errors(errors: int, claims: int, where: str) -> None:
+    """Say on standard error how many claims could not be read, and where their errors are."""
+    if errors:
+        sys.stderr.write(f"pain-asp: {errors:,} of {claims:,} claims could not be read; "
+                         f"their error records are in {where}\n")
+
+
 def _checker(payer_dirs: list[Path] | None, ncci_dir: Path | None):  # noqa: ANN202
     from .engine import Checker, CheckOptions
 
@@ -87,6 +114,16 @@ def _checker(payer_dirs: list[Path] | None, ncci_dir: Path | None):  # noqa: ANN
         raise _fail(f"--ncci-dir {ncci_dir}: expected an existing folder with the CMS files")
     return Checker(CheckOptions(payer_dirs=[str(p) for p in payer_dirs or []],
                                 ncci_dir=str(ncci_dir) if ncci_dir else None))
+
+
+def _spool_folder(spool_dir: Path | None, output: Path | None) -> str | None:
+    """Where the batch spool goes: ``--spool-dir``, else beside the output, else the temp folder."""
+    if spool_dir is not None:
+        from .outputs import check_folder
+
+        check_folder(spool_dir, "--spool-dir")
+        return str(spool_dir)
+    return str(output.parent) if output is not None else None
 
 
 def _run(files: list[Path], payer_dirs: list[Path] | None, ncci_dir: Path | None,
@@ -131,35 +168,43 @@ def check(
     payer_dir: PayerDirs = None,
     ncci_dir: NcciDir = None,
     history: HistoryDb = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of standard output.")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Write here instead of standard output (never onto an input; the file is "
+        "replaced only once complete).")] = None,
     workers: Annotated[Optional[int], typer.Option(
-        "--workers", help="Worker processes for a batch of more than 1,000 claims (default: the machine's "
-        "cores); smaller batches are checked in this process.")] = None,
+        "--workers", help="Worker processes for a batch of more than 1,000 claims (default and most: the "
+        "machine's cores); smaller batches are checked in this process.")] = None,
+    spool_dir: SpoolDir = None,
 ) -> None:
     """Check claims and report every finding with its rule, denial code, source and fix.
 
     Large batches (JSON Lines, 837P) are streamed: read once into a patient index, then checked
     in chunks by worker processes and written in input order as they finish. A progress line
     goes to standard error when it is a terminal (and standard output is not).
+
+    Exit codes: 0 no deny finding; 1 some deny finding (--fail-on widens or disables this);
+    2 usage or input error (the errors are summarised on standard error).
     """
     from .batch import BatchOptions, Progress, check_files
+    from .outputs import atomic_output, check_output
 
     for path in files:
         if not path.exists():
             raise _fail(f"{path}: no such file or folder")
-    if workers is not None and workers < 1:
-        raise _fail(f"--workers {workers}: expected 1 or more")
+    if output is not None:
+        check_output(output, [*files, *([history] if history else [])])
+    options = BatchOptions(workers=_worker_count(workers), spool_dir=_spool_folder(spool_dir, output))
     checker = _checker(payer_dir, ncci_dir)
-    options = BatchOptions(workers=workers)
     to_terminal = output is None and sys.stdout.isatty()
     progress = Progress(sys.stderr, enabled=sys.stderr.isatty() and not to_terminal)
     if output is not None:
-        with output.open("w", encoding="utf-8", newline="") as handle:
+        with atomic_output(output) as handle:
             summary = check_files(files, handle, fmt=fmt.value, checker=checker, history_db=history,
                                   options=options, progress=progress)
     else:
         summary = check_files(files, sys.stdout, fmt=fmt.value, colour=to_terminal, checker=checker,
                               history_db=history, options=options, progress=progress)
+    _summarise_errors(summary.errors, summary.claims, str(output) if output else "the results on standard output")
     raise typer.Exit(summary.exit_code(fail_on.value))
 
 
@@ -174,7 +219,11 @@ def explain(
     ncci_dir: NcciDir = None,
     history: HistoryDb = None,
 ) -> None:
-    """Explain why each claim is (in)valid: rule, source, triggering facts, what would pass."""
+    """Explain why each claim is (in)valid: rule, source, triggering facts, what would pass.
+
+    Exit codes: 0 no deny finding; 1 some deny finding;
+    2 usage or input error (the errors are summarised on standard error).
+    """
     import json
 
     from .explain import explain_result, explanation_text
@@ -244,7 +293,9 @@ def docs(
 ) -> None:
     """Regenerate docs/rules.md (rule metadata) and docs/claim-format.md (claim JSON Schema)."""
     from .docs import generated_docs
+    from .outputs import check_folder, write_output
 
+    check_folder(out, "--out")
     stale = []
     for name, text in generated_docs().items():
         path = out / name
@@ -252,7 +303,7 @@ def docs(
         if current != text:
             stale.append(name)
             if not check_only:
-                path.write_text(text, encoding="utf-8")
+                write_output(path, text)
     if check_only and stale:
         raise _fail("stale: " + ", ".join(stale) + " (run pain-asp docs)")
     sys.stdout.write(("updated: " + ", ".join(stale) if stale else "docs are current") + "\n")
@@ -401,7 +452,11 @@ def code_command(
     fmt: Annotated[CodeFormat, typer.Option("--format", "-f", help="text, json (lines, encounter, findings, claim), or claim (the claim alone, for check).")] = CodeFormat.text,
     payer_dir: PayerDirs = None,
 ) -> None:
-    """Code a procedure description or encounter for a payer and place of service, then check the lines."""
+    """Code a procedure description or encounter for a payer and place of service, then check the lines.
+
+    Exit codes: 0 no deny finding; 1 some deny finding; 2 input that cannot be coded (with what
+    is missing).
+    """
     from .coder import run_code
 
     for folder in payer_dir or []:
@@ -495,32 +550,41 @@ def _run_and_fix(files: list[Path], payer_dirs: list[Path] | None, ncci_dir: Pat
         return checker, results, repairer.fix_checked(results, stored)
 
 
-def _write_corrected(fixes: list, path: Path, inputs: list[Path] | None = None) -> int:
-    """Write the corrected claims to ``path`` (.json, .jsonl/.ndjson, .yaml/.yml); returns how many."""
+CORRECTED_SUFFIXES = (".json", ".jsonl", ".ndjson", ".yaml", ".yml", ".837", ".x12", ".edi")
+
+
+def _write_corrected(fixes: list, path: Path, inputs: list[Path]) -> int:
+    """Write the corrected claims to ``path`` (.json, .jsonl/.ndjson, .yaml/.yml, .837); returns how many."""
     import json
+
+    from . import outputs
 
     claims = [f.corrected for f in fixes if f.corrected is not None]
     suffix = path.suffix.lower()
     if suffix in (".837", ".x12", ".edi"):  # X12 837P: claims read from an 837P keep their loops
         from .models import parse_claim
-        from .x12 import write_corrected_837
+        from .x12 import contexts_for_files, write_corrected_837
 
-        text = write_corrected_837([f.corrected_claim or f.claim or parse_claim(f.corrected)
-                                    for f in fixes if f.corrected is not None], inputs or [])
-        path.write_text(text, encoding="utf-8")
+        corrected = [f.corrected_claim or f.claim or parse_claim(f.corrected)
+                     for f in fixes if f.corrected is not None]
+        outputs.write_output(path, write_corrected_837(corrected, inputs))
+        known = contexts_for_files(inputs)
+        placeholders = sum(1 for claim in corrected if claim.claim_id not in known)
+        if placeholders:
+            sys.stderr.write(f"pain-asp: {placeholders:,} claim(s) in {path} are not from an 837P: their "
+                             "submitter, receiver, billing provider and subscriber names are placeholders "
+                             "and the file is marked as test data; complete them before sending it to a "
+                             "payer (see docs/x12.md)\n")
         return len(claims)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        if suffix in (".jsonl", ".ndjson"):
-            for claim in claims:
-                handle.write(json.dumps(claim, ensure_ascii=True) + "\n")
-        elif suffix == ".json":
-            handle.write(json.dumps(claims, indent=2, ensure_ascii=True) + "\n")
-        elif suffix in (".yaml", ".yml"):
-            import yaml
+    if suffix in (".jsonl", ".ndjson"):
+        text = "".join(json.dumps(claim, ensure_ascii=True) + "\n" for claim in claims)
+    elif suffix == ".json":
+        text = json.dumps(claims, indent=2, ensure_ascii=True) + "\n"
+    else:
+        import yaml
 
-            handle.write(yaml.safe_dump(claims, sort_keys=False, allow_unicode=False))
-        else:
-            raise _fail(f"--output {path}: expected a .json, .jsonl, .yaml or .837 file name")
+        text = yaml.safe_dump(claims, sort_keys=False, allow_unicode=False)
+    outputs.write_output(path, text)
     return len(claims)
 
 
@@ -530,7 +594,8 @@ def fix(
     files: Annotated[list[Path], typer.Argument(help="Claim files (JSON, YAML, JSON Lines) or folders.")],
     fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Write the corrected claims here (.json, .jsonl, .yaml or .837), for check to read.")] = None,
+        "--output", "-o", help="Write the corrected claims here (.json, .jsonl, .yaml or .837), for check to "
+        "read; never onto an input. Claims not read from an 837P get placeholder names in an .837.")] = None,
     payer_dir: PayerDirs = None,
     ncci_dir: NcciDir = None,
     history: HistoryDb = None,
@@ -539,13 +604,18 @@ def fix(
 ) -> None:
     """The smallest edits that clear every correctable denial, and action items for the rest.
 
-    Exit 0 when every correctable denial is cleared, 1 when a claim is unfixable or timed
-    out, 2 for input errors.
+    Exit codes: 0 every correctable denial is cleared; 1 a claim is unfixable or timed out;
+    2 usage or input error.
     """
     import json
 
+    from .outputs import check_output
     from .repair import format_fix_report
 
+    if output is not None:
+        if output.suffix.lower() not in CORRECTED_SUFFIXES:
+            raise _fail(f"--output {output}: expected a .json, .jsonl, .yaml or .837 file name")
+        check_output(output, [*files, *([history] if history else [])])
     _, _, fixes = _run_and_fix(files, payer_dir, ncci_dir, history, timeout)
     if fmt == TextOrJson.json:
         sys.stdout.write(json.dumps([f.as_dict() for f in fixes], indent=2, ensure_ascii=True) + "\n")
@@ -567,40 +637,49 @@ def report_command(
     files: Annotated[list[Path], typer.Argument(
         help="Check results (the output of check --format jsonl or json) and/or claim files; claims "
         "alone are checked first; results with their claims add the line charges.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="The HTML file to write (never onto an input; replaced only once complete).")],
     payer_dir: PayerDirs = None,
     ncci_dir: NcciDir = None,
     history: HistoryDb = None,
     workers: Annotated[Optional[int], typer.Option(
-        "--workers", help="Worker processes when claims are checked (default: the machine's cores).")] = None,
+        "--workers", help="Worker processes when claims are checked (default and most: the machine's cores).")] = None,
+    spool_dir: SpoolDir = None,
 ) -> None:
     """An HTML denial report: clean-claim rate, findings by rule, code, payer, CARC and severity,
     charges at risk on denied lines, the most frequent fixes, and the claims behind each figure.
 
     One self-contained file (inline SVG charts, no script, nothing fetched from the network).
+
+    Exit codes: 0 the report was written from readable input; 2 usage or input error (unreadable
+    claims or results records are listed in the report and summarised on standard error).
     """
     from .batch import BatchOptions, Progress
+    from .outputs import check_output, write_output
     from .report import build_report, render_html
 
     for path in files:
         if not path.exists():
             raise _fail(f"{path}: no such file or folder")
-    if workers is not None and workers < 1:
-        raise _fail(f"--workers {workers}: expected 1 or more")
     if output.suffix.lower() not in (".html", ".htm"):
         raise _fail(f"--output {output}: expected an .html file name")
+    check_output(output, [*files, *([history] if history else [])])
+    options = BatchOptions(workers=_worker_count(workers), spool_dir=_spool_folder(spool_dir, output))
     checker = _checker(payer_dir, ncci_dir)
-    data = build_report(files, checker=checker, history_db=history,
-                        batch_options=BatchOptions(workers=workers), progress=Progress(sys.stderr))
-    text = render_html(data, checker.rules)
-    partial = output.with_name(output.name + ".part")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(output)
+    data = build_report(files, checker=checker, history_db=history, batch_options=options,
+                        progress=Progress(sys.stderr))
+    write_output(output, render_html(data, checker.rules))
+    for message in data.malformed:
+        sys.stderr.write(f"pain-asp: {message}\n")
     clean = data.statuses.get("clean", 0)
     rate = f"{100 * clean / data.claims:.1f} %" if data.claims else "n/a"
     risk = f", ${data.at_risk / 100:,.2f} at risk on denied lines" if data.charges_known else ""
+    unreadable = f", {data.error_count:,} unreadable" if data.error_count else ""
     sys.stdout.write(f"{output}: {data.claims:,} claims, clean-claim rate {rate}, "
-                     f"{data.statuses.get('deny', 0):,} with a denial{risk}\n")
+                     f"{data.statuses.get('deny', 0):,} with a denial{risk}{unreadable}\n")
+    _summarise_errors(data.error_count, data.claims, f"{output} (section Unreadable claims)")
+    if data.error_count:
+        raise typer.Exit(2)
 
 
 @app.command("bench")
@@ -830,18 +909,37 @@ def kb_profile(
     sys.stdout.write(json.dumps(profile.as_dict(), indent=2) + "\n" if fmt == TextOrJson.json else profile.text(top))
 
 
+class _Stopped(BaseException):
+    """A termination signal, raised where the process is so that every ``finally`` runs: the
+    batch stops its workers and a half-written output's temporary file is removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
 def main() -> None:
-    """Entry point: run the app; user-facing errors exit 2 without a traceback."""
+    """Entry point: run the app; user-facing errors exit 2 without a traceback; SIGINT, SIGTERM
+    and SIGHUP stop it cleanly (exit 128 + the signal number)."""
+    import signal
+
     from .errors import PainAspError
 
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _stop)
     try:
         app()
     except PainAspError as exc:
         sys.stderr.write(f"pain-asp: {exc}\n")
         sys.exit(2)
-    except KeyboardInterrupt:
-        sys.stderr.write("pain-asp: interrupted\n")
-        sys.exit(130)
+    except _Stopped as stop:
+        sys.stderr.write(f"pain-asp: stopped by {signal.Signals(stop.signum).name}\n")
+        sys.exit(128 + stop.signum)
 
 
 if __name__ == "__main__":

@@ -429,10 +429,35 @@ def _read_encounter_file(path: Any) -> dict[str, Any]:
             mark = getattr(exc, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark else ""
             raise PainAspError(f"{path}: expected valid YAML{where}") from None
+        except ValueError:  # YAML reads an unquoted 2026-02-30 as a date, and no such date exists
+            raise PainAspError(f"{path}: {_impossible_date(text)}: expected a date that exists, as YYYY-MM-DD") from None
     if not isinstance(raw, dict):
         raise PainAspError(f"{path}: expected one encounter (a mapping with payer, place_of_service, "
                            "date, diagnoses, procedures)")
     return raw
+
+
+def _impossible_date(text: str) -> str:
+    """Where the first unquoted date that does not exist is: ``line N, field F``."""
+    import re
+
+    import yaml
+
+    from .yamlsafe import compose
+
+    stack: list[tuple[str, Any]] = [("", compose(text))]
+    while stack:
+        where, node = stack.pop(0)
+        if isinstance(node, yaml.MappingNode):
+            stack[:0] = [(f"{where}.{key.value}".lstrip("."), value) for key, value in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            stack[:0] = [(f"{where}[{n}]", item) for n, item in enumerate(node.value)]
+        elif isinstance(node, yaml.ScalarNode) and node.tag.endswith(":timestamp"):
+            try:
+                dt.date(*(int(part) for part in re.split(r"[-T ]", node.value.strip())[:3]))
+            except ValueError:
+                return f"line {node.start_mark.line + 1}, field {where}"
+    return "a date"
 
 
 def _validate_encounter(raw: dict[str, Any], where: str) -> Encounter:

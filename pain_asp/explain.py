@@ -90,16 +90,18 @@ def explain_result(result: Result, rules: dict[str, Rule], payer: Payer | None,
 
 
 def explanation_text(explained: dict[str, Any]) -> str:
-    """The explanation as text for a person."""
-    out = [f"claim {explained['claim_id']}: {explained['status']}  ({explained['file']})"]
+    """The explanation as text for a person (claim text with control characters escaped)."""
+    from .render import visible
+
+    out = [visible(f"claim {explained['claim_id']}: {explained['status']}  ({explained['file']})")]
     for error in explained["errors"]:
-        out.append(f"  input error: {error['message']}")
+        out.append(f"  input error: {visible(error['message'])}")
     if not explained["explanations"] and not explained["errors"]:
         out.append("  no findings: every rule in force passed for this claim")
     for item in explained["explanations"]:
         out.append("")
         out.append(f"  {item['rule']} [{item['severity']}] {item['title']}")
-        out.append(f"    why:      {item['message']}")
+        out.append(f"    why:      {visible(item['message'])}")
         denial = ", ".join(x for x in (item["carc"] and f"CARC {item['carc']}",
                                        item["rarc"] and f"RARC {item['rarc']}") if x)
         if denial:

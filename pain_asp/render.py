@@ -1,6 +1,12 @@
 """Render check results: text for people, JSON, JSON Lines and CSV for machines (SPEC §4).
 
-Output is deterministic: the same input gives byte-identical output.
+Output is deterministic: the same input gives byte-identical output. Claim text cannot take
+over a terminal or a spreadsheet (SPEC §11): in text output every control character (line
+breaks, carriage returns, ANSI escapes, bidirectional overrides) is shown as an escape
+(:func:`visible`); a CSV cell that a spreadsheet would read as a formula gets a leading
+single quote and a carriage return cannot split a row (:func:`csv_cell`, the OWASP
+CSV-injection practice). JSON and JSON Lines keep
+every value exact.
 """
 
 from __future__ import annotations
@@ -8,16 +14,50 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 from .findings import Result
 
-__all__ = ["FORMATS", "write_results", "Style"]
+__all__ = ["FORMATS", "write_results", "Style", "csv_cell", "visible"]
 
 FORMATS = ("text", "json", "jsonl", "csv")
 _CSV_COLUMNS = ["claim_id", "file", "position", "payer", "status", "rule", "severity", "lines",
                 "codes", "carc", "rarc", "message", "source", "fix"]
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def visible(text: str) -> str:
+    """``text`` with every control or format character written as an escape (``\\n``, ``\\x1b``,
+    ``\\u202e``), so that claim text printed on a terminal is only ever text."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or unicodedata.category(ch) == "Zs":  # spaces of every width stay
+            out.append(ch)
+        elif ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell that no spreadsheet reads as a formula: text starting with ``= + - @``, a tab or
+    a carriage return gets a leading single quote. A carriage return inside becomes a line feed
+    (the writer quotes a cell holding one; a bare carriage return would end the row for most
+    readers). Other values are unchanged."""
+    if not isinstance(value, str):
+        return value
+    text = value.replace("\r\n", "\n").replace("\r", "\n")
+    return "'" + text if value.startswith(_FORMULA_START) else text
 
 
 class Style:
@@ -70,35 +110,37 @@ def write_results(results: Iterable[Result], fmt: str, out: TextIO, colour: bool
 def _csv_rows(result: Result) -> list[list[object]]:
     base = [result.claim_id or "", result.file, result.position, result.payer or "", result.status]
     if result.errors:
-        return [base + ["input-error", "error", "", "", "", "", e["message"], "", ""] for e in result.errors]
-    if not result.findings:
-        return [base + ["", "", "", "", "", "", "", "", ""]]
-    rows = []
-    for f in result.findings:
-        source = "; ".join(s["document"] for s in f.source)
-        rows.append(base + [f.rule, f.severity, " ".join(map(str, f.lines)), " ".join(f.codes),
-                            f.carc or "", f.rarc or "", f.message, source, f.fix or ""])
-    return rows
+        rows = [base + ["input-error", "error", "", "", "", "", e["message"], "", ""] for e in result.errors]
+    elif not result.findings:
+        rows = [base + ["", "", "", "", "", "", "", "", ""]]
+    else:
+        rows = []
+        for f in result.findings:
+            source = "; ".join(s["document"] for s in f.source)
+            rows.append(base + [f.rule, f.severity, " ".join(map(str, f.lines)), " ".join(f.codes),
+                                f.carc or "", f.rarc or "", f.message, source, f.fix or ""])
+    return [[csv_cell(cell) for cell in row] for row in rows]
 
 
 def _text(result: Result, style: Style) -> str:
-    head = f"{result.claim_id or '(no claim id)'}  {style(result.status.upper(), result.status)}"
-    where = style(f"  {result.file} #{result.position}" + (f"  payer {result.payer}" if result.payer else ""), "dim")
+    head = f"{visible(result.claim_id or '(no claim id)')}  {style(result.status.upper(), result.status)}"
+    where = style(visible(f"  {result.file} #{result.position}" + (f"  payer {result.payer}" if result.payer else "")),
+                  "dim")
     lines = [head + where]
     for error in result.errors:
-        lines.append(f"  {style('error', 'error')}   {error['message']}")
+        lines.append(f"  {style('error', 'error')}   {visible(error['message'])}")
     width = max((len(f.rule) for f in result.findings), default=0)
     for f in result.findings:
         denial = "/".join(x for x in (f.carc and f"CARC {f.carc}", f.rarc and f"RARC {f.rarc}") if x)
         where_lines = "line " + ",".join(map(str, f.lines))
         lines.append(f"  {style(f.severity.ljust(6), f.severity)}  {f.rule.ljust(width)}  "
                      f"{where_lines}  {style(denial, 'dim')}")
-        lines.append(f"          {f.message}")
+        lines.append(f"          {visible(f.message)}")
         sources = "; ".join(s["document"] + (f" ({s['effective']})" if s["effective"] else "")
                             + f" [{s['confidence']}]" for s in f.source)
         lines.append(style(f"          source: {sources}", "dim"))
         if f.fix:
-            lines.append(f"          fix: {f.fix}")
+            lines.append(f"          fix: {visible(f.fix)}")
     return "\n".join(lines) + "\n\n"
 
 

@@ -924,21 +924,23 @@ def _line_text(number: int, line: dict[str, Any]) -> str:
 
 
 def format_fix_report(results: Sequence[FixResult]) -> str:
-    """The fixes as text for a person: before/after lines, each edit with what it resolves."""
+    """The fixes as text for a person: before/after lines, each edit with what it resolves
+    (claim text with control characters escaped)."""
+    from .render import visible
+
     out: list[str] = []
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
-        head = f"{r.claim_id or '(no claim id)'}  {r.status.upper()}  {r.file} #{r.position}"
-        if r.payer:
-            head += f"  payer {r.payer}"
+        head = visible(f"{r.claim_id or '(no claim id)'}  {r.status.upper()}  {r.file} #{r.position}"
+                       + (f"  payer {r.payer}" if r.payer else ""))
         if r.cost and r.edits:
             head += (f"  ({r.cost['edits']} edit{'s' if r.cost['edits'] != 1 else ''}, "
                      f"{r.cost['revenue_removed_cents'] / 100:.2f} removed"
                      + ("" if r.optimal else ", optimality not proven") + ")")
         out.append(head)
         for error in r.errors:
-            out.append(f"  error   {error.get('message')}")
+            out.append(f"  error   {visible(str(error.get('message')))}")
         if r.status in ("error",) or r.claim is None:
             out.append("")
             continue
@@ -953,16 +955,16 @@ def format_fix_report(results: Sequence[FixResult]) -> str:
                     out.append(f"                      because {e.details['supported_by']}")
                 for f in e.resolves:
                     out.append(f"      resolves {f.rule} [{f.severity}] line {','.join(map(str, f.lines))}: "
-                               f"{f.message}")
+                               f"{visible(f.message)}")
             if r.corrected is not None:
                 out.append("  after:")
                 out.extend("  " + _line_text(n, line) for n, line in enumerate(r.corrected["lines"], 1))
         for f in r.remaining:
-            out.append(f"  left     {f.rule} [deny] line {','.join(map(str, f.lines))}: {f.message}")
+            out.append(f"  left     {f.rule} [deny] line {','.join(map(str, f.lines))}: {visible(f.message)}")
         if r.action_items:
             out.append("  action items:")
             for a in r.action_items:
-                out.append(f"    {a.rule} [{a.severity}] line {','.join(map(str, a.lines))}: {a.message}")
+                out.append(f"    {a.rule} [{a.severity}] line {','.join(map(str, a.lines))}: {visible(a.message)}")
                 out.append(f"      to do: {a.action}")
         out.append("")
     order = ["clean", "fixed", "actions_only", "unfixable", "timeout", "error"]

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import PainAspError
+import msgspec
 
 __all__ = ["ReportData", "build_report", "read_results", "is_results_file", "render_html",
            "DRILL_ROWS", "WORK_ROWS"]
@@ -97,6 +97,7 @@ class ReportData:
     work: list[tuple[Any, ...]] = field(default_factory=list)   # heap: the claims to work first
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
+    malformed: list[str] = field(default_factory=list)   # results records that are not results (first ERROR_ROWS)
     sources: list[str] = field(default_factory=list)
     _order: int = 0
 
@@ -111,6 +112,8 @@ class ReportData:
         payer = str(result.get("payer") or "(unknown)")
         if status == "error" or result.get("errors"):
             self.error_count += 1
+            if result.get("malformed") and len(self.malformed) < ERROR_ROWS:
+                self.malformed.append(result["errors"][0]["message"])
             if len(self.errors) < ERROR_ROWS:
                 for error in result.get("errors") or [{}]:
                     self.errors.append({"claim_id": claim_id, "position": result.get("position"),
@@ -253,17 +256,68 @@ def is_results_file(path: str | Path) -> bool:
     return _looks_like_result(_first_record(path))
 
 
+class _FindingShape(msgspec.Struct):
+    """What the report reads of a finding (other keys are ignored)."""
+
+    rule: str
+    severity: str
+    lines: list[int] = []
+    codes: list[str] = []
+    title: Optional[str] = None
+    carc: Optional[str] = None
+    rarc: Optional[str] = None
+    message: Optional[str] = None
+    fix: Optional[str] = None
+
+
+class _ErrorShape(msgspec.Struct):
+    message: str = "unreadable claim"
+
+
+class _ResultShape(msgspec.Struct):
+    """What the report reads of a check result record."""
+
+    status: str
+    claim_id: Optional[str] = None
+    payer: Optional[str] = None
+    position: Optional[int] = None
+    findings: list[_FindingShape] = []
+    errors: list[_ErrorShape] = []
+
+
+def _shape_problem(item: Any) -> Optional[str]:
+    """Why ``item`` is not a check result record the report can count, or None."""
+    if not _looks_like_result(item):
+        return "expected a JSON object with status and findings or errors (the output of pain-asp check --format jsonl)"
+    try:
+        shape = msgspec.convert(item, _ResultShape)
+    except msgspec.ValidationError as exc:
+        return str(exc).replace("`$.", "`")   # msgspec names the type expected and where, not the value
+    if shape.status not in STATUSES:
+        return f"expected status to be one of {', '.join(STATUSES)}"
+    for number, finding in enumerate(shape.findings):
+        if finding.severity not in SEVERITIES:
+            return f"expected findings[{number}].severity to be one of {', '.join(SEVERITIES)}"
+    return None
+
+
+def _malformed(where: str, problem: str) -> dict[str, Any]:
+    """The error record that stands for a results record the report cannot read."""
+    return {"status": "error", "claim_id": None, "position": None, "malformed": True,
+            "errors": [{"message": f"{where}: not a check result record: {problem}"}]}
+
+
 def read_results(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The result records of a ``check --format jsonl`` (or ``json``) output file."""
+    """The result records of a ``check --format jsonl`` (or ``json``) output file; a record that
+    is not one comes as an error record naming the file, the line (or record) and what was expected."""
     path = Path(path)
-    with path.open("r", encoding="utf-8") as handle:
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
         if path.suffix.lower() == ".json":
             data = json.load(handle)
             items = data if isinstance(data, list) else [data]
             for number, item in enumerate(items, start=1):
-                if not _looks_like_result(item):
-                    raise PainAspError(f"{path}: record {number} is not a check result")
-                yield item
+                problem = _shape_problem(item)
+                yield item if problem is None else _malformed(f"{path} record {number}", problem)
             return
         for number, text in enumerate(handle, start=1):
             if not text.strip():
@@ -271,11 +325,13 @@ def read_results(path: str | Path) -> Iterator[dict[str, Any]]:
             try:
                 item = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise PainAspError(f"{path}:{number}: not a JSON object ({exc.msg})") from None
-            if not _looks_like_result(item):
-                raise PainAspError(f"{path}:{number}: not a check result (expected the output of "
-                                   "pain-asp check --format jsonl)")
-            yield item
+                yield _malformed(f"{path}:{number}", f"expected one JSON object on the line ({exc.msg})")
+                continue
+            except RecursionError:
+                yield _malformed(f"{path}:{number}", "expected a JSON object, not one nested this deep")
+                continue
+            problem = _shape_problem(item)
+            yield item if problem is None else _malformed(f"{path}:{number}", problem)
 
 
 def _claim_lines(claim: Any) -> list[LineInfo]:
@@ -321,6 +377,11 @@ def _e(value: Any) -> str:
 
 def _money(cents: Optional[int]) -> str:
     return "n/a" if cents is None else f"${cents / 100:,.2f}"
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 finding``, ``2 findings``, ``1,204 claims``."""
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
 
 
 def _pct(part: int, whole: int) -> str:
@@ -401,13 +462,6 @@ def _sev_mix(severities: dict[str, int]) -> str:
     return " ".join(f"{_badge(s)}&nbsp;{severities[s]:,}" for s in SEVERITIES if severities.get(s))
 
 
-def _template(text: str) -> str:
-    """A fix template with its placeholders shown as slots."""
-    import re
-
-    return re.sub(r"\{(\w+)\}", lambda m: f"\u2039{m.group(1)}\u203a", text)
-
-
 _CSS = """
 :root{--ink:#1c2430;--mute:#5f6b7a;--line:#dde3ea;--bg:#f6f8fa}
 *{box-sizing:border-box}
@@ -451,9 +505,9 @@ def render_html(data: ReportData, rules: Optional[dict[str, Any]] = None) -> str
     add('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="generator" content="pain-asp report">'
-        f'<title>Denial report: {data.claims:,} claims</title><style>{_CSS}</style></head><body>')
-    add(f'<header><h1>Denial report</h1><p>{data.claims:,} claims from {_e(sources)} \u00b7 '
-        f'{len(data.payers):,} payers \u00b7 {data.findings:,} findings</p></header><main>')
+        f'<title>Denial report: {_count(data.claims, "claim")}</title><style>{_CSS}</style></head><body>')
+    add(f'<header><h1>Denial report</h1><p>{_count(data.claims, "claim")} from {_e(sources)} \u00b7 '
+        f'{_count(len(data.payers), "payer")} \u00b7 {_count(data.findings, "finding")}</p></header><main>')
 
     # summary cards
     cards = [
@@ -467,15 +521,16 @@ def render_html(data: ReportData, rules: Optional[dict[str, Any]] = None) -> str
     add('<section id="summary"><h2>Summary</h2><div class="cards">' + "".join(
         f'<div class="card"><div class="k">{_e(k)}</div><div class="v">{_e(v)}</div></div>'
         for k, v in cards) + "</div>")
-    add(f'<p class="note">Clean claims have no finding at all; {clean:,} of {data.claims:,} claims '
+    add(f'<p class="note">Clean claims have no finding at all; {clean:,} of {_count(data.claims, "claim")} '
         f'({checked:,} readable). A claim with a denial has at least one <em>deny</em> finding: the payer '
         'is expected to deny those lines as billed. ')
     if data.charges_known:
-        add(f'Charges at risk add up the billed charges of the {data.deny_lines:,} lines named by a deny '
+        add(f'Charges at risk add up the billed charges of the {_count(data.deny_lines, "line")} named by a deny '
             f'finding (each line once per claim), out of {_money(data.billed)} billed '
             f'({_pct(data.at_risk, data.billed)}).')
         if data.deny_lines_without_charge:
-            add(f' {data.deny_lines_without_charge:,} denied lines carry no charge and count as $0.')
+            add(f' {_count(data.deny_lines_without_charge, "denied line")} '
+                f'{"carries" if data.deny_lines_without_charge == 1 else "carry"} no charge and count as $0.')
     else:
         add('Charges at risk need the claims: run <code>pain-asp report RESULTS.jsonl CLAIMS.jsonl</code> '
             'or report on the claim files directly.')
@@ -565,10 +620,11 @@ def render_html(data: ReportData, rules: Optional[dict[str, Any]] = None) -> str
     for rule, t in sorted(data.rules.items(), key=lambda kv: (-kv[1].findings, -kv[1].at_risk, kv[0]))[:CHART_ROWS]:
         meta = getattr(rules.get(rule), "meta", {}) or {}
         correctable = meta.get("correctable") == "yes"
-        what = meta.get("fix") if correctable or not meta.get("action") else meta.get("action")
-        what = _template(what) if what else data.fix_examples.get(rule, "")
-        kind = "edit the claim" if correctable else ("action" if meta else "")
         example = data.fix_examples.get(rule)
+        # A correctable rule's fix is a template filled in per finding: show a filled one. An
+        # action reads the same for every claim: show it, with a finding's own hint below.
+        what = (example if correctable else meta.get("action")) or example or ""
+        kind = "edit the claim" if correctable else ("action" if meta else "")
         cell = _e(what) + (f'<div class="note">e.g. {_e(example)}</div>' if example and example != what else "")
         fix_rows.append([f'<a href="#{_anchor("rule", rule)}"><code>{_e(rule)}</code></a>', cell, _e(kind),
                          f"{t.findings:,}", f"{t.claims:,}", _money(t.at_risk) if data.charges_known else "n/a"])
@@ -579,7 +635,7 @@ def render_html(data: ReportData, rules: Optional[dict[str, Any]] = None) -> str
 
     # work list
     work = data.work_list()
-    add(f'<section id="claims"><h2>Claims to work first</h2><p class="note">The {len(work):,} claims '
+    add(f'<section id="claims"><h2>Claims to work first</h2><p class="note">The {_count(len(work), "claim")} '
         'with the most at stake: denials first, by charges at risk, then the other findings.</p>')
     add(_table(["Claim", "Payer", "Status", "Denied lines", "Charges at risk", "Findings", "Rules"],
                [[f"<code>{_e(w['claim_id'])}</code>", _e(w["payer"]), _badge(w["status"]),
@@ -592,9 +648,10 @@ def render_html(data: ReportData, rules: Optional[dict[str, Any]] = None) -> str
     add('<section id="drill"><h2>Claims by rule</h2>')
     for rule, t in sorted(data.rules.items(), key=lambda kv: (-kv[1].findings, kv[0])):
         rows = data.drill.get(rule, [])
-        more = f" (first {len(rows):,} of {t.findings:,} findings)" if t.findings > len(rows) else ""
+        more = f" (first {len(rows):,} of {_count(t.findings, 'finding')})" if t.findings > len(rows) else ""
         add(f'<details id="{_anchor("rule", rule)}"><summary><code>{_e(rule)}</code> \u2014 '
-            f'{_e(data.rule_titles.get(rule, rule))}: {t.findings:,} findings on {t.claims:,} claims{more}</summary>')
+            f'{_e(data.rule_titles.get(rule, rule))}: {_count(t.findings, "finding")} on '
+            f'{_count(t.claims, "claim")}{more}</summary>')
         add(_table(["Claim", "Payer", "Severity", "Lines", "Codes", "Message", "Fix"],
                    [[f"<code>{_e(r['claim_id'])}</code>", _e(r["payer"]), _badge(r["severity"]),
                      _e(", ".join(map(str, r["lines"]))), _e(", ".join(r["codes"])), _e(r["message"] or ""),
@@ -605,8 +662,8 @@ def render_html(data: ReportData, rules: Optional[dict[str, Any]] = None) -> str
     add("</section>")
 
     if data.error_count:
-        add(f'<section id="errors"><h2>Unreadable claims</h2><p class="note">{data.error_count:,} claims '
-            'could not be checked; fix the input and check them again.</p>')
+        add(f'<section id="errors"><h2>Unreadable claims</h2><p class="note">{_count(data.error_count, "claim")} '
+            '(or results records) could not be checked or read; fix the input and check them again.</p>')
         add(_table(["Claim", "Position", "Error"],
                    [[f"<code>{_e(e['claim_id'] or '(no id)')}</code>", _e(e["position"] or ""), _e(e["message"])]
                     for e in data.errors], "errors"))

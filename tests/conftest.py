@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 _SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -25,6 +26,17 @@ settings.register_profile("ci", max_examples=60, deadline=None, print_blob=True,
                           suppress_health_check=_SLOW_IS_FINE)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-# Tests never read a data set an analyst imported on this machine (pain-asp data import-ncci
-# writes to the per-user data folder): each run gets an empty one.
-os.environ["PAIN_ASP_DATA_DIR"] = tempfile.mkdtemp(prefix="pain-asp-test-data-")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def empty_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests never read a data set an analyst imported on this machine (pain-asp data import-ncci
+    writes to the per-user data folder): each run gets an empty one, in pytest's temporary folder
+    (commands run as subprocesses inherit it)."""
+    before = os.environ.get("PAIN_ASP_DATA_DIR")
+    os.environ["PAIN_ASP_DATA_DIR"] = str(tmp_path_factory.mktemp("pain-asp-data"))
+    yield
+    if before is None:
+        del os.environ["PAIN_ASP_DATA_DIR"]
+    else:
+        os.environ["PAIN_ASP_DATA_DIR"] = before

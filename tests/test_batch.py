@@ -155,8 +155,8 @@ def test_a_dead_worker_is_replaced_and_no_claim_is_lost(tmp_path: Path, checker:
     assert summary.exit_code("deny") == 2
 
 
-def test_patient_index_gives_what_batch_history_gives() -> None:
-    records = [r for r in read_claims_from(list(generate_claims(400, 3)))]
+def test_patient_index_gives_what_batch_history_gives(tmp_path: Path) -> None:
+    records = [r for r in read_claims_from(list(generate_claims(400, 3)), tmp_path)]
     claims = [r.claim for r in records if r.claim is not None]
     index = PatientIndex()
     for claim in claims:
@@ -169,11 +169,10 @@ def test_patient_index_gives_what_batch_history_gives() -> None:
         assert index.history(claim) == provider(claim)
 
 
-def read_claims_from(raws: list[dict[str, Any]]) -> list[Any]:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "c.jsonl"
-        path.write_text("\n".join(json.dumps(r) for r in raws) + "\n")
-        return list(read_claims([path]))
+def read_claims_from(raws: list[dict[str, Any]], folder: Path) -> list[Any]:
+    path = folder / "c.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in raws) + "\n")
+    return list(read_claims([path]))
 
 
 def test_history_store_is_read_the_same_way_by_workers(tmp_path: Path, checker: Checker) -> None:
@@ -186,7 +185,7 @@ def test_history_store_is_read_the_same_way_by_workers(tmp_path: Path, checker: 
             line["date"] = f"{int(line['date'][:4]) + 1}{line['date'][4:]}".replace("-02-29", "-02-28")
     db = tmp_path / "h.sqlite"
     with HistoryStore(db) as store:
-        store.add_claims(r.claim for r in read_claims_from(earlier) if r.claim is not None)
+        store.add_claims(r.claim for r in read_claims_from(earlier, tmp_path) if r.claim is not None)
     path = tmp_path / "later.jsonl"
     path.write_text("\n".join(json.dumps(c) for c in later) + "\n")
     outputs = []
