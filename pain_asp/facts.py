@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Container, Iterable
 
 from .icd import dx_status
-from .models import Claim, Documentation, HistoryEntry
+from .models import VOID, Claim, Documentation, HistoryEntry
 from .tokens import nerve_token
 
 __all__ = ["claim_facts", "dx_facts", "day_number", "from_day_number", "HistoryItem"]
@@ -51,6 +51,8 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
     out = [f"claim({k}).", f'claim_payer({k}, "{payer_id}").', f"claim_pos({k}, {int(claim.place_of_service)})."]
     if claim.prior_authorization:
         out.append(f"claim_prior_auth({k}).")
+    if claim.frequency == VOID:
+        out.append(f"claim_void({k}).")
     for i, dx in enumerate(claim.diagnoses, start=1):
         out.append(f'claim_dx({k}, {i}, "{dx}").')
     clinical = claim.clinical

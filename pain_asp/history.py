@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from .models import Claim, HistoryEntry
+from .models import ORIGINAL, VOID, Claim, HistoryEntry
 
-__all__ = ["BatchHistory", "batch_history", "claim_services"]
+__all__ = ["BatchHistory", "batch_history", "claim_services", "current_claims"]
 
 
 def claim_services(claim: Claim) -> list[HistoryEntry]:
@@ -29,18 +29,44 @@ def claim_services(claim: Claim) -> list[HistoryEntry]:
     return out
 
 
+def current_claims(claims: Iterable[Claim]) -> list[Claim]:
+    """The claims whose services count as history, in input order.
+
+    A replacement (frequency 7) or void (8) carries the claim id of the claim it replaces, for
+    the same patient: of the claims with one patient and claim id, the last one read counts
+    (a replacement takes the place of its original), and none when that one is a void.
+    """
+    last: dict[tuple[str, str], Claim] = {}
+    for claim in claims:
+        key = (claim.patient.id, claim.claim_id)
+        last.pop(key, None)
+        last[key] = claim
+    return [claim for claim in last.values() if claim.frequency != VOID]
+
+
 class BatchHistory:
     """Gives each claim its own history plus its patient's other claims of the batch.
 
     The other claims count with services dated on or before the claim's first date of
     service (same-day services of another claim included); a claim with the same claim id
-    is the claim itself and is left out.
+    is the claim itself (or the claim it replaces) and is left out, and so are claims that a
+    later replacement or void of the batch takes the place of (:func:`current_claims`).
     """
 
     def __init__(self, claims: Iterable[Claim]) -> None:
+        self._claims = list(claims)
         self._by_patient: dict[str, list[Claim]] = {}
-        for claim in claims:
+        self._replaced: dict[str, set[str]] = {}
+        for claim in self._claims:
+            if claim.frequency != ORIGINAL:
+                self._replaced.setdefault(claim.patient.id, set()).add(claim.claim_id)
+        for claim in current_claims(self._claims):
             self._by_patient.setdefault(claim.patient.id, []).append(claim)
+
+    def replaced_ids(self, patient_id: str) -> set[str]:
+        """The claim ids of the patient that a replacement or void of the batch replaces: a
+        history store's copy of those claims no longer counts."""
+        return self._replaced.get(patient_id, set())
 
     def __call__(self, claim: Claim) -> list[HistoryEntry]:
         entries = list(claim.history)
@@ -55,7 +81,7 @@ class BatchHistory:
     def replacing(self, replacements: Mapping[int, Claim]) -> BatchHistory:
         """The same batch with claims replaced: ``replacements`` maps ``id(claim)`` of a claim
         of the batch to what stands in its place (``pain-asp fix``: its corrected version)."""
-        return BatchHistory(replacements.get(id(c), c) for claims in self._by_patient.values() for c in claims)
+        return BatchHistory(replacements.get(id(c), c) for c in self._claims)
 
 
 def batch_history(claims: Iterable[Claim]) -> BatchHistory:

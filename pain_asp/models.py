@@ -38,6 +38,9 @@ __all__ = [
     "MAX_DIAGNOSES",
     "MAX_MODIFIERS",
     "EXPECTED",
+    "ORIGINAL",
+    "REPLACEMENT",
+    "VOID",
 ]
 
 MAX_LINES = 50
@@ -68,7 +71,14 @@ EXPECTED = {
     "units": "a whole number from 1 to 999",
     "charge": "an amount such as 850.00",
     "lines": "1 to 50 service lines",
+    "frequency": "a claim frequency: 1 (original), 7 (replacement) or 8 (void)",
+    "replaces": "the payer's claim control number of the claim a replacement (7) or void (8) "
+                "replaces, and only then",
 }
+
+#: Claim frequency codes (837P CLM05-3): an original claim, a replacement of an earlier
+#: claim, a void of one.
+ORIGINAL, REPLACEMENT, VOID = 1, 7, 8
 
 
 class _Strict(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True, omit_defaults=False):
@@ -222,6 +232,8 @@ class Claim(_Strict):
     diagnoses: Annotated[list[str], Meta(max_length=MAX_DIAGNOSES)] = []
     clinical: Optional[Clinical] = None
     history: list[HistoryEntry] = []
+    frequency: Literal[1, 7, 8] = ORIGINAL
+    replaces: Optional[str] = None
 
     @property
     def first_day(self) -> dt.date:
@@ -234,10 +246,17 @@ class Claim(_Strict):
         for name in ("claim_id", "payer"):
             if not getattr(self, name).strip():
                 raise ValueError(f"{name}: a non-empty value")
+        _check_life(self.frequency, self.replaces)
+
+
+def _check_life(frequency: int, replaces: Optional[str]) -> None:
+    """A replacement or void names the claim it replaces (``replaces``); an original does not."""
+    if (frequency != ORIGINAL) != bool(replaces and replaces.strip()):
+        raise ValueError(f"replaces: {EXPECTED['replaces']}")
 
 
 # YAML reads 64483, 50 or 24 as numbers; these fields are text.
-_TEXT_FIELDS = {"claim_id", "payer", "place_of_service", "prior_authorization", "code", "id"}
+_TEXT_FIELDS = {"claim_id", "payer", "place_of_service", "prior_authorization", "code", "id", "replaces"}
 _TEXT_LISTS = {"modifiers", "diagnoses"}
 
 

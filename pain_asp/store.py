@@ -52,7 +52,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -62,7 +62,7 @@ from msgspec import ValidationError
 from .errors import PainAspError
 from .facts import day_number
 from .history import claim_services
-from .models import Claim, HistoryEntry, parse_history_entry
+from .models import ORIGINAL, VOID, Claim, HistoryEntry, parse_history_entry
 
 __all__ = ["SCHEMA_VERSION", "HistoryStore", "bench_lookup", "store_history"]
 
@@ -290,9 +290,11 @@ class HistoryStore:
         with self._transaction("record claims") as conn:
             for claim in claims:
                 key = self.patient_key(claim.patient.id)
+                _remove_replaced(conn, key, claim)
+                if claim.frequency == VOID:
+                    continue
                 rows = [_service_row(key, entry, claim.claim_id, imported)
                         for entry in claim_services(claim)]
-                conn.execute("DELETE FROM services WHERE claim_id = ?", (claim.claim_id,))
                 conn.executemany(_INSERT, rows)
                 added += len(rows)
         return added
@@ -318,7 +320,7 @@ class HistoryStore:
     # -- reading ------------------------------------------------------------------------
 
     def _rows(self, patient_id: str, before: dt.date | None, window_days: int | None,
-              exclude_claim: str | None = None) -> list[Row]:
+              exclude_claims: Collection[str] = ()) -> list[Row]:
         if window_days is not None:
             if before is None:
                 raise ValueError("window_days needs a 'before' date to count back from")
@@ -332,9 +334,9 @@ class HistoryStore:
             if window_days is not None:
                 sql += " AND day >= ?"
                 params.append(day_number(before) - window_days)
-        if exclude_claim is not None:
-            sql += " AND claim_id <> ?"
-            params.append(exclude_claim)
+        if exclude_claims:
+            sql += f" AND claim_id NOT IN ({', '.join('?' * len(exclude_claims))})"
+            params.extend(exclude_claims)
         sql += " ORDER BY day, code, id"
         return self._query(sql, tuple(params))
 
@@ -404,6 +406,21 @@ class HistoryStore:
         return f"HistoryStore({str(self.path)!r})"
 
 
+def _remove_replaced(conn: sqlite3.Connection, key: bytes, claim: Claim) -> None:
+    """Delete the stored rows that ``claim`` takes the place of, before it is recorded.
+
+    An original re-added replaces the rows of its claim id (importing a file twice is
+    harmless). A replacement (frequency 7) or a void (8) carries the claim id of the claim it
+    replaces: every stored row of that patient and claim id goes, whatever its date of
+    service (a replacement may correct the date); a void then records nothing.
+    """
+    if claim.frequency == ORIGINAL:
+        conn.execute("DELETE FROM services WHERE claim_id = ?", (claim.claim_id,))
+    else:
+        conn.execute("DELETE FROM services WHERE patient_key = ? AND claim_id = ?",
+                     (key, claim.claim_id))
+
+
 def _tables(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
@@ -462,8 +479,10 @@ class StoreHistory:
 
     def __call__(self, claim: Claim) -> list[HistoryEntry]:
         first_day = claim.first_day
+        replaced = getattr(self.base, "replaced_ids", None)
+        left_out = {claim.claim_id} | (replaced(claim.patient.id) if replaced else set())
         rows = self.store._rows(claim.patient.id, first_day, self.window_days,
-                                exclude_claim=claim.claim_id)
+                                exclude_claims=sorted(left_out))
         stored = [self.store._entry(row) for row in rows]
         sources = [list(claim.history)]
         if self.base is not None:

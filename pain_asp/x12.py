@@ -803,6 +803,9 @@ def _raw_claim(loop: _ClaimLoop) -> tuple[dict[str, Any], dict[str, str], list[t
     refs["claim_id"] = f"CLM01, segment {clm_pos}"
     claim_pos = clm.get(5, 1)
     refs["place_of_service"] = f"CLM05-1, segment {clm_pos}"
+    life, life_refs = _claim_life(segs, clm, clm_pos)
+    raw.update(life)
+    refs.update(life_refs)
 
     payer, payer_problem = _payer(ctx)
     refs["payer"] = "2010BB NM1*PR NM109 and 2000B SBR09, mapped by payers/ids/payer_ids.yaml"
@@ -858,6 +861,22 @@ def _raw_claim(loop: _ClaimLoop) -> tuple[dict[str, Any], dict[str, str], list[t
                          "at one place of service: split the claim by place of service)"))
     raw["place_of_service"] = effective.pop() if len(effective) == 1 else claim_pos
     return raw, refs, problems
+
+
+def _claim_life(segs: list[tuple[int, str, _Seg]], clm: _Seg, clm_pos: int) -> tuple[
+        dict[str, Any], dict[str, str]]:
+    """The claim's ``frequency`` (CLM05-3) and ``replaces`` (2300 REF*F8, the payer's claim
+    control number of the claim a replacement or void replaces), and where they came from."""
+    raw: dict[str, Any] = {}
+    refs = {"frequency": f"CLM05-3, segment {clm_pos}",
+            "replaces": "2300 REF*F8, payer claim control number"}
+    if clm.get(5, 3):
+        raw["frequency"] = clm.get(5, 3)
+    ref = next(((p, s) for p, lp, s in segs if s.id == "REF" and s.get(1) == "F8" and lp == "2300"), None)
+    if ref is not None:
+        raw["replaces"] = ref[1].get(2)
+        refs["replaces"] = f"2300 REF*F8 REF02, segment {ref[0]}"
+    return raw, refs
 
 
 def _raw_line(line: list[tuple[int, str, _Seg]], n: int) -> tuple[
@@ -1231,6 +1250,7 @@ def _claim_segments(claim: Claim, ctx: X12Context | None) -> list[_Seg]:
     while len(composite) < 3:
         composite.append("")
     composite[0] = claim.place_of_service
+    composite[2] = str(claim.frequency)
     clm.set(5, composite)
     diagnoses = [["ABK" if i == 0 else "ABF", dx.replace(".", "")] for i, dx in enumerate(claim.diagnoses)]
     hi_done = False
@@ -1247,7 +1267,11 @@ def _claim_segments(claim: Claim, ctx: X12Context | None) -> list[_Seg]:
                 out.append(_Seg.make("REF", "G1", claim.prior_authorization))
             auth_done = True
             continue
+        if seg.id == "REF" and seg.get(1) == "F8":  # written from the model below
+            continue
         out.append(seg)
+    if claim.replaces:
+        _insert_ordered(out, _Seg.make("REF", "F8", claim.replaces))
     if not hi_done and diagnoses:
         _insert_ordered(out, _Seg("HI", diagnoses))
     if auth_on_claim and claim.prior_authorization and not auth_done:
