@@ -19,6 +19,7 @@ patient.id                 2010BA NM1*IL NM109 (member id); a dependent (2000C) 
                            short digest of the patient's name and birth date
 patient.birth_date, sex    DMG02, DMG03 of the patient (2010CA) or subscriber (2010BA)
 prior_authorization        2300 REF*G1, else the first 2400 REF*G1
+frequency, replaces        2300 CLM05-3; 2300 REF*F8 (payer claim control number)
 diagnoses                  2300 HI, ABK then ABF codes, in order
 lines[n].code, modifiers   SV101-2, SV101-3..6 (SV101-1 must be HC)
 lines[n].charge, units     SV102, SV104 (SV103 must be UN)
