@@ -101,6 +101,8 @@ lines:                           # 1 to 50 lines
     date: 2026-03-02             # date of service
     dx: [1]                      # diagnosis pointers (1-based), up to 4
     charge: 850.00               # optional
+    through: 2026-03-04          # optional: last day of a line billed over several days (not checked)
+    minutes: 45                  # optional: anesthesia time in minutes (not checked)
     documented:                  # optional chart facts for this line
       imaging: fluoroscopy       # fluoroscopy | ct | ultrasound | none
       side: right                # left | right | bilateral
@@ -134,6 +136,18 @@ Nothing typed here becomes rule text. Claim and patient ids are replaced by inte
 modifiers and diagnoses must match strict patterns; documentation values come from the closed
 lists above; levels are parsed into segment numbers; nerve names are mapped to a vocabulary
 (unknown names count as "other"); muscles are only counted.
+
+## Lines the rules cannot check
+
+The rules judge one date of service per line and count units of service. A line billed over
+several days (`through` after `date`; an 837P `DTP*472` `RD8` range) or in anesthesia minutes
+(`minutes`; an 837P `SV103` `MJ`) is kept on the claim but not checked: the claim's other
+lines are checked, and the line gets a `line-not-checked` review finding naming it and why,
+so such a claim is never clean. The rules that read lines together do not count it (NCCI
+pairs, duplicates, imaging, frequency), except that an add-on whose primary code is on such a
+line, on days that include the add-on's date, is not reported as lacking its primary. `fix`
+never edits such a line and writes it back as it was; history records it under its first day.
+`through` equal to `date` is one date of service, checked as usual.
 
 ## Replacements and voids
 

@@ -71,6 +71,8 @@ EXPECTED = {
     "units": "a whole number from 1 to 999",
     "charge": "an amount such as 850.00",
     "lines": "1 to 50 service lines",
+    "through": "the last date of service of a line billed over several days, on or after its date",
+    "minutes": "anesthesia time in whole minutes, 1 to 9999",
     "frequency": "a claim frequency: 1 (original), 7 (replacement) or 8 (void)",
     "replaces": "the payer's claim control number of the claim a replacement (7) or void (8) "
                 "replaces, and only then",
@@ -149,6 +151,8 @@ class Line(_Strict):
     dx: Annotated[list[Annotated[int, Meta(ge=1, le=MAX_DIAGNOSES)]], Meta(max_length=4)] = []
     charge: Optional[Decimal] = None
     documented: Optional[Documentation] = None
+    through: Optional[dt.date] = None
+    minutes: Optional[Annotated[int, Meta(ge=1, le=9999)]] = None
 
     def __post_init__(self) -> None:
         force_setattr(self, "code", _check_code("code", self.code))
@@ -156,6 +160,19 @@ class Line(_Strict):
         if self.charge is not None and (
                 not self.charge.is_finite() or self.charge < 0 or self.charge.as_tuple().exponent < -2):
             raise ValueError(f"charge: {EXPECTED['charge']}")
+        if self.through is not None and self.through < self.date:
+            raise ValueError(f"through: {EXPECTED['through']}")
+
+    @property
+    def not_checked(self) -> Optional[Literal["date_range", "minutes"]]:
+        """Why the rules cannot check this line, or None: it is billed over several days
+        (``through``) or in anesthesia minutes (``minutes``). Such a line is reported, never
+        passed (kb/rules/coding/unchecked_lines.lp)."""
+        if self.minutes is not None:
+            return "minutes"
+        if self.through is not None and self.through != self.date:
+            return "date_range"
+        return None
 
 
 class Patient(_Strict):

@@ -22,9 +22,9 @@ prior_authorization        2300 REF*G1, else the first 2400 REF*G1
 frequency, replaces        2300 CLM05-3; 2300 REF*F8 (payer claim control number)
 diagnoses                  2300 HI, ABK then ABF codes, in order
 lines[n].code, modifiers   SV101-2, SV101-3..6 (SV101-1 must be HC)
-lines[n].charge, units     SV102, SV104 (SV103 must be UN)
+lines[n].charge, units     SV102, SV104 (SV103 UN); minutes: SV104 when SV103 is MJ
 lines[n].dx                SV107-1..4
-lines[n].date              2400 DTP*472 (D8, or RD8 with one day)
+lines[n].date, through     2400 DTP*472 (D8, or RD8 first-last)
 =========================  =====================================================
 
 The chart documentation (``documented``, ``clinical``) is not in an 837P, so it stays
@@ -908,20 +908,22 @@ def _raw_line(line: list[tuple[int, str, _Seg]], n: int) -> tuple[
         entry["charge"] = charge
     refs[f"{key}.charge"] = f"SV102, segment {pos}"
     unit_basis = seg.get(3)
-    if unit_basis and unit_basis != "UN":
+    quantity = "minutes" if unit_basis == "MJ" else "units"
+    if unit_basis and unit_basis not in ("UN", "MJ"):
         problems.append((f"{key}.units (SV103, segment {pos})", unit_basis,
-                         "UN (units); anesthesia minutes (MJ) are not checked by pain-asp"))
+                         "UN (units) or MJ (anesthesia minutes)"))
     units = seg.get(4)
-    refs[f"{key}.units"] = f"SV104, segment {pos}"
+    refs[f"{key}.{quantity}"] = f"SV104, segment {pos}"
     if units:
         try:
             number = Decimal(units)
         except InvalidOperation:
             number = None
         if number is None or number != number.to_integral_value():
-            problems.append((f"{key}.units (SV104, segment {pos})", _shown(units), "a whole number of units"))
+            problems.append((f"{key}.{quantity} (SV104, segment {pos})", _shown(units),
+                             f"a whole number of {quantity}"))
         else:
-            entry["units"] = int(number)
+            entry[quantity] = int(number)
     if seg.get(5):
         place = (seg.get(5), pos)
     pointers = []
@@ -939,29 +941,34 @@ def _raw_line(line: list[tuple[int, str, _Seg]], n: int) -> tuple[
     if dtp is not None:
         dpos, dseg = dtp
         refs[f"{key}.date"] = f"DTP*472 DTP03, segment {dpos}"
-        day, problem = _service_date(dseg.get(2), dseg.get(3))
+        day, last, problem = _service_dates(dseg.get(2), dseg.get(3))
         if problem:
             problems.append((f"{key}.date (DTP03, segment {dpos})", _shown(dseg.get(3)), problem))
         else:
             entry["date"] = day
+            if last != day:
+                entry["through"] = last
+                refs[f"{key}.through"] = f"DTP*472 DTP03, segment {dpos}"
     auth = next((s.get(2) for _, lp, s in line if s.id == "REF" and s.get(1) == "G1" and lp == "2400"), "")
     return entry, place, refs, problems, auth
 
 
-def _service_date(qualifier: str, value: str) -> tuple[str, str | None]:
+def _service_dates(qualifier: str, value: str) -> tuple[str, str, str | None]:
+    """The first and last date of service of DTP*472 (the same for D8), or a problem."""
     try:
         if qualifier == "D8":
-            return dt.datetime.strptime(value, "%Y%m%d").date().isoformat(), None
+            day = dt.datetime.strptime(value, "%Y%m%d").date().isoformat()
+            return day, day, None
         if qualifier == "RD8":
             start, _, end = value.partition("-")
             first = dt.datetime.strptime(start, "%Y%m%d").date()
             last = dt.datetime.strptime(end, "%Y%m%d").date()
-            if first != last:
-                return "", "one date of service per line (RD8 from = to); bill each date on its own line"
-            return first.isoformat(), None
+            if last < first:
+                return "", "", "a date range whose last day is not before its first (RD8)"
+            return first.isoformat(), last.isoformat(), None
     except ValueError:
-        return "", "a date of service as CCYYMMDD (D8) or CCYYMMDD-CCYYMMDD (RD8)"
-    return "", "a date of service qualified D8 or RD8"
+        return "", "", "a date of service as CCYYMMDD (D8) or CCYYMMDD-CCYYMMDD (RD8)"
+    return "", "", "a date of service qualified D8 or RD8"
 
 
 def _payer(ctx: X12Context) -> tuple[str | None, tuple[str, str] | None]:
@@ -1337,13 +1344,13 @@ def _line_segments(n: int, line: Line, original: list[_Seg] | None, full: bool) 
         composite.append(description)
     sv1.set(1, composite)
     sv1.set(2, _amount(line.charge))
-    sv1.set(3, "UN")
-    sv1.set(4, str(line.units))
+    sv1.set(3, "UN" if line.minutes is None else "MJ")
+    sv1.set(4, str(line.units if line.minutes is None else line.minutes))
     if len(sv1.elements) >= 5:
         sv1.set(5, "")
     sv1.set(7, [str(p) for p in line.dx] or [""])
     out = [_Seg.make("LX", str(n)), sv1]
-    dtp = _Seg.make("DTP", "472", "D8", line.date.strftime("%Y%m%d"))
+    dtp = _service_date_segment(line)
     if original is None:
         return out + [dtp]
     placed = False
@@ -1358,3 +1365,11 @@ def _line_segments(n: int, line: Line, original: list[_Seg] | None, full: bool) 
     if not placed:
         out.insert(2, dtp)
     return out
+
+
+def _service_date_segment(line: Line) -> _Seg:
+    """DTP*472 of a line: D8, or RD8 first-last for a line billed over several days."""
+    first = line.date.strftime("%Y%m%d")
+    if line.through is None or line.through == line.date:
+        return _Seg.make("DTP", "472", "D8", first)
+    return _Seg.make("DTP", "472", "RD8", f"{first}-{line.through.strftime('%Y%m%d')}")

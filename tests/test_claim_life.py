@@ -61,9 +61,17 @@ def test_frequency_defaults_to_original_and_replaces_is_required_for_7_and_8() -
 
 # --- 837P in and out -------------------------------------------------------------------------
 
+ONE_LINE = [("HC:64483:RT*850*UN*1***1", "D8*20260302")]
+
+
 def x12_text(frequency: str = "1", payer_number: str | None = None, claim_id: str = "LIFE-100",
-             date: str = "20260302") -> str:
-    """One claim in one 837P, frequency in CLM05-3 and the payer's number in REF*F8."""
+             lines: list[tuple[str, str]] = ONE_LINE) -> str:
+    """One claim in one 837P, frequency in CLM05-3 and the payer's number in REF*F8; each line
+    is (SV1 elements, DTP*472 elements)."""
+    service = []
+    for n, (sv1, dtp) in enumerate(lines, start=1):
+        service += [f"LX*{n}", f"SV1*{sv1}", f"DTP*472*{dtp}"]
+    total = sum(int(sv1.split("*")[1]) for sv1, _ in lines)
     head = [
         "ISA*00*          *00*          *ZZ*LIFESUB        *ZZ*LIFEPAYER      *260402*0900*^*00501*000000417*0*T*:",
         "GS*HC*LIFESUB*LIFEPAYER*20260402*0900*417*X*005010X222A1",
@@ -84,12 +92,10 @@ def x12_text(frequency: str = "1", payer_number: str | None = None, claim_id: st
         "NM1*IL*1*LANE*ROBIN****MI*7QX2PL4KD19",
         "DMG*D8*19480212*M",
         "NM1*PR*2*MEDICARE MAC*****PI*12345",
-        f"CLM*{claim_id}*850***11:B:{frequency}*Y*A*Y*Y",
+        f"CLM*{claim_id}*{total}***11:B:{frequency}*Y*A*Y*Y",
         *([f"REF*F8*{payer_number}"] if payer_number else []),
         "HI*ABK:M5416",
-        "LX*1",
-        "SV1*HC:64483:RT*850*UN*1***1",
-        f"DTP*472*D8*{date}",
+        *service,
     ]
     body.append(f"SE*{len(body) + 1}*0417")
     return "~\n".join(head + body + ["GE*1*417", "IEA*1*000000417"]) + "~\n"
@@ -232,3 +238,69 @@ def test_a_replacement_in_the_batch_hides_its_stored_original(tmp_path: Path) ->
         assert keys(provider(claims[-1])) == [("2026-03-03", "62321")]
         void = _batch(raw_claim("L-1", esi(D(2026, 3, 2)), frequency=8, replaces="26061000123"), _later())
         assert store_history(store, base=batch_history(void))(void[-1]) == []
+
+
+# --- lines the rules cannot check (issue 18.4) ------------------------------------------------
+
+RANGE_PRIMARY = [("HC:64483:RT*850*UN*1***1", "RD8*20260302-20260303"),
+                 ("HC:64484:RT*300*UN*1***1", "D8*20260302")]
+MINUTES = [("HC:64483:RT*850*UN*1***1", "D8*20260302"),
+           ("HC:01992*600*MJ*45***1", "D8*20260302")]
+
+
+def rules_on(result) -> set[tuple[str, str, tuple[int, ...]]]:
+    return {(f.rule, f.severity, tuple(f.lines)) for f in result.findings}
+
+
+def test_a_date_range_line_is_reported_and_the_other_lines_are_checked(tmp_path: Path,
+                                                                       checker: Checker) -> None:
+    pytest.importorskip("pyx12")
+    (record,) = read_text(tmp_path, x12_text(lines=RANGE_PRIMARY))
+    assert record.ok, [str(e) for e in record.errors]
+    first = record.claim.lines[0]
+    assert (first.date, first.through) == (D(2026, 3, 2), D(2026, 3, 3))
+    found = rules_on(checker.check_claim(record.claim))
+    assert ("line-not-checked", "review", (1,)) in found
+    # Line 2 is checked (its documentation is unknown) ...
+    assert any(2 in lines and rule != "line-not-checked" for rule, _, lines in found), found
+    # ... and its primary, on the unchecked line 1, is not "missing".
+    assert not any(rule == "addon-without-primary" for rule, _, _ in found), found
+    assert not any(1 in lines for rule, _, lines in found if rule != "line-not-checked"), found
+
+
+def test_an_anesthesia_minutes_line_is_reported_and_the_other_lines_are_checked(
+        tmp_path: Path, checker: Checker) -> None:
+    pytest.importorskip("pyx12")
+    (record,) = read_text(tmp_path, x12_text(lines=MINUTES))
+    assert record.ok, [str(e) for e in record.errors]
+    assert record.claim.lines[1].minutes == 45
+    found = rules_on(checker.check_claim(record.claim))
+    assert ("line-not-checked", "review", (2,)) in found
+    assert any(1 in lines for rule, _, lines in found if rule != "line-not-checked"), found
+    assert not any(2 in lines for rule, _, lines in found if rule != "line-not-checked"), found
+
+
+def test_unchecked_lines_are_written_back_as_read_and_never_edited(tmp_path: Path) -> None:
+    pytest.importorskip("pyx12")
+    from pain_asp.x12 import contexts_of, write_837
+
+    for lines in (RANGE_PRIMARY, MINUTES):
+        text = x12_text(lines=lines)
+        records = read_text(tmp_path, text)
+        assert write_837([records[0].claim], contexts_of(records)) == text
+        assert parse_claim(msgspec.to_builtins(records[0].claim)) == records[0].claim
+    repairer = Repairer()
+    raw = raw_claim("L-U", {"code": "64483", "modifiers": ["50"], "units": 2, "date": D(2026, 3, 2),
+                            "through": D(2026, 3, 4), "charge": "1200.00"},
+                    esi(D(2026, 3, 2), "64483", modifiers=["50"], units=2, charge="1200.00"))
+    record = validate_claim(raw, "life.yaml", 1, repairer.known_payers())
+    (fixed,) = repairer.fix([record])
+    assert fixed.edits and all(e.line == 2 for e in fixed.edits)
+    kept = fixed.corrected["lines"][0]
+    assert (kept["units"], kept["through"], kept["charge"]) == (2, "2026-03-04", 1200.0)
+
+
+def test_a_line_through_a_date_before_its_date_is_an_input_error() -> None:
+    record = validate_claim(raw_claim("L-T", {"code": "64483", "date": D(2026, 3, 2), "through": D(2026, 3, 1)}),
+                            "life.yaml", 1)
+    assert not record.ok and record.errors[0].field == "lines[1].through"
