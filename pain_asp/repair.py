@@ -48,10 +48,11 @@ Cost (kb/repair/optimise.lp), compared in this order, smaller first:
     1. correctable deny findings left (0 whenever an edit set can make the claim clean);
     2. number of edits;
     3. billed revenue removed, in cents: the charge of a dropped line, and the share of the
-       charge of units taken off (``charge - charge * new_units // billed_units``); lines
-       without a charge remove nothing here;
-    4. units of service removed (a dropped line's units, units taken off), so that a line
-       without a charge is not dropped as if it were free;
+       charge of units taken off a line without modifier 50 (``charge - charge * new_units
+       // billed_units``; a 50 line is one bilateral service and keeps its charge, see
+       :func:`removes_units`); lines without a charge remove nothing here;
+    4. units of service removed (a dropped line's units, units taken off a line without 50),
+       so that a line without a charge is not dropped as if it were free;
     5. review and warn findings of the corrected claim;
     6. tie-break: per edit, ``rank * 100 + (0 if a rule flagged the line else 50) + 50 - line``
        with the kind ranks replace_modifier 1, add_modifier 2, remove_modifier 3, repoint_dx 4,
@@ -592,6 +593,14 @@ def _charge_cents(claim: Claim, line: int) -> int | None:
     return None if charge is None else int(charge * 100)
 
 
+def removes_units(edit: RawEdit, claim: Claim) -> bool:
+    """The edit lowers the units of a one-side line, taking services off. On a line billed
+    with modifier 50 the units were a reporting error: the line is one bilateral service and
+    its charge is the charge for both sides (CMS IOM 100-04 ch. 12 §40.7), so lowering them
+    removes nothing (kb/repair/optimise.lp, ``repair_units_removed``)."""
+    return edit.op == "set_units" and "50" not in claim.lines[edit.line - 1].modifiers
+
+
 def edit_cost(edit: RawEdit, claim: Claim) -> int:
     """Billed revenue (cents) the edit removes, as kb/repair/optimise.lp counts it."""
     cents = _charge_cents(claim, edit.line)
@@ -599,7 +608,7 @@ def edit_cost(edit: RawEdit, claim: Claim) -> int:
         return 0
     if edit.op == "drop":
         return cents
-    if edit.op == "set_units":
+    if removes_units(edit, claim):
         billed = claim.lines[edit.line - 1].units
         return cents - cents * edit.args[0] // billed
     return 0
@@ -615,7 +624,7 @@ def services_removed(edit: RawEdit, claim: Claim) -> int:
     units = claim.lines[edit.line - 1].units
     if edit.op == "drop":
         return units
-    if edit.op == "set_units":
+    if removes_units(edit, claim):
         return units - edit.args[0]
     return 0
 
@@ -745,7 +754,7 @@ def _edit_line(claim: Claim, n: int, line: dict[str, Any], mine: list[RawEdit],
             line["code"] = e.args[0]
         elif e.op == "set_units":
             line["units"] = e.args[0]
-            if cents is not None:
+            if cents is not None and removes_units(e, claim):
                 cents = cents * e.args[0] // billed_units
         elif e.op == "remove_mod":
             removed.add(e.args[0])
@@ -858,6 +867,8 @@ def _describe(e: RawEdit, claim: Claim, view_to_new: dict[int, int]) -> Edit:
     elif e.op == "set_units":
         details.update({"from": line.units, "to": e.args[0]})
         text = f"set the units of line {e.line} ({code}) from {line.units} to {e.args[0]}"
+        if not removes_units(e, claim):
+            text += " (one bilateral service with 50: its charge, for both sides, is kept)"
     elif e.op == "replace_code":
         details.update({"from": code, "to": e.args[0]})
         text = f"replace {code} with {e.args[0]} on line {e.line}"
