@@ -144,8 +144,9 @@ several days (`through` after `date`; an 837P `DTP*472` `RD8` range) or in anest
 (`minutes`; an 837P `SV103` `MJ`) is kept on the claim but not checked: the claim's other
 lines are checked, and the line gets a `line-not-checked` review finding naming it and why,
 so such a claim is never clean. The rules that read lines together do not count it (NCCI
-pairs, duplicates, imaging, frequency), except that an add-on whose primary code is on such a
-line, on days that include the add-on's date, is not reported as lacking its primary. `fix`
+pairs, duplicates, imaging, frequency), except that a line that needs a companion on the
+claim is not reported as lacking it when the companion is on such a line, on days that
+include its date: an add-on and its primary, G2211 and its visit, G3003 and its G3002. `fix`
 never edits such a line and writes it back as it was; history records it under its first day.
 `through` equal to `date` is one date of service, checked as usual.
 

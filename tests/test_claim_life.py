@@ -304,3 +304,30 @@ def test_a_line_through_a_date_before_its_date_is_an_input_error() -> None:
     record = validate_claim(raw_claim("L-T", {"code": "64483", "date": D(2026, 3, 2), "through": D(2026, 3, 1)}),
                             "life.yaml", 1)
     assert not record.ok and record.errors[0].field == "lines[1].through"
+
+
+def test_history_add_and_check_on_the_command_line(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from pain_asp.cli import app
+
+    def write(name: str, *raws: dict) -> str:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(list(raws)), encoding="utf-8")
+        return str(path)
+
+    runner = CliRunner()
+    db = str(tmp_path / "history.db")
+    original = write("original.yaml", raw_claim("L-1", esi(D(2026, 3, 2))))
+    void = write("void.yaml", raw_claim("L-1", esi(D(2026, 3, 2)), frequency=8, replaces="26061000123"))
+    assert runner.invoke(app, ["history", "add", original, "--db", db]).exit_code == 0
+    assert runner.invoke(app, ["history", "add", void, "--db", db]).exit_code == 0
+    shown = runner.invoke(app, ["history", "show", "P-LIFE-1", "--db", db, "--format", "json"])
+    assert json.loads(shown.stdout) == []
+    checked = runner.invoke(app, ["check", void, "--format", "json"])
+    assert checked.exit_code == 0, checked.stdout
+    (result,) = json.loads(checked.stdout)
+    assert result["status"] == "info" and [f["rule"] for f in result["findings"]] == ["claim-void"]
