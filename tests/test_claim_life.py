@@ -289,6 +289,13 @@ def test_unchecked_lines_are_written_back_as_read_and_never_edited(tmp_path: Pat
         records = read_text(tmp_path, text)
         assert write_837([records[0].claim], contexts_of(records)) == text
         assert parse_claim(msgspec.to_builtins(records[0].claim)) == records[0].claim
+    fresh = parse_claim(raw_claim("L-N", {"code": "64483", "date": D(2026, 3, 2), "through": D(2026, 3, 3)},
+                                  {"code": "01992", "date": D(2026, 3, 2), "minutes": 45}))
+    text = write_837([fresh], created=dt.datetime(2026, 4, 2, 9, 0))
+    assert "DTP*472*RD8*20260302-20260303~" in text and "SV1*HC:01992*0*MJ*45" in text
+    (back,) = read_text(tmp_path, text, "fresh.837")
+    assert [(l.date, l.through, l.minutes) for l in back.claim.lines] == [
+        (D(2026, 3, 2), D(2026, 3, 3), None), (D(2026, 3, 2), None, 45)]
     repairer = Repairer()
     raw = raw_claim("L-U", {"code": "64483", "modifiers": ["50"], "units": 2, "date": D(2026, 3, 2),
                             "through": D(2026, 3, 4), "charge": "1200.00"},
