@@ -338,3 +338,17 @@ def test_history_add_and_check_on_the_command_line(tmp_path: Path) -> None:
     assert checked.exit_code == 0, checked.stdout
     (result,) = json.loads(checked.stdout)
     assert result["status"] == "info" and [f["rule"] for f in result["findings"]] == ["claim-void"]
+
+
+def test_fix_writes_a_void_837_back_unchanged(tmp_path: Path) -> None:
+    pytest.importorskip("pyx12")
+    from typer.testing import CliRunner
+
+    from pain_asp.cli import app
+
+    text = x12_text("8", "26061000123", lines=[("HC:64483:50*1200*UN*2***1", "D8*20260302")])
+    source, out = tmp_path / "void.837", tmp_path / "out.837"
+    source.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["fix", str(source), "-o", str(out)])
+    assert result.exit_code == 0, result.stdout
+    assert out.read_text(encoding="utf-8") == text
