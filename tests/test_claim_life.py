@@ -311,6 +311,7 @@ def test_a_line_through_a_date_before_its_date_is_an_input_error() -> None:
     record = validate_claim(raw_claim("L-T", {"code": "64483", "date": D(2026, 3, 2), "through": D(2026, 3, 1)}),
                             "life.yaml", 1)
     assert not record.ok and record.errors[0].field == "lines[1].through"
+    assert "on or after its date" in record.errors[0].expected
 
 
 def test_history_add_and_check_on_the_command_line(tmp_path: Path) -> None:
