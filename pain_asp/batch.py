@@ -372,7 +372,7 @@ class PatientIndex:
         held = self._by_patient.setdefault(claim.patient.id, [])
         if claim.frequency != ORIGINAL:
             self._replaced.setdefault(claim.patient.id, set()).add(claim.claim_id)
-        held[:] = [entry for entry in held if entry[0] != claim.claim_id]
+            held[:] = [entry for entry in held if entry[0] != claim.claim_id]
         if claim.frequency != VOID:
             held.append((claim.claim_id, _ENCODER.encode(claim_services(claim))))
 

@@ -33,15 +33,18 @@ def current_claims(claims: Iterable[Claim]) -> list[Claim]:
     """The claims whose services count as history, in input order.
 
     A replacement (frequency 7) or void (8) carries the claim id of the claim it replaces, for
-    the same patient: of the claims with one patient and claim id, the last one read counts
-    (a replacement takes the place of its original), and none when that one is a void.
+    the same patient: it takes the place of every claim of that patient and claim id read
+    before it, whatever their dates (a replacement may correct a date); a void then counts
+    for nothing itself.
     """
-    last: dict[tuple[str, str], Claim] = {}
-    for claim in claims:
+    held: dict[tuple[str, str], list[tuple[int, Claim]]] = {}
+    for n, claim in enumerate(claims):
         key = (claim.patient.id, claim.claim_id)
-        last.pop(key, None)
-        last[key] = claim
-    return [claim for claim in last.values() if claim.frequency != VOID]
+        if claim.frequency != ORIGINAL:
+            held.pop(key, None)
+        if claim.frequency != VOID:
+            held.setdefault(key, []).append((n, claim))
+    return [claim for _, claim in sorted((e for kept in held.values() for e in kept), key=lambda e: e[0])]
 
 
 class BatchHistory:

@@ -30,6 +30,8 @@ Reliability
 * :meth:`HistoryStore.add_claims` writes a whole batch in one transaction; an error
   anywhere in it rolls everything back. Re-adding a claim id replaces that claim's earlier
   rows (a corrected claim supersedes the original), so importing a file twice is harmless.
+  A replacement (claim frequency 7) replaces the patient's stored claim with its claim id,
+  and a void (8) deletes it and records nothing.
 * Errors the user can act on (a path that cannot be opened, a file that is not a pain-asp
   history database, a read-only file) are :class:`~pain_asp.errors.PainAspError` with the
   path and what went wrong; they never name a patient.
@@ -282,19 +284,20 @@ class HistoryStore:
         """Record every line of every claim in one transaction; returns the lines recorded.
 
         A claim id already in the store has its earlier rows replaced (also when the
-        corrected claim names another patient). If anything fails, including the
-        iteration over ``claims``, nothing is written and the error propagates.
+        corrected claim names another patient); a replacement or void replaces or removes the
+        patient's claim with its claim id (:func:`_remove_replaced`). If anything fails,
+        including the iteration over ``claims``, nothing is written and the error propagates.
         """
         imported = _now()
         added = 0
         with self._transaction("record claims") as conn:
             for claim in claims:
                 key = self.patient_key(claim.patient.id)
+                rows = [_service_row(key, entry, claim.claim_id, imported)
+                        for entry in claim_services(claim)]
                 _remove_replaced(conn, key, claim)
                 if claim.frequency == VOID:
                     continue
-                rows = [_service_row(key, entry, claim.claim_id, imported)
-                        for entry in claim_services(claim)]
                 conn.executemany(_INSERT, rows)
                 added += len(rows)
         return added
@@ -320,7 +323,7 @@ class HistoryStore:
     # -- reading ------------------------------------------------------------------------
 
     def _rows(self, patient_id: str, before: dt.date | None, window_days: int | None,
-              exclude_claims: Collection[str] = ()) -> list[Row]:
+              exclude_claim: str | None = None, replaced: Collection[str] = ()) -> list[Row]:
         if window_days is not None:
             if before is None:
                 raise ValueError("window_days needs a 'before' date to count back from")
@@ -334,9 +337,12 @@ class HistoryStore:
             if window_days is not None:
                 sql += " AND day >= ?"
                 params.append(day_number(before) - window_days)
-        if exclude_claims:
-            sql += f" AND claim_id NOT IN ({', '.join('?' * len(exclude_claims))})"
-            params.extend(exclude_claims)
+        if exclude_claim is not None:
+            sql += " AND claim_id <> ?"
+            params.append(exclude_claim)
+        if replaced:  # claims a replacement or void of the batch takes the place of
+            sql += f" AND claim_id NOT IN ({', '.join('?' * len(replaced))})"
+            params.extend(replaced)
         sql += " ORDER BY day, code, id"
         return self._query(sql, tuple(params))
 
@@ -480,9 +486,9 @@ class StoreHistory:
     def __call__(self, claim: Claim) -> list[HistoryEntry]:
         first_day = claim.first_day
         replaced = getattr(self.base, "replaced_ids", None)
-        left_out = {claim.claim_id} | (replaced(claim.patient.id) if replaced else set())
         rows = self.store._rows(claim.patient.id, first_day, self.window_days,
-                                exclude_claims=sorted(left_out))
+                                exclude_claim=claim.claim_id,
+                                replaced=sorted(replaced(claim.patient.id)) if replaced else ())
         stored = [self.store._entry(row) for row in rows]
         sources = [list(claim.history)]
         if self.base is not None:
