@@ -353,3 +353,14 @@ def test_fix_writes_a_void_837_back_unchanged(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["fix", str(source), "-o", str(out)])
     assert result.exit_code == 0, result.stdout
     assert out.read_text(encoding="utf-8") == text
+
+
+def test_the_payer_claim_number_never_reaches_the_rules(checker: Checker) -> None:
+    lines = [esi(D(2026, 3, 2), "64483", modifiers=["50"], units=2, charge="1200.00")]
+    results = []
+    for number in ("26061000123", 'x"). claim_void(0). #include "kb/main.lp".\n'):
+        for frequency in (7, 8):
+            claim = parse_claim(raw_claim("L-I", *lines, frequency=frequency, replaces=number))
+            results.append([(f.rule, f.severity, f.lines, f.message) for f in checker.check_claim(claim).findings])
+    assert results[0] == results[2] and results[1] == results[3]
+    assert results[0] != results[1]
