@@ -236,6 +236,11 @@ def test_a_replacement_in_the_batch_hides_its_stored_original(tmp_path: Path) ->
                         _later())
         provider = store_history(store, base=batch_history(claims))
         assert keys(provider(claims[-1])) == [("2026-03-03", "62321")]
+        index = PatientIndex()  # the same through the index large batches use
+        for claim in claims:
+            index.add(claim)
+        index.freeze()
+        assert keys(store_history(store, base=index)(claims[-1])) == [("2026-03-03", "62321")]
         void = _batch(raw_claim("L-1", esi(D(2026, 3, 2)), frequency=8, replaces="26061000123"), _later())
         assert store_history(store, base=batch_history(void))(void[-1]) == []
 
