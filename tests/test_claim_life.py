@@ -369,3 +369,13 @@ def test_the_payer_claim_number_never_reaches_the_rules(checker: Checker) -> Non
             results.append([(f.rule, f.severity, f.lines, f.message) for f in checker.check_claim(claim).findings])
     assert results[0] == results[2] and results[1] == results[3]
     assert results[0] != results[1]
+
+
+def test_explain_shows_the_days_and_minutes_of_an_unchecked_line(checker: Checker) -> None:
+    from pain_asp.explain import explain_result
+
+    claim = parse_claim(raw_claim("L-X", {"code": "64483", "date": D(2026, 3, 2), "through": D(2026, 3, 3)},
+                                  {"code": "01992", "date": D(2026, 3, 2), "minutes": 45}))
+    result = checker.check_claim(claim)
+    text = str(explain_result(result, checker.rules, checker.payers.get("medicare")))
+    assert "date 2026-03-02 through 2026-03-03" in text and "minutes 45" in text
