@@ -101,7 +101,7 @@ lines:                           # 1 to 50 lines
     date: 2026-03-02             # date of service
     dx: [1]                      # diagnosis pointers (1-based), up to 4
     charge: 850.00               # optional
-    through: 2026-03-04          # optional: last day of a line billed over several days (not checked)
+    through: 2026-03-04          # optional: last day of a multi-day line (not checked)
     minutes: 45                  # optional: anesthesia time in minutes (not checked)
     documented:                  # optional chart facts for this line
       imaging: fluoroscopy       # fluoroscopy | ct | ultrasound | none

@@ -44,7 +44,8 @@ def current_claims(claims: Iterable[Claim]) -> list[Claim]:
             held.pop(key, None)
         if claim.frequency != VOID:
             held.setdefault(key, []).append((n, claim))
-    return [claim for _, claim in sorted((e for kept in held.values() for e in kept), key=lambda e: e[0])]
+    counted = sorted((e for kept in held.values() for e in kept), key=lambda e: e[0])
+    return [claim for _, claim in counted]
 
 
 class BatchHistory:

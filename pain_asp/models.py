@@ -273,7 +273,8 @@ def _check_life(frequency: int, replaces: Optional[str]) -> None:
 
 
 # YAML reads 64483, 50 or 24 as numbers; these fields are text.
-_TEXT_FIELDS = {"claim_id", "payer", "place_of_service", "prior_authorization", "code", "id", "replaces"}
+_TEXT_FIELDS = {"claim_id", "payer", "place_of_service", "prior_authorization", "code", "id",
+                "replaces"}
 _TEXT_LISTS = {"modifiers", "diagnoses"}
 
 

@@ -873,7 +873,8 @@ def _claim_life(segs: list[tuple[int, str, _Seg]], clm: _Seg, clm_pos: int) -> t
             "replaces": "2300 REF*F8, payer claim control number"}
     if clm.get(5, 3):
         raw["frequency"] = clm.get(5, 3)
-    ref = next(((p, s) for p, lp, s in segs if s.id == "REF" and s.get(1) == "F8" and lp == "2300"), None)
+    ref = next(((p, s) for p, lp, s in segs
+                if s.id == "REF" and s.get(1) == "F8" and lp == "2300"), None)
     if ref is not None:
         raw["replaces"] = ref[1].get(2)
         refs["replaces"] = f"2300 REF*F8 REF02, segment {ref[0]}"
