@@ -61,7 +61,7 @@ from typing import Any, Optional, TextIO
 import msgspec
 
 from .errors import InputError, PainAspError
-from .models import Claim, HistoryEntry
+from .models import ORIGINAL, VOID, Claim, HistoryEntry
 
 __all__ = [
     "BatchOptions", "BatchSummary", "Checked", "PatientIndex", "Progress", "ResultWriter",
@@ -363,13 +363,20 @@ class PatientIndex:
 
     def __init__(self) -> None:
         self._by_patient: dict[str, list[tuple[str, bytes]]] = {}
+        self._replaced: dict[str, set[str]] = {}
 
     def add(self, claim: Claim) -> None:
-        """Record a valid claim's services (claims are added in input order)."""
+        """Record a valid claim's services (claims are added in input order). A replacement
+        or void takes the place of the patient's claim with its claim id, as in
+        :func:`pain_asp.history.current_claims`."""
         from .history import claim_services
 
-        self._by_patient.setdefault(claim.patient.id, []).append(
-            (claim.claim_id, _ENCODER.encode(claim_services(claim))))
+        held = self._by_patient.setdefault(claim.patient.id, [])
+        if claim.frequency != ORIGINAL:
+            self._replaced.setdefault(claim.patient.id, set()).add(claim.claim_id)
+            held[:] = [entry for entry in held if entry[0] != claim.claim_id]
+        if claim.frequency != VOID:
+            held.append((claim.claim_id, _ENCODER.encode(claim_services(claim))))
 
     def freeze(self) -> None:
         """Drop patients with one claim: their claim sees nothing of the batch but itself."""
@@ -389,6 +396,12 @@ class PatientIndex:
     def history(self, claim: Claim) -> list[HistoryEntry]:
         """The claim's own history plus its patient's other claims dated on or before its first day."""
         return merge_history(claim, self.others(claim.patient.id, claim.claim_id))
+
+    __call__ = history
+
+    def replaced_ids(self, patient_id: str) -> set[str]:
+        """As :meth:`pain_asp.history.BatchHistory.replaced_ids`."""
+        return self._replaced.get(patient_id, set())
 
 
 # --- the spool: validated records on disk ----------------------------------------------------
@@ -890,7 +903,7 @@ def _with_workers(spool: _Spool, index: PatientIndex, pool: WorkerPool, store: A
     if store is not None:  # the store needs the claim itself: decode it here
         from .store import store_history
 
-        provider = store_history(store, base=index.history)
+        provider = store_history(store, base=index)
 
     def outgoing(entry: _Spooled) -> _Outgoing:
         out = _Outgoing(entry.file, entry.position, entry.claim_id, entry.errors, entry.claim)
@@ -959,16 +972,18 @@ def claim_identity(raw: Any) -> Optional[str]:
     """The claim id of a raw claim mapping that validates as a claim, else None.
 
     Only such claims take part in the batch's duplicate-id check (as in
-    :func:`pain_asp.readers.read_claims`).
+    :func:`pain_asp.readers.read_claims`), and only originals: a replacement or void repeats
+    the claim id of the claim it replaces.
     """
     from .models import ValidationError, parse_claim
 
     if not isinstance(raw, dict):
         return None
     try:
-        return parse_claim(raw).claim_id
+        claim = parse_claim(raw)
     except (ValidationError, ValueError, TypeError):
         return None
+    return claim.claim_id if claim.frequency == ORIGINAL else None
 
 
 def duplicate_positions(ids: Iterable[tuple[int, Optional[str]]]) -> dict[int, int]:

@@ -91,6 +91,8 @@ payer: medicare                  # required: id of a policy in payers/ (pain-asp
 place_of_service: "24"           # required: CMS POS code (11 office, 19/22 hospital outpatient, 24 ASC)
 patient: {id: P-001, birth_date: 1951-04-03, sex: F}   # id required; never logged
 prior_authorization: PA-7781     # optional
+frequency: 1                     # 1 original (default), 7 replacement, 8 void (837P CLM05-3)
+replaces: "26061000123"          # 7 and 8 only, then required: the payer's claim number (REF*F8)
 diagnoses: [M54.16, M51.16]      # ICD-10-CM, with or without the dot; pointer 1 = first
 lines:                           # 1 to 50 lines
   - code: "64483"                # CPT/HCPCS
@@ -99,6 +101,8 @@ lines:                           # 1 to 50 lines
     date: 2026-03-02             # date of service
     dx: [1]                      # diagnosis pointers (1-based), up to 4
     charge: 850.00               # optional
+    through: 2026-03-04          # optional: last day of a multi-day line (not checked)
+    minutes: 45                  # optional: anesthesia time in minutes (not checked)
     documented:                  # optional chart facts for this line
       imaging: fluoroscopy       # fluoroscopy | ct | ultrasound | none
       side: right                # left | right | bilateral
@@ -132,6 +136,39 @@ Nothing typed here becomes rule text. Claim and patient ids are replaced by inte
 modifiers and diagnoses must match strict patterns; documentation values come from the closed
 lists above; levels are parsed into segment numbers; nerve names are mapped to a vocabulary
 (unknown names count as "other"); muscles are only counted.
+
+## Lines the rules cannot check
+
+The rules judge one date of service per line and count units of service. A line billed over
+several days (`through` after `date`; an 837P `DTP*472` `RD8` range) or in anesthesia minutes
+(`minutes`; an 837P `SV103` `MJ`) is kept on the claim but not checked: the claim's other
+lines are checked, and the line gets a `line-not-checked` review finding naming it and why,
+so such a claim is never clean. The rules that read lines together do not count it (NCCI
+pairs, duplicates, imaging, frequency), except that a line that needs a companion on the
+claim is not reported as lacking it when the companion is on such a line, on days that
+include its date: an add-on and its primary, G2211 and its visit, G3003 and its G3002. `fix`
+never edits such a line and writes it back as it was; history records it under its first day.
+`through` equal to `date` is one date of service, checked as usual.
+
+## Replacements and voids
+
+`frequency` says where the claim is in its life, as CLM05-3 of an 837P does: `1` an original
+claim, `7` a replacement of a claim the payer already has, `8` a void of one. A replacement or
+void needs `replaces`, the payer's claim control number of that claim (what the 837P carries
+in 2300 REF*F8 and what the payer matches on); an original must not have one.
+
+pain-asp itself never sees the payer's number of the original, so it finds the claim replaced
+by its `claim_id`: **a replacement or void carries the claim id of the claim it replaces**, for
+the same patient (in a batch a replacement or void may repeat an earlier claim id; an original
+may not). Then:
+
+- a replacement is checked like any claim, and in history (the patient's other claims of the
+  batch, and the history store) it takes the place of the claim it replaces: of the claims of
+  one patient with one claim id, the last one read counts, so a service is never counted from
+  both;
+- a void is not checked as a new claim: its only finding is `claim-void`, `pain-asp fix` never
+  edits it, and it removes the claim it voids from history (`pain-asp history add` of a void
+  deletes that claim's stored services, of a replacement replaces them, whatever their date).
 
 ## Errors
 

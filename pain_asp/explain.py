@@ -16,7 +16,9 @@ def _line_facts(claim: Claim, number: int) -> str:
     line = claim.lines[number - 1]
     mods = "-".join(line.modifiers)
     parts = [f"line {number}: {line.code}" + (f"-{mods}" if mods else ""),
-             f"units {line.units}", f"date {line.date.isoformat()}"]
+             f"minutes {line.minutes}" if line.minutes is not None else f"units {line.units}",
+             f"date {line.date.isoformat()}"
+             + (f" through {line.through.isoformat()}" if line.through else "")]
     pointed = [claim.diagnoses[p - 1] for p in line.dx if p <= len(claim.diagnoses)]
     parts.append("dx " + (", ".join(pointed) if pointed else "(none pointed)"))
     doc = line.documented

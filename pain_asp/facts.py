@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Container, Iterable
 
 from .icd import dx_status
-from .models import Claim, Documentation, HistoryEntry
+from .models import VOID, Claim, Documentation, HistoryEntry, Line
 from .tokens import nerve_token
 
 __all__ = ["CLINGO_INT_MAX", "HistoryItem", "charge_cents", "claim_facts", "claim_money",
@@ -79,6 +79,8 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
     out = [f"claim({k}).", f'claim_payer({k}, "{payer_id}").', f"claim_pos({k}, {int(claim.place_of_service)})."]
     if claim.prior_authorization:
         out.append(f"claim_prior_auth({k}).")
+    if claim.frequency == VOID:
+        out.append(f"claim_void({k}).")
     for i, dx in enumerate(claim.diagnoses, start=1):
         out.append(f'claim_dx({k}, {i}, "{dx}").')
     clinical = claim.clinical
@@ -95,6 +97,9 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
             out.append(f"clinical_care({k}, {care}).")
     unit = money_unit(claim)
     for n, line in enumerate(claim.lines, start=1):
+        if line.not_checked is not None:
+            out.append(_unchecked_line(k, n, line))
+            continue
         out.append(f'billed_line({k}, {n}, "{line.code}", {line.units}).')
         out.append(f"billed_date({k}, {n}, {day_number(line.date)}, {_ymd(line.date)}).")
         for mod in dict.fromkeys(line.modifiers):
@@ -110,6 +115,14 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
     if reads is not None:
         out = [fact for fact in out if fact[:fact.index("(")] in reads]
     return out
+
+
+def _unchecked_line(k: int, n: int, line: Line) -> str:
+    """A line the rules cannot check: only its code, first and last day and why, so that it
+    is reported and an add-on's primary on it is not taken as missing."""
+    last = line.through or line.date
+    return (f'unchecked_line({k}, {n}, "{line.code}", {day_number(line.date)}, {day_number(last)}, '
+            f"{line.not_checked}).")
 
 
 def _documentation(k: int, n: int, doc: Documentation) -> list[str]:

@@ -11,9 +11,10 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from .models import Claim, HistoryEntry
+from .models import ORIGINAL, VOID, Claim, HistoryEntry
 
-__all__ = ["BatchHistory", "ClaimKey", "batch_history", "claim_key", "claim_services", "same_claim"]
+__all__ = ["BatchHistory", "ClaimKey", "batch_history", "claim_key", "claim_services", "current_claims",
+           "same_claim"]
 
 
 class ClaimKey(NamedTuple):
@@ -61,24 +62,57 @@ def claim_services(claim: Claim) -> list[HistoryEntry]:
     return out
 
 
+def current_claims(claims: Iterable[Claim]) -> list[Claim]:
+    """The claims whose services count as history, in input order.
+
+    A replacement (frequency 7) or void (8) carries the claim id of the claim it replaces, for
+    the same patient: it takes the place of every claim of that patient and claim id read
+    before it, whatever their dates (a replacement may correct a date); a void then counts
+    for nothing itself.
+    """
+    held: dict[tuple[str, str], list[tuple[int, Claim]]] = {}
+    for n, claim in enumerate(claims):
+        key = (claim.patient.id, claim.claim_id)
+        if claim.frequency != ORIGINAL:
+            held.pop(key, None)
+        if claim.frequency != VOID:
+            held.setdefault(key, []).append((n, claim))
+    counted = sorted((e for kept in held.values() for e in kept), key=lambda e: e[0])
+    return [claim for _, claim in counted]
+
+
 class BatchHistory:
     """Gives each claim its own history plus its patient's other claims of the batch.
 
     The other claims count with services dated on or before the claim's first date of
     service (same-day services of another claim included); a claim that is
-    :func:`same_claim` as it is the claim itself and is left out.
+    :func:`same_claim` as it is the claim itself and is left out, and so are a replacement or
+    void and the claim it replaces (same patient and claim id, whatever the dates), and the
+    claims that a later replacement or void of the batch takes the place of
+    (:func:`current_claims`).
     """
 
     def __init__(self, claims: Iterable[Claim]) -> None:
+        self._claims = list(claims)
         self._by_patient: dict[str, list[Claim]] = {}
-        for claim in claims:
+        self._replaced: dict[str, set[str]] = {}
+        for claim in self._claims:
+            if claim.frequency != ORIGINAL:
+                self._replaced.setdefault(claim.patient.id, set()).add(claim.claim_id)
+        for claim in current_claims(self._claims):
             self._by_patient.setdefault(claim.patient.id, []).append(claim)
+
+    def replaced_ids(self, patient_id: str) -> set[str]:
+        """The claim ids of the patient that a replacement or void of the batch replaces: a
+        history store's copy of those claims no longer counts."""
+        return self._replaced.get(patient_id, set())
 
     def __call__(self, claim: Claim) -> list[HistoryEntry]:
         entries = list(claim.history)
         first_day = claim.first_day
         for other in self._by_patient.get(claim.patient.id, []):
-            if other is claim or same_claim(claim_key(other), claim_key(claim)):
+            if other is claim or same_claim(claim_key(other), claim_key(claim)) or (
+                    other.claim_id == claim.claim_id and ORIGINAL not in (other.frequency, claim.frequency)):
                 continue
             entries.extend(e for e in claim_services(other) if e.date <= first_day)
         entries.sort(key=lambda e: (e.date, e.code))
@@ -87,7 +121,7 @@ class BatchHistory:
     def replacing(self, replacements: Mapping[int, Claim]) -> BatchHistory:
         """The same batch with claims replaced: ``replacements`` maps ``id(claim)`` of a claim
         of the batch to what stands in its place (``pain-asp fix``: its corrected version)."""
-        return BatchHistory(replacements.get(id(c), c) for claims in self._by_patient.values() for c in claims)
+        return BatchHistory(replacements.get(id(c), c) for c in self._claims)
 
 
 def batch_history(claims: Iterable[Claim]) -> BatchHistory:

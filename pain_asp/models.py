@@ -38,6 +38,9 @@ __all__ = [
     "MAX_DIAGNOSES",
     "MAX_MODIFIERS",
     "EXPECTED",
+    "ORIGINAL",
+    "REPLACEMENT",
+    "VOID",
 ]
 
 MAX_LINES = 50
@@ -68,7 +71,16 @@ EXPECTED = {
     "units": "a whole number from 1 to 999",
     "charge": "an amount such as 850.00",
     "lines": "1 to 50 service lines",
+    "through": "the last date of service of a line billed over several days, on or after its date",
+    "minutes": "anesthesia time in whole minutes, 1 to 9999",
+    "frequency": "a claim frequency: 1 (original), 7 (replacement) or 8 (void)",
+    "replaces": "the payer's claim control number of the claim a replacement (7) or void (8) "
+                "replaces, and only then",
 }
+
+#: Claim frequency codes (837P CLM05-3): an original claim, a replacement of an earlier
+#: claim, a void of one.
+ORIGINAL, REPLACEMENT, VOID = 1, 7, 8
 
 
 class _Strict(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True, omit_defaults=False):
@@ -139,6 +151,8 @@ class Line(_Strict):
     dx: Annotated[list[Annotated[int, Meta(ge=1, le=MAX_DIAGNOSES)]], Meta(max_length=4)] = []
     charge: Optional[Decimal] = None
     documented: Optional[Documentation] = None
+    through: Optional[dt.date] = None
+    minutes: Optional[Annotated[int, Meta(ge=1, le=9999)]] = None
 
     def __post_init__(self) -> None:
         force_setattr(self, "code", _check_code("code", self.code))
@@ -146,6 +160,19 @@ class Line(_Strict):
         if self.charge is not None and (
                 not self.charge.is_finite() or self.charge < 0 or self.charge.as_tuple().exponent < -2):
             raise ValueError(f"charge: {EXPECTED['charge']}")
+        if self.through is not None and self.through < self.date:
+            raise ValueError(f"through: {EXPECTED['through']}")
+
+    @property
+    def not_checked(self) -> Optional[Literal["date_range", "minutes"]]:
+        """Why the rules cannot check this line, or None: it is billed over several days
+        (``through``) or in anesthesia minutes (``minutes``). Such a line is reported, never
+        passed (kb/rules/coding/unchecked_lines.lp)."""
+        if self.minutes is not None:
+            return "minutes"
+        if self.through is not None and self.through != self.date:
+            return "date_range"
+        return None
 
 
 class Patient(_Strict):
@@ -222,6 +249,8 @@ class Claim(_Strict):
     diagnoses: Annotated[list[str], Meta(max_length=MAX_DIAGNOSES)] = []
     clinical: Optional[Clinical] = None
     history: list[HistoryEntry] = []
+    frequency: Literal[1, 7, 8] = ORIGINAL
+    replaces: Optional[str] = None
 
     @property
     def first_day(self) -> dt.date:
@@ -234,10 +263,18 @@ class Claim(_Strict):
         for name in ("claim_id", "payer"):
             if not getattr(self, name).strip():
                 raise ValueError(f"{name}: a non-empty value")
+        _check_life(self.frequency, self.replaces)
+
+
+def _check_life(frequency: int, replaces: Optional[str]) -> None:
+    """A replacement or void names the claim it replaces (``replaces``); an original does not."""
+    if (frequency != ORIGINAL) != bool(replaces and replaces.strip()):
+        raise ValueError(f"replaces: {EXPECTED['replaces']}")
 
 
 # YAML reads 64483, 50 or 24 as numbers; these fields are text.
-_TEXT_FIELDS = {"claim_id", "payer", "place_of_service", "prior_authorization", "code", "id"}
+_TEXT_FIELDS = {"claim_id", "payer", "place_of_service", "prior_authorization", "code", "id",
+                "replaces"}
 _TEXT_LISTS = {"modifiers", "diagnoses"}
 
 

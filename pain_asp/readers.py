@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .models import EXPECTED, Claim, ValidationError, parse_claim
+from .models import EXPECTED, ORIGINAL, Claim, ValidationError, parse_claim
 
 __all__ = ["Record", "read_claims", "validate_claim", "CLAIM_SUFFIXES"]
 
@@ -192,7 +192,7 @@ def _cross_checks(record: Record, payers: set[str] | None, seen_ids: dict[str, s
             f"a payer policy id ({', '.join(sorted(payers))}){suggestion}",
         ))
     first = seen_ids.get(claim.claim_id)
-    if first is not None:
+    if first is not None and claim.frequency == ORIGINAL:
         errors.append(InputError(
             record.file, claim.claim_id, "claim_id", claim.claim_id,
             f"a claim id unique in the batch (already used in {first})",

@@ -50,11 +50,13 @@ Cost (kb/repair/optimise.lp), compared in this order, smaller first (money first
        taken off): a service of unknown value counts above any charge, so it is never
        removed in favour of services whose charges are known;
     3. billed revenue removed, in cents: the charge of a dropped line, and the share of the
-       charge of units taken off (``charge - charge * new_units // billed_units``). The
-       solver counts it in the claim's money unit (:func:`pain_asp.facts.money_unit`: cents,
-       coarser only for a claim whose charges add up past 21,474,836.47), and claims are
-       solved together only while their charges add up within clingo's integers, so no
-       claim's cost overflows or depends on the claims beside it;
+       charge of units taken off a line without modifier 50 (``charge - charge * new_units
+       // billed_units``; a 50 line is one bilateral service and keeps its charge, see
+       :func:`removes_units`). The solver counts it in the claim's money unit
+       (:func:`pain_asp.facts.money_unit`: cents, coarser only for a claim whose charges add
+       up past 21,474,836.47), and claims are solved together only while their charges add
+       up within clingo's integers, so no claim's cost overflows or depends on the claims
+       beside it;
     4. number of edits;
     5. review and warn findings of the corrected claim;
     6. tie-break: per edit, ``rank * 100 + (0 if a rule flagged the line else 50) + 50 - line``
@@ -609,6 +611,14 @@ def _touches(edit: RawEdit, lines: list[int]) -> bool:
     return edit.op == "merge" and edit.args[0] in lines
 
 
+def removes_units(edit: RawEdit, claim: Claim) -> bool:
+    """The edit lowers the units of a one-side line, taking services off. On a line billed
+    with modifier 50 the units were a reporting error: the line is one bilateral service and
+    its charge is the charge for both sides (CMS IOM 100-04 ch. 12 §40.7), so lowering them
+    removes nothing (kb/repair/optimise.lp, ``repair_units_removed``)."""
+    return edit.op == "set_units" and "50" not in claim.lines[edit.line - 1].modifiers
+
+
 def edit_cost(edit: RawEdit, claim: Claim, unit: int = 1) -> int:
     """Billed revenue the edit removes, in cents, or with ``unit`` (the claim's
     :func:`~pain_asp.facts.money_unit`) in money units as kb/repair/optimise.lp counts it."""
@@ -618,7 +628,7 @@ def edit_cost(edit: RawEdit, claim: Claim, unit: int = 1) -> int:
     value = cents // unit
     if edit.op == "drop":
         return value
-    if edit.op == "set_units":
+    if removes_units(edit, claim):
         billed = claim.lines[edit.line - 1].units
         return value - value * edit.args[0] // billed
     return 0
@@ -636,7 +646,7 @@ def unpriced_units_removed(edit: RawEdit, claim: Claim) -> int:
     units = claim.lines[edit.line - 1].units
     if edit.op == "drop":
         return units
-    if edit.op == "set_units":
+    if removes_units(edit, claim):
         return units - edit.args[0]
     return 0
 
@@ -766,7 +776,7 @@ def _edit_line(claim: Claim, n: int, line: dict[str, Any], mine: list[RawEdit],
             line["code"] = e.args[0]
         elif e.op == "set_units":
             line["units"] = e.args[0]
-            if cents is not None:
+            if cents is not None and removes_units(e, claim):
                 cents = cents * e.args[0] // billed_units
         elif e.op == "remove_mod":
             removed.add(e.args[0])
@@ -879,6 +889,8 @@ def _describe(e: RawEdit, claim: Claim, view_to_new: dict[int, int]) -> Edit:
     elif e.op == "set_units":
         details.update({"from": line.units, "to": e.args[0]})
         text = f"set the units of line {e.line} ({code}) from {line.units} to {e.args[0]}"
+        if not removes_units(e, claim):
+            text += " (one bilateral service with 50: its charge, for both sides, is kept)"
     elif e.op == "replace_code":
         details.update({"from": code, "to": e.args[0]})
         text = f"replace {code} with {e.args[0]} on line {e.line}"

@@ -37,6 +37,8 @@ Reliability
   batch); it is kept, with a warning.
 * A database of an earlier schema version is upgraded when it is opened (version 1 keyed
   claims by claim id alone; its claims get their first date of service from their rows).
+* A replacement (claim frequency 7) replaces the patient's stored claim with its claim id,
+  whatever its dates, and a void (8) deletes it and records nothing.
 * Errors the user can act on (a path that cannot be opened, a file that is not a pain-asp
   history database, a read-only file) are :class:`~pain_asp.errors.PainAspError` with the
   path and what went wrong; they never name a patient.
@@ -59,7 +61,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +72,7 @@ from msgspec import ValidationError
 from .errors import PainAspError
 from .facts import day_number, from_day_number
 from .history import ClaimKey, claim_key, claim_services, same_claim
-from .models import Claim, HistoryEntry, parse_history_entry
+from .models import ORIGINAL, VOID, Claim, HistoryEntry, parse_history_entry
 
 __all__ = ["SCHEMA_VERSION", "HistoryStore", "Recorded", "bench_lookup", "store_history"]
 
@@ -346,10 +348,11 @@ class HistoryStore:
     def add_claims(self, claims: Iterable[Claim]) -> Recorded:
         """Record every line of every claim in one transaction; says what was recorded.
 
-        A claim that is :func:`~pain_asp.history.same_claim` as a stored claim replaces its
-        rows (a corrected claim supersedes the original; within one batch the later copy
+        An original that is :func:`~pain_asp.history.same_claim` as a stored claim replaces
+        its rows (a corrected claim supersedes the original; within one batch the later copy
         wins). A new claim whose id the store already holds for another patient or on other
-        dates of service is kept beside it, with a warning. If anything fails,
+        dates of service is kept beside it, with a warning. A replacement or void replaces or
+        removes the patient's claim with its claim id (:func:`_remove_replaced`). If anything fails,
         including the iteration over ``claims``, nothing is written and the error propagates.
         """
         imported = _now()
@@ -359,15 +362,23 @@ class HistoryStore:
                 key, claim_id = self.patient_key(claim.patient.id), claim.claim_id
                 rows = [_service_row(key, entry, claim_id, imported, day_number(claim.first_day))
                         for entry in claim_services(claim)]
-                same = self._same_stored_claims(conn, claim)
-                if same:
-                    conn.executemany(
-                        "DELETE FROM services WHERE claim_id = ? AND patient_key = ? AND claim_day = ?",
-                        [(claim_id, key, claim_day) for claim_day in same])
-                    out.replaced += 1
+                if claim.frequency == ORIGINAL:
+                    same = self._same_stored_claims(conn, claim)
+                    if same:
+                        conn.executemany(
+                            "DELETE FROM services WHERE claim_id = ? AND patient_key = ? AND claim_day = ?",
+                            [(claim_id, key, claim_day) for claim_day in same])
+                        out.replaced += 1
+                    else:
+                        out.added += 1
+                        out.warnings.extend(_reused_id_warnings(conn, key, claim_id))
                 else:
-                    out.added += 1
-                    out.warnings.extend(_reused_id_warnings(conn, key, claim_id))
+                    if _remove_replaced(conn, key, claim):
+                        out.replaced += 1
+                    else:
+                        out.added += 1
+                    if claim.frequency == VOID:
+                        continue
                 conn.executemany(_INSERT, rows)
                 out.services += len(rows)
         return out
@@ -393,7 +404,7 @@ class HistoryStore:
     # -- reading ------------------------------------------------------------------------
 
     def _rows(self, patient_id: str, before: dt.date | None, window_days: int | None,
-              exclude_claim: Claim | None = None) -> list[Row]:
+              exclude_claim: Claim | None = None, replaced: Collection[str] = ()) -> list[Row]:
         if window_days is not None:
             if before is None:
                 raise ValueError("window_days needs a 'before' date to count back from")
@@ -416,6 +427,9 @@ class HistoryStore:
             if same:
                 sql += f" AND NOT (claim_id = ? AND claim_day IN ({', '.join('?' * len(same))}))"
                 params.extend([exclude_claim.claim_id, *same])
+        if replaced:  # claims a replacement or void of the batch takes the place of
+            sql += f" AND claim_id NOT IN ({', '.join('?' * len(replaced))})"
+            params.extend(replaced)
         sql += " ORDER BY day, code, id"
         return self._query(sql, tuple(params))
 
@@ -483,6 +497,19 @@ class HistoryStore:
 
     def __repr__(self) -> str:
         return f"HistoryStore({str(self.path)!r})"
+
+
+def _remove_replaced(conn: sqlite3.Connection, key: bytes, claim: Claim) -> bool:
+    """Delete the stored rows that a replacement or void takes the place of, before it is
+    recorded; says whether there were any.
+
+    A replacement (frequency 7) or a void (8) carries the claim id of the claim it replaces:
+    every stored row of that patient and claim id goes, whatever its date of service (a
+    replacement may correct the date); a void then records nothing. (An original replaces
+    only the same claim: :meth:`HistoryStore._same_stored_claims`.)
+    """
+    return conn.execute("DELETE FROM services WHERE patient_key = ? AND claim_id = ?",
+                        (key, claim.claim_id)).rowcount > 0
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
@@ -558,7 +585,9 @@ class StoreHistory:
 
     def __call__(self, claim: Claim) -> list[HistoryEntry]:
         first_day = claim.first_day
-        rows = self.store._rows(claim.patient.id, first_day, self.window_days, exclude_claim=claim)
+        replaced = getattr(self.base, "replaced_ids", None)
+        rows = self.store._rows(claim.patient.id, first_day, self.window_days, exclude_claim=claim,
+                                replaced=sorted(replaced(claim.patient.id)) if replaced else ())
         stored = [self.store._entry(row) for row in rows]
         sources = [list(claim.history)]
         if self.base is not None:

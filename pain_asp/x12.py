@@ -19,11 +19,12 @@ patient.id                 2010BA NM1*IL NM109 (member id); a dependent (2000C) 
                            short digest of the patient's name and birth date
 patient.birth_date, sex    DMG02, DMG03 of the patient (2010CA) or subscriber (2010BA)
 prior_authorization        2300 REF*G1, else the first 2400 REF*G1
+frequency, replaces        2300 CLM05-3; 2300 REF*F8 (payer claim control number)
 diagnoses                  2300 HI, ABK then ABF codes, in order
 lines[n].code, modifiers   SV101-2, SV101-3..6 (SV101-1 must be HC)
-lines[n].charge, units     SV102, SV104 (SV103 must be UN)
+lines[n].charge, units     SV102, SV104 (SV103 UN); minutes: SV104 when SV103 is MJ
 lines[n].dx                SV107-1..4
-lines[n].date              2400 DTP*472 (D8, or RD8 with one day)
+lines[n].date, through     2400 DTP*472 (D8, or RD8 first-last)
 =========================  =====================================================
 
 The chart documentation (``documented``, ``clinical``) is not in an 837P, so it stays
@@ -803,6 +804,9 @@ def _raw_claim(loop: _ClaimLoop) -> tuple[dict[str, Any], dict[str, str], list[t
     refs["claim_id"] = f"CLM01, segment {clm_pos}"
     claim_pos = clm.get(5, 1)
     refs["place_of_service"] = f"CLM05-1, segment {clm_pos}"
+    life, life_refs = _claim_life(segs, clm, clm_pos)
+    raw.update(life)
+    refs.update(life_refs)
 
     payer, payer_problem = _payer(ctx)
     refs["payer"] = "2010BB NM1*PR NM109 and 2000B SBR09, mapped by payers/ids/payer_ids.yaml"
@@ -860,6 +864,23 @@ def _raw_claim(loop: _ClaimLoop) -> tuple[dict[str, Any], dict[str, str], list[t
     return raw, refs, problems
 
 
+def _claim_life(segs: list[tuple[int, str, _Seg]], clm: _Seg, clm_pos: int) -> tuple[
+        dict[str, Any], dict[str, str]]:
+    """The claim's ``frequency`` (CLM05-3) and ``replaces`` (2300 REF*F8, the payer's claim
+    control number of the claim a replacement or void replaces), and where they came from."""
+    raw: dict[str, Any] = {}
+    refs = {"frequency": f"CLM05-3, segment {clm_pos}",
+            "replaces": "2300 REF*F8, payer claim control number"}
+    if clm.get(5, 3):
+        raw["frequency"] = clm.get(5, 3)
+    ref = next(((p, s) for p, lp, s in segs
+                if s.id == "REF" and s.get(1) == "F8" and lp == "2300"), None)
+    if ref is not None:
+        raw["replaces"] = ref[1].get(2)
+        refs["replaces"] = f"2300 REF*F8 REF02, segment {ref[0]}"
+    return raw, refs
+
+
 def _raw_line(line: list[tuple[int, str, _Seg]], n: int) -> tuple[
         dict[str, Any], tuple[str, int] | None, dict[str, str], list[tuple[str, str, str]], str]:
     entry: dict[str, Any] = {}
@@ -888,20 +909,22 @@ def _raw_line(line: list[tuple[int, str, _Seg]], n: int) -> tuple[
         entry["charge"] = charge
     refs[f"{key}.charge"] = f"SV102, segment {pos}"
     unit_basis = seg.get(3)
-    if unit_basis and unit_basis != "UN":
+    quantity = "minutes" if unit_basis == "MJ" else "units"
+    if unit_basis and unit_basis not in ("UN", "MJ"):
         problems.append((f"{key}.units (SV103, segment {pos})", unit_basis,
-                         "UN (units); anesthesia minutes (MJ) are not checked by pain-asp"))
+                         "UN (units) or MJ (anesthesia minutes)"))
     units = seg.get(4)
-    refs[f"{key}.units"] = f"SV104, segment {pos}"
+    refs[f"{key}.{quantity}"] = f"SV104, segment {pos}"
     if units:
         try:
             number = Decimal(units)
         except InvalidOperation:
             number = None
         if number is None or number != number.to_integral_value():
-            problems.append((f"{key}.units (SV104, segment {pos})", _shown(units), "a whole number of units"))
+            problems.append((f"{key}.{quantity} (SV104, segment {pos})", _shown(units),
+                             f"a whole number of {quantity}"))
         else:
-            entry["units"] = int(number)
+            entry[quantity] = int(number)
     if seg.get(5):
         place = (seg.get(5), pos)
     pointers = []
@@ -919,29 +942,34 @@ def _raw_line(line: list[tuple[int, str, _Seg]], n: int) -> tuple[
     if dtp is not None:
         dpos, dseg = dtp
         refs[f"{key}.date"] = f"DTP*472 DTP03, segment {dpos}"
-        day, problem = _service_date(dseg.get(2), dseg.get(3))
+        day, last, problem = _service_dates(dseg.get(2), dseg.get(3))
         if problem:
             problems.append((f"{key}.date (DTP03, segment {dpos})", _shown(dseg.get(3)), problem))
         else:
             entry["date"] = day
+            if last != day:
+                entry["through"] = last
+                refs[f"{key}.through"] = f"DTP*472 DTP03, segment {dpos}"
     auth = next((s.get(2) for _, lp, s in line if s.id == "REF" and s.get(1) == "G1" and lp == "2400"), "")
     return entry, place, refs, problems, auth
 
 
-def _service_date(qualifier: str, value: str) -> tuple[str, str | None]:
+def _service_dates(qualifier: str, value: str) -> tuple[str, str, str | None]:
+    """The first and last date of service of DTP*472 (the same for D8), or a problem."""
     try:
         if qualifier == "D8":
-            return dt.datetime.strptime(value, "%Y%m%d").date().isoformat(), None
+            day = dt.datetime.strptime(value, "%Y%m%d").date().isoformat()
+            return day, day, None
         if qualifier == "RD8":
             start, _, end = value.partition("-")
             first = dt.datetime.strptime(start, "%Y%m%d").date()
             last = dt.datetime.strptime(end, "%Y%m%d").date()
-            if first != last:
-                return "", "one date of service per line (RD8 from = to); bill each date on its own line"
-            return first.isoformat(), None
+            if last < first:
+                return "", "", "a date range whose last day is not before its first (RD8)"
+            return first.isoformat(), last.isoformat(), None
     except ValueError:
-        return "", "a date of service as CCYYMMDD (D8) or CCYYMMDD-CCYYMMDD (RD8)"
-    return "", "a date of service qualified D8 or RD8"
+        return "", "", "a date of service as CCYYMMDD (D8) or CCYYMMDD-CCYYMMDD (RD8)"
+    return "", "", "a date of service qualified D8 or RD8"
 
 
 def _payer(ctx: X12Context) -> tuple[str | None, tuple[str, str] | None]:
@@ -1231,6 +1259,7 @@ def _claim_segments(claim: Claim, ctx: X12Context | None) -> list[_Seg]:
     while len(composite) < 3:
         composite.append("")
     composite[0] = claim.place_of_service
+    composite[2] = str(claim.frequency)
     clm.set(5, composite)
     diagnoses = [["ABK" if i == 0 else "ABF", dx.replace(".", "")] for i, dx in enumerate(claim.diagnoses)]
     hi_done = False
@@ -1247,7 +1276,11 @@ def _claim_segments(claim: Claim, ctx: X12Context | None) -> list[_Seg]:
                 out.append(_Seg.make("REF", "G1", claim.prior_authorization))
             auth_done = True
             continue
+        if seg.id == "REF" and seg.get(1) == "F8":  # written from the model below
+            continue
         out.append(seg)
+    if claim.replaces:
+        _insert_ordered(out, _Seg.make("REF", "F8", claim.replaces))
     if not hi_done and diagnoses:
         _insert_ordered(out, _Seg("HI", diagnoses))
     if auth_on_claim and claim.prior_authorization and not auth_done:
@@ -1312,13 +1345,13 @@ def _line_segments(n: int, line: Line, original: list[_Seg] | None, full: bool) 
         composite.append(description)
     sv1.set(1, composite)
     sv1.set(2, _amount(line.charge))
-    sv1.set(3, "UN")
-    sv1.set(4, str(line.units))
+    sv1.set(3, "UN" if line.minutes is None else "MJ")
+    sv1.set(4, str(line.units if line.minutes is None else line.minutes))
     if len(sv1.elements) >= 5:
         sv1.set(5, "")
     sv1.set(7, [str(p) for p in line.dx] or [""])
     out = [_Seg.make("LX", str(n)), sv1]
-    dtp = _Seg.make("DTP", "472", "D8", line.date.strftime("%Y%m%d"))
+    dtp = _service_date_segment(line)
     if original is None:
         return out + [dtp]
     placed = False
@@ -1333,3 +1366,11 @@ def _line_segments(n: int, line: Line, original: list[_Seg] | None, full: bool) 
     if not placed:
         out.insert(2, dtp)
     return out
+
+
+def _service_date_segment(line: Line) -> _Seg:
+    """DTP*472 of a line: D8, or RD8 first-last for a line billed over several days."""
+    first = line.date.strftime("%Y%m%d")
+    if line.through is None or line.through == line.date:
+        return _Seg.make("DTP", "472", "D8", first)
+    return _Seg.make("DTP", "472", "RD8", f"{first}-{line.through.strftime('%Y%m%d')}")

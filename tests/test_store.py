@@ -322,6 +322,7 @@ class _ExplodingLines:
     """Stands in for a claim whose lines fail while they are being read."""
 
     claim_id = "C-BAD"
+    frequency = 1
 
     def __init__(self, good: Claim) -> None:
         self.patient = good.patient

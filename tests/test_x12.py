@@ -249,10 +249,11 @@ def test_not_x12_and_wrong_version_are_one_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("old,new,field,expected", [
-    ("SV1*HC:64484:RT*300*UN*1***1~", "SV1*HC:64484:RT*300*MJ*1***1~", "lines[2].units (SV103", "UN (units)"),
+    ("SV1*HC:64484:RT*300*UN*1***1~", "SV1*HC:64484:RT*300*F2*1***1~", "lines[2].units (SV103",
+     "UN (units) or MJ"),
     ("SV1*HC:64484:RT*300*UN*1***1~", "SV1*HC:64484:RT*300*UN*1.5***1~", "lines[2].units (SV104", "whole number"),
-    ("DTP*472*D8*20260304~\nLX*2~", "DTP*472*RD8*20260304-20260305~\nLX*2~", "lines[1].date (DTP03",
-     "one date of service per line"),
+    ("DTP*472*D8*20260304~\nLX*2~", "DTP*472*RD8*20260305-20260304~\nLX*2~", "lines[1].date (DTP03",
+     "last day is not before its first"),
     ("HI*ABK:M5416*ABF:M5450~", "HI*BK:7242*BF:7245~", "HI (segment 51) HI01-1", "ICD-10-CM"),
     ("SV1*HC:64484:RT*300*UN*1***1~", "SV1*HC:64484:RT*300*UN*1*21**1~", "place_of_service (CLM05-1, SV105)",
      "one place of service"),
