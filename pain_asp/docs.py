@@ -109,11 +109,14 @@ lines:                           # 1 to 50 lines
       nerves: [superolateral genicular, superomedial genicular, inferomedial genicular]
       muscles: [left trapezius, right trapezius, left levator scapulae]
       distinct: separate_structure   # separate_structure | separate_encounter | separate_practitioner | unusual
+      global_relation: staged    # in another procedure's post-operative period: staged (58) | complication (78) | unrelated (79)
 clinical:                        # optional chart facts for the claim
   pain_duration_months: 6
   conservative_care_weeks: 8     # 0 is documented absence
   conservative_care: [physical_therapy, nsaids]
   em_separate_problem: true      # the E/M addressed a problem beyond the procedure decision
+  em_decision_for_surgery: false # the E/M made the decision for a 90-day procedure (modifier 57)
+  em_unrelated_to_surgery: true  # the E/M in a post-operative period was unrelated to the surgery (24)
   cpm_minutes: 45                # chronic pain management time this month
   care_plan: true
 history:                         # optional: this patient's earlier services
