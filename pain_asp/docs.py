@@ -182,10 +182,10 @@ rules:                       # per-rule severity override or off, optionally dat
 parameters:
   esi_frequency:             # date-indexed: the entry whose `since` is the latest on or
     - since: 2025-01-01      # before the date of service applies
-      value: {max_sessions: 4, window_days: 365}
+      value: {max_sessions: 4, window_months: 12}
       source: {document: POL-12, url: https://example.org/policies/12, confidence: payer_policy}
     - since: 2026-07-01
-      value: {max_sessions: 3, window_days: 365}
+      value: {max_sessions: 3, window_months: 12}
       source: {document: POL-12, confidence: payer_policy}
 ```
 
