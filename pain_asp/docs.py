@@ -113,11 +113,14 @@ lines:                           # 1 to 50 lines
       nerves: [superolateral genicular, superomedial genicular, inferomedial genicular]
       muscles: [left trapezius, right trapezius, left levator scapulae]
       distinct: separate_structure   # separate_structure | separate_encounter | separate_practitioner | unusual
+      global_relation: staged    # in another procedure's post-operative period: staged (58) | complication (78) | unrelated (79)
 clinical:                        # optional chart facts for the claim
   pain_duration_months: 6
   conservative_care_weeks: 8     # 0 is documented absence
   conservative_care: [physical_therapy, nsaids]
   em_separate_problem: true      # the E/M addressed a problem beyond the procedure decision
+  em_decision_for_surgery: false # the E/M made the decision for a 90-day procedure (modifier 57)
+  em_unrelated_to_surgery: true  # the E/M in a post-operative period was unrelated to the surgery (24)
   cpm_minutes: 45                # chronic pain management time this month
   care_plan: true
 history:                         # optional: this patient's earlier services
@@ -216,10 +219,10 @@ rules:                       # per-rule severity override or off, optionally dat
 parameters:
   esi_frequency:             # date-indexed: the entry whose `since` is the latest on or
     - since: 2025-01-01      # before the date of service applies
-      value: {max_sessions: 4, window_days: 365}
+      value: {max_sessions: 4, window_months: 12}
       source: {document: POL-12, url: https://example.org/policies/12, confidence: payer_policy}
     - since: 2026-07-01
-      value: {max_sessions: 3, window_days: 365}
+      value: {max_sessions: 3, window_months: 12}
       source: {document: POL-12, confidence: payer_policy}
 ```
 

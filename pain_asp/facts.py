@@ -89,7 +89,7 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
             value = getattr(clinical, name)
             if value is not None:
                 out.append(f"clinical({k}, {name}, {value}).")
-        for name in ("em_separate_problem", "care_plan"):
+        for name in ("em_separate_problem", "em_decision_for_surgery", "em_unrelated_to_surgery", "care_plan"):
             value = getattr(clinical, name)
             if value is not None:
                 out.append(f"clinical({k}, {name}, {_flag(value)}).")
@@ -127,7 +127,7 @@ def _unchecked_line(k: int, n: int, line: Line) -> str:
 
 def _documentation(k: int, n: int, doc: Documentation) -> list[str]:
     out = []
-    for name in ("imaging", "side", "purpose", "distinct"):
+    for name in ("imaging", "side", "purpose", "distinct", "global_relation"):
         value = getattr(doc, name)
         if value is not None:
             out.append(f"doc({k}, {n}, {name}, {value}).")

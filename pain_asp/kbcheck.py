@@ -74,14 +74,16 @@ _LEVELS = ("error", "warning", "info")
 # (lowest, highest, what a value below does, what a value above does).
 _BOUNDS: dict[tuple[str, str | None], tuple[int | None, int | None, str, str]] = {
     ("esi_frequency", "max_sessions"): (1, None, "every ESI session is over the limit", ""),
-    ("esi_frequency", "window_days"): (1, None, "the window holds no earlier session: esi-frequency can never fire", ""),
+    ("esi_frequency", "window_months"): (1, 1200, "the window holds no earlier session: esi-frequency can never fire",
+                                         "a window longer than 1200 months reaches back before any date a claim can carry"),
     ("esi_min_interval_days", None): (1, None, "no interval is ever too short: esi-interval can never fire", ""),
     ("esi_levels_per_session", "transforaminal"): (1, None, "every transforaminal ESI is over the level limit", ""),
     ("esi_levels_per_session", "interlaminar"): (1, None, "every interlaminar ESI is over the level limit", ""),
     ("esi_regions_per_session", None): (1, None, "every ESI session is over the region limit", ""),
     ("facet_levels_per_session", None): (1, None, "every facet session is over the level limit", ""),
     ("facet_frequency", "max_sessions"): (1, None, "every facet session is over the limit", ""),
-    ("facet_frequency", "window_days"): (1, None, "the window holds no earlier session: facet-frequency can never fire", ""),
+    ("facet_frequency", "window_months"): (1, 1200, "the window holds no earlier session: facet-frequency can never fire",
+                                           "a window longer than 1200 months reaches back before any date a claim can carry"),
     ("rfa_prerequisite", "blocks"): (1, None, "no block is required: rfa-prerequisite can never fire", ""),
     ("rfa_prerequisite", "min_relief_pct"): (0, 100, "", "no block can give more than 100 % relief: every RFA fails"),
     ("rfa_repeat", "min_relief_pct"): (0, 100, "", "no RFA can give more than 100 % relief: every repeat RFA fails"),

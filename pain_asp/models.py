@@ -132,6 +132,7 @@ class Documentation(_Strict):
     muscles: Optional[list[str]] = None
     distinct: Optional[Literal[
         "separate_structure", "separate_encounter", "separate_practitioner", "unusual"]] = None
+    global_relation: Optional[Literal["staged", "complication", "unrelated"]] = None
 
     def __post_init__(self) -> None:
         _check_levels(self.levels)
@@ -190,6 +191,8 @@ class Clinical(_Strict):
     conservative_care_weeks: Optional[Annotated[int, Meta(ge=0, le=5200)]] = None
     conservative_care: Optional[list[ConservativeCare]] = None
     em_separate_problem: Optional[bool] = None
+    em_decision_for_surgery: Optional[bool] = None
+    em_unrelated_to_surgery: Optional[bool] = None
     cpm_minutes: Optional[Annotated[int, Meta(ge=0, le=10000)]] = None
     care_plan: Optional[bool] = None
 

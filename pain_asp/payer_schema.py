@@ -60,8 +60,9 @@ _SESSIONS: dict[str, ParamSpec] = {
     "esi_frequency": ParamSpec(
         "record",
         "ESI sessions (distinct dates) allowed per spinal region within a rolling window of "
-        "window_days ending on the date of service (a session window_days earlier still counts).",
-        fields=(("max_sessions", "int"), ("window_days", "int")),
+        "window_months calendar months ending on the date of service (from the same date "
+        "window_months earlier, which still counts; kb/windows.lp).",
+        fields=(("max_sessions", "int"), ("window_months", "int")),
     ),
     "esi_min_interval_days": ParamSpec(
         "int", "Minimum days between two ESI sessions in the same spinal region.",
@@ -84,10 +85,11 @@ _SESSIONS: dict[str, ParamSpec] = {
     ),
     "facet_frequency": ParamSpec(
         "records",
-        "Facet sessions allowed per region within a rolling window, per kind: diagnostic "
-        "injections (purpose diagnostic or KX), therapeutic injections, radiofrequency ablation.",
+        "Facet sessions allowed per region within a rolling window of window_months calendar "
+        "months (as esi_frequency), per kind: diagnostic injections (purpose diagnostic or KX), "
+        "therapeutic injections, radiofrequency ablation.",
         fields=(("kind", "choice:diagnostic|therapeutic|rfa"), ("max_sessions", "int"),
-                ("window_days", "int")),
+                ("window_months", "int")),
     ),
     "rfa_prerequisite": ParamSpec(
         "record",

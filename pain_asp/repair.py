@@ -68,8 +68,9 @@ Cost (kb/repair/optimise.lp), compared in this order, smaller first (money first
 Never (kb/repair/candidates.lp): a service that was not billed (units only go down; a code
 is only replaced by a code for the same service; a split is the same service), a
 diagnosis added (pointers only move inside the claim's list), a modifier the chart does not
-support (25 needs ``em_separate_problem``, 59/X{EPSU} a documented ``distinct`` reason, KX a
-documented diagnostic purpose, RT/LT/50 the documented side), a correct side taken off (a
+support (25 needs ``em_separate_problem``, 57 ``em_decision_for_surgery``, 24
+``em_unrelated_to_surgery``, 58/78/79 a documented ``global_relation``, 59/X{EPSU} a
+documented ``distinct`` reason, KX a documented diagnostic purpose, RT/LT/50 the documented side), a correct side taken off (a
 side modifier comes off only where it conflicts with another one, with the chart, or, for
 50, with the code's bilateral indicator), and no edit brings a deny finding of a
 non-correctable rule to a line that did not have it.
@@ -857,6 +858,11 @@ def _merged_documentation(first: dict[str, Any] | None, second: dict[str, Any] |
 
 _SUPPORT = {
     "25": "the chart says the visit addressed a separate problem (em_separate_problem)",
+    "57": "the chart says the visit made the decision for surgery (em_decision_for_surgery)",
+    "24": "the chart says the visit was unrelated to the earlier surgery (em_unrelated_to_surgery)",
+    "58": "the chart documents a staged or more extensive procedure (global_relation staged)",
+    "78": "the chart documents a return to the room for a complication (global_relation complication)",
+    "79": "the chart documents a procedure unrelated to the earlier one (global_relation unrelated)",
     "59": "the chart documents a distinct service",
     "XS": "the chart documents a separate structure",
     "XE": "the chart documents a separate encounter",

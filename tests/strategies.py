@@ -65,6 +65,7 @@ def documentation(draw: st.DrawFn) -> dict[str, Any]:
         "muscles": maybe(st.lists(st.sampled_from(g.MUSCLES), min_size=1, max_size=5, unique=True)),
         "distinct": maybe(st.sampled_from(("separate_structure", "separate_encounter",
                                            "separate_practitioner", "unusual"))),
+        "global_relation": maybe(st.sampled_from(("staged", "complication", "unrelated"))),
     })
 
 
@@ -79,6 +80,8 @@ def _clinical(draw: st.DrawFn) -> dict[str, Any]:
         "conservative_care": maybe(st.lists(st.sampled_from(g.CONSERVATIVE_CARE), max_size=3,
                                             unique=True)),
         "em_separate_problem": maybe(st.booleans()),
+        "em_decision_for_surgery": maybe(st.booleans()),
+        "em_unrelated_to_surgery": maybe(st.booleans()),
         "cpm_minutes": maybe(st.sampled_from((0, 29, 30, 44, 45, 60, 75))),
         "care_plan": maybe(st.booleans()),
     })

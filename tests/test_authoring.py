@@ -74,8 +74,8 @@ def test_rules_show_gives_metadata_sources_parameters_cases_and_asp() -> None:
     assert "CARC 119" in out and "correctable by editing the claim: no" in out
     assert "effective 2021-12-05 [secondary]" in out  # a source with its date and confidence
     assert "esi_frequency: ESI sessions" in out  # the parameter and its meaning
-    assert "medicare: {max_sessions: 4, window_days: 365} since 2021-12-05" in out
-    assert "commercial_strict_esi: {max_sessions: 3, window_days: 365}" in out
+    assert "medicare: {max_sessions: 4, window_months: 12} since 2021-12-05" in out
+    assert "commercial_strict_esi: {max_sessions: 3, window_months: 12}" in out
     assert "fire_fifth_lumbar_session_medicare" in out and "pass_fourth_lumbar_session_medicare" in out
     assert 'violation("esi-frequency", K, L' in out  # the ASP text of the rule
     assert "esi_sess_in_window(K, L, R, D, W, N) :-" in out  # a helper rule it rests on
@@ -226,7 +226,7 @@ def test_rules_lint_finds_each_kind_of_problem(kb_copy: Path, tmp_path: Path) ->
     payers = tmp_path / "payers"
     payers.mkdir()
     (payers / "typo.yaml").write_text("id: typo\nname: Typo\nparameters:\n  esi_frequncy:\n"
-                                      "    value: {max_sessions: 1, window_days: 1}\n"
+                                      "    value: {max_sessions: 1, window_months: 1}\n"
                                       "    source: {document: X, confidence: payer_policy}\n", encoding="utf-8")
     result = invoke("rules", "lint", "--kb", kb_copy, "--cases", cases, "--payer-dir", payers)
     assert result.exit_code == 1

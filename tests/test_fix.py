@@ -332,6 +332,8 @@ def test_minimal_against_brute_force_on_cases() -> None:
 _SUPPORT_SIDE = {"RT": "right", "LT": "left", "50": "bilateral"}
 _DISTINCT = {"XS": "separate_structure", "XE": "separate_encounter", "XP": "separate_practitioner",
              "XU": "unusual"}
+_VISIT_FACT = {"25": "em_separate_problem", "57": "em_decision_for_surgery", "24": "em_unrelated_to_surgery"}
+_RELATION = {"58": "staged", "78": "complication", "79": "unrelated"}
 
 
 def _supported(claim: Any, line_no: int, modifier: str) -> bool:
@@ -340,8 +342,10 @@ def _supported(claim: Any, line_no: int, modifier: str) -> bool:
     doc = line.documented
     if modifier in _SUPPORT_SIDE:
         return doc is not None and doc.side == _SUPPORT_SIDE[modifier]
-    if modifier == "25":
-        return claim.clinical is not None and claim.clinical.em_separate_problem is True
+    if modifier in _VISIT_FACT:
+        return claim.clinical is not None and getattr(claim.clinical, _VISIT_FACT[modifier]) is True
+    if modifier in _RELATION:
+        return doc is not None and doc.global_relation == _RELATION[modifier]
     if modifier == "59":
         return doc is not None and doc.distinct is not None
     if modifier in _DISTINCT:

@@ -29,7 +29,7 @@ def error_of(tmp_path: Path, text: str) -> PayerError:
 
 
 def test_misspelt_parameter_names_file_line_key_and_suggestion(tmp_path: Path) -> None:
-    error = error_of(tmp_path, f"id: p1\nname: P\nparameters:\n  esi_frequncy:\n    value: {{max_sessions: 3, window_days: 365}}\n    {SRC}\n")
+    error = error_of(tmp_path, f"id: p1\nname: P\nparameters:\n  esi_frequncy:\n    value: {{max_sessions: 3, window_months: 12}}\n    {SRC}\n")
     assert error.file.endswith("p1.yaml") and error.line == 4
     assert error.key == "parameters.esi_frequncy" and "did you mean 'esi_frequency'" in error.expected
 
@@ -49,7 +49,7 @@ def test_every_value_needs_a_source(tmp_path: Path) -> None:
 def test_bad_value_type_and_record_fields(tmp_path: Path) -> None:
     error = error_of(tmp_path, f"id: p1\nname: P\nparameters:\n  esi_regions_per_session:\n    value: one\n    {SRC}\n")
     assert error.key == "parameters.esi_regions_per_session.value" and "whole number" in error.expected
-    error = error_of(tmp_path, f"id: p1\nname: P\nparameters:\n  esi_frequency:\n    value: {{max_session: 3, window_days: 365}}\n    {SRC}\n")
+    error = error_of(tmp_path, f"id: p1\nname: P\nparameters:\n  esi_frequency:\n    value: {{max_session: 3, window_months: 12}}\n    {SRC}\n")
     assert "did you mean 'max_sessions'" in error.expected
 
 
