@@ -598,6 +598,68 @@ def report_command(
                      f"{data.statuses.get('deny', 0):,} with a denial{risk}\n")
 
 
+class RemitFormat(str, Enum):
+    text = "text"
+    json = "json"
+    html = "html"
+
+
+@app.command("remit")
+@_user_errors
+def remit_command(
+    remittances: Annotated[list[Path], typer.Argument(
+        help="X12 835 remittance files (005010X221A1), or folders of them.")],
+    against: Annotated[list[Path], typer.Option(
+        "--against", help="Check results (check --format jsonl or json output), and optionally the claim "
+        "files that were checked (to match lines by control number, code, modifiers and date). Repeatable.")],
+    fmt: Annotated[RemitFormat, typer.Option("--format", "-f", help="text, json, or an html report page.")] = RemitFormat.text,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Hold check results against what the payer did (835 remittances): per line predicted denied,
+    confirmed, false alarm, missed, paid; each rule's precision; the denials no rule predicted.
+
+    Exit codes: 0 compared; 2 usage or input error (a remittance that does not read or validate is
+    reported with file, segment and element, and the rest is still compared).
+    """
+    from .remit import as_json, checked_lines_of, compare, render_text, require_remittances
+    from .report import ReportData, is_results_file, read_results, render_html
+
+    eras = require_remittances(remittances)
+    for path in against:
+        if not path.exists():
+            raise _fail(f"--against {path}: no such file or folder")
+    result_files = [p for p in against if is_results_file(p)]
+    claim_files = [p for p in against if p not in result_files]
+    if not result_files:
+        raise _fail("--against: expected at least one check results file (pain-asp check --format jsonl -o RESULTS.jsonl)")
+    if output is not None and fmt == RemitFormat.html and output.suffix.lower() not in (".html", ".htm"):
+        raise _fail(f"--output {output}: expected an .html file name")
+    lines = checked_lines_of(claim_files) if claim_files else None
+    results = [r for path in result_files for r in read_results(path)]
+    comparison = compare(eras, results, lines)
+    comparison.result_files = [str(p) for p in result_files]
+    if fmt == RemitFormat.json:
+        text = as_json(comparison)
+    elif fmt == RemitFormat.html:
+        data = ReportData(sources=[p.name for p in result_files])
+        for result in results:
+            data.add(result)
+        text = render_html(data, remittance=comparison)
+    else:
+        text = render_text(comparison)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        partial = output.with_name(output.name + ".part")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(output)
+    for error in comparison.errors[:20]:
+        sys.stderr.write(f"pain-asp: {error}\n")
+    if comparison.errors:
+        sys.stderr.write(f"pain-asp: {len(comparison.errors):,} problem(s) in the remittance files\n")
+        raise typer.Exit(2)
+
+
 @app.command("bench")
 @_user_errors
 def bench_command(
