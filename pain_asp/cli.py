@@ -568,9 +568,13 @@ def report_command(
     history: HistoryDb = None,
     workers: Annotated[Optional[int], typer.Option(
         "--workers", help="Worker processes when claims are checked (default: the machine's cores).")] = None,
+    remit: Annotated[Optional[list[Path]], typer.Option(
+        "--remit", help="X12 835 remittances (files or folders, repeatable): adds predicted against actual "
+        "denials, each rule's precision and the denials no rule predicted.")] = None,
 ) -> None:
     """An HTML denial report: clean-claim rate, findings by rule, code, payer, CARC and severity,
-    charges at risk on denied lines, the most frequent fixes, and the claims behind each figure.
+    charges at risk on denied lines, the most frequent fixes, and the claims behind each figure;
+    with --remit, what the payer actually did against what was predicted.
 
     One self-contained file (inline SVG charts, no script, nothing fetched from the network).
     """
@@ -584,10 +588,27 @@ def report_command(
         raise _fail(f"--workers {workers}: expected 1 or more")
     if output.suffix.lower() not in (".html", ".htm"):
         raise _fail(f"--output {output}: expected an .html file name")
+    eras = None
+    if remit:
+        from .remit import require_remittances
+
+        eras = require_remittances(remit)
     checker = _checker(payer_dir, ncci_dir)
+    results: list = []
     data = build_report(files, checker=checker, history_db=history,
-                        batch_options=BatchOptions(workers=workers), progress=Progress(sys.stderr))
-    text = render_html(data, checker.rules)
+                        batch_options=BatchOptions(workers=workers), progress=Progress(sys.stderr),
+                        on_result=results.append if eras else None)
+    comparison = None
+    if eras:
+        from .remit import checked_lines_of, compare
+        from .report import is_results_file
+
+        claim_files = [p for p in files if not is_results_file(p)]
+        comparison = compare(eras, results, checked_lines_of(claim_files) if claim_files else None)
+        comparison.result_files = [str(p) for p in files]
+        for error in comparison.errors[:20]:
+            sys.stderr.write(f"pain-asp: {error}\n")
+    text = render_html(data, checker.rules, remittance=comparison)
     partial = output.with_name(output.name + ".part")
     partial.write_text(text, encoding="utf-8")
     partial.replace(output)

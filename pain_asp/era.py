@@ -165,6 +165,24 @@ def read_835(path: str | Path) -> Iterator[RemitClaim | InputError]:
     yield from _Reader(name).read(text)
 
 
+class _Elements:
+    """A segment's elements read once from pyx12 (its ``get_value`` parses the reference on
+    every call): ``get("CLP02")`` or ``get("SVC01-2")``."""
+
+    __slots__ = ("id", "_values")
+
+    def __init__(self, seg: Any) -> None:
+        self.id = seg.get_seg_id() or ""
+        self._values = [[e.value for e in comp.elements] for comp in seg.elements]
+
+    def get(self, ref: str) -> str:
+        element, _, component = ref[len(self.id):].partition("-")
+        n, c = int(element), int(component or 1)
+        if n > len(self._values) or c > len(self._values[n - 1]):
+            return ""
+        return (self._values[n - 1][c - 1] or "").strip()
+
+
 class _Reader:
     """One pass of pyx12 over an 835, building claims as the 2100 loops go by."""
 
@@ -200,7 +218,7 @@ class _Reader:
                         position = self._claim(node)
                         continue
                     position = node.cur_line_number or position + 1
-                    self._header(node.seg_data, position)
+                    self._header(_Elements(node.seg_data), position)
                 reader.src.cleanup()
                 errh.handle_errors(reader.src.pop_errors())
         except (pyx12.errors.X12Error, pyx12.errors.EngineError, pyx12.errors.X12PathError):
@@ -218,24 +236,24 @@ class _Reader:
     # --- header, payer, payee ---------------------------------------------------------------
 
     def _header(self, seg: Any, position: int) -> None:
-        seg_id = seg.get_seg_id()
+        seg_id = seg.id
         if seg_id == "GS":
-            if seg.get_value("GS01") != "HP" or seg.get_value("GS08") != IMPLEMENTATION:
+            if seg.get("GS01") != "HP" or seg.get("GS08") != IMPLEMENTATION:
                 self.loose.append(self._error(None, "GS", position,
                                               f"GS01 HP and GS08 {IMPLEMENTATION}: a health care claim "
                                               "payment/advice (835) functional group"))
         elif seg_id == "BPR":
-            self.production = _date(seg.get_value("BPR16")) or self.production
-        elif seg_id == "DTM" and seg.get_value("DTM01") == "405":
-            self.production = self.production or _date(seg.get_value("DTM02"))
+            self.production = _date(seg.get("BPR16")) or self.production
+        elif seg_id == "DTM" and seg.get("DTM01") == "405":
+            self.production = self.production or _date(seg.get("DTM02"))
         elif seg_id == "TRN":
-            self.payer_id = self.payer_id or (seg.get_value("TRN03") or "")
-        elif seg_id == "N1" and seg.get_value("N101") == "PR":
-            self.payer = seg.get_value("N102") or ""
-            if seg.get_value("N104"):
-                self.payer_id = seg.get_value("N104")
-        elif seg_id == "REF" and seg.get_value("REF01") == "2U":
-            self.payer_id = seg.get_value("REF02") or self.payer_id
+            self.payer_id = self.payer_id or (seg.get("TRN03") or "")
+        elif seg_id == "N1" and seg.get("N101") == "PR":
+            self.payer = seg.get("N102") or ""
+            if seg.get("N104"):
+                self.payer_id = seg.get("N104")
+        elif seg_id == "REF" and seg.get("REF01") == "2U":
+            self.payer_id = seg.get("REF02") or self.payer_id
         elif seg_id == "ST":
             self.payer, self.payer_id, self.production = "", "", None
 
@@ -246,9 +264,9 @@ class _Reader:
         line: Optional[RemitLine] = None
         position = 0
         for item in node.iterate_segments():
-            seg = item["segment"]
+            seg = _Elements(item["segment"])
             position = int(item.get("cur_line_number") or position + 1)
-            seg_id = seg.get_seg_id()
+            seg_id = seg.id
             if seg_id == "CLP":
                 claim = self._new_claim(seg, position)
                 self.claims.append(claim)
@@ -263,24 +281,24 @@ class _Reader:
                 target.extend(self._adjustments(claim, seg, position))
             elif seg_id == "DTM":
                 self._dtm(claim, line, seg, position)
-            elif seg_id == "REF" and line is not None and seg.get_value("REF01") == "6R":
-                line.control = seg.get_value("REF02") or None
-            elif seg_id == "LQ" and line is not None and seg.get_value("LQ01") == "HE":
-                if seg.get_value("LQ02"):
-                    line.remarks.append(seg.get_value("LQ02"))
+            elif seg_id == "REF" and line is not None and seg.get("REF01") == "6R":
+                line.control = seg.get("REF02") or None
+            elif seg_id == "LQ" and line is not None and seg.get("LQ01") == "HE":
+                if seg.get("LQ02"):
+                    line.remarks.append(seg.get("LQ02"))
             elif seg_id == "MOA":
-                claim.remarks.extend(v for v in (seg.get_value(f"MOA{n:02d}") for n in range(3, 8)) if v)
+                claim.remarks.extend(v for v in (seg.get(f"MOA{n:02d}") for n in range(3, 8)) if v)
             elif seg_id == "MIA":
-                claim.remarks.extend(v for v in (seg.get_value(f"MIA{n:02d}") for n in (5, 20, 21, 22, 23, 24)) if v)
+                claim.remarks.extend(v for v in (seg.get(f"MIA{n:02d}") for n in (5, 20, 21, 22, 23, 24)) if v)
         for held in (claim.lines if claim else []):
             if held.date is None:
                 held.date = claim.service_date
         return position
 
     def _new_claim(self, seg: Any, position: int) -> RemitClaim:
-        claim = RemitClaim(self.name, position, seg.get_value("CLP01") or "", seg.get_value("CLP02") or "",
-                           0, 0, 0, seg.get_value("CLP06") or "", seg.get_value("CLP07") or "",
-                           seg.get_value("CLP09") or "1", self.payer, self.payer_id, self.production)
+        claim = RemitClaim(self.name, position, seg.get("CLP01") or "", seg.get("CLP02") or "",
+                           0, 0, 0, seg.get("CLP06") or "", seg.get("CLP07") or "",
+                           seg.get("CLP09") or "1", self.payer, self.payer_id, self.production)
         if claim.status not in CLAIM_STATUS:
             claim.errors.append(self._error(claim, "CLP02", position,
                                             "a claim status code (1, 2, 3, 4, 19, 20, 21, 22, 23 or 25)"))
@@ -293,27 +311,27 @@ class _Reader:
         return claim
 
     def _new_line(self, claim: RemitClaim, seg: Any, position: int) -> RemitLine:
-        billed = seg.get_value("SVC06") and seg.get_value("SVC06-2")
+        billed = seg.get("SVC06") and seg.get("SVC06-2")
         prefix = "SVC06" if billed else "SVC01"
-        qualifier = seg.get_value(f"{prefix}-1") or ""
-        code = seg.get_value(f"{prefix}-2") or ""
+        qualifier = seg.get(f"{prefix}-1") or ""
+        code = seg.get(f"{prefix}-2") or ""
         if qualifier not in ("HC", "AD", "ER", "IV", "WK", "N4", "NU", "HP", "ZZ") or not code:
             claim.errors.append(self._error(claim, prefix, position,
                                             "a procedure composite: qualifier (HC for CPT/HCPCS) and code"))
-        modifiers = tuple(m for m in (seg.get_value(f"{prefix}-{n}") for n in range(3, 7)) if m)
-        units = seg.get_value("SVC07") or seg.get_value("SVC05") or "1"
+        modifiers = tuple(m for m in (seg.get(f"{prefix}-{n}") for n in range(3, 7)) if m)
+        units = seg.get("SVC07") or seg.get("SVC05") or "1"
         return RemitLine(code, modifiers, self._amount(claim, seg, "SVC02", position, required=True),
                          self._amount(claim, seg, "SVC03", position, required=True), units, None, None,
                          position=position)
 
     def _adjustments(self, claim: RemitClaim, seg: Any, position: int) -> list[Adjustment]:
-        group = seg.get_value("CAS01") or ""
+        group = seg.get("CAS01") or ""
         if group not in ADJUSTMENT_GROUPS:
             claim.errors.append(self._error(claim, "CAS01", position,
                                             "a claim adjustment group code: CO, OA, PI or PR"))
         out = []
         for first in range(2, 20, 3):
-            reason = seg.get_value(f"CAS{first:02d}")
+            reason = seg.get(f"CAS{first:02d}")
             if not reason:
                 continue
             amount = self._amount(claim, seg, f"CAS{first + 1:02d}", position, required=True)
@@ -321,10 +339,10 @@ class _Reader:
         return out
 
     def _dtm(self, claim: RemitClaim, line: Optional[RemitLine], seg: Any, position: int) -> None:
-        qualifier = seg.get_value("DTM01")
+        qualifier = seg.get("DTM01")
         if qualifier not in ("472", "150", "232"):
             return
-        day = _date(seg.get_value("DTM02"))
+        day = _date(seg.get("DTM02"))
         if day is None:
             claim.errors.append(self._error(claim, "DTM02", position, "a real date (CCYYMMDD)"))
             return
@@ -336,7 +354,7 @@ class _Reader:
 
     def _amount(self, claim: RemitClaim, seg: Any, element: str, position: int,
                 required: bool = False) -> int:
-        value = seg.get_value(element)
+        value = seg.get(element)
         if not value:
             if required:
                 claim.errors.append(self._error(claim, element, position, "an amount"))

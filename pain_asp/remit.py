@@ -349,8 +349,8 @@ def render_text(c: Comparison) -> str:
         f"Denial rate:      predicted {_pct(rates['predicted_denial_rate'])}, actual {_pct(rates['actual_denial_rate'])}",
     ]
     if c.by_order:
-        out.append(f"Note: {c.by_order:,} claims had no claim file; their lines were matched in order "
-                   "(give the claim files after the results to match by control number, code and date).")
+        out.append(f"Note: claims whose lines were matched in order (no claim file): {c.by_order:,}; give "
+                   "the claim files with --against to match lines by control number, code and date.")
     if data["rules"]:
         out.append("")
         out.append("Rules (lines):")
@@ -364,7 +364,7 @@ def render_text(c: Comparison) -> str:
         out.append("Denials no rule predicted (write these next):")
         for m in data["missed_by_reason"]:
             reason = (m["carc"] or "(no CARC)") + (f"/{m['rarc']}" if m["rarc"] else "")
-            out.append(f"  CARC {reason}: {m['lines']:,} lines, ${m['amount']:,.2f}, codes {', '.join(m['codes']) or '-'}")
+            out.append(f"  CARC {reason}: lines {m['lines']:,}, ${m['amount']:,.2f}, codes {', '.join(m['codes']) or '-'}")
     if data["by_payer"]:
         out.append("")
         out.append("By payer:")
@@ -375,7 +375,7 @@ def render_text(c: Comparison) -> str:
                        f"{pl['confirmed']:,} confirmed, {pl['false_alarm']:,} false alarms, {pl['missed']:,} missed")
     if c.errors:
         out.append("")
-        out.append(f"{len(c.errors):,} problems in the remittance files:")
+        out.append(f"Problems in the remittance files: {len(c.errors):,}")
         out.extend(f"  {e}" for e in c.errors[:50])
         if len(c.errors) > 50:
             out.append(f"  ... and {len(c.errors) - 50:,} more (--format json lists them all)")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import html
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -284,8 +284,10 @@ def _claim_lines(claim: Any) -> list[LineInfo]:
 
 
 def build_report(files: Iterable[str | Path], *, checker: Any = None, history_db: Any = None,
-                 batch_options: Any = None, progress: Any = None) -> ReportData:
-    """Aggregate results files, or check claim files first; both: charges from the claims."""
+                 batch_options: Any = None, progress: Any = None,
+                 on_result: Optional[Callable[[dict[str, Any]], None]] = None) -> ReportData:
+    """Aggregate results files, or check claim files first; both: charges from the claims.
+    ``on_result`` sees every result record as it is counted (``report --remit`` keeps them)."""
     from .batch import BatchOptions, iter_checked
 
     paths = [Path(p) for p in files]
@@ -304,12 +306,17 @@ def build_report(files: Iterable[str | Path], *, checker: Any = None, history_db
             for result in read_results(path):
                 claim_id = result.get("claim_id")
                 data.add(result, charges.get(claim_id) if claim_files and claim_id is not None else None)
+                if on_result is not None:
+                    on_result(result)
         return data
     options = batch_options or BatchOptions()
     options.fmt, options.with_charges = "jsonl", True
     for item in iter_checked(claim_files, checker, history_db=history_db, options=options,
                              progress=progress):
-        data.add(json.loads(item.text), item.charges)
+        result = json.loads(item.text)
+        data.add(result, item.charges)
+        if on_result is not None:
+            on_result(result)
     return data
 
 
@@ -644,15 +651,15 @@ def _remittance_section(comparison: Any) -> str:
     out.append('<div class="cards">' + "".join(
         f'<div class="card"><div class="k">{_e(k)}</div><div class="v">{_e(v)}</div></div>'
         for k, v in cards) + "</div>")
-    out.append(f'<p class="note">{claims["matched"]:,} claims matched by claim id; '
-               f'{claims["remitted_only"]:,} remitted claims were not in the results, '
-               f'{claims["checked_only"]:,} checked claims are not in the remittances yet, '
-               f'{claims["reversed"]:,} were reversed or voided. A line is actually denied when the payer '
+    out.append(f'<p class="note">Claims matched by claim id: {claims["matched"]:,}; remitted but not '
+               f'checked: {claims["remitted_only"]:,}; checked but not in the remittances yet: '
+               f'{claims["checked_only"]:,}; reversed or voided: {claims["reversed"]:,}. '
+               'A line is actually denied when the payer '
                'paid nothing for it with an adjustment other than the patient\u2019s share (PR 1-3) or '
                'the contractual reduction (CO 45).')
     if data["line_matching"] == "order":
-        out.append(f' {data["claims_matched_by_order"]:,} claims had no claim file: their lines were '
-                   'matched in order.')
+        out.append(f' Claims whose lines were matched in order (no claim file given): '
+                   f'{data["claims_matched_by_order"]:,}.')
     out.append("</p>")
     denied = data["denied_by_reason"]
     if denied:

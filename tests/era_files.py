@@ -62,3 +62,20 @@ def service(code: str, charge: str, paid: str, *, date: str = "", control: str =
         out.append(f"REF*6R*{control}")
     out.extend(f"LQ*HE*{remark}" for remark in remarks)
     return out
+
+
+def large(claims: int) -> str:
+    """An 835 of ``claims`` claims, two service lines each (one paid, one denied CO 97),
+    5,000 claims per transaction set: the shape of the reading benchmark (docs/remit.md)."""
+    rows = [(f"C{i:06d}", (f"1*900*500*0*MB*PCN{i}*11*1", [
+        *service("64483:RT", "780", "500", date="20260302", control=f"{i}-1", adjustments=["CO*45*280"]),
+        *service("77003", "120", "0", date="20260302", control=f"{i}-2", adjustments=["CO*97*120"],
+                 remarks=["N20"])])) for i in range(claims)]
+    return interchange([transaction(k // 5000 + 1, rows[k:k + 5000]) for k in range(0, claims, 5000)])
+
+
+if __name__ == "__main__":   # python tests/era_files.py 10000 big.835
+    import sys
+
+    with open(sys.argv[2], "w", encoding="ascii") as handle:
+        handle.write(large(int(sys.argv[1])))

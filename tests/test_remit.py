@@ -161,7 +161,7 @@ def test_text_and_html(checked, tmp_path):
     text = _remit(era, "--against", results, "--against", EXAMPLES)
     assert text.returncode == 0
     assert "8 matched, 1 remitted only, 5 checked only, 1 reversed" in text.stdout
-    assert "CARC 50/N115: 1 lines, $780.00, codes 64483" in text.stdout
+    assert "CARC 50/N115: lines 1, $780.00, codes 64483" in text.stdout
     page = tmp_path / "remit.html"
     done = _remit(era, "--against", results, "--against", EXAMPLES, "--format", "html", "-o", page)
     assert done.returncode == 0, done.stderr
@@ -214,3 +214,33 @@ def test_not_an_835(tmp_path, checked):
         done = _remit(path, "--against", results)
         assert done.returncode == 2
         assert "Traceback" not in done.stderr and "Jane" not in done.stderr
+
+
+def test_report_joins_the_remittance(checked, tmp_path):
+    _, results, era = checked
+    page = tmp_path / "report.html"
+    done = subprocess.run([sys.executable, "-m", "pain_asp.cli", "report", str(results), str(EXAMPLES),
+                           "--remit", str(era), "-o", str(page)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    html = page.read_text()
+    assert 'id="remittance"' in html and 'id="by-rule"' in html
+    assert "4 of 6 predicted" in html            # denied lines confirmed, as counted above
+    assert "62.5 % actual" in html and "75.0 % predicted" in html
+
+
+def test_a_folder_of_remittances_and_two_files_in_order(checked, tmp_path):
+    """The reversal of EX-06 in a second file cancels its payment in the first."""
+    _, results, _ = checked
+    folder = tmp_path / "era"
+    folder.mkdir()
+    paid = transaction(1, [("EX-06-rfa-without-blocks", ("1*1650*900*0*MB*PCN06*11*1", [
+        *_paid("64635", "1650", "900", "20260305", reduction="750", mods="50")]))])
+    reversal = transaction(1, [("EX-06-rfa-without-blocks", ("22*-1650*-900*0*MB*PCN06*11*1", [
+        *service("64635:50", "-1650", "-900", date="20260305", adjustments=["CO*45*-750"])]))])
+    (folder / "a-first.txt").write_text(interchange([paid], control=7))
+    (folder / "b-second.dat").write_text(interchange([reversal], control=8))
+    (folder / "notes.md").write_text("not a remittance\n")
+    one = json.loads(_remit(folder / "a-first.txt", "--against", results, "-f", "json").stdout)
+    assert one["claims"]["matched"] == 1 and one["lines"]["false_alarm"] == 1
+    both = json.loads(_remit(folder, "--against", results, "-f", "json").stdout)
+    assert both["claims"]["matched"] == 0 and both["claims"]["reversed"] == 1
