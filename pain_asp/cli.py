@@ -645,9 +645,13 @@ def report_command(
     workers: Annotated[Optional[int], typer.Option(
         "--workers", help="Worker processes when claims are checked (default and most: the machine's cores).")] = None,
     spool_dir: SpoolDir = None,
+    remit: Annotated[Optional[list[Path]], typer.Option(
+        "--remit", help="X12 835 remittances (files or folders, repeatable): adds predicted against actual "
+        "denials, each rule's precision and the denials no rule predicted.")] = None,
 ) -> None:
     """An HTML denial report: clean-claim rate, findings by rule, code, payer, CARC and severity,
-    charges at risk on denied lines, the most frequent fixes, and the claims behind each figure.
+    charges at risk on denied lines, the most frequent fixes, and the claims behind each figure;
+    with --remit, what the payer actually did against what was predicted.
 
     One self-contained file (inline SVG charts, no script, nothing fetched from the network).
 
@@ -663,12 +667,28 @@ def report_command(
             raise _fail(f"{path}: no such file or folder")
     if output.suffix.lower() not in (".html", ".htm"):
         raise _fail(f"--output {output}: expected an .html file name")
-    check_output(output, [*files, *([history] if history else [])])
+    check_output(output, [*files, *([history] if history else []), *(remit or [])])
+    eras = None
+    if remit:
+        from .remit import require_remittances
+
+        eras = require_remittances(remit)
     options = BatchOptions(workers=_worker_count(workers), spool_dir=_spool_folder(spool_dir, output))
     checker = _checker(payer_dir, ncci_dir)
+    results: list = []
     data = build_report(files, checker=checker, history_db=history, batch_options=options,
-                        progress=Progress(sys.stderr))
-    write_output(output, render_html(data, checker.rules))
+                        progress=Progress(sys.stderr), on_result=results.append if eras else None)
+    comparison = None
+    if eras:
+        from .remit import checked_lines_of, compare
+        from .report import is_results_file
+
+        claim_files = [p for p in files if not is_results_file(p)]
+        comparison = compare(eras, results, checked_lines_of(claim_files) if claim_files else None)
+        comparison.result_files = [str(p) for p in files]
+        for error in comparison.errors[:20]:
+            sys.stderr.write(f"pain-asp: {error}\n")
+    write_output(output, render_html(data, checker.rules, remittance=comparison))
     for message in data.malformed:
         sys.stderr.write(f"pain-asp: {message}\n")
     clean = data.statuses.get("clean", 0)
@@ -679,6 +699,69 @@ def report_command(
                      f"{data.statuses.get('deny', 0):,} with a denial{risk}{unreadable}\n")
     _summarise_errors(data.error_count, data.claims, f"{output} (section Unreadable claims)")
     if data.error_count:
+        raise typer.Exit(2)
+
+
+class RemitFormat(str, Enum):
+    text = "text"
+    json = "json"
+    html = "html"
+
+
+@app.command("remit")
+@_user_errors
+def remit_command(
+    remittances: Annotated[list[Path], typer.Argument(
+        help="X12 835 remittance files (005010X221A1), or folders of them.")],
+    against: Annotated[list[Path], typer.Option(
+        "--against", help="Check results (check --format jsonl or json output), and optionally the claim "
+        "files that were checked (to match lines by control number, code, modifiers and date). Repeatable.")],
+    fmt: Annotated[RemitFormat, typer.Option("--format", "-f", help="text, json, or an html report page.")] = RemitFormat.text,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Hold check results against what the payer did (835 remittances): per line predicted denied,
+    confirmed, false alarm, missed, paid; each rule's precision; the denials no rule predicted.
+
+    Exit codes: 0 compared; 2 usage or input error (a remittance that does not read or validate is
+    reported with file, segment and element, and the rest is still compared).
+    """
+    from .outputs import check_output, write_output
+    from .remit import as_json, checked_lines_of, compare, render_text, require_remittances
+    from .report import ReportData, is_results_file, read_results, render_html
+
+    eras = require_remittances(remittances)
+    for path in against:
+        if not path.exists():
+            raise _fail(f"--against {path}: no such file or folder")
+    result_files = [p for p in against if is_results_file(p)]
+    claim_files = [p for p in against if p not in result_files]
+    if not result_files:
+        raise _fail("--against: expected at least one check results file (pain-asp check --format jsonl -o RESULTS.jsonl)")
+    if output is not None:
+        if fmt == RemitFormat.html and output.suffix.lower() not in (".html", ".htm"):
+            raise _fail(f"--output {output}: expected an .html file name")
+        check_output(output, [*remittances, *against])
+    lines = checked_lines_of(claim_files) if claim_files else None
+    results = [r for path in result_files for r in read_results(path)]
+    comparison = compare(eras, results, lines)
+    comparison.result_files = [str(p) for p in result_files]
+    if fmt == RemitFormat.json:
+        text = as_json(comparison)
+    elif fmt == RemitFormat.html:
+        data = ReportData(sources=[p.name for p in result_files])
+        for result in results:
+            data.add(result)
+        text = render_html(data, remittance=comparison)
+    else:
+        text = render_text(comparison)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_output(output, text)
+    for error in comparison.errors[:20]:
+        sys.stderr.write(f"pain-asp: {error}\n")
+    if comparison.errors:
+        sys.stderr.write(f"pain-asp: {len(comparison.errors):,} problem(s) in the remittance files\n")
         raise typer.Exit(2)
 
 

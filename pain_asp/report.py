@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import html
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -340,8 +340,10 @@ def _claim_lines(claim: Any) -> list[LineInfo]:
 
 
 def build_report(files: Iterable[str | Path], *, checker: Any = None, history_db: Any = None,
-                 batch_options: Any = None, progress: Any = None) -> ReportData:
-    """Aggregate results files, or check claim files first; both: charges from the claims."""
+                 batch_options: Any = None, progress: Any = None,
+                 on_result: Optional[Callable[[dict[str, Any]], None]] = None) -> ReportData:
+    """Aggregate results files, or check claim files first; both: charges from the claims.
+    ``on_result`` sees every result record as it is counted (``report --remit`` keeps them)."""
     from .batch import BatchOptions, iter_checked
 
     paths = [Path(p) for p in files]
@@ -360,12 +362,17 @@ def build_report(files: Iterable[str | Path], *, checker: Any = None, history_db
             for result in read_results(path):
                 claim_id = result.get("claim_id")
                 data.add(result, charges.get(claim_id) if claim_files and claim_id is not None else None)
+                if on_result is not None:
+                    on_result(result)
         return data
     options = batch_options or BatchOptions()
     options.fmt, options.with_charges = "jsonl", True
     for item in iter_checked(claim_files, checker, history_db=history_db, options=options,
                              progress=progress):
-        data.add(json.loads(item.text), item.charges)
+        result = json.loads(item.text)
+        data.add(result, item.charges)
+        if on_result is not None:
+            on_result(result)
     return data
 
 
@@ -492,8 +499,9 @@ footer{color:var(--mute);font-size:12px;padding:16px 32px;border-top:1px solid v
 """
 
 
-def render_html(data: ReportData, rules: Optional[dict[str, Any]] = None) -> str:
-    """The report page. ``rules`` (rule id -> :class:`~pain_asp.kb.Rule`) adds fix hints and actions."""
+def render_html(data: ReportData, rules: Optional[dict[str, Any]] = None, remittance: Any = None) -> str:
+    """The report page. ``rules`` (rule id -> :class:`~pain_asp.kb.Rule`) adds fix hints and actions;
+    ``remittance`` (a :class:`~pain_asp.remit.Comparison`) adds what the payer actually did."""
     rules = rules or {}
     out: list[str] = []
     add = out.append
@@ -535,6 +543,9 @@ def render_html(data: ReportData, rules: Optional[dict[str, Any]] = None) -> str
         add('Charges at risk need the claims: run <code>pain-asp report RESULTS.jsonl CLAIMS.jsonl</code> '
             'or report on the claim files directly.')
     add("</p></section>")
+
+    if remittance is not None:
+        add(_remittance_section(remittance))
 
     # status
     add('<section id="status"><h2>Claims by status</h2>' + _status_chart(data))
@@ -672,6 +683,77 @@ def render_html(data: ReportData, rules: Optional[dict[str, Any]] = None) -> str
     add('</main><footer>pain-asp denial report. Findings come from the rule base and payer policies '
         'in force on each line\u2019s date of service; see <code>pain-asp explain</code> for the sources of '
         'a finding. This page holds claim ids and codes, no patient identifiers.</footer></body></html>\n')
+    return "".join(out)
+
+
+def _rate(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def _remittance_section(comparison: Any) -> str:
+    """Predicted against actual: what the payer's 835s say of the checked claims."""
+    data = comparison.as_dict()
+    claims, lines, rates = data["claims"], data["lines"], data["rates"]
+    out = ['<section id="remittance"><h2>Predicted against actual (835 remittances)</h2>']
+    cards = [
+        ("Claims matched", f"{claims['matched']:,}"),
+        ("Clean-claim rate", f"{_rate(rates['actual_clean_rate'])} actual \u00b7 "
+                             f"{_rate(rates['predicted_clean_rate'])} predicted"),
+        ("Denial rate", f"{_rate(rates['actual_denial_rate'])} actual \u00b7 "
+                        f"{_rate(rates['predicted_denial_rate'])} predicted"),
+        ("Denied lines confirmed", f"{lines['confirmed']:,} of {lines['predicted_denied']:,} predicted"),
+        ("False alarms", f"{lines['false_alarm']:,}"),
+        ("Missed denials", f"{lines['missed']:,}"),
+    ]
+    out.append('<div class="cards">' + "".join(
+        f'<div class="card"><div class="k">{_e(k)}</div><div class="v">{_e(v)}</div></div>'
+        for k, v in cards) + "</div>")
+    out.append(f'<p class="note">Claims matched by claim id: {claims["matched"]:,}; remitted but not '
+               f'checked: {claims["remitted_only"]:,}; checked but not in the remittances yet: '
+               f'{claims["checked_only"]:,}; reversed or voided: {claims["reversed"]:,}. '
+               'A line is actually denied when the payer '
+               'paid nothing for it with an adjustment other than the patient\u2019s share (PR 1-3) or '
+               'the contractual reduction (CO 45).')
+    if data["line_matching"] == "order":
+        out.append(f' Claims whose lines were matched in order (no claim file given): '
+                   f'{data["claims_matched_by_order"]:,}.')
+    out.append("</p>")
+    denied = data["denied_by_reason"]
+    if denied:
+        out.append(_bar_chart("Dollars denied by reason (group-CARC)", [
+            (d["carc"], d["amount"], COLOURS["deny"], None, _money(round(d["amount"] * 100)))
+            for d in denied[:CHART_ROWS]], "chart-remit-carc"))
+    out.append("<h3>How each rule predicted</h3>")
+    rules = sorted(data["rules"], key=lambda r: (r["precision"] is None, r["precision"] or 0, r["rule"]))
+    out.append(_table(["Rule", "Predicted", "Confirmed", "False alarms", "Precision", "CARC agrees"],
+                      [[f'<code>{_e(r["rule"])}</code>', f'{r["predicted"]:,}', f'{r["confirmed"]:,}',
+                        f'{r["false_alarm"]:,}', _rate(r["precision"]), _rate(r["carc_agreement"])]
+                       for r in rules], "remit-rules", (1, 2, 3, 4, 5))
+               if rules else '<p class="empty">No deny finding matched a remitted line.</p>')
+    out.append('<p class="note">Worst precision first: a rule with many false alarms is a rule or payer '
+               'parameter to review.</p>')
+    out.append("<h3>Denials no rule predicted</h3>")
+    missed = data["missed_by_reason"]
+    out.append(_table(["CARC", "RARC", "Lines", "Amount", "Codes"],
+                      [[_e(m["carc"] or "-"), _e(m["rarc"] or "-"), f'{m["lines"]:,}',
+                        _money(round(m["amount"] * 100)), _e(", ".join(m["codes"]) or "-")] for m in missed],
+                      "remit-missed", (2, 3))
+               if missed else '<p class="empty">Every denial was predicted.</p>')
+    out.append('<p class="note">The analyst\u2019s list of rules and payer parameters to write next.</p>')
+    payers = data["by_payer"]
+    if payers:
+        out.append("<h3>By payer</h3>")
+        out.append(_table(["Payer", "Claims", "Clean rate actual", "Clean rate predicted", "Denial rate actual",
+                           "Denial rate predicted", "Confirmed", "False alarms", "Missed"],
+                          [[f'<code>{_e(p["payer"])}</code>', f'{p["claims"]:,}', _rate(p["actual_clean_rate"]),
+                            _rate(p["predicted_clean_rate"]), _rate(p["actual_denial_rate"]),
+                            _rate(p["predicted_denial_rate"]), f'{p["lines"]["confirmed"]:,}',
+                            f'{p["lines"]["false_alarm"]:,}', f'{p["lines"]["missed"]:,}'] for p in payers],
+                          "remit-payers", (1, 2, 3, 4, 5, 6, 7, 8)))
+    if data["errors"]:
+        out.append(f'<p class="note">{len(data["errors"]):,} problems in the remittance files: run '
+                   '<code>pain-asp remit</code> in text or JSON to list them.</p>')
+    out.append("</section>")
     return "".join(out)
 
 

@@ -247,7 +247,7 @@ class _Scan:
     fatal: str | None = None
 
 
-def _quiet_pyx12() -> None:
+def silence_pyx12() -> None:
     """pyx12 logs every error with the bad value: keep those lines out of any log."""
     logger = logging.getLogger("pyx12")
     logger.setLevel(logging.CRITICAL + 1)     # its modules log through children of "pyx12"
@@ -291,7 +291,7 @@ def _scan_parts(handle: Any) -> Iterator[_Scan]:
     import pyx12.params
     import pyx12.x12context
 
-    _quiet_pyx12()
+    silence_pyx12()
     part = _Scan([], {}, {}, {}, [], [])
     try:
         start = handle.read(4096)
