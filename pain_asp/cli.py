@@ -52,6 +52,9 @@ PayerDirs = Annotated[Optional[list[Path]], typer.Option(
     "--payer-dir", help="A folder of extra payer policy files (repeatable).")]
 NcciDir = Annotated[Optional[Path], typer.Option(
     "--ncci-dir", help="NCCI PTP/MUE tables in CMS layout to use instead of the shipped ones.")]
+RemitStats = Annotated[Optional[Path], typer.Option(
+    "--remit-stats", help="A history database with comparisons recorded by remit --record: adds each "
+    "rule's observed precision per payer.")]
 HistoryDb = Annotated[Optional[Path], typer.Option(
     "--history", help="A history store (SQLite) to read patients' earlier services from.")]
 SpoolDir = Annotated[Optional[Path], typer.Option(
@@ -254,12 +257,15 @@ def rules_list(
         "--payer", help="Only the rules this payer switches off or re-grades, or that read a parameter it sets.")] = None,
     fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
     payer_dir: PayerDirs = None,
+    remit_stats: RemitStats = None,
 ) -> None:
-    """Every rule: id, category, severity, CARC, confidence, title, sources."""
+    """Every rule: id, category, severity, CARC, confidence, title, sources; with --remit-stats,
+    each rule's observed precision per payer (remit --record)."""
     import json
 
     from .kb import rule_catalog
 
+    precision = _observed_precision(remit_stats)
     rules = [r for r in rule_catalog().values() if category is None or r.category == category]
     notes: dict[str, str] = {}
     if payer is not None:
@@ -272,7 +278,9 @@ def rules_list(
             "id": r.id, "title": r.title, "category": r.category, "severity": r.severity,
             "carc": r.meta.get("carc"), "rarc": r.meta.get("rarc"), "confidence": r.confidence,
             "sources": [s.document for s in r.sources],
-            **({"payer": notes[r.id]} if payer is not None else {})} for r in rules], indent=2) + "\n")
+            **({"payer": notes[r.id]} if payer is not None else {}),
+            **({"observed": precision.get(r.id, [])} if remit_stats is not None else {})}
+            for r in rules], indent=2) + "\n")
         return
     width = max((len(r.id) for r in rules), default=10)
     sys.stdout.write(f"{'id'.ljust(width)}  {'category':<12} {'sev':<6} {'CARC':<4} {'confidence':<15} "
@@ -283,6 +291,33 @@ def rules_list(
         extra = f"  [{payer}: {notes[r.id]}]" if payer is not None else ""
         sys.stdout.write(f"{r.id.ljust(width)}  {r.category:<12} {r.severity:<6} {carc:<4} "
                          f"{r.confidence:<15} {r.title}; {sources}{extra}\n")
+        for seen in precision.get(r.id, []):
+            sys.stdout.write(f"{''.ljust(width)}  observed {_precision_text(seen)}\n")
+
+
+def _observed_precision(db: Optional[Path]) -> dict[str, list[dict]]:
+    """Rule id -> its observed precision per payer, from the comparisons recorded in ``db``."""
+    if db is None:
+        return {}
+    from .store import HistoryStore
+
+    if not db.exists():
+        raise _fail(f"--remit-stats {db}: no such file")
+    with HistoryStore(db, create=False) as store:
+        counts = store.rule_precision()
+    out: dict[str, list[dict]] = {}
+    for (rule, payer), (predicted, confirmed, false_alarm, agreed) in counts.items():
+        out.setdefault(rule, []).append({
+            "payer": payer, "predicted": predicted, "confirmed": confirmed, "false_alarm": false_alarm,
+            "precision": round(confirmed / predicted, 4) if predicted else None,
+            "carc_agreement": round(agreed / confirmed, 4) if confirmed else None})
+    return out
+
+
+def _precision_text(seen: dict) -> str:
+    share = "n/a" if seen["precision"] is None else f"{100 * seen['precision']:.1f} %"
+    return (f"{seen['payer']}: precision {share} ({seen['confirmed']} of {seen['predicted']} predicted "
+            f"denials confirmed, {seen['false_alarm']} false alarms)")
 
 
 @app.command()
@@ -369,31 +404,66 @@ Db = Annotated[Path, typer.Option("--db", help="The history database file (creat
 @history_app.command("add")
 @_user_errors
 def history_add(
-    files: Annotated[list[Path], typer.Argument(help="Checked claim files to record.")],
     db: Db,
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Checked claim files to record.")] = None,
+    remit: Annotated[Optional[list[Path]], typer.Option(
+        "--remit", help="X12 835 remittances (files or folders, repeatable): mark the stored services "
+        "paid, denied or reversed, for payers whose policy counts only paid services.")] = None,
 ) -> None:
-    """Record claims' services (with their documented results) as patient history."""
-    from .readers import read_claims
+    """Record claims' services (with their documented results) as patient history, and what the
+    payer did with them (--remit).
+
+    Exit codes: 0 recorded; 2 usage or input error (nothing is recorded).
+    """
+    from .render import visible
     from .store import HistoryStore
 
-    for path in files:
+    if not files and not remit:
+        raise _fail("expected claim files to record, --remit 835 files, or both")
+    for path in files or []:
         if not path.exists():
             raise _fail(f"{path}: no such file or folder")
-    records = list(read_claims(files))
-    bad = [e for r in records for e in r.errors]
-    for error in bad:
-        sys.stderr.write(f"pain-asp: {error}\n")
-    if bad:
-        raise _fail(f"{len(bad)} input error(s): nothing was recorded (fix them and run again)")
+    records = []
+    if files:
+        from .readers import read_claims
+
+        records = list(read_claims(files))
+        bad = [e for r in records for e in r.errors]
+        for error in bad:
+            sys.stderr.write(f"pain-asp: {visible(str(error))}\n")
+        if bad:
+            raise _fail(f"{len(bad)} input error(s): nothing was recorded (fix them and run again)")
+    standing = reversed_claims = None
+    if remit:
+        from .remit import remittances, require_remittances
+
+        errors: list = []
+        standing, reversed_claims = remittances(require_remittances(remit), errors)
+        for error in errors:
+            sys.stderr.write(f"pain-asp: {visible(str(error))}\n")
+        if errors:
+            raise _fail(f"{len(errors)} problem(s) in the remittances: nothing was recorded")
     with HistoryStore(db) as store:
-        recorded = store.add_claims(r.claim for r in records if r.claim is not None)
+        if records:
+            recorded = store.add_claims(r.claim for r in records if r.claim is not None)
+            for warning in recorded.warnings:
+                sys.stderr.write(f"pain-asp: warning: {visible(warning)}\n")
+            sys.stderr.write(f"pain-asp: {recorded.added} claim(s) added, {recorded.replaced} replaced "
+                             "(same patient and claim id, a date of service in common)\n")
+            sys.stdout.write(f"recorded {recorded.services} service(s) from {len(records)} claim(s)\n")
+        if standing is not None:
+            marked = store.record_adjudications(standing.values(), reversed_claims.values())
+            for kind, ids in (("not in the store", marked.not_stored),
+                              ("matching more than one stored claim (nothing marked)", marked.ambiguous)):
+                if ids:
+                    shown = ", ".join(visible(i) for i in ids[:10]) + (" ..." if len(ids) > 10 else "")
+                    sys.stderr.write(f"pain-asp: warning: remitted claims {kind}: {len(ids)} ({shown})\n")
+            sys.stdout.write(f"marked {marked.paid} service(s) paid, {marked.denied} denied, "
+                             f"{marked.reversed} reversed"
+                             + (f"; {marked.lines_not_found} remitted line(s) matched no stored service"
+                                if marked.lines_not_found else "") + "\n")
         total = store.count()
-    for warning in recorded.warnings:
-        sys.stderr.write(f"pain-asp: warning: {warning}\n")
-    sys.stderr.write(f"pain-asp: {recorded.added} claim(s) added, {recorded.replaced} replaced "
-                     "(same patient and claim id, a date of service in common)\n")
-    sys.stdout.write(f"recorded {recorded.services} service(s) from {len(records)} claim(s); "
-                     f"{total} in {db}\n")
+    sys.stdout.write(f"{total} service(s) in {db}\n")
 
 
 @history_app.command("show")
@@ -718,6 +788,9 @@ def remit_command(
         "files that were checked (to match lines by control number, code, modifiers and date). Repeatable.")],
     fmt: Annotated[RemitFormat, typer.Option("--format", "-f", help="text, json, or an html report page.")] = RemitFormat.text,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    record: Annotated[Optional[Path], typer.Option(
+        "--record", help="A history database to keep each rule's counts per payer in (rules list "
+        "--remit-stats); the same remittances recorded again replace their earlier counts.")] = None,
 ) -> None:
     """Hold check results against what the payer did (835 remittances): per line predicted denied,
     confirmed, false alarm, missed, paid; each rule's precision; the denials no rule predicted.
@@ -758,6 +831,12 @@ def remit_command(
         sys.stdout.write(text)
     else:
         write_output(output, text)
+    if record is not None:
+        from .remit import comparison_id
+        from .store import HistoryStore
+
+        with HistoryStore(record) as store:
+            store.record_rule_precision(comparison_id(eras), comparison.rule_payers)
     for error in comparison.errors[:20]:
         sys.stderr.write(f"pain-asp: {error}\n")
     if comparison.errors:
@@ -810,14 +889,25 @@ def rules_show(
     kb: KbDir = None,
     cases: CasesDir = None,
     payer_dir: PayerDirs = None,
+    remit_stats: RemitStats = None,
 ) -> None:
-    """A rule's metadata, sources with dates, payer parameters it reads, its example claims and its ASP text."""
+    """A rule's metadata, sources with dates, payer parameters it reads, its example claims and its
+    ASP text; with --remit-stats, its observed precision per payer."""
     import json
 
     from .authoring import show_rule, show_text
 
     info = show_rule(rule_id, _layout(kb, cases), [str(p) for p in payer_dir or []])
-    sys.stdout.write(json.dumps(info, indent=2) + "\n" if fmt == TextOrJson.json else show_text(info))
+    if remit_stats is not None:
+        info["observed"] = _observed_precision(remit_stats).get(rule_id, [])
+    if fmt == TextOrJson.json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+        return
+    sys.stdout.write(show_text(info))
+    if remit_stats is not None:
+        sys.stdout.write("observed against remittances:\n" + "".join(
+            f"  {_precision_text(seen)}\n" for seen in info["observed"]) if info["observed"] else
+            "observed against remittances: no recorded comparison names this rule\n")
 
 
 @rules_app.command("test")

@@ -148,8 +148,10 @@ def _documentation(k: int, n: int, doc: Documentation) -> list[str]:
 
 
 def _history(k: int, h: int, entry: HistoryEntry) -> list[str]:
-    out = [f'hist({k}, {h}, "{entry.code}", {day_number(entry.date)}, {_ymd(entry.date)}).',
+    out = [f'hist_service({k}, {h}, "{entry.code}", {day_number(entry.date)}, {_ymd(entry.date)}).',
            f"hist_units({k}, {h}, {entry.units})."]
+    if entry.outcome is not None:
+        out.append(f"hist_outcome({k}, {h}, {entry.outcome}).")
     for mod in dict.fromkeys(entry.modifiers):
         out.append(f'hist_mod({k}, {h}, "{mod}").')
     if entry.purpose is not None:

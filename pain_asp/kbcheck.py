@@ -797,14 +797,19 @@ def _never_fire(kb: Path, place: Any, payer_ids: list[str], payer_dirs: list[str
 
 def _silence_reason(rule: Any, payer: Any) -> str:
     """Why a payer never sees a rule fire, when its settings say so ("" when they do not)."""
+    from .payer_schema import PARAMETERS
+
     if payer.rule_off.get(rule.id):
         return "the payer switches it off"
-    unset = [name for name in rule.reads if name not in payer.parameters]
-    if rule.reads and len(unset) == len(rule.reads):
+    # A parameter with a default (history_counts) changes how a rule counts, never whether it
+    # can fire: leaving it unset silences nothing.
+    reads = [name for name in rule.reads if name not in PARAMETERS or PARAMETERS[name].default is None]
+    unset = [name for name in reads if name not in payer.parameters]
+    if reads and len(unset) == len(reads):
         return "the payer does not set " + ", ".join(unset)
-    empty = [name for name in rule.reads if name in payer.parameters
+    empty = [name for name in reads if name in payer.parameters
              and all(not d.value for d in payer.parameters[name])]
-    if empty and len(empty) + len(unset) == len(rule.reads):
+    if empty and len(empty) + len(unset) == len(reads):
         return "the payer sets " + ", ".join(empty) + " to an empty value" + (
             " and does not set " + ", ".join(unset) if unset else "")
     return ""

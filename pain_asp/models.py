@@ -53,6 +53,7 @@ ConservativeCare = Literal[
 ]
 Side = Literal["left", "right", "bilateral"]
 Purpose = Literal["diagnostic", "therapeutic"]
+Outcome = Literal["paid", "denied"]
 Percent = Annotated[int, Meta(ge=0, le=100)]
 Months = Annotated[int, Meta(ge=0, le=120)]
 Modifiers = Annotated[list[str], Meta(max_length=MAX_MODIFIERS)]
@@ -209,6 +210,7 @@ class HistoryEntry(_Strict):
     relief_duration_months: Optional[Months] = None
     levels: Optional[list[str]] = None
     side: Optional[Side] = None
+    outcome: Optional[Outcome] = None   # what the payer did (835), where known
 
     def __post_init__(self) -> None:
         force_setattr(self, "code", _check_code("code", self.code))

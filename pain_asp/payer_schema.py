@@ -40,6 +40,7 @@ class ParamSpec:
     choices: tuple[str, ...] = ()
     fields: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     key: str = "family"
+    default: str | None = None   # what the rules do when a payer does not set it
 
 
 # --- parameters read by the coding rules -------------------------------------------------
@@ -151,6 +152,15 @@ _CLAIM_POLICY: dict[str, ParamSpec] = {
     ),
     "not_covered": ParamSpec(
         "list", "Codes the payer does not cover (kb/rules/payer/coverage.lp).", item="code",
+    ),
+    "history_counts": ParamSpec(
+        "choice",
+        "Which of the patient's earlier services the history rules count (sessions per window, "
+        "intervals, diagnostic blocks before RFA, global periods): billed (every service billed, "
+        "whatever the payer did) or paid (a service the payer denied, as recorded from its 835 by "
+        "history add --remit, does not count). Reversed and voided services never count "
+        "(kb/history.lp).",
+        choices=("billed", "paid"), default="billed",
     ),
     "care_overlap_severity": ParamSpec(
         "choice",

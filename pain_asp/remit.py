@@ -32,7 +32,8 @@ from typing import Any, Optional
 from .era import Adjustment, RemitClaim, RemitLine, read_835
 from .errors import InputError, PainAspError
 
-__all__ = ["Counts", "Comparison", "CheckedLine", "compare", "render_text", "as_json", "remittances"]
+__all__ = ["Counts", "Comparison", "CheckedLine", "as_json", "checked_lines_of", "compare", "comparison_id",
+           "remittances", "render_text", "require_remittances"]
 
 
 @dataclass
@@ -175,13 +176,15 @@ def _dollars(cents: int) -> float:
 
 # --- remittances ------------------------------------------------------------------------------
 
-def remittances(files: Iterable[str | Path], errors: list[InputError]) -> tuple[dict[str, RemitClaim], int]:
-    """The standing adjudication of every claim id, and how many were reversed or voided.
+def remittances(files: Iterable[str | Path],
+                errors: list[InputError]) -> tuple[dict[str, RemitClaim], dict[str, RemitClaim]]:
+    """The standing adjudication of every claim id, and the claims whose last word is a
+    reversal or void (claim id -> that reversal).
 
     Files are read in the order given, claims in file order: a reversal or void cancels the
     adjudication before it, any other adjudication replaces it."""
     standing: dict[str, RemitClaim] = {}
-    reversed_ids: set[str] = set()
+    reversed_: dict[str, RemitClaim] = {}
     for file in files:
         for item in read_835(file):
             if isinstance(item, InputError):
@@ -189,13 +192,13 @@ def remittances(files: Iterable[str | Path], errors: list[InputError]) -> tuple[
                 continue
             errors.extend(item.errors)
             if item.is_reversal or item.frequency == "8":
-                if standing.pop(item.claim_id, None) is not None or item.is_reversal:
-                    reversed_ids.add(item.claim_id)
+                standing.pop(item.claim_id, None)
+                reversed_[item.claim_id] = item
                 continue
             standing.pop(item.claim_id, None)
             standing[item.claim_id] = item
-            reversed_ids.discard(item.claim_id)
-    return standing, len(reversed_ids)
+            reversed_.pop(item.claim_id, None)
+    return standing, reversed_
 
 
 # --- matching ---------------------------------------------------------------------------------
@@ -236,7 +239,8 @@ def compare(remit_files: Iterable[str | Path], results: Iterable[dict[str, Any]]
     """Hold check results against remittances. ``checked_lines`` (claim id -> its lines, from
     the claim files) lets lines match by control number, code, modifiers and date."""
     out = Comparison(remittance_files=[str(f) for f in remit_files])
-    standing, out.reversed = remittances(out.remittance_files, out.errors)
+    standing, reversed_ = remittances(out.remittance_files, out.errors)
+    out.reversed = len(reversed_)
     seen: set[str] = set()
     for result in results:
         claim_id = result.get("claim_id")
@@ -380,6 +384,18 @@ def render_text(c: Comparison) -> str:
         if len(c.errors) > 50:
             out.append(f"  ... and {len(c.errors) - 50:,} more (--format json lists them all)")
     return "\n".join(out) + "\n"
+
+
+def comparison_id(files: Iterable[str | Path]) -> str:
+    """Names a comparison by the remittances it read (their bytes, in order): recording the same
+    remittances again replaces their counts instead of adding them twice."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(Path(path).read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def checked_lines_of(claim_files: Iterable[str | Path]) -> dict[str, list[CheckedLine]]:

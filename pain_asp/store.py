@@ -66,6 +66,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from msgspec import ValidationError
 
@@ -74,11 +75,12 @@ from .facts import day_number, from_day_number
 from .history import ClaimKey, claim_key, claim_services, same_claim
 from .models import ORIGINAL, VOID, Claim, HistoryEntry, parse_history_entry
 
-__all__ = ["SCHEMA_VERSION", "HistoryStore", "Recorded", "bench_lookup", "store_history"]
+__all__ = ["SCHEMA_VERSION", "Adjudicated", "HistoryStore", "Recorded", "bench_lookup", "store_history"]
 
 #: Version of the table layout written by this module (1: claims keyed by claim id alone;
-#: 2: by patient, claim id and dates of service; ``claim_day`` tells stored claims apart).
-SCHEMA_VERSION = 2
+#: 2: by patient, claim id and dates of service; ``claim_day`` tells stored claims apart;
+#: 3: each service's adjudication from the payer's 835, and the rules' observed precision).
+SCHEMA_VERSION = 3
 
 #: ``PRAGMA application_id`` of a pain-asp history database ("pAsp").
 APPLICATION_ID = 0x70417370
@@ -110,10 +112,22 @@ CREATE TABLE services (
     side                   TEXT,
     claim_id               TEXT    NOT NULL,
     imported_at            TEXT    NOT NULL,
-    claim_day              INTEGER NOT NULL
+    claim_day              INTEGER NOT NULL,
+    outcome                TEXT
 );
 CREATE INDEX services_patient_day ON services (patient_key, day);
 CREATE INDEX services_claim ON services (claim_id);
+CREATE TABLE remit_stats (
+    comparison  TEXT    NOT NULL,
+    rule        TEXT    NOT NULL,
+    payer       TEXT    NOT NULL,
+    predicted   INTEGER NOT NULL,
+    confirmed   INTEGER NOT NULL,
+    false_alarm INTEGER NOT NULL,
+    carc_agreed INTEGER NOT NULL,
+    recorded_at TEXT    NOT NULL,
+    PRIMARY KEY (comparison, rule, payer)
+) WITHOUT ROWID;
 """
 
 _COLUMNS = (
@@ -130,9 +144,29 @@ UPDATE services SET claim_day = (SELECT min(s.day) FROM services AS s
                                  WHERE s.claim_id = services.claim_id
                                  AND s.patient_key = services.patient_key)
 """
+# Version 2 to 3: services learn their adjudication (none yet), and the rules' observed
+# precision gets its table.
+_MIGRATE_FROM_2 = """
+ALTER TABLE services ADD COLUMN outcome TEXT;
+CREATE TABLE remit_stats (
+    comparison  TEXT    NOT NULL,
+    rule        TEXT    NOT NULL,
+    payer       TEXT    NOT NULL,
+    predicted   INTEGER NOT NULL,
+    confirmed   INTEGER NOT NULL,
+    false_alarm INTEGER NOT NULL,
+    carc_agreed INTEGER NOT NULL,
+    recorded_at TEXT    NOT NULL,
+    PRIMARY KEY (comparison, rule, payer)
+) WITHOUT ROWID
+"""
+_MIGRATIONS = {1: _MIGRATE_FROM_1, 2: _MIGRATE_FROM_2}
+
+#: What the payer did with a stored service (``services.outcome``; NULL: not adjudicated yet).
+PAID, DENIED, REVERSED = "paid", "denied", "reversed"
 _SELECT = (
     "SELECT id, date, code, modifiers, units, purpose, relief_pct, relief_duration_months, "
-    "levels, side, claim_id, imported_at FROM services"
+    "levels, side, claim_id, imported_at, outcome FROM services"
 )
 
 Row = tuple[object, ...]
@@ -148,6 +182,20 @@ class Recorded:
     added: int = 0
     replaced: int = 0
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Adjudicated:
+    """What :meth:`HistoryStore.record_adjudications` marked: services paid, denied and
+    reversed, remitted lines with no stored service, and remitted claims not in the store or
+    matching more than one stored claim (claim ids, no patient)."""
+
+    paid: int = 0
+    denied: int = 0
+    reversed: int = 0
+    lines_not_found: int = 0
+    not_stored: list[str] = field(default_factory=list)
+    ambiguous: list[str] = field(default_factory=list)
 
 
 class HistoryStore:
@@ -246,8 +294,8 @@ class HistoryStore:
         if app_id != APPLICATION_ID or not {"schema_version", "meta", "services"} <= _tables(conn):
             raise PainAspError(f"{self.path}: is not a pain-asp history database")
         version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-        if version == 1:
-            self._migrate_from_1(conn)
+        if version in _MIGRATIONS:
+            self._migrate(conn, version)
             version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise PainAspError(
@@ -257,24 +305,27 @@ class HistoryStore:
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
 
-    def _migrate_from_1(self, conn: sqlite3.Connection) -> None:
-        """Upgrade a version 1 database in one transaction (nothing changes if it fails)."""
+    def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
+        """Upgrade a database of an earlier version, step by step, in one transaction
+        (nothing changes if it fails)."""
+        failed = (f"of schema version {version} cannot be upgraded to version {SCHEMA_VERSION} "
+                  "(it needs write access once)")
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise self._error("of schema version 1 cannot be upgraded to version "
-                              f"{SCHEMA_VERSION} (it needs write access once)", exc) from None
+            raise self._error(failed, exc) from None
         try:
             # Another process may have upgraded the file while we waited for the lock.
-            if conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 1:
-                for statement in _MIGRATE_FROM_1.split(";"):
+            current = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+            while current in _MIGRATIONS:
+                for statement in _MIGRATIONS[current].split(";"):
                     conn.execute(statement)
-                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION, _now()))
+                current += 1
+                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (current, _now()))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             conn.execute("ROLLBACK")
-            raise self._error("of schema version 1 cannot be upgraded to version "
-                              f"{SCHEMA_VERSION} (it needs write access once)", exc) from None
+            raise self._error(failed, exc) from None
 
     def _same_stored_claims(self, conn: sqlite3.Connection, claim: Claim) -> list[int]:
         """The ``claim_day`` of every stored claim that is :func:`~pain_asp.history.same_claim`
@@ -383,6 +434,77 @@ class HistoryStore:
                 out.services += len(rows)
         return out
 
+    def record_adjudications(self, standing: Iterable[Any], reversed_claims: Iterable[Any]) -> Adjudicated:
+        """Mark stored services with what the payer did, from its 835s (:mod:`pain_asp.remit`).
+
+        ``standing`` are the last adjudications of claims (:class:`~pain_asp.era.RemitClaim`),
+        ``reversed_claims`` the claims whose payment was reversed or voided. A remitted claim
+        matches the stored claim with its claim id and a date of service in common; the
+        remittance names no patient pain-asp can use (it never reads member ids), so when that
+        is more than one stored claim nothing is marked and the claim is reported. Its lines
+        match stored services by code and date: ``paid`` or ``denied`` (a claim adjudicated
+        without lines gives its outcome to every service of the claim). A reversed claim's
+        services become ``reversed``, and reversed services are never read back as history.
+        """
+        out = Adjudicated()
+        with self._transaction("record adjudications") as conn:
+            for claim, reversed_ in [*((c, False) for c in standing), *((c, True) for c in reversed_claims)]:
+                target = self._remitted_claim(conn, claim, out)
+                if target is None:
+                    continue
+                rows = conn.execute("SELECT id, date, code FROM services WHERE claim_id = ? AND patient_key = ? "
+                                    "AND claim_day = ? ORDER BY id", (claim.claim_id, *target)).fetchall()
+                if reversed_ or not claim.lines:
+                    outcome = REVERSED if reversed_ else (DENIED if claim.denied else PAID)
+                    marks = [(outcome, rid) for rid, _, _ in rows]
+                else:
+                    free = list(rows)
+                    marks = []
+                    for line in claim.lines:
+                        day = line.date.isoformat() if line.date else None
+                        match = next((r for r in free if r[2] == line.code and (day is None or r[1] == day)), None)
+                        if match is None:
+                            out.lines_not_found += 1
+                            continue
+                        free.remove(match)
+                        marks.append((DENIED if line.denied else PAID, match[0]))
+                conn.executemany("UPDATE services SET outcome = ? WHERE id = ?", marks)
+                for outcome, _ in marks:
+                    setattr(out, outcome, getattr(out, outcome) + 1)
+        return out
+
+    def _remitted_claim(self, conn: sqlite3.Connection, claim: Any, out: Adjudicated) -> tuple[bytes, int] | None:
+        """(patient key, claim day) of the one stored claim a remitted claim is, else None."""
+        days = {line.date.isoformat() for line in claim.lines if line.date} or (
+            {claim.service_date.isoformat()} if claim.service_date else set())
+        found = {(key, claim_day) for key, claim_day, date in conn.execute(
+            "SELECT patient_key, claim_day, date FROM services WHERE claim_id = ?", (claim.claim_id,))
+            if not days or date in days}
+        if len(found) == 1:
+            return found.pop()
+        if found:
+            out.ambiguous.append(claim.claim_id)
+        else:
+            out.not_stored.append(claim.claim_id)
+        return None
+
+    def record_rule_precision(self, comparison: str, counts: Mapping[tuple[str, str], Any]) -> None:
+        """Keep one comparison's per-rule, per-payer counts (``remit --record``); recording the
+        same comparison again (same remittances and results) replaces it."""
+        now = _now()
+        with self._transaction("record rule precision") as conn:
+            conn.execute("DELETE FROM remit_stats WHERE comparison = ?", (comparison,))
+            conn.executemany("INSERT INTO remit_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+                (comparison, rule, payer, c.predicted_denied, c.confirmed, c.false_alarm, c.carc_agreed, now)
+                for (rule, payer), c in sorted(counts.items())])
+
+    def rule_precision(self) -> dict[tuple[str, str], tuple[int, int, int, int]]:
+        """(rule, payer) -> (predicted, confirmed, false alarms, CARC agreed), over every
+        recorded comparison."""
+        return {(rule, payer): (p, c, f, a) for rule, payer, p, c, f, a in self._query(
+            "SELECT rule, payer, sum(predicted), sum(confirmed), sum(false_alarm), sum(carc_agreed) "
+            "FROM remit_stats GROUP BY rule, payer ORDER BY rule, payer", ())}
+
     def forget(self, patient_id: str) -> int:
         """Delete every row of the patient; returns how many were deleted.
 
@@ -410,7 +532,7 @@ class HistoryStore:
                 raise ValueError("window_days needs a 'before' date to count back from")
             if window_days < 0:
                 raise ValueError("window_days must be 0 or more")
-        sql = _SELECT + " WHERE patient_key = ?"
+        sql = _SELECT + f" WHERE patient_key = ? AND (outcome IS NULL OR outcome <> '{REVERSED}')"
         params: list[object] = [self.patient_key(patient_id)]
         if before is not None:
             sql += " AND day <= ?"
@@ -446,12 +568,13 @@ class HistoryStore:
 
     def _entry(self, row: Row) -> HistoryEntry:
         (rid, date, code, modifiers, units, purpose, relief_pct, relief_months,
-         levels, side, _claim, _imported) = row
+         levels, side, _claim, _imported, outcome) = row
         try:
             return parse_history_entry({
                 "date": date, "code": code, "modifiers": json.loads(str(modifiers)), "units": units,
                 "purpose": purpose, "relief_pct": relief_pct, "relief_duration_months": relief_months,
                 "levels": json.loads(str(levels)) if levels is not None else None, "side": side,
+                "outcome": outcome,
             })
         except (ValidationError, ValueError, TypeError):
             raise PainAspError(
@@ -467,13 +590,13 @@ class HistoryStore:
         out = []
         for row in self._rows(patient_id, None, None):
             (rid, date, code, modifiers, units, purpose, relief_pct, relief_months,
-             levels, side, claim_id, imported) = row
+             levels, side, claim_id, imported, outcome) = row
             out.append({
                 "date": date, "code": code, "modifiers": json.loads(str(modifiers)),
                 "units": units, "purpose": purpose, "relief_pct": relief_pct,
                 "relief_duration_months": relief_months,
                 "levels": json.loads(str(levels)) if levels is not None else None,
-                "side": side, "claim_id": claim_id, "imported_at": imported,
+                "side": side, "claim_id": claim_id, "imported_at": imported, "outcome": outcome,
             })
         return out
 

@@ -244,3 +244,99 @@ def test_a_folder_of_remittances_and_two_files_in_order(checked, tmp_path):
     assert one["claims"]["matched"] == 1 and one["lines"]["false_alarm"] == 1
     both = json.loads(_remit(folder, "--against", results, "-f", "json").stdout)
     assert both["claims"]["matched"] == 0 and both["claims"]["reversed"] == 1
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "pain_asp.cli", *map(str, args)], capture_output=True, text=True)
+
+
+ESI_HISTORY = """\
+- claim_id: "1"
+  payer: commercial_strict_esi
+  place_of_service: "11"
+  patient: {id: P-REMIT}
+  diagnoses: [M54.16]
+  clinical: {conservative_care_weeks: 6, pain_duration_months: 4}
+  lines:
+    - {code: "64483", modifiers: [RT], date: DATE, dx: [1], charge: 780.00,
+       documented: {imaging: fluoroscopy, side: right, levels: [L4-L5], purpose: therapeutic}}
+"""
+
+
+def test_history_from_remittances_counts_only_paid_services_where_the_payer_says_so(tmp_path):
+    """Three stored lumbar sessions; the payer's 835 denies one and reverses nothing. The example
+    payer commercial_strict_esi allows 3 sessions a year and counts only what it paid, so the
+    fourth session is within its limit once the denial is recorded; a reversal of a paid one
+    removes it from the count too."""
+    db = tmp_path / "history.sqlite"
+    earlier = tmp_path / "earlier.yaml"
+    earlier.write_text("".join(ESI_HISTORY.replace('"1"', f'"{n}"').replace("DATE", day)
+                               for n, day in ((1, "2025-07-06"), (2, "2025-09-07"), (3, "2025-12-07"))))
+    new = tmp_path / "new.yaml"
+    new.write_text(ESI_HISTORY.replace('"1"', '"4"').replace("DATE", "2026-03-02"))
+    assert _cli("history", "add", earlier, "--db", db).returncode == 0
+
+    def esi_frequency():
+        done = _cli("check", new, "--history", db, "--format", "json", "--fail-on", "never")
+        assert done.returncode == 0, done.stderr
+        return [f["rule"] for r in json.loads(done.stdout) for f in r["findings"] if f["rule"] == "esi-frequency"]
+
+    assert esi_frequency() == ["esi-frequency"]        # three billed sessions: the fourth is over 3
+    era = tmp_path / "era.835"
+    era.write_text(interchange([transaction(1, [
+        ("1", ("1*780*500*0*12*A1*11*1", [*_paid("64483:RT", "780", "500", "20250706", reduction="280")])),
+        ("2", ("4*780*0*0*12*A2*11*1", [*service("64483:RT", "780", "0", date="20250907",
+                                                 adjustments=["CO*50*780"])])),
+        ("3", ("1*780*500*0*12*A3*11*1", [*_paid("64483:RT", "780", "500", "20251207", reduction="280")])),
+        ("99", ("1*100*80*0*12*A9*11*1", [*_paid("99213", "100", "80", "20251207", reduction="20")])),
+    ])]))
+    done = _cli("history", "add", "--remit", era, "--db", db)
+    assert done.returncode == 0, done.stderr
+    assert "marked 2 service(s) paid, 1 denied, 0 reversed" in done.stdout
+    assert "not in the store: 1 (99)" in done.stderr
+    assert esi_frequency() == []                       # the denied session no longer counts
+    from pain_asp.store import HistoryStore
+
+    with HistoryStore(db) as store:
+        assert [(s["date"], s["outcome"]) for s in store.show("P-REMIT")] == [
+            ("2025-07-06", "paid"), ("2025-09-07", "denied"), ("2025-12-07", "paid")]
+
+
+def test_a_reversal_takes_a_service_out_of_history(tmp_path):
+    db = tmp_path / "history.sqlite"
+    earlier = tmp_path / "earlier.yaml"
+    earlier.write_text(ESI_HISTORY.replace("DATE", "2025-12-07").replace("commercial_strict_esi", "medicare"))
+    assert _cli("history", "add", earlier, "--db", db).returncode == 0
+    from pain_asp.store import HistoryStore
+
+    with HistoryStore(db) as store:
+        assert len(store.show("P-REMIT")) == 1
+    era = tmp_path / "era.835"
+    era.write_text(interchange([transaction(1, [
+        ("1", ("1*780*500*0*MB*A1*11*1", [*_paid("64483:RT", "780", "500", "20251207", reduction="280")])),
+        ("1", ("22*-780*-500*0*MB*A1*11*1", [*service("64483:RT", "-780", "-500", date="20251207",
+                                                       adjustments=["CO*45*-280"])])),
+    ])]))
+    done = _cli("history", "add", "--remit", era, "--db", db)
+    assert done.returncode == 0, done.stderr
+    assert "0 service(s) paid, 0 denied, 1 reversed" in done.stdout
+    with HistoryStore(db) as store:
+        assert store.show("P-REMIT") == []
+
+
+def test_rule_precision_is_recorded_once_per_remittance_and_shown_per_payer(checked, tmp_path):
+    _, results, era = checked
+    db = tmp_path / "stats.sqlite"
+    for _ in range(2):    # recording the same remittances twice replaces, never doubles
+        done = _remit(era, "--against", results, "--against", EXAMPLES, "--record", db, "-f", "json")
+        assert done.returncode == 0, done.stderr
+    listed = json.loads(_cli("rules", "list", "--remit-stats", db, "--format", "json").stdout)
+    observed = {r["id"]: r["observed"] for r in listed}
+    assert observed["imaging-included"] == [{"payer": "medicare", "predicted": 1, "confirmed": 1, "false_alarm": 0,
+                                             "precision": 1.0, "carc_agreement": 1.0}]
+    assert observed["addon-without-primary"] == [{"payer": "commercial", "predicted": 1, "confirmed": 0,
+                                                  "false_alarm": 1, "precision": 0.0, "carc_agreement": None}]
+    assert observed["kx-missing"] == []
+    shown = _cli("rules", "show", "em-same-day-no-25", "--remit-stats", db)
+    assert shown.returncode == 0, shown.stderr
+    assert "medicare: precision 0.0 % (0 of 1 predicted denials confirmed, 1 false alarms)" in shown.stdout
