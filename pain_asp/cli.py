@@ -587,6 +587,11 @@ def report_command(
     checker = _checker(payer_dir, ncci_dir)
     data = build_report(files, checker=checker, history_db=history,
                         batch_options=BatchOptions(workers=workers), progress=Progress(sys.stderr))
+    if data.claims == data.statuses.get("error", 0):  # nothing is silently empty (SPEC §11)
+        for error in data.errors[:10]:
+            sys.stderr.write(f"pain-asp: {error['message']}\n")
+        raise _fail(f"no claims read ({data.claims} input error(s)): nothing to report, "
+                    f"{output} was not written")
     text = render_html(data, checker.rules)
     partial = output.with_name(output.name + ".part")
     partial.write_text(text, encoding="utf-8")
