@@ -78,13 +78,16 @@ _NOT_CLAIMS = ("not a claim file: neither an X12 837P (an ISA segment at the sta
 
 
 def is_x12(path: Path) -> bool:
-    """True when the file starts with an ISA segment (after a UTF-8 byte order mark or white
-    space), whatever its name: 837P exports are often named .txt or .dat."""
+    """True when the file is read as X12: named .837, .x12 or .edi, or starting with an ISA
+    segment (after a UTF-8 byte order mark or white space) whatever its name, as 837P
+    exports are often named .txt or .dat."""
+    if path.suffix.lower() in X12_SUFFIXES:
+        return True
     try:
         with path.open("rb") as handle:
             head = handle.read(4096)
     except OSError:
-        return path.suffix.lower() in X12_SUFFIXES
+        return False
     return head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n").startswith(b"ISA")
 
 
@@ -128,7 +131,7 @@ def _read_file(path: Path) -> Iterator[Record]:
             return  # read_claims says no claim was read
     except OSError:
         pass  # opening it below names the problem
-    if suffix in X12_SUFFIXES or is_x12(path):
+    if is_x12(path):
         from .x12 import read_x12
 
         yield from read_x12(path)

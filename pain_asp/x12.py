@@ -669,16 +669,13 @@ _CONTEXTS_KEPT = 5000
 def contexts_for_files(paths: Iterable[str | Path]) -> dict[str, X12Context]:
     """Claim id -> 837P context for every claim of the X12 files among ``paths`` (folders are
     walked like the readers walk them); the first file naming a claim id wins."""
-    from .readers import X12_SUFFIXES, is_x12
-
-    def x12(file: Path) -> bool:
-        return file.suffix.lower() in X12_SUFFIXES or is_x12(file)
+    from .readers import is_x12
 
     out: dict[str, X12Context] = {}
     for item in paths:
         path = Path(item)
-        files = sorted(p for p in path.rglob("*") if p.is_file() and x12(p)) if path.is_dir() else (
-            [path] if x12(path) else [])
+        files = sorted(p for p in path.rglob("*") if p.is_file() and is_x12(p)) if path.is_dir() else (
+            [path] if is_x12(path) else [])
         for file in files:
             try:
                 info = file.stat()
