@@ -303,10 +303,17 @@ def _scan_parts(handle: Any) -> Iterator[_Scan]:
         part.fatal = "an X12 interchange starting with an ISA segment"
         yield part
         return
+    widths = _isa_width_problems(_isa_values(head))
+    if widths:
+        part.fatal = ("an ISA segment of fixed width (106 characters): "
+                      + "; ".join(f"{ref} {expected}" for ref, expected in widths))
+        yield part
+        return
     source = _Rest(head, handle)
     errh = pyx12.error_handler.err_handler()
     interchange = group = -1
     isa = gs = None
+    envelope: dict[str, list[tuple[str, str]]] = {"ISA": [], "GS": []}   # element errors of the open ISA, GS
     txn: _Transaction | None = None
     levels: dict[str, _Level] = {}
     current: _Level | None = None
@@ -334,6 +341,9 @@ def _scan_parts(handle: Any) -> Iterator[_Scan]:
                 loop_id = node.x12_map_node.parent.id if node.x12_map_node.parent is not None else ""
                 part.loop_at[position] = loop_id
                 part.seg_at[position] = seg.id
+                if seg.id in envelope:
+                    envelope[seg.id] = [(f"{seg.id} (segment {position}) {ref}", expected)
+                                        for ref, expected in _envelope_problems(seg)]
                 if seg.id == "ISA":
                     interchange += 1
                     isa = seg
@@ -358,6 +368,8 @@ def _scan_parts(handle: Any) -> Iterator[_Scan]:
                     part.transactions.append(txn)
                     levels, current = {}, None
                     part.scope_at[position] = ("txn", txn)
+                    part.errors.extend((("txn", txn), where, "", expected)
+                                       for where, expected in envelope["ISA"] + envelope["GS"])
                 elif seg.id == "SE":
                     part.scope_at[position] = ("txn", txn)
                     if txn is not None and errh.cur_st_node is not None:
@@ -416,7 +428,7 @@ def _transaction_errors(st_node: Any, txn: _Transaction, part: _Scan) -> None:
     node then leaves pyx12's error tree (it holds nothing more, and the tree stays small)."""
     for code, text in st_node.errors:
         part.errors.append((("txn", txn), "transaction set (ST/SE)", "",
-                            _envelope_expect({"err_cde": code, "err_str": text})))
+                            _envelope_expect("ST", {"err_cde": code, "err_str": text})))
     for seg in st_node.children:
         _segment_errors(_seg_errors(seg), part)
     parent = getattr(st_node, "parent", None)
@@ -494,24 +506,112 @@ def _collect_errors(errh: Any, scan: _Scan, groups: dict[int, list[int]]) -> Non
     for i, isa in enumerate(tree.get("interchanges", [])):
         for err in isa.get("errors", []):
             scan.errors.append((("isa", i), "interchange envelope (ISA/IEA)", "",
-                                _envelope_expect(err)))
+                                _envelope_expect("ISA", err)))
         for g, group in enumerate(isa.get("groups", [])):
             group_index = groups[i][g] if i in groups and g < len(groups[i]) else -1
             for err in group.get("errors", []):
                 scan.errors.append((("group", group_index), "functional group (GS/GE)", "",
-                                    _envelope_expect(err)))
+                                    _envelope_expect("GS", err)))
             txns = by_index.get((i, group_index), [])
             for t, trans in enumerate(group.get("transactions", [])):
                 txn = txns[t] if t < len(txns) else None
                 for err in trans.get("errors", []):
                     scan.errors.append((("txn", txn) if txn else None, "transaction set (ST/SE)", "",
-                                        _envelope_expect(err)))
+                                        _envelope_expect("ST", err)))
                 for seg in trans.get("segments", []):
                     _segment_errors(seg, scan)
 
 
-def _envelope_expect(err: dict[str, Any]) -> str:
-    return f"a valid envelope (pyx12: {err.get('err_str', '')})"
+def _envelope_expect(level: str, err: dict[str, Any]) -> str:
+    """What a trailer error of pyx12 (TA1, AK9 or AK5 code) asks for, without the values
+    its own message quotes."""
+    code = str(err.get("err_cde", ""))
+    return _TRAILER_EXPECT.get((level, code), f"a valid {level} envelope (X12 error code {code})")
+
+
+_TRAILER_EXPECT = {
+    ("ISA", "001"): "IEA02 equal to ISA13 (the interchange control number)",
+    ("ISA", "021"): "IEA01 equal to the number of functional groups (GS) in the interchange",
+    ("ISA", "023"): "an IEA segment closing the interchange",
+    ("ISA", "024"): "a GE segment closing the functional group before the IEA",
+    ("ISA", "025"): "an ISA13 control number no other interchange of the file uses",
+    ("GS", "3"): "a GE segment closing the functional group",
+    ("GS", "4"): "GE02 equal to GS06 (the group control number)",
+    ("GS", "5"): "GE01 equal to the number of transaction sets (ST) in the group",
+    ("GS", "6"): "a GS06 control number no other group of the file uses",
+    ("ST", "2"): "an SE segment closing the transaction set",
+    ("ST", "3"): "SE02 equal to ST02 (the transaction set control number)",
+    ("ST", "4"): "SE01 equal to the number of segments in the transaction set, ST and SE included",
+    ("ST", "23"): "an ST02 control number no other transaction set of the group uses",
+}
+
+
+# ---------------------------------------------------------------------------------------
+# The envelope's own elements (ISA, GS), which pyx12's map does not check
+# ---------------------------------------------------------------------------------------
+
+# ISA01..ISA16: every element has a fixed width (005010 interchange control header).
+_ISA_WIDTHS = (2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1, 1)
+_ID_QUALIFIERS = ("01", "14", "20", "27", "28", "29", "30", "33", "ZZ")
+_ISA_CODES = {1: ("00", "03"), 3: ("00", "01"), 5: _ID_QUALIFIERS, 7: _ID_QUALIFIERS,
+              12: ("00501",), 14: ("0", "1"), 15: ("P", "T")}
+
+
+def _isa_values(head: str) -> list[str]:
+    """ISA01..ISA15 as written at the start of a file, split on its element separator (the
+    character after ``ISA``), before pyx12 relies on their fixed widths."""
+    return head[4:].split(head[3], 15)[:15] if len(head) > 4 else []
+
+
+def _isa_width_problems(values: list[str]) -> list[tuple[str, str]]:
+    if len(values) < 15:
+        return [("ISA", "16 elements")]
+    return [(f"ISA{n:02d}", f"exactly {width} character{'s' if width > 1 else ''}")
+            for n, (value, width) in enumerate(zip(values, _ISA_WIDTHS), start=1) if len(value) != width]
+
+
+def _envelope_problems(seg: _Seg) -> list[tuple[str, str]]:
+    """(element, what is expected) for each element of an ISA or GS segment that breaks the
+    X12 envelope standard; values are never part of the answer."""
+    raw = [comps[0] if comps else "" for comps in seg.elements]
+    if seg.id == "ISA":
+        out = _isa_width_problems(raw[:15]) + (
+            [] if len(raw) == 16 and len(raw[15]) == 1 else [("ISA16", "exactly 1 character")])
+        bad = {ref for ref, _ in out}
+        for n, codes in _ISA_CODES.items():
+            if f"ISA{n:02d}" not in bad and raw[n - 1] not in codes:
+                out.append((f"ISA{n:02d}", "one of " + ", ".join(codes)))
+        checks = [(9, _real_date(raw[8], "%y%m%d"), "a real date as YYMMDD"),
+                  (10, _real_time(raw[9], (4,)), "a time as HHMM"),
+                  (13, raw[12].isdigit(), "9 digits (the interchange control number)")]
+    else:
+        value = [seg.get(n) for n in range(1, 9)]
+        checks = [(1, value[0] == "HC", "HC (health care claim)"),
+                  (2, 2 <= len(value[1]) <= 15, "2 to 15 characters (the sender's code)"),
+                  (3, 2 <= len(value[2]) <= 15, "2 to 15 characters (the receiver's code)"),
+                  (4, _real_date(value[3], "%Y%m%d"), "a real date as CCYYMMDD"),
+                  (5, _real_time(value[4], (4, 6, 7, 8)), "a time as HHMM, HHMMSS or HHMMSSD(D)"),
+                  (6, value[5].isdigit() and len(value[5]) <= 9, "1 to 9 digits (the group control number)"),
+                  (7, value[6] == "X", "X (Accredited Standards Committee X12)")]
+        out = []
+        bad = set()
+    out.extend((f"{seg.id}{n:02d}", expected) for n, good, expected in checks
+               if not good and f"{seg.id}{n:02d}" not in bad)
+    return out
+
+
+def _real_date(value: str, pattern: str) -> bool:
+    try:
+        dt.datetime.strptime(value, pattern)
+    except ValueError:
+        return False
+    return value.isdigit()
+
+
+def _real_time(value: str, lengths: tuple[int, ...]) -> bool:
+    if not value.isdigit() or len(value) not in lengths:
+        return False
+    return int(value[:2]) < 24 and int(value[2:4]) < 60 and (len(value) < 6 or int(value[4:6]) < 60)
 
 
 def _segment_errors(seg: dict[str, Any], scan: _Scan) -> None:

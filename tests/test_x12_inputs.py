@@ -91,3 +91,87 @@ def test_no_claims_read_is_exit_2_with_a_message(tmp_path: Path, kind: str, comm
     assert result.exit_code == 2, result.output
     assert "no claim" in result.output.lower() or "at least one claim" in result.output.lower()
     assert "0 claim(s): \n" not in result.output
+
+
+# --- 18.2: the envelope, element by element --------------------------------------------------
+
+def _facet(old: str, new: str) -> str:
+    text = FACET.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
+
+
+ISA = "ISA*00*          *00*          *ZZ*SUBMIT01       *ZZ*PAYER01        *260302*1200*^*00501*000000001*0*T*:~"
+
+
+def _isa(n: int, value: str) -> str:
+    elements = ISA[:-1].split("*")
+    elements[n] = value
+    return _facet(ISA, "*".join(elements) + "~")
+
+
+@pytest.mark.parametrize("text, field, expected", [
+    (_facet("*20260302*1200*1*X*", "*20171399*1200*1*X*"), "GS04", "a real date"),
+    (_facet("*20260302*1200*1*X*", "*20260302*2599*1*X*"), "GS05", "a time"),
+    (_facet("GS*HC*SUBMIT01*", "GS*HC*SUBMITTER0123456789*"), "GS02", "2 to 15 characters"),
+    (_facet("*PAYER01*20260302", "*P*20260302"), "GS03", "2 to 15 characters"),
+    (_facet("*1200*1*X*", "*1200*1A*X*"), "GS06", "1 to 9 digits"),
+    (_facet("*1200*1*X*", "*1200*1*T*"), "GS07", "X"),
+    (_isa(9, "261199"), "ISA09", "a real date"),
+    (_isa(10, "2599"), "ISA10", "a time"),
+    (_isa(1, "07"), "ISA01", "one of 00, 03"),
+    (_isa(5, "99"), "ISA05", "one of"),
+    (_isa(13, "00000001X"), "ISA13", "9 digits"),
+    (_isa(14, "5"), "ISA14", "one of 0, 1"),
+    (_isa(15, "X"), "ISA15", "one of P, T"),
+    (_isa(8, "PAYER01       "), "ISA08", "exactly 15 characters"),
+    (_isa(2, "         "), "ISA02", "exactly 10 characters"),
+    (_facet("IEA*1*000000001", "IEA*1*000000002"), "IEA02", "ISA13"),
+    (_facet("IEA*1*000000001", "IEA*2*000000001"), "IEA01", "number of functional groups"),
+    (_facet("GE*1*1~", "GE*1*2~"), "GE02", "GS06"),
+    (_facet("GE*1*1~", "GE*3*1~"), "GE01", "number of transaction sets"),
+    (_facet("SE*23*0001", "SE*22*0001"), "SE01", "number of segments"),
+    (_facet("SE*23*0001", "SE*23*0002"), "SE02", "ST02"),
+])
+def test_every_envelope_error_is_reported_without_its_value(tmp_path: Path, text: str, field: str,
+                                                           expected: str) -> None:
+    path = _copy(text, tmp_path / "claims.837")
+    result = runner.invoke(app, ["check", str(path), "--format", "json"])
+    assert result.exit_code == 2, result.output
+    errors = [e for r in __import__("json").loads(result.stdout) for e in r.get("errors", [])]
+    hits = [e for e in errors if field in e["field"] + " " + e["expected"]]
+    assert hits, errors
+    assert any(expected in e["expected"] for e in hits), hits
+    changed = [b for a, b in zip(FACET.read_text().split("*"), text.split("*")) if a != b]
+    for e in errors:
+        assert e["value"] == ""
+        for value in changed:
+            assert len(value.strip("~ ")) < 4 or value.strip("~") not in e["message"], e
+
+
+def test_an_isa_error_belongs_to_the_claims_of_its_interchange(tmp_path: Path) -> None:
+    path = _copy(_isa(9, "261199"), tmp_path / "claims.837")
+    records = list(read_claims([path]))
+    assert [r.claim_id for r in records] == ["PCN0001"]
+    assert not records[0].ok
+    assert any("ISA09" in e.field for e in records[0].errors)
+
+
+def test_fix_never_writes_an_invalid_envelope(tmp_path: Path) -> None:
+    path = _copy(_facet("*20260302*1200*1*X*", "*20171399*1200*1*X*"), tmp_path / "claims.837")
+    out = tmp_path / "out.837"
+    result = runner.invoke(app, ["fix", str(path), "-o", str(out)])
+    assert result.exit_code == 2
+    assert not out.exists()
+    assert "GS04" in result.output
+
+
+def test_the_writer_refuses_an_envelope_its_own_validation_rejects() -> None:
+    from pain_asp.errors import PainAspError
+    from pain_asp.x12 import contexts_of, records_from_text, write_837
+
+    good = list(records_from_text(FACET.read_text(encoding="utf-8")))
+    contexts = contexts_of(good)
+    contexts["PCN0001"].transaction.gs.set(4, "20171399")
+    with pytest.raises(PainAspError, match="GS04"):
+        write_837([good[0].claim], contexts)
