@@ -179,7 +179,7 @@ def explain(
 
     from .explain import explain_result, explanation_text
 
-    checker, results, fixes = _run_and_fix([file], payer_dir, ncci_dir, history)
+    checker, results, fixes, _ = _run_and_fix([file], payer_dir, ncci_dir, history)
     fix_of = {id(result): fixed for result, fixed in zip(results, fixes)}
     if rule is not None and rule not in checker.rules:
         raise _fail(f"--rule {rule}: not a rule id (see pain-asp rules list)")
@@ -465,7 +465,7 @@ def data_status(
 
 def _run_and_fix(files: list[Path], payer_dirs: list[Path] | None, ncci_dir: Path | None,
                  history_db: Path | None, timeout: float = 20.0):  # noqa: ANN202
-    """Read, check and fix every claim; returns (checker, check results, fix results)."""
+    """Read, check and fix every claim; returns (checker, check results, fix results, records)."""
     from .history import batch_history
     from .readers import read_claims
     from .repair import Repairer, RepairOptions
@@ -481,42 +481,68 @@ def _run_and_fix(files: list[Path], payer_dirs: list[Path] | None, ncci_dir: Pat
     provider = batch_history([r.claim for r in records if r.claim is not None])
     if history_db is None:
         results = list(checker.check(records, history=provider))
-        return checker, results, repairer.fix_checked(results, provider)
+        return checker, results, repairer.fix_checked(results, provider), records
     from .store import HistoryStore, store_history
 
     with HistoryStore(history_db, create=False) as store:
         stored = store_history(store, base=provider)
         results = list(checker.check(records, history=stored))
-        return checker, results, repairer.fix_checked(results, stored)
+        return checker, results, repairer.fix_checked(results, stored), records
 
 
-def _write_corrected(fixes: list, path: Path, inputs: list[Path] | None = None) -> int:
-    """Write the corrected claims to ``path`` (.json, .jsonl/.ndjson, .yaml/.yml); returns how many."""
+def _write_corrected(fixes: list, records: list, path: Path, inputs: list[Path]) -> int:
+    """Write every claim to ``path`` (.json, .jsonl/.ndjson, .yaml/.yml, .837/.x12/.edi), in
+    input order: the corrected claims, and each claim that could not be checked passed through
+    as it was read (named on stderr); returns how many were written."""
     import json
 
-    claims = [f.corrected for f in fixes if f.corrected is not None]
     suffix = path.suffix.lower()
-    if suffix in (".837", ".x12", ".edi"):  # X12 837P: claims read from an 837P keep their loops
-        from .models import parse_claim
+    if suffix not in (".837", ".x12", ".edi", ".jsonl", ".ndjson", ".json", ".yaml", ".yml"):
+        raise _fail(f"--output {path}: expected a .json, .jsonl, .yaml or .837 file name")
+    x12 = suffix in (".837", ".x12", ".edi")
+    items = []
+    for fixed, record in zip(fixes, records):
+        if fixed.corrected is not None:
+            items.append(fixed.corrected_claim or fixed.claim if x12 else fixed.corrected)
+            continue
+        item = _as_read(record, x12)
+        if item is None:
+            if record.claim_id is not None or isinstance(record.source, dict):
+                raise _fail(f"--output {path}: claim {record.claim_id or '(no id)'} ({record.file} "
+                            f"#{record.position}) could not be read and can only be passed through "
+                            f"to the format it came in; nothing was written")
+            sys.stderr.write(f"pain-asp: {record.file} #{record.position}: no claim could be read "
+                             f"there, so there is nothing to pass through\n")
+            continue
+        why = f": {record.errors[0]}" if record.errors else ""
+        sys.stderr.write(f"pain-asp: claim {record.claim_id or '(no id)'} ({record.file} "
+                         f"#{record.position}) passed through unchanged, it could not be checked{why}\n")
+        items.append(item)
+    if x12:  # claims read from an 837P keep their loops
         from .x12 import write_corrected_837
 
-        text = write_corrected_837([f.corrected_claim or f.claim or parse_claim(f.corrected)
-                                    for f in fixes if f.corrected is not None], inputs or [])
-        path.write_text(text, encoding="utf-8")
-        return len(claims)
+        path.write_text(write_corrected_837(items, inputs), encoding="utf-8")
+        return len(items)
     with path.open("w", encoding="utf-8", newline="") as handle:
         if suffix in (".jsonl", ".ndjson"):
-            for claim in claims:
-                handle.write(json.dumps(claim, ensure_ascii=True) + "\n")
+            for claim in items:
+                handle.write(json.dumps(claim, ensure_ascii=True, default=str) + "\n")
         elif suffix == ".json":
-            handle.write(json.dumps(claims, indent=2, ensure_ascii=True) + "\n")
-        elif suffix in (".yaml", ".yml"):
+            handle.write(json.dumps(items, indent=2, ensure_ascii=True, default=str) + "\n")
+        else:
             import yaml
 
-            handle.write(yaml.safe_dump(claims, sort_keys=False, allow_unicode=False))
-        else:
-            raise _fail(f"--output {path}: expected a .json, .jsonl, .yaml or .837 file name")
-    return len(claims)
+            handle.write(yaml.safe_dump(items, sort_keys=False, allow_unicode=False))
+    return len(items)
+
+
+def _as_read(record, x12: bool):  # noqa: ANN001, ANN202
+    """An unreadable claim as it was read, for the output format; None when there is none."""
+    from .x12 import Untouched, X12Context
+
+    if isinstance(record.source, X12Context):
+        return Untouched(record.source) if x12 else record.source.as_read
+    return None if x12 else record.source
 
 
 @app.command()
@@ -541,16 +567,14 @@ def fix(
 
     from .repair import format_fix_report
 
-    _, _, fixes = _run_and_fix(files, payer_dir, ncci_dir, history, timeout)
+    _, _, fixes, records = _run_and_fix(files, payer_dir, ncci_dir, history, timeout)
     if fmt == TextOrJson.json:
         sys.stdout.write(json.dumps([f.as_dict() for f in fixes], indent=2, ensure_ascii=True) + "\n")
     else:
         sys.stdout.write(format_fix_report(fixes))
     if output is not None:
-        written = _write_corrected(fixes, output, files)
-        skipped = len(fixes) - written
-        note = f" ({skipped} unreadable claim(s) left out)" if skipped else ""
-        sys.stderr.write(f"pain-asp: wrote {written} corrected claim(s) to {output}{note}\n")
+        written = _write_corrected(fixes, records, output, files)
+        sys.stderr.write(f"pain-asp: wrote {written} claim(s) to {output}\n")
     if any(f.status == "error" for f in fixes):
         raise typer.Exit(2)
     raise typer.Exit(1 if any(f.status in ("unfixable", "timeout") for f in fixes) else 0)

@@ -36,7 +36,7 @@ class Record:
     claim: Claim | None = None
     errors: list[InputError] = field(default_factory=list)
     claim_id: str | None = None
-    source: Any = None  # format-specific context for writing the claim back (X12Context)
+    source: Any = None  # for writing the claim back: the mapping read (JSON, YAML) or its X12Context
 
     @property
     def ok(self) -> bool:
@@ -207,7 +207,7 @@ def _parse(text: str, suffix: str) -> list[Any]:
 
 def _validate(raw: Any, file: str, position: int) -> Record:
     claim_id = _claim_id_of(raw)
-    record = Record(file, position, claim_id=claim_id)
+    record = Record(file, position, claim_id=claim_id, source=raw)
     if not isinstance(raw, dict):
         record.errors.append(
             InputError(file, claim_id, "", _show(raw), f"a claim mapping (claim {position} in the file)")

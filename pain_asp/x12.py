@@ -71,6 +71,7 @@ __all__ = [
     "IMPLEMENTATION",
     "PAYER_IDS_ENV",
     "Provider",
+    "Untouched",
     "X12Context",
     "contexts_for_files",
     "contexts_of",
@@ -219,6 +220,15 @@ class X12Context:
     claim_segments: list[_Seg]
     lines: list[list[_Seg]]
     prior_auth_on_lines: bool = False
+    as_read: dict[str, Any] | None = None    # the raw claim mapping the reader built
+
+
+@dataclass(frozen=True)
+class Untouched:
+    """A claim read from an 837P that pain-asp could not check: :func:`write_837` writes it
+    back with the segments it was read with, so a corrected file never drops a claim."""
+
+    context: X12Context
 
 
 @dataclass
@@ -794,7 +804,7 @@ def contexts_for_files(paths: Iterable[str | Path]) -> dict[str, X12Context]:
     return out
 
 
-def write_corrected_837(claims: Iterable[Claim], inputs: Iterable[str | Path]) -> str:
+def write_corrected_837(claims: Iterable[Claim | Untouched], inputs: Iterable[str | Path]) -> str:
     """Corrected claims as one 837P: each claim read from an 837P among ``inputs`` goes back
     into the envelope and loops it came from (see :func:`write_837`)."""
     return write_837(claims, contexts_for_files(inputs))
@@ -878,6 +888,7 @@ def _record(loop: _ClaimLoop, name: str, position: int, claim_id: str | None) ->
         for error in record.errors:
             error.field = _annotate(error.field, refs)
     record.source = loop.context
+    loop.context.as_read = raw
     return record
 
 
@@ -1142,13 +1153,13 @@ def contexts_of(records: Iterable[Record]) -> dict[str, X12Context]:
     return out
 
 
-def write_837(claims: Iterable[Claim], contexts: Mapping[str, X12Context] | None = None, *,
+def write_837(claims: Iterable[Claim | Untouched], contexts: Mapping[str, X12Context] | None = None, *,
               provider: Provider | None = None, created: dt.datetime | None = None,
               usage: str = "T", validate: bool = True) -> str:
     """The claims as one 837P (005010X222A1) text.
 
     ``contexts`` (from :func:`contexts_of`) keeps what an 837P claim carries beyond the
-    model. ``created`` dates a new envelope (claims without a context); ``usage`` is ISA15
+    model; an :class:`Untouched` claim is written as it was read. ``created`` dates a new envelope (claims without a context); ``usage`` is ISA15
     for it (T test, P production). With ``validate`` the text is checked with pyx12 and a
     problem raises :class:`PainAspError`.
     """
@@ -1164,7 +1175,7 @@ def write_837(claims: Iterable[Claim], contexts: Mapping[str, X12Context] | None
     # interchange -> group -> transaction -> billing -> subscriber -> patient -> claims
     tree: dict[Any, Any] = {}
     for claim in claims:
-        ctx = contexts.get(claim.claim_id)
+        ctx = claim.context if isinstance(claim, Untouched) else contexts.get(claim.claim_id)
         if ctx is not None:
             txn, billing, subscriber, patient = ctx.transaction, ctx.billing, ctx.subscriber, ctx.patient
         else:  # new envelopes: at most CLAIMS_PER_TRANSACTION claims per transaction set
@@ -1317,7 +1328,10 @@ def _amount(value: Decimal | None) -> str:
 _CLAIM_ORDER = ["CLM", "DTP", "PWK", "CN1", "AMT", "REF", "K3", "NTE", "CR1", "CR2", "CRC", "HI", "HCP"]
 
 
-def _claim_segments(claim: Claim, ctx: X12Context | None) -> list[_Seg]:
+def _claim_segments(claim: Claim | Untouched, ctx: X12Context | None) -> list[_Seg]:
+    if isinstance(claim, Untouched):
+        return [s.copy() for s in claim.context.claim_segments] + [
+            s.copy() for line in claim.context.lines for s in line]
     total = sum((line.charge or Decimal(0)) for line in claim.lines)
     out: list[_Seg] = []
     if ctx is not None:

@@ -175,3 +175,104 @@ def test_the_writer_refuses_an_envelope_its_own_validation_rejects() -> None:
     contexts["PCN0001"].transaction.gs.set(4, "20171399")
     with pytest.raises(PainAspError, match="GS04"):
         write_837([good[0].claim], contexts)
+
+
+# --- 18.5: fix -o never drops a claim ---------------------------------------------------------
+
+MULTI = X12 / "multi_claim.837"
+ICD9 = ("HI*ABK:M5416*ABF:M47816~", "HI*BK:7242*BF:72210~")   # MC-1002: valid X12, not checkable
+
+
+def _claim_loops(text: str) -> dict[str, list[str]]:
+    """CLM01 -> the segments of its 2300 loop (up to the next CLM, HL or SE)."""
+    out: dict[str, list[str]] = {}
+    current = None
+    for segment in text.replace("\n", "").split("~"):
+        tag = segment.split("*")[0]
+        if tag == "CLM":
+            current = segment.split("*")[1]
+            out[current] = []
+        elif tag in ("HL", "SE"):
+            current = None
+        if current is not None:
+            out[current].append(segment)
+    return out
+
+
+def test_fix_837_passes_an_unreadable_claim_through_untouched(tmp_path: Path) -> None:
+    from pain_asp.x12 import validate_x12
+
+    source = _copy(MULTI.read_text(encoding="utf-8").replace(*ICD9), tmp_path / "in.837")
+    out = tmp_path / "out.837"
+    result = runner.invoke(app, ["fix", str(source), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    written = out.read_text(encoding="utf-8")
+    assert validate_x12(written) == []
+    loops = _claim_loops(written)
+    assert list(loops) == ["MC-1001", "MC-1002", "CM-2001", "CA-3001"]
+    assert loops["MC-1002"] == _claim_loops(source.read_text(encoding="utf-8"))["MC-1002"]
+    note = [line for line in result.stderr.splitlines() if "MC-1002" in line]
+    assert note and "passed through unchanged" in note[0] and "ICD-9" in note[0]
+    assert "left out" not in result.stderr
+
+
+YAML_BATCH = """\
+- claim_id: GOOD-1
+  payer: medicare
+  place_of_service: "11"
+  patient: {id: P-1}
+  diagnoses: [M54.16]
+  lines:
+    - {code: "64483", modifiers: [RT], units: 1, date: 2026-03-02, dx: [1], charge: 600}
+- claim_id: BAD-2
+  payer: medicare
+  place_of_service: "11"
+  patient: {id: P-2}
+  diagnoses: [M54.16]
+  lines:
+    - {code: "64483", modifiers: [RT], units: 0, date: 2026-03-02, dx: [1], charge: 600}
+- claim_id: GOOD-3
+  payer: medicare
+  place_of_service: "11"
+  patient: {id: P-3}
+  diagnoses: [M54.16]
+  lines:
+    - {code: "64483", modifiers: [LT], units: 1, date: 2026-03-03, dx: [1], charge: 600}
+"""
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json", ".jsonl"])
+def test_fix_yaml_passes_an_unreadable_claim_through_untouched(tmp_path: Path, suffix: str) -> None:
+    import json
+
+    import yaml
+
+    source = _copy(YAML_BATCH, tmp_path / "in.yaml")
+    out = tmp_path / f"out{suffix}"
+    result = runner.invoke(app, ["fix", str(source), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    text = out.read_text(encoding="utf-8")
+    claims = (yaml.safe_load(text) if suffix == ".yaml" else json.loads(text) if suffix == ".json"
+              else [json.loads(line) for line in text.splitlines()])
+    assert [c["claim_id"] for c in claims] == ["GOOD-1", "BAD-2", "GOOD-3"]
+    original = yaml.safe_load(YAML_BATCH)[1]
+    assert claims[1]["lines"][0]["units"] == 0
+    assert {k: v for k, v in claims[1].items() if k != "lines"} == {k: v for k, v in original.items() if k != "lines"}
+    assert any("BAD-2" in line and "passed through unchanged" in line for line in result.stderr.splitlines())
+
+
+def test_fix_837_output_refuses_a_claim_it_cannot_write_untouched(tmp_path: Path) -> None:
+    source = _copy(YAML_BATCH, tmp_path / "in.yaml")
+    out = tmp_path / "out.837"
+    result = runner.invoke(app, ["fix", str(source), "-o", str(out)])
+    assert result.exit_code == 2
+    assert not out.exists()
+    assert "BAD-2" in result.stderr
+
+
+def test_fix_837_refuses_to_pass_through_a_claim_that_breaks_the_guide(tmp_path: Path) -> None:
+    out = tmp_path / "out.837"
+    result = runner.invoke(app, ["fix", str(X12 / "broken_segment.837"), "-o", str(out)])
+    assert result.exit_code == 2
+    assert not out.exists()
+    assert "does not validate" in result.stderr
