@@ -118,6 +118,10 @@ clinical:                        # optional chart facts for the claim
   care_plan: true
 history:                         # optional: this patient's earlier services
   - {date: 2025-11-02, code: "64493", modifiers: ["50", KX], purpose: diagnostic, relief_pct: 85, levels: [L4-L5]}
+providers:                       # optional: the NPIs on the claim (837P 2010AA, 2310B, 2310A)
+  billing: "1234567893"
+  rendering: "1987654328"        # leave out when the billing provider rendered the service
+  referring: "1558598797"
 ```
 
 ## Three-valued documentation
@@ -131,7 +135,9 @@ A documented value decides a rule. An absent value is *unknown*: a rule that nee
 Nothing typed here becomes rule text. Claim and patient ids are replaced by integers; codes,
 modifiers and diagnoses must match strict patterns; documentation values come from the closed
 lists above; levels are parsed into segment numbers; nerve names are mapped to a vocabulary
-(unknown names count as "other"); muscles are only counted.
+(unknown names count as "other"); muscles are only counted. Provider NPIs reach it only as
+valid, invalid or missing (the check digit is computed in Python); a role left out is not
+checked.
 
 ## Errors
 

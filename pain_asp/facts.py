@@ -14,7 +14,7 @@ from collections.abc import Container, Iterable
 
 from .icd import dx_status
 from .models import Claim, Documentation, HistoryEntry
-from .tokens import nerve_token
+from .tokens import nerve_token, npi_status
 
 __all__ = ["claim_facts", "dx_facts", "day_number", "from_day_number", "HistoryItem"]
 
@@ -53,6 +53,11 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
         out.append(f"claim_prior_auth({k}).")
     for i, dx in enumerate(claim.diagnoses, start=1):
         out.append(f'claim_dx({k}, {i}, "{dx}").')
+    if claim.providers is not None:   # the NPI's check digit is computed here, never in ASP
+        for role in ("billing", "rendering", "referring"):
+            npi = getattr(claim.providers, role)
+            if npi is not None:
+                out.append(f"claim_npi({k}, {role}, {npi_status(npi)}).")
     clinical = claim.clinical
     if clinical is not None:
         for name in ("pain_duration_months", "conservative_care_weeks", "cpm_minutes"):

@@ -29,6 +29,7 @@ __all__ = [
     "HistoryEntry",
     "Line",
     "Patient",
+    "Providers",
     "ValidationError",
     "parse_claim",
     "parse_history_entry",
@@ -156,6 +157,21 @@ class Patient(_Strict):
     sex: Optional[Literal["F", "M", "U"]] = None
 
 
+NpiText = Annotated[str, Meta(max_length=80)]
+
+
+class Providers(_Strict):
+    """The National Provider Identifiers on the claim (837P loops 2010AA, 2310B, 2310A).
+
+    Any text is accepted: a wrong NPI is a finding of the claim, not an input error. An
+    absent role is unknown and not checked; an empty one is a missing NPI.
+    """
+
+    billing: Optional[NpiText] = None
+    rendering: Optional[NpiText] = None
+    referring: Optional[NpiText] = None
+
+
 class Clinical(_Strict):
     """Chart facts for the whole claim."""
 
@@ -222,6 +238,7 @@ class Claim(_Strict):
     diagnoses: Annotated[list[str], Meta(max_length=MAX_DIAGNOSES)] = []
     clinical: Optional[Clinical] = None
     history: list[HistoryEntry] = []
+    providers: Optional[Providers] = None
 
     @property
     def first_day(self) -> dt.date:
@@ -237,7 +254,8 @@ class Claim(_Strict):
 
 
 # YAML reads 64483, 50 or 24 as numbers; these fields are text.
-_TEXT_FIELDS = {"claim_id", "payer", "place_of_service", "prior_authorization", "code", "id"}
+_TEXT_FIELDS = {"claim_id", "payer", "place_of_service", "prior_authorization", "code", "id",
+                "billing", "rendering", "referring"}
 _TEXT_LISTS = {"modifiers", "diagnoses"}
 
 
