@@ -56,14 +56,14 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError, PainAspError
-from .models import Claim, Line
+from .models import Claim, Line, Providers
 from .readers import Record, validate_claim
 from .resources import payers_dir
 
@@ -923,6 +923,10 @@ def _raw_claim(loop: _ClaimLoop) -> tuple[dict[str, Any], dict[str, str], list[t
 
     raw["patient"], patient_refs = _patient(ctx)
     refs.update(patient_refs)
+    providers = _providers(ctx, segs)
+    if providers:
+        raw["providers"] = providers
+        refs["providers"] = "2010AA, 2310B, 2310A NM109"
 
     diagnoses: list[str] = []
     for pos, _, seg in segs:
@@ -1073,6 +1077,22 @@ def _payer(ctx: X12Context) -> tuple[str | None, tuple[str, str] | None]:
     return policy, None
 
 
+def _providers(ctx: X12Context, claim: list[tuple[int, str, _Seg]]) -> dict[str, str]:
+    """The NPIs of the billing (2010AA NM1*85), rendering (2310B NM1*82) and referring (2310A
+    NM1*DN or P3) providers the claim names: NM109 when NM108 is XX, else empty (missing)."""
+    named = [("billing", loop, seg) for seg, loop in
+             zip(ctx.billing.segments, ctx.billing.loops)] if ctx.billing is not None else []
+    named += [(role, loop, seg) for _, loop, seg in claim for role in ("rendering", "referring")]
+    wanted = {"billing": ("2010AA", ("85",)), "rendering": ("2310B", ("82",)),
+              "referring": ("2310A", ("DN", "P3"))}
+    out: dict[str, str] = {}
+    for role, loop, seg in named:
+        where, entities = wanted[role]
+        if seg.id == "NM1" and loop == where and seg.get(1) in entities and role not in out:
+            out[role] = seg.get(9) if seg.get(8) == "XX" else ""
+    return out
+
+
 def _patient(ctx: X12Context) -> tuple[dict[str, Any], dict[str, str]]:
     member = ""
     subscriber_demo = patient_demo = None
@@ -1182,7 +1202,8 @@ def write_837(claims: Iterable[Claim | Untouched], contexts: Mapping[str, X12Con
             if fresh_claims and fresh_claims % CLAIMS_PER_TRANSACTION == 0:
                 fresh.append(_next_transaction(fresh[0], len(fresh) + 1))
             fresh_claims += 1
-            txn, billing = fresh[-1], _fresh_billing(provider)
+            npi = claim.providers.billing if claim.providers is not None else None
+            txn, billing = fresh[-1], _fresh_billing(provider if npi is None else replace(provider, npi=npi))
             subscriber, patient = _fresh_subscriber(claim, fresh_subscribers), None
         keys = [("isa", txn.interchange, id(txn.isa)), ("gs", txn.group, id(txn.gs)), ("st", id(txn)),
                 ("hl20", _level_key(billing)), ("hl22", _level_key(subscriber)), ("hl23", _level_key(patient))]
@@ -1366,6 +1387,8 @@ def _claim_segments(claim: Claim | Untouched, ctx: X12Context | None) -> list[_S
         _insert_ordered(out, _Seg("HI", diagnoses))
     if auth_on_claim and claim.prior_authorization and not auth_done:
         _insert_ordered(out, _Seg.make("REF", "G1", claim.prior_authorization))
+    if ctx is None and claim.providers is not None:
+        out.extend(_fresh_claim_providers(claim.providers))
     originals = list(ctx.lines) if ctx is not None else []
     used: set[int] = set()
     for n, line in enumerate(claim.lines, start=1):
@@ -1374,6 +1397,16 @@ def _claim_segments(claim: Claim | Untouched, ctx: X12Context | None) -> list[_S
                                   full=match is not None and match not in used))
         if match is not None:
             used.add(match)
+    return out
+
+
+def _fresh_claim_providers(providers: Providers) -> list[_Seg]:
+    """Referring (2310A) and rendering (2310B) provider loops of a claim from JSON or YAML: the
+    NPI it gives and a placeholder name, like the other placeholders of a new file."""
+    out = []
+    for entity, npi in (("DN", providers.referring), ("82", providers.rendering)):
+        if npi is not None:
+            out.append(_Seg.make("NM1", entity, "1", "UNKNOWN", None, None, None, None, "XX", npi))
     return out
 
 

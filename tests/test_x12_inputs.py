@@ -276,3 +276,34 @@ def test_fix_837_refuses_to_pass_through_a_claim_that_breaks_the_guide(tmp_path:
     assert result.exit_code == 2
     assert not out.exists()
     assert "does not validate" in result.stderr
+
+
+# --- 18.7: provider NPIs from the 837P ---------------------------------------------------------
+
+def test_837p_provider_npis_are_read_and_checked(tmp_path: Path) -> None:
+    import json
+
+    records = list(read_claims([MULTI]))
+    assert records[0].claim.providers.billing == "1234567893"          # 2010AA NM109
+    assert records[0].claim.providers.rendering == "1987654328"        # 2310B NM109
+    assert records[1].claim.providers.rendering is None                # no 2310B: not checked
+    path = _copy(FACET.read_text(encoding="utf-8").replace("XX*1987654328", "XX*1987654382"),
+                 tmp_path / "claims.837")
+    result = runner.invoke(app, ["check", str(path), "--format", "json", "--fail-on", "never"])
+    (row,) = json.loads(result.stdout)
+    npi = [f for f in row["findings"] if "npi" in f["rule"]]
+    assert [(f["rule"], f["severity"], f["carc"], f["rarc"], f["lines"]) for f in npi] == [
+        ("rendering-npi-invalid", "deny", "16", "N290", [1])]
+    assert "1987654382" not in result.stdout
+
+
+def test_837p_billing_provider_without_an_npi_is_a_finding(tmp_path: Path) -> None:
+    import json
+
+    text = FACET.read_text(encoding="utf-8").replace(
+        "NM1*85*2*EXAMPLE PAIN CLINIC*****XX*1234567893~", "NM1*85*2*EXAMPLE PAIN CLINIC~")
+    path = _copy(text, tmp_path / "claims.837")
+    result = runner.invoke(app, ["check", str(path), "--format", "json", "--fail-on", "never"])
+    rows = json.loads(result.stdout)
+    rules = {(f["rule"], f["facts"].get("status")) for r in rows for f in r.get("findings", [])}
+    assert ("billing-npi-invalid", "missing") in rules
