@@ -14,7 +14,7 @@ from collections.abc import Container, Iterable
 
 from .icd import dx_status
 from .models import Claim, Documentation, HistoryEntry
-from .tokens import nerve_token, npi_status
+from .tokens import PAYER_ID_RE, nerve_token, npi_status
 
 __all__ = ["claim_facts", "dx_facts", "day_number", "from_day_number", "HistoryItem"]
 
@@ -53,6 +53,10 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
         out.append(f"claim_prior_auth({k}).")
     for i, dx in enumerate(claim.diagnoses, start=1):
         out.append(f'claim_dx({k}, {i}, "{dx}").')
+    if claim.payer_id is not None and claim.payer_id.strip().upper() not in _mapped_payer_ids():
+        shown = claim.payer_id.strip().upper()
+        shown = shown if PAYER_ID_RE.match(shown) else "(not shown: characters other than A-Z and 0-9)"
+        out.append(f'claim_payer_id_unmapped({k}, "{shown}").')
     if claim.providers is not None:   # the NPI's check digit is computed here, never in ASP
         for role in ("billing", "rendering", "referring"):
             npi = getattr(claim.providers, role)
@@ -86,6 +90,12 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
     if reads is not None:
         out = [fact for fact in out if fact[:fact.index("(")] in reads]
     return out
+
+
+def _mapped_payer_ids() -> dict[str, str]:
+    from .x12 import payer_table
+
+    return payer_table()[0]
 
 
 def _documentation(k: int, n: int, doc: Documentation) -> list[str]:

@@ -239,6 +239,7 @@ class Claim(_Strict):
     clinical: Optional[Clinical] = None
     history: list[HistoryEntry] = []
     providers: Optional[Providers] = None
+    payer_id: Optional[Annotated[str, Meta(max_length=80)]] = None
 
     @property
     def first_day(self) -> dt.date:
@@ -255,7 +256,7 @@ class Claim(_Strict):
 
 # YAML reads 64483, 50 or 24 as numbers; these fields are text.
 _TEXT_FIELDS = {"claim_id", "payer", "place_of_service", "prior_authorization", "code", "id",
-                "billing", "rendering", "referring"}
+                "billing", "rendering", "referring", "payer_id"}
 _TEXT_LISTS = {"modifiers", "diagnoses"}
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "CODE_RE",
     "DX_RE",
     "MODIFIER_RE",
+    "PAYER_ID_RE",
     "SEGMENTS",
     "normalise_dx",
     "npi_status",
@@ -25,6 +26,8 @@ __all__ = [
 # CPT (5 digits), CPT Category II/III (4 digits + F/T/U), HCPCS Level II (letter + 4 digits).
 CODE_RE = re.compile(r"^(?:[0-9]{5}|[0-9]{4}[FTU]|[A-V][0-9]{4})$")
 MODIFIER_RE = re.compile(r"^[0-9A-Z]{2}$")
+# A payer's identifier as 837P files carry it (2010BB NM109): letters and digits.
+PAYER_ID_RE = re.compile(r"^[0-9A-Z]{1,80}$")
 # ICD-10-CM: letter, digit, alphanumeric, then up to four more after an optional dot.
 DX_RE = re.compile(r"^[A-TV-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?$")
 

@@ -915,11 +915,14 @@ def _raw_claim(loop: _ClaimLoop) -> tuple[dict[str, Any], dict[str, str], list[t
     claim_pos = clm.get(5, 1)
     refs["place_of_service"] = f"CLM05-1, segment {clm_pos}"
 
-    payer, payer_problem = _payer(ctx)
+    payer, payer_problem, payer_id = _payer(ctx)
     refs["payer"] = "2010BB NM1*PR NM109 and 2000B SBR09, mapped by payers/ids/payer_ids.yaml"
     if payer_problem:
         problems.append(("payer (2010BB NM1*PR NM109, 2000B SBR09)", payer_problem[0], payer_problem[1]))
     raw["payer"] = payer or ""
+    if payer_id:
+        raw["payer_id"] = payer_id
+        refs["payer_id"] = "2010BB NM1*PR NM109"
 
     raw["patient"], patient_refs = _patient(ctx)
     refs.update(patient_refs)
@@ -1059,7 +1062,10 @@ def _service_date(qualifier: str, value: str) -> tuple[str, str | None]:
     return "", "a date of service qualified D8 or RD8"
 
 
-def _payer(ctx: X12Context) -> tuple[str | None, tuple[str, str] | None]:
+def _payer(ctx: X12Context) -> tuple[str | None, tuple[str, str] | None, str]:
+    """(policy, problem, payer id): the payer policy of the claim by its payer id (2010BB
+    NM109), else by its claim filing indicator (2000B SBR09); when neither is mapped, the
+    problem says what to add to the mapping."""
     payer_id = indicator = ""
     if ctx.subscriber is not None:
         for seg, loop in zip(ctx.subscriber.segments, ctx.subscriber.loops):
@@ -1067,14 +1073,18 @@ def _payer(ctx: X12Context) -> tuple[str | None, tuple[str, str] | None]:
                 payer_id = seg.get(9)
             elif seg.id == "SBR":
                 indicator = seg.get(9)
-    by_id, by_sbr, files = payer_table()
+    by_id, by_sbr, _ = payer_table()
     policy = by_id.get(payer_id.upper()) if payer_id else None
     if policy is None and indicator:
         policy = by_sbr.get(indicator.upper())
     if policy is None:
         shown = f"NM109 {_shown(payer_id) if payer_id else '(none)'}, SBR09 {_shown(indicator) if indicator else '(none)'}"
-        return None, (shown, "a payer id or claim filing indicator listed in " + " or ".join(files))
-    return policy, None
+        add = [f"`payer_ids: {payer_id.upper()}: <policy id>`" if payer_id else "",
+               f"`claim_filing_indicators: {indicator.upper()}: <policy id>`" if indicator else ""]
+        return None, (shown, "a payer id or claim filing indicator the payer id mapping names: add "
+                      + (" or ".join(a for a in add if a) or "the payer's id to the claim (NM109)")
+                      + f" to payers/ids/payer_ids.yaml (or the file {PAYER_IDS_ENV} names)"), payer_id
+    return policy, None, payer_id
 
 
 def _providers(ctx: X12Context, claim: list[tuple[int, str, _Seg]]) -> dict[str, str]:

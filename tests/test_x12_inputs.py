@@ -307,3 +307,41 @@ def test_837p_billing_provider_without_an_npi_is_a_finding(tmp_path: Path) -> No
     rows = json.loads(result.stdout)
     rules = {(f["rule"], f["facts"].get("status")) for r in rows for f in r.get("findings", [])}
     assert ("billing-npi-invalid", "missing") in rules
+
+
+# --- 18.8: payer mapping ------------------------------------------------------------------------
+
+def test_an_unmapped_payer_id_is_a_finding_and_the_claim_is_checked_against_its_indicator() -> None:
+    import json
+
+    result = runner.invoke(app, ["check", str(MULTI), "--format", "json", "--fail-on", "never"])
+    rows = {row["claim_id"]: row for row in json.loads(result.stdout)}
+    unmapped = {cid: [(f["severity"], f["facts"]["payer_id"]) for f in row["findings"]
+                      if f["rule"] == "payer-id-unmapped"] for cid, row in rows.items()}
+    assert unmapped == {"MC-1001": [("info", "MCRJF")], "MC-1002": [("info", "MCRJF")],   # SBR09 MB
+                        "CM-2001": [("warn", "EXHP01")], "CA-3001": []}                 # SBR09 CI
+    (finding,) = [f for f in rows["CM-2001"]["findings"] if f["rule"] == "payer-id-unmapped"]
+    assert finding["lines"] == [1, 2]
+    assert "EXHP01" in finding["message"] and "payers/ids/payer_ids.yaml" in finding["fix"]
+    assert rows["CM-2001"]["payer"] == "commercial" and not rows["CM-2001"].get("errors")
+
+
+def test_a_payer_neither_id_nor_indicator_maps_is_one_claims_error_saying_what_to_add(tmp_path: Path) -> None:
+    text = MULTI.read_text(encoding="utf-8").replace("SBR*P**GRP4471******CI~", "SBR*P**GRP4471******16~")
+    records = list(read_claims([_copy(text, tmp_path / "in.837")]))
+    assert [(r.claim_id, r.ok) for r in records] == [
+        ("MC-1001", True), ("MC-1002", True), ("CM-2001", False), ("CA-3001", True)]
+    (error,) = records[2].errors
+    message = str(error)
+    assert 'NM109 "EXHP01"' in message and 'SBR09 "16"' in message
+    assert "payer_ids: EXHP01" in message and "claim_filing_indicators: 16" in message
+    assert "payers/ids/payer_ids.yaml" in message
+
+
+def test_a_mapped_payer_id_gives_no_payer_finding() -> None:
+    from pain_asp.engine import Checker
+
+    records = list(read_claims([MULTI]))
+    assert records[3].claim.payer == "commercial_asc_rtlt" and records[3].claim.payer_id == "EXASC01"
+    results = list(Checker().check(records[3:]))
+    assert not [f for f in results[0].findings if f.rule == "payer-id-unmapped"]
