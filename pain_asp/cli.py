@@ -124,7 +124,7 @@ def _exit_code(results: list, fail_on: FailOn) -> int:
 @app.command()
 @_user_errors
 def check(
-    files: Annotated[list[Path], typer.Argument(help="Claim files (JSON, YAML, JSON Lines) or folders.")],
+    files: Annotated[list[Path], typer.Argument(help="Claim files (JSON, YAML, JSON Lines, or X12 837P: any file starting with ISA) or folders.")],
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
     fail_on: Annotated[FailOn, typer.Option(
         help="Exit 1 when a finding at this severity or worse exists; never = exit 0 unless input is bad.")] = FailOn.deny,
@@ -548,7 +548,7 @@ def _as_read(record, x12: bool):  # noqa: ANN001, ANN202
 @app.command()
 @_user_errors
 def fix(
-    files: Annotated[list[Path], typer.Argument(help="Claim files (JSON, YAML, JSON Lines) or folders.")],
+    files: Annotated[list[Path], typer.Argument(help="Claim files (JSON, YAML, JSON Lines, or X12 837P: any file starting with ISA) or folders.")],
     fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Write the corrected claims here (.json, .jsonl, .yaml or .837), for check to read.")] = None,

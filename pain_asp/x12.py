@@ -15,6 +15,8 @@ claim_id                   2300 CLM01
 place_of_service           2300 CLM05-1, or 2400 SV105 when every line names the same one
 payer                      2010BB NM1*PR NM109, else 2000B SBR09, mapped through
                            payers/ids/payer_ids.yaml
+payer_id                   2010BB NM1*PR NM109
+providers                  NM109 (NM108 XX) of 2010AA NM1*85, 2310B NM1*82, 2310A NM1*DN/P3
 patient.id                 2010BA NM1*IL NM109 (member id); a dependent (2000C) adds a
                            short digest of the patient's name and birth date
 patient.birth_date, sex    DMG02, DMG03 of the patient (2010CA) or subscriber (2010BA)
@@ -1201,7 +1203,7 @@ def write_837(claims: Iterable[Claim | Untouched], contexts: Mapping[str, X12Con
         raise PainAspError("write_837: expected at least one claim")
     fresh = [_fresh_transaction(provider, created, usage)]
     fresh_claims = 0
-    fresh_subscribers: dict[tuple[str, str, str, str], _Level] = {}
+    fresh_subscribers: dict[tuple[str, ...], _Level] = {}
     # interchange -> group -> transaction -> billing -> subscriber -> patient -> claims
     tree: dict[Any, Any] = {}
     for claim in claims:
@@ -1323,15 +1325,15 @@ def _fresh_billing(provider: Provider) -> _Level:
     ])
 
 
-def _fresh_subscriber(claim: Claim, known: dict[tuple[str, str, str, str], _Level]) -> _Level:
+def _fresh_subscriber(claim: Claim, known: dict[tuple[str, ...], _Level]) -> _Level:
     """A subscriber loop for a claim without an 837P context (one per patient and payer)."""
     patient = claim.patient
-    key = (patient.id, claim.payer, str(patient.birth_date or ""), patient.sex or "")
+    key = (patient.id, claim.payer, claim.payer_id or "", str(patient.birth_date or ""), patient.sex or "")
     level = known.get(key)
     if level is not None:
         return level
     by_id, by_sbr, _ = payer_table()
-    payer_code = next((k for k, v in by_id.items() if v == claim.payer), claim.payer.upper()[:80])
+    payer_code = claim.payer_id or next((k for k, v in by_id.items() if v == claim.payer), claim.payer.upper()[:80])
     indicator = next((k for k, v in by_sbr.items() if v == claim.payer), "ZZ")
     segments = [
         _Seg.make("SBR", "P", "18", None, None, None, None, None, None, indicator),

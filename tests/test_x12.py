@@ -160,6 +160,7 @@ def test_bilateral_facet_through_check(checker: Checker) -> None:
         ("PCN0001", "imaging-undocumented", "review", (1,)),
         ("PCN0001", "kx-not-applicable", "review", (1,)),
         ("PCN0001", "levels-undocumented", "review", (1,)),
+        ("PCN0001", "payer-id-unmapped", "info", (1,)),       # MAC id 12345 not mapped; SBR09 MB
     }
 
 
@@ -168,7 +169,7 @@ def test_two_line_rt_lt_at_medicare_through_check(checker: Checker) -> None:
     # lines are the wrong format for it, on both lines.
     found = findings(check(checker, records(X12 / "two_line_rtlt.837")))
     assert ("PCN0002", "bilateral-format", "deny", (1, 2)) in found
-    assert {f[2] for f in found} == {"deny", "review"}
+    assert {f[2] for f in found} == {"deny", "review", "info"}          # info: payer-id-unmapped
     assert {f[1] for f in found if f[2] == "deny"} == {"bilateral-format"}
 
 
