@@ -216,29 +216,15 @@ def test_fix_837_passes_an_unreadable_claim_through_untouched(tmp_path: Path) ->
     assert "left out" not in result.stderr
 
 
-YAML_BATCH = """\
-- claim_id: GOOD-1
-  payer: medicare
-  place_of_service: "11"
-  patient: {id: P-1}
-  diagnoses: [M54.16]
-  lines:
-    - {code: "64483", modifiers: [RT], units: 1, date: 2026-03-02, dx: [1], charge: 600}
-- claim_id: BAD-2
-  payer: medicare
-  place_of_service: "11"
-  patient: {id: P-2}
-  diagnoses: [M54.16]
-  lines:
-    - {code: "64483", modifiers: [RT], units: 0, date: 2026-03-02, dx: [1], charge: 600}
-- claim_id: GOOD-3
-  payer: medicare
-  place_of_service: "11"
-  patient: {id: P-3}
-  diagnoses: [M54.16]
-  lines:
-    - {code: "64483", modifiers: [LT], units: 1, date: 2026-03-03, dx: [1], charge: 600}
-"""
+def _yaml_claim(claim_id: str, side: str, units: int, day: str) -> str:
+    return (f"- claim_id: {claim_id}\n  payer: medicare\n  place_of_service: \"11\"\n"
+            f"  patient: {{id: P-{claim_id}}}\n  diagnoses: [M54.16]\n  lines:\n"
+            f"    - {{code: \"64483\", modifiers: [{side}], units: {units}, date: {day}, dx: [1], charge: 600}}\n")
+
+
+# BAD-2 has 0 units: an input error between two good claims.
+YAML_BATCH = (_yaml_claim("GOOD-1", "RT", 1, "2026-03-02") + _yaml_claim("BAD-2", "RT", 0, "2026-03-02")
+              + _yaml_claim("GOOD-3", "LT", 1, "2026-03-03"))
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json", ".jsonl"])
