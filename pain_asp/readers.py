@@ -20,7 +20,7 @@ from typing import Any
 from .errors import InputError
 from .models import EXPECTED, Claim, ValidationError, parse_claim
 
-__all__ = ["Record", "read_claims", "validate_claim", "CLAIM_SUFFIXES", "claim_file_problem", "is_x12"]
+__all__ = ["Record", "read_claims", "validate_claim", "CLAIM_SUFFIXES", "is_x12"]
 
 X12_SUFFIXES = {".837", ".x12", ".edi"}  # X12 837P, read by pain_asp/x12.py
 CLAIM_SUFFIXES = {".json", ".jsonl", ".ndjson", ".yaml", ".yml"} | X12_SUFFIXES
@@ -88,14 +88,8 @@ def is_x12(path: Path) -> bool:
             head = handle.read(4096)
     except OSError:
         return False
-    return head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n").startswith(b"ISA")
-
-
-def claim_file_problem(path: Path) -> str | None:
-    """Why a file in a folder is not read as claims, or None when it is."""
-    if is_x12(path) or path.suffix.lower() in CLAIM_SUFFIXES:
-        return None
-    return _NOT_CLAIMS
+    head = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    return head.startswith(b"ISA") and len(head) > 3 and not chr(head[3]).isalnum()
 
 
 def _expand(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -108,12 +102,11 @@ def _expand(paths: Iterable[str | Path]) -> Iterator[Path]:
             continue
         found = False
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            problem = claim_file_problem(file)
-            if problem is None:
+            if file.suffix.lower() in CLAIM_SUFFIXES or is_x12(file):
                 found = True
                 yield file
             else:
-                sys.stderr.write(f"pain-asp: skipped {file}: {problem}\n")
+                sys.stderr.write(f"pain-asp: skipped {file}: {_NOT_CLAIMS}\n")
         if not found:
             yield path
 

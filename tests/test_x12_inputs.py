@@ -47,15 +47,17 @@ def test_a_folder_reads_x12_by_content_and_names_every_file_it_skipped(tmp_path:
     _copy(FACET.read_text(encoding="utf-8"), folder / "a.txt")
     _copy((X12 / "two_line_rtlt.837").read_text(encoding="utf-8"), folder / "b.dat")
     _copy("Jane Doe, DOB 1950-01-01, notes\n", folder / "notes.txt")
+    _copy("ISABEL DOE, DOB 1950-01-01\n", folder / "isabel.txt")       # starts with ISA, no segment
     (folder / "scan.pdf").write_bytes(b"%PDF-1.4 Jane Doe")
     result = runner.invoke(app, ["check", str(folder), "--fail-on", "never"])
     assert result.exit_code == 0, result.output
     assert "2 claim(s)" in result.stdout
     skipped = [line for line in result.stderr.splitlines() if "skipped" in line]
-    assert len(skipped) == 2
+    assert len(skipped) == 3
     assert any("notes.txt" in line and "not a claim file" in line for line in skipped)
+    assert any("isabel.txt" in line for line in skipped)
     assert any("scan.pdf" in line for line in skipped)
-    assert "Jane" not in result.stderr and "PDF" not in result.stderr
+    assert "Jane" not in result.stderr and "PDF" not in result.stderr and "ISABEL" not in result.stderr
 
 
 def test_a_single_non_claim_txt_file_is_not_quoted_back(tmp_path: Path) -> None:
