@@ -118,6 +118,8 @@ clinical:                        # optional chart facts for the claim
   care_plan: true
 history:                         # optional: this patient's earlier services
   - {date: 2025-11-02, code: "64493", modifiers: ["50", KX], purpose: diagnostic, relief_pct: 85, levels: [L4-L5]}
+payer_id: EXHP01                 # optional: the payer's id (837P 2010BB NM109); one payers/ids/payer_ids.yaml
+                                 #   does not map is reported (payer-id-unmapped)
 providers:                       # optional: the NPIs on the claim (837P 2010AA, 2310B, 2310A)
   billing: "1234567893"
   rendering: "1987654328"        # leave out when the billing provider rendered the service
