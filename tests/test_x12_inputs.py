@@ -41,6 +41,16 @@ def test_an_837p_is_read_by_its_content_whatever_its_name(tmp_path: Path, name: 
     assert records[0].claim.lines[0].code == "64493"
 
 
+def test_other_delimiters_and_one_line_files_are_read_by_content(tmp_path: Path) -> None:
+    # Exports often put every segment on one line, or use | between elements.
+    one_line = FACET.read_text(encoding="utf-8").replace("\n", "").replace("*", "|")
+    records = list(read_claims([_copy(one_line, tmp_path / "export.dat")]))
+    assert [(r.claim_id, r.ok) for r in records] == [("PCN0001", True)]
+    crlf = FACET.read_text(encoding="utf-8").replace("\n", "\r\n")
+    records = list(read_claims([_copy(crlf, tmp_path / "export.txt")]))
+    assert [(r.claim_id, r.ok) for r in records] == [("PCN0001", True)]
+
+
 def test_a_folder_reads_x12_by_content_and_names_every_file_it_skipped(tmp_path: Path) -> None:
     folder = tmp_path / "batch"
     folder.mkdir()
