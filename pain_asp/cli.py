@@ -164,7 +164,7 @@ def _exit_code(results: list, fail_on: FailOn) -> int:
 @app.command()
 @_user_errors
 def check(
-    files: Annotated[list[Path], typer.Argument(help="Claim files (JSON, YAML, JSON Lines) or folders.")],
+    files: Annotated[list[Path], typer.Argument(help="Claim files (JSON, YAML, JSON Lines, or X12 837P: any file starting with ISA) or folders.")],
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
     fail_on: Annotated[FailOn, typer.Option(
         help="Exit 1 when a finding at this severity or worse exists; never = exit 0 unless input is bad.")] = FailOn.deny,
@@ -231,7 +231,7 @@ def explain(
 
     from .explain import explain_result, explanation_text
 
-    checker, results, fixes = _run_and_fix([file], payer_dir, ncci_dir, history)
+    checker, results, fixes, _ = _run_and_fix([file], payer_dir, ncci_dir, history)
     fix_of = {id(result): fixed for result, fixed in zip(results, fixes)}
     if rule is not None and rule not in checker.rules:
         raise _fail(f"--rule {rule}: not a rule id (see pain-asp rules list)")
@@ -595,7 +595,7 @@ def data_status(
 
 def _run_and_fix(files: list[Path], payer_dirs: list[Path] | None, ncci_dir: Path | None,
                  history_db: Path | None, timeout: float = 20.0):  # noqa: ANN202
-    """Read, check and fix every claim; returns (checker, check results, fix results)."""
+    """Read, check and fix every claim; returns (checker, check results, fix results, records)."""
     from .history import batch_history
     from .readers import read_claims
     from .repair import Repairer, RepairOptions
@@ -611,57 +611,86 @@ def _run_and_fix(files: list[Path], payer_dirs: list[Path] | None, ncci_dir: Pat
     provider = batch_history([r.claim for r in records if r.claim is not None])
     if history_db is None:
         results = list(checker.check(records, history=provider))
-        return checker, results, repairer.fix_checked(results, provider)
+        return checker, results, repairer.fix_checked(results, provider), records
     from .store import HistoryStore, store_history
 
     with HistoryStore(history_db, create=False) as store:
         stored = store_history(store, base=provider)
         results = list(checker.check(records, history=stored))
-        return checker, results, repairer.fix_checked(results, stored)
+        return checker, results, repairer.fix_checked(results, stored), records
 
 
 CORRECTED_SUFFIXES = (".json", ".jsonl", ".ndjson", ".yaml", ".yml", ".837", ".x12", ".edi")
 
 
-def _write_corrected(fixes: list, path: Path, inputs: list[Path]) -> int:
-    """Write the corrected claims to ``path`` (.json, .jsonl/.ndjson, .yaml/.yml, .837); returns how many."""
+def _write_corrected(fixes: list, records: list, path: Path, inputs: list[Path]) -> int:
+    """Write every claim to ``path`` (.json, .jsonl/.ndjson, .yaml/.yml, .837/.x12/.edi), in
+    input order, atomically: the corrected claims, and each claim that could not be checked
+    passed through as it was read (named on stderr); returns how many were written."""
     import json
 
     from . import outputs
+    from .models import parse_claim
 
-    claims = [f.corrected for f in fixes if f.corrected is not None]
     suffix = path.suffix.lower()
-    if suffix in (".837", ".x12", ".edi"):  # X12 837P: claims read from an 837P keep their loops
-        from .models import parse_claim
-        from .x12 import contexts_for_files, write_corrected_837
+    x12 = suffix in (".837", ".x12", ".edi")
+    items = []
+    for fixed, record in zip(fixes, records):
+        if fixed.corrected is not None:
+            items.append(fixed.corrected_claim or fixed.claim or parse_claim(fixed.corrected) if x12
+                         else fixed.corrected)
+            continue
+        item = _as_read(record, x12)
+        if item is None:
+            if record.claim_id is not None or isinstance(record.source, dict):
+                raise _fail(f"--output {path}: claim {record.claim_id or '(no id)'} ({record.file} "
+                            f"#{record.position}) could not be read and can only be passed through "
+                            f"to the format it came in; nothing was written")
+            sys.stderr.write(f"pain-asp: {record.file} #{record.position}: no claim could be read "
+                             f"there, so there is nothing to pass through\n")
+            continue
+        why = f": {record.errors[0]}" if record.errors else ""
+        sys.stderr.write(f"pain-asp: claim {record.claim_id or '(no id)'} ({record.file} "
+                         f"#{record.position}) passed through unchanged, it could not be checked{why}\n")
+        items.append(item)
+    if x12:  # claims read from an 837P keep their loops
+        from .x12 import Untouched, contexts_for_files, write_corrected_837
 
-        corrected = [f.corrected_claim or f.claim or parse_claim(f.corrected)
-                     for f in fixes if f.corrected is not None]
-        outputs.write_output(path, write_corrected_837(corrected, inputs))
+        outputs.write_output(path, write_corrected_837(items, inputs))
         known = contexts_for_files(inputs)
-        placeholders = sum(1 for claim in corrected if claim.claim_id not in known)
+        placeholders = sum(1 for claim in items
+                           if not isinstance(claim, Untouched) and claim.claim_id not in known)
         if placeholders:
             sys.stderr.write(f"pain-asp: {placeholders:,} claim(s) in {path} are not from an 837P: their "
                              "submitter, receiver, billing provider and subscriber names are placeholders "
                              "and the file is marked as test data; complete them before sending it to a "
                              "payer (see docs/x12.md)\n")
-        return len(claims)
+        return len(items)
     if suffix in (".jsonl", ".ndjson"):
-        text = "".join(json.dumps(claim, ensure_ascii=True) + "\n" for claim in claims)
+        text = "".join(json.dumps(claim, ensure_ascii=True, default=str) + "\n" for claim in items)
     elif suffix == ".json":
-        text = json.dumps(claims, indent=2, ensure_ascii=True) + "\n"
+        text = json.dumps(items, indent=2, ensure_ascii=True, default=str) + "\n"
     else:
         import yaml
 
-        text = yaml.safe_dump(claims, sort_keys=False, allow_unicode=False)
+        text = yaml.safe_dump(items, sort_keys=False, allow_unicode=False)
     outputs.write_output(path, text)
-    return len(claims)
+    return len(items)
+
+
+def _as_read(record, x12: bool):  # noqa: ANN001, ANN202
+    """An unreadable claim as it was read, for the output format; None when there is none."""
+    from .x12 import Untouched, X12Context
+
+    if isinstance(record.source, X12Context):
+        return Untouched(record.source) if x12 else record.source.as_read
+    return None if x12 else record.source
 
 
 @app.command()
 @_user_errors
 def fix(
-    files: Annotated[list[Path], typer.Argument(help="Claim files (JSON, YAML, JSON Lines) or folders.")],
+    files: Annotated[list[Path], typer.Argument(help="Claim files (JSON, YAML, JSON Lines, or X12 837P: any file starting with ISA) or folders.")],
     fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Write the corrected claims here (.json, .jsonl, .yaml or .837), for check to "
@@ -686,16 +715,14 @@ def fix(
         if output.suffix.lower() not in CORRECTED_SUFFIXES:
             raise _fail(f"--output {output}: expected a .json, .jsonl, .yaml or .837 file name")
         check_output(output, [*files, *([history] if history else [])])
-    _, _, fixes = _run_and_fix(files, payer_dir, ncci_dir, history, timeout)
+    _, _, fixes, records = _run_and_fix(files, payer_dir, ncci_dir, history, timeout)
     if fmt == TextOrJson.json:
         sys.stdout.write(json.dumps([f.as_dict() for f in fixes], indent=2, ensure_ascii=True) + "\n")
     else:
         sys.stdout.write(format_fix_report(fixes))
     if output is not None:
-        written = _write_corrected(fixes, output, files)
-        skipped = len(fixes) - written
-        note = f" ({skipped} unreadable claim(s) left out)" if skipped else ""
-        sys.stderr.write(f"pain-asp: wrote {written} corrected claim(s) to {output}{note}\n")
+        written = _write_corrected(fixes, records, output, files)
+        sys.stderr.write(f"pain-asp: wrote {written} claim(s) to {output}\n")
     if any(f.status == "error" for f in fixes):
         raise typer.Exit(2)
     raise typer.Exit(1 if any(f.status in ("unfixable", "timeout") for f in fixes) else 0)
@@ -748,6 +775,13 @@ def report_command(
     results: list = []
     data = build_report(files, checker=checker, history_db=history, batch_options=options,
                         progress=Progress(sys.stderr), on_result=results.append if eras else None)
+    if data.claims == data.error_count and not any(e["claim_id"] for e in data.errors):
+        # no claim at all was read (SPEC §11: nothing is silently empty); unreadable claims
+        # with an id are listed in the report instead
+        for error in data.errors[:10]:
+            sys.stderr.write(f"pain-asp: {error['message']}\n")
+        raise _fail(f"no claims read ({data.claims} input error(s)): nothing to report, "
+                    f"{output} was not written")
     comparison = None
     if eras:
         from .remit import checked_lines_of, compare

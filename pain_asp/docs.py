@@ -125,6 +125,12 @@ clinical:                        # optional chart facts for the claim
   care_plan: true
 history:                         # optional: this patient's earlier services
   - {date: 2025-11-02, code: "64493", modifiers: ["50", KX], purpose: diagnostic, relief_pct: 85, levels: [L4-L5]}
+payer_id: EXHP01                 # optional: the payer's id (837P 2010BB NM109); one payers/ids/payer_ids.yaml
+                                 #   does not map is reported (payer-id-unmapped)
+providers:                       # optional: the NPIs on the claim (837P 2010AA, 2310B, 2310A)
+  billing: "1234567893"
+  rendering: "1987654328"        # leave out when the billing provider rendered the service
+  referring: "1558598797"
 ```
 
 ## Three-valued documentation
@@ -138,7 +144,9 @@ A documented value decides a rule. An absent value is *unknown*: a rule that nee
 Nothing typed here becomes rule text. Claim and patient ids are replaced by integers; codes,
 modifiers and diagnoses must match strict patterns; documentation values come from the closed
 lists above; levels are parsed into segment numbers; nerve names are mapped to a vocabulary
-(unknown names count as "other"); muscles are only counted.
+(unknown names count as "other"); muscles are only counted. Provider NPIs reach it only as
+valid, invalid or missing (the check digit is computed in Python); a role left out is not
+checked.
 
 ## Lines the rules cannot check
 

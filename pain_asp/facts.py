@@ -14,7 +14,7 @@ from collections.abc import Container, Iterable
 
 from .icd import dx_status
 from .models import VOID, Claim, Documentation, HistoryEntry, Line
-from .tokens import nerve_token
+from .tokens import PAYER_ID_RE, nerve_token, npi_status
 
 __all__ = ["CLINGO_INT_MAX", "HistoryItem", "charge_cents", "claim_facts", "claim_money",
            "day_number", "dx_facts", "from_day_number", "money_unit"]
@@ -83,6 +83,15 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
         out.append(f"claim_void({k}).")
     for i, dx in enumerate(claim.diagnoses, start=1):
         out.append(f'claim_dx({k}, {i}, "{dx}").')
+    if claim.payer_id is not None and claim.payer_id.strip().upper() not in _mapped_payer_ids():
+        shown = claim.payer_id.strip().upper()
+        shown = shown if PAYER_ID_RE.match(shown) else "(not shown: characters other than A-Z and 0-9)"
+        out.append(f'claim_payer_id_unmapped({k}, "{shown}").')
+    if claim.providers is not None:   # the NPI's check digit is computed here, never in ASP
+        for role in ("billing", "rendering", "referring"):
+            npi = getattr(claim.providers, role)
+            if npi is not None:
+                out.append(f"claim_npi({k}, {role}, {npi_status(npi)}).")
     clinical = claim.clinical
     if clinical is not None:
         for name in ("pain_duration_months", "conservative_care_weeks", "cpm_minutes"):
@@ -123,6 +132,12 @@ def _unchecked_line(k: int, n: int, line: Line) -> str:
     last = line.through or line.date
     return (f'unchecked_line({k}, {n}, "{line.code}", {day_number(line.date)}, {day_number(last)}, '
             f"{line.not_checked}).")
+
+
+def _mapped_payer_ids() -> dict[str, str]:
+    from .x12 import payer_table
+
+    return payer_table()[0]
 
 
 def _documentation(k: int, n: int, doc: Documentation) -> list[str]:

@@ -29,6 +29,7 @@ __all__ = [
     "HistoryEntry",
     "Line",
     "Patient",
+    "Providers",
     "ValidationError",
     "parse_claim",
     "parse_history_entry",
@@ -185,6 +186,21 @@ class Patient(_Strict):
     sex: Optional[Literal["F", "M", "U"]] = None
 
 
+NpiText = Annotated[str, Meta(max_length=80)]
+
+
+class Providers(_Strict):
+    """The National Provider Identifiers on the claim (837P loops 2010AA, 2310B, 2310A).
+
+    Any text is accepted: a wrong NPI is a finding of the claim, not an input error. An
+    absent role is unknown and not checked; an empty one is a missing NPI.
+    """
+
+    billing: Optional[NpiText] = None
+    rendering: Optional[NpiText] = None
+    referring: Optional[NpiText] = None
+
+
 class Clinical(_Strict):
     """Chart facts for the whole claim."""
 
@@ -256,6 +272,8 @@ class Claim(_Strict):
     history: list[HistoryEntry] = []
     frequency: Literal[1, 7, 8] = ORIGINAL
     replaces: Optional[str] = None
+    providers: Optional[Providers] = None
+    payer_id: Optional[Annotated[str, Meta(max_length=80)]] = None
 
     @property
     def first_day(self) -> dt.date:
@@ -279,7 +297,7 @@ def _check_life(frequency: int, replaces: Optional[str]) -> None:
 
 # YAML reads 64483, 50 or 24 as numbers; these fields are text.
 _TEXT_FIELDS = {"claim_id", "payer", "place_of_service", "prior_authorization", "code", "id",
-                "replaces"}
+                "replaces", "billing", "rendering", "referring", "payer_id"}
 _TEXT_LISTS = {"modifiers", "diagnoses"}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 from .errors import InputError
 from .models import EXPECTED, ORIGINAL, Claim, ValidationError, parse_claim
 
-__all__ = ["Record", "read_claims", "validate_claim", "CLAIM_SUFFIXES"]
+__all__ = ["Record", "read_claims", "validate_claim", "CLAIM_SUFFIXES", "is_x12"]
 
 X12_SUFFIXES = {".837", ".x12", ".edi"}  # X12 837P, read by pain_asp/x12.py
 CLAIM_SUFFIXES = {".json", ".jsonl", ".ndjson", ".yaml", ".yml"} | X12_SUFFIXES
@@ -35,7 +36,7 @@ class Record:
     claim: Claim | None = None
     errors: list[InputError] = field(default_factory=list)
     claim_id: str | None = None
-    source: Any = None  # format-specific context for writing the claim back (X12Context)
+    source: Any = None  # for writing the claim back: the mapping read (JSON, YAML) or its X12Context
 
     @property
     def ok(self) -> bool:
@@ -50,10 +51,14 @@ def read_claims(
     payers = set(known_payers) if known_payers is not None else None
     seen_ids: dict[str, str] = {}
     for path in _expand(paths):
+        read = 0
         for record in _read_file(path):
+            read += 1
             if record.claim is not None:
                 _cross_checks(record, payers, seen_ids)
             yield record
+        if not read:  # nothing is silently empty (SPEC §11)
+            yield Record(str(path), 1, errors=[InputError(str(path), None, "", "", _NO_CLAIMS)])
 
 
 def validate_claim(
@@ -67,19 +72,59 @@ def validate_claim(
     return record
 
 
+_NO_CLAIMS = "at least one claim: no claim was read from it"
+_NOT_CLAIMS = ("not a claim file: neither an X12 837P (an ISA segment at the start) nor named "
+               ".json, .jsonl, .ndjson, .yaml or .yml")
+
+
+def is_x12(path: Path) -> bool:
+    """True when the file is read as X12: named .837, .x12 or .edi, or starting with an ISA
+    segment (after a UTF-8 byte order mark or white space) whatever its name, as 837P
+    exports are often named .txt or .dat."""
+    if path.suffix.lower() in X12_SUFFIXES:
+        return True
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    head = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    return head.startswith(b"ISA") and len(head) > 3 and not chr(head[3]).isalnum()
+
+
 def _expand(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """The files to read; a folder's files sorted, each file it skips named on stderr, and the
+    folder itself when it has no claim file (reading it then says so)."""
     for item in paths:
         path = Path(item)
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in CLAIM_SUFFIXES)
-        else:
+        if not path.is_dir():
+            yield path
+            continue
+        found = False
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            if file.suffix.lower() in CLAIM_SUFFIXES or is_x12(file):
+                found = True
+                yield file
+            else:
+                sys.stderr.write(f"pain-asp: skipped {file}: {_NOT_CLAIMS}\n")
+        if not found:
             yield path
 
 
 def _read_file(path: Path) -> Iterator[Record]:
     name = str(path)
     suffix = path.suffix.lower()
-    if suffix in X12_SUFFIXES:
+    if path.is_dir():
+        yield Record(name, 1, errors=[InputError(
+            name, None, "", "", "a folder with at least one claim file (X12 837P, .json, .jsonl, "
+            ".ndjson, .yaml or .yml); it has none")])
+        return
+    try:
+        if path.stat().st_size == 0:
+            return  # read_claims says no claim was read
+    except OSError:
+        pass  # opening it below names the problem
+    if is_x12(path):
         from .x12 import read_x12
 
         yield from read_x12(path)
@@ -90,6 +135,9 @@ def _read_file(path: Path) -> Iterator[Record]:
         yield Record(name, 1, errors=[InputError(name, None, "", "", f"a readable file ({exc.strerror})")])
         return
     with handle:
+        if suffix not in CLAIM_SUFFIXES:
+            yield Record(name, 1, errors=[InputError(name, None, "", "", _NOT_CLAIMS)])
+            return
         if suffix in (".jsonl", ".ndjson"):
             yield from _read_json_lines(name, handle)
             return
@@ -152,7 +200,7 @@ def _parse(text: str, suffix: str) -> list[Any]:
 
 def _validate(raw: Any, file: str, position: int) -> Record:
     claim_id = _claim_id_of(raw)
-    record = Record(file, position, claim_id=claim_id)
+    record = Record(file, position, claim_id=claim_id, source=raw)
     if not isinstance(raw, dict):
         record.errors.append(
             InputError(file, claim_id, "", _show(raw), f"a claim mapping (claim {position} in the file)")

@@ -14,8 +14,10 @@ __all__ = [
     "CODE_RE",
     "DX_RE",
     "MODIFIER_RE",
+    "PAYER_ID_RE",
     "SEGMENTS",
     "normalise_dx",
+    "npi_status",
     "parse_level",
     "nerve_token",
     "segment_name",
@@ -24,6 +26,8 @@ __all__ = [
 # CPT (5 digits), CPT Category II/III (4 digits + F/T/U), HCPCS Level II (letter + 4 digits).
 CODE_RE = re.compile(r"^(?:[0-9]{5}|[0-9]{4}[FTU]|[A-V][0-9]{4})$")
 MODIFIER_RE = re.compile(r"^[0-9A-Z]{2}$")
+# A payer's identifier as 837P files carry it (2010BB NM109): letters and digits.
+PAYER_ID_RE = re.compile(r"^[0-9A-Z]{1,80}$")
 # ICD-10-CM: letter, digit, alphanumeric, then up to four more after an optional dot.
 DX_RE = re.compile(r"^[A-TV-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?$")
 
@@ -94,3 +98,19 @@ def nerve_token(name: str) -> str:
     key = " ".join(name.lower().replace("_", " ").replace("-", " ").split())
     key = key.removesuffix(" nerve").removesuffix(" branch nerve")
     return _NERVES.get(key, "other")
+
+
+def npi_status(text: str) -> str:
+    """``valid``, ``invalid`` or ``missing`` for a National Provider Identifier: 10 digits
+    whose last is the Luhn (ISO/IEC 7812 mod 10 "double-add-double") check digit of the first
+    nine with the card-issuer prefix 80840 in front, as CMS specifies it."""
+    npi = text.strip()
+    if not npi:
+        return "missing"
+    if len(npi) != 10 or not (npi.isascii() and npi.isdigit()) or npi[0] not in "12":
+        return "invalid"
+    total = 0
+    for n, digit in enumerate(reversed("80840" + npi[:9])):   # the rightmost digit is doubled
+        value = int(digit) * (2 if n % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return "valid" if (10 - total % 10) % 10 == int(npi[9]) else "invalid"

@@ -15,6 +15,8 @@ claim_id                   2300 CLM01
 place_of_service           2300 CLM05-1, or 2400 SV105 when every line names the same one
 payer                      2010BB NM1*PR NM109, else 2000B SBR09, mapped through
                            payers/ids/payer_ids.yaml
+payer_id                   2010BB NM1*PR NM109
+providers                  NM109 (NM108 XX) of 2010AA NM1*85, 2310B NM1*82, 2310A NM1*DN/P3
 patient.id                 2010BA NM1*IL NM109 (member id); a dependent (2000C) adds a
                            short digest of the patient's name and birth date
 patient.birth_date, sex    DMG02, DMG03 of the patient (2010CA) or subscriber (2010BA)
@@ -57,14 +59,14 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError, PainAspError
-from .models import Claim, Line
+from .models import Claim, Line, Providers
 from .readers import Record, validate_claim
 from .resources import payers_dir
 
@@ -72,6 +74,7 @@ __all__ = [
     "IMPLEMENTATION",
     "PAYER_IDS_ENV",
     "Provider",
+    "Untouched",
     "X12Context",
     "contexts_for_files",
     "contexts_of",
@@ -220,6 +223,15 @@ class X12Context:
     claim_segments: list[_Seg]
     lines: list[list[_Seg]]
     prior_auth_on_lines: bool = False
+    as_read: dict[str, Any] | None = None    # the raw claim mapping the reader built
+
+
+@dataclass(frozen=True)
+class Untouched:
+    """A claim read from an 837P that pain-asp could not check: :func:`write_837` writes it
+    back with the segments it was read with, so a corrected file never drops a claim."""
+
+    context: X12Context
 
 
 @dataclass
@@ -304,10 +316,17 @@ def _scan_parts(handle: Any) -> Iterator[_Scan]:
         part.fatal = "an X12 interchange starting with an ISA segment"
         yield part
         return
+    widths = _isa_width_problems(_isa_values(head))
+    if widths:
+        part.fatal = ("an ISA segment of fixed width (106 characters): "
+                      + "; ".join(f"{ref} {expected}" for ref, expected in widths))
+        yield part
+        return
     source = _Rest(head, handle)
     errh = pyx12.error_handler.err_handler()
     interchange = group = -1
     isa = gs = None
+    envelope: dict[str, list[tuple[str, str]]] = {"ISA": [], "GS": []}   # element errors of the open ISA, GS
     txn: _Transaction | None = None
     levels: dict[str, _Level] = {}
     current: _Level | None = None
@@ -335,6 +354,9 @@ def _scan_parts(handle: Any) -> Iterator[_Scan]:
                 loop_id = node.x12_map_node.parent.id if node.x12_map_node.parent is not None else ""
                 part.loop_at[position] = loop_id
                 part.seg_at[position] = seg.id
+                if seg.id in envelope:
+                    envelope[seg.id] = [(f"{seg.id} (segment {position}) {ref}", expected)
+                                        for ref, expected in _envelope_problems(seg)]
                 if seg.id == "ISA":
                     interchange += 1
                     isa = seg
@@ -359,6 +381,8 @@ def _scan_parts(handle: Any) -> Iterator[_Scan]:
                     part.transactions.append(txn)
                     levels, current = {}, None
                     part.scope_at[position] = ("txn", txn)
+                    part.errors.extend((("txn", txn), where, "", expected)
+                                       for where, expected in envelope["ISA"] + envelope["GS"])
                 elif seg.id == "SE":
                     part.scope_at[position] = ("txn", txn)
                     if txn is not None and errh.cur_st_node is not None:
@@ -417,7 +441,7 @@ def _transaction_errors(st_node: Any, txn: _Transaction, part: _Scan) -> None:
     node then leaves pyx12's error tree (it holds nothing more, and the tree stays small)."""
     for code, text in st_node.errors:
         part.errors.append((("txn", txn), "transaction set (ST/SE)", "",
-                            _envelope_expect({"err_cde": code, "err_str": text})))
+                            _envelope_expect("ST", {"err_cde": code, "err_str": text})))
     for seg in st_node.children:
         _segment_errors(_seg_errors(seg), part)
     parent = getattr(st_node, "parent", None)
@@ -495,24 +519,112 @@ def _collect_errors(errh: Any, scan: _Scan, groups: dict[int, list[int]]) -> Non
     for i, isa in enumerate(tree.get("interchanges", [])):
         for err in isa.get("errors", []):
             scan.errors.append((("isa", i), "interchange envelope (ISA/IEA)", "",
-                                _envelope_expect(err)))
+                                _envelope_expect("ISA", err)))
         for g, group in enumerate(isa.get("groups", [])):
             group_index = groups[i][g] if i in groups and g < len(groups[i]) else -1
             for err in group.get("errors", []):
                 scan.errors.append((("group", group_index), "functional group (GS/GE)", "",
-                                    _envelope_expect(err)))
+                                    _envelope_expect("GS", err)))
             txns = by_index.get((i, group_index), [])
             for t, trans in enumerate(group.get("transactions", [])):
                 txn = txns[t] if t < len(txns) else None
                 for err in trans.get("errors", []):
                     scan.errors.append((("txn", txn) if txn else None, "transaction set (ST/SE)", "",
-                                        _envelope_expect(err)))
+                                        _envelope_expect("ST", err)))
                 for seg in trans.get("segments", []):
                     _segment_errors(seg, scan)
 
 
-def _envelope_expect(err: dict[str, Any]) -> str:
-    return f"a valid envelope (pyx12: {err.get('err_str', '')})"
+def _envelope_expect(level: str, err: dict[str, Any]) -> str:
+    """What a trailer error of pyx12 (TA1, AK9 or AK5 code) asks for, without the values
+    its own message quotes."""
+    code = str(err.get("err_cde", ""))
+    return _TRAILER_EXPECT.get((level, code), f"a valid {level} envelope (X12 error code {code})")
+
+
+_TRAILER_EXPECT = {
+    ("ISA", "001"): "IEA02 equal to ISA13 (the interchange control number)",
+    ("ISA", "021"): "IEA01 equal to the number of functional groups (GS) in the interchange",
+    ("ISA", "023"): "an IEA segment closing the interchange",
+    ("ISA", "024"): "a GE segment closing the functional group before the IEA",
+    ("ISA", "025"): "an ISA13 control number no other interchange of the file uses",
+    ("GS", "3"): "a GE segment closing the functional group",
+    ("GS", "4"): "GE02 equal to GS06 (the group control number)",
+    ("GS", "5"): "GE01 equal to the number of transaction sets (ST) in the group",
+    ("GS", "6"): "a GS06 control number no other group of the file uses",
+    ("ST", "2"): "an SE segment closing the transaction set",
+    ("ST", "3"): "SE02 equal to ST02 (the transaction set control number)",
+    ("ST", "4"): "SE01 equal to the number of segments in the transaction set, ST and SE included",
+    ("ST", "23"): "an ST02 control number no other transaction set of the group uses",
+}
+
+
+# ---------------------------------------------------------------------------------------
+# The envelope's own elements (ISA, GS), which pyx12's map does not check
+# ---------------------------------------------------------------------------------------
+
+# ISA01..ISA16: every element has a fixed width (005010 interchange control header).
+_ISA_WIDTHS = (2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1, 1)
+_ID_QUALIFIERS = ("01", "14", "20", "27", "28", "29", "30", "33", "ZZ")
+_ISA_CODES = {1: ("00", "03"), 3: ("00", "01"), 5: _ID_QUALIFIERS, 7: _ID_QUALIFIERS,
+              12: ("00501",), 14: ("0", "1"), 15: ("P", "T")}
+
+
+def _isa_values(head: str) -> list[str]:
+    """ISA01..ISA15 as written at the start of a file, split on its element separator (the
+    character after ``ISA``), before pyx12 relies on their fixed widths."""
+    return head[4:].split(head[3], 15)[:15] if len(head) > 4 else []
+
+
+def _isa_width_problems(values: list[str]) -> list[tuple[str, str]]:
+    if len(values) < 15:
+        return [("ISA", "16 elements")]
+    return [(f"ISA{n:02d}", f"exactly {width} character{'s' if width > 1 else ''}")
+            for n, (value, width) in enumerate(zip(values, _ISA_WIDTHS), start=1) if len(value) != width]
+
+
+def _envelope_problems(seg: _Seg) -> list[tuple[str, str]]:
+    """(element, what is expected) for each element of an ISA or GS segment that breaks the
+    X12 envelope standard; values are never part of the answer."""
+    raw = [comps[0] if comps else "" for comps in seg.elements]
+    if seg.id == "ISA":
+        out = _isa_width_problems(raw[:15]) + (
+            [] if len(raw) == 16 and len(raw[15]) == 1 else [("ISA16", "exactly 1 character")])
+        bad = {ref for ref, _ in out}
+        for n, codes in _ISA_CODES.items():
+            if f"ISA{n:02d}" not in bad and raw[n - 1] not in codes:
+                out.append((f"ISA{n:02d}", "one of " + ", ".join(codes)))
+        checks = [(9, _real_date(raw[8], "%y%m%d"), "a real date as YYMMDD"),
+                  (10, _real_time(raw[9], (4,)), "a time as HHMM"),
+                  (13, raw[12].isdigit(), "9 digits (the interchange control number)")]
+    else:
+        value = [seg.get(n) for n in range(1, 9)]
+        checks = [(1, value[0] == "HC", "HC (health care claim)"),
+                  (2, 2 <= len(value[1]) <= 15, "2 to 15 characters (the sender's code)"),
+                  (3, 2 <= len(value[2]) <= 15, "2 to 15 characters (the receiver's code)"),
+                  (4, _real_date(value[3], "%Y%m%d"), "a real date as CCYYMMDD"),
+                  (5, _real_time(value[4], (4, 6, 7, 8)), "a time as HHMM, HHMMSS or HHMMSSD(D)"),
+                  (6, value[5].isdigit() and len(value[5]) <= 9, "1 to 9 digits (the group control number)"),
+                  (7, value[6] == "X", "X (Accredited Standards Committee X12)")]
+        out = []
+        bad = set()
+    out.extend((f"{seg.id}{n:02d}", expected) for n, good, expected in checks
+               if not good and f"{seg.id}{n:02d}" not in bad)
+    return out
+
+
+def _real_date(value: str, pattern: str) -> bool:
+    try:
+        dt.datetime.strptime(value, pattern)
+    except ValueError:
+        return False
+    return value.isdigit()
+
+
+def _real_time(value: str, lengths: tuple[int, ...]) -> bool:
+    if not value.isdigit() or len(value) not in lengths:
+        return False
+    return int(value[:2]) < 24 and int(value[2:4]) < 60 and (len(value) < 6 or int(value[4:6]) < 60)
 
 
 def _segment_errors(seg: dict[str, Any], scan: _Scan) -> None:
@@ -670,13 +782,13 @@ _CONTEXTS_KEPT = 5000
 def contexts_for_files(paths: Iterable[str | Path]) -> dict[str, X12Context]:
     """Claim id -> 837P context for every claim of the X12 files among ``paths`` (folders are
     walked like the readers walk them); the first file naming a claim id wins."""
-    from .readers import X12_SUFFIXES
+    from .readers import is_x12
 
     out: dict[str, X12Context] = {}
     for item in paths:
         path = Path(item)
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in X12_SUFFIXES) if path.is_dir() else (
-            [path] if path.suffix.lower() in X12_SUFFIXES else [])
+        files = sorted(p for p in path.rglob("*") if p.is_file() and is_x12(p)) if path.is_dir() else (
+            [path] if is_x12(path) else [])
         for file in files:
             try:
                 info = file.stat()
@@ -695,7 +807,7 @@ def contexts_for_files(paths: Iterable[str | Path]) -> dict[str, X12Context]:
     return out
 
 
-def write_corrected_837(claims: Iterable[Claim], inputs: Iterable[str | Path]) -> str:
+def write_corrected_837(claims: Iterable[Claim | Untouched], inputs: Iterable[str | Path]) -> str:
     """Corrected claims as one 837P: each claim read from an 837P among ``inputs`` goes back
     into the envelope and loops it came from (see :func:`write_837`)."""
     return write_837(claims, contexts_for_files(inputs))
@@ -779,6 +891,7 @@ def _record(loop: _ClaimLoop, name: str, position: int, claim_id: str | None) ->
         for error in record.errors:
             error.field = _annotate(error.field, refs)
     record.source = loop.context
+    loop.context.as_read = raw
     return record
 
 
@@ -808,14 +921,21 @@ def _raw_claim(loop: _ClaimLoop) -> tuple[dict[str, Any], dict[str, str], list[t
     raw.update(life)
     refs.update(life_refs)
 
-    payer, payer_problem = _payer(ctx)
+    payer, payer_problem, payer_id = _payer(ctx)
     refs["payer"] = "2010BB NM1*PR NM109 and 2000B SBR09, mapped by payers/ids/payer_ids.yaml"
     if payer_problem:
         problems.append(("payer (2010BB NM1*PR NM109, 2000B SBR09)", payer_problem[0], payer_problem[1]))
     raw["payer"] = payer or ""
+    if payer_id:
+        raw["payer_id"] = payer_id
+        refs["payer_id"] = "2010BB NM1*PR NM109"
 
     raw["patient"], patient_refs = _patient(ctx)
     refs.update(patient_refs)
+    providers = _providers(ctx, segs)
+    if providers:
+        raw["providers"] = providers
+        refs["providers"] = "2010AA, 2310B, 2310A NM109"
 
     diagnoses: list[str] = []
     for pos, _, seg in segs:
@@ -972,7 +1092,10 @@ def _service_dates(qualifier: str, value: str) -> tuple[str, str, str | None]:
     return "", "", "a date of service qualified D8 or RD8"
 
 
-def _payer(ctx: X12Context) -> tuple[str | None, tuple[str, str] | None]:
+def _payer(ctx: X12Context) -> tuple[str | None, tuple[str, str] | None, str]:
+    """(policy, problem, payer id): the payer policy of the claim by its payer id (2010BB
+    NM109), else by its claim filing indicator (2000B SBR09); when neither is mapped, the
+    problem says what to add to the mapping."""
     payer_id = indicator = ""
     if ctx.subscriber is not None:
         for seg, loop in zip(ctx.subscriber.segments, ctx.subscriber.loops):
@@ -980,14 +1103,34 @@ def _payer(ctx: X12Context) -> tuple[str | None, tuple[str, str] | None]:
                 payer_id = seg.get(9)
             elif seg.id == "SBR":
                 indicator = seg.get(9)
-    by_id, by_sbr, files = payer_table()
+    by_id, by_sbr, _ = payer_table()
     policy = by_id.get(payer_id.upper()) if payer_id else None
     if policy is None and indicator:
         policy = by_sbr.get(indicator.upper())
     if policy is None:
         shown = f"NM109 {_shown(payer_id) if payer_id else '(none)'}, SBR09 {_shown(indicator) if indicator else '(none)'}"
-        return None, (shown, "a payer id or claim filing indicator listed in " + " or ".join(files))
-    return policy, None
+        add = [f"`payer_ids: {payer_id.upper()}: <policy id>`" if payer_id else "",
+               f"`claim_filing_indicators: {indicator.upper()}: <policy id>`" if indicator else ""]
+        return None, (shown, "a payer id or claim filing indicator the payer id mapping names: add "
+                      + (" or ".join(a for a in add if a) or "the payer's id to the claim (NM109)")
+                      + f" to payers/ids/payer_ids.yaml (or the file {PAYER_IDS_ENV} names)"), payer_id
+    return policy, None, payer_id
+
+
+def _providers(ctx: X12Context, claim: list[tuple[int, str, _Seg]]) -> dict[str, str]:
+    """The NPIs of the billing (2010AA NM1*85), rendering (2310B NM1*82) and referring (2310A
+    NM1*DN or P3) providers the claim names: NM109 when NM108 is XX, else empty (missing)."""
+    named = [("billing", loop, seg) for seg, loop in
+             zip(ctx.billing.segments, ctx.billing.loops)] if ctx.billing is not None else []
+    named += [(role, loop, seg) for _, loop, seg in claim for role in ("rendering", "referring")]
+    wanted = {"billing": ("2010AA", ("85",)), "rendering": ("2310B", ("82",)),
+              "referring": ("2310A", ("DN", "P3"))}
+    out: dict[str, str] = {}
+    for role, loop, seg in named:
+        where, entities = wanted[role]
+        if seg.id == "NM1" and loop == where and seg.get(1) in entities and role not in out:
+            out[role] = seg.get(9) if seg.get(8) == "XX" else ""
+    return out
 
 
 def _patient(ctx: X12Context) -> tuple[dict[str, Any], dict[str, str]]:
@@ -1070,13 +1213,13 @@ def contexts_of(records: Iterable[Record]) -> dict[str, X12Context]:
     return out
 
 
-def write_837(claims: Iterable[Claim], contexts: Mapping[str, X12Context] | None = None, *,
+def write_837(claims: Iterable[Claim | Untouched], contexts: Mapping[str, X12Context] | None = None, *,
               provider: Provider | None = None, created: dt.datetime | None = None,
               usage: str = "T", validate: bool = True) -> str:
     """The claims as one 837P (005010X222A1) text.
 
     ``contexts`` (from :func:`contexts_of`) keeps what an 837P claim carries beyond the
-    model. ``created`` dates a new envelope (claims without a context); ``usage`` is ISA15
+    model; an :class:`Untouched` claim is written as it was read. ``created`` dates a new envelope (claims without a context); ``usage`` is ISA15
     for it (T test, P production). With ``validate`` the text is checked with pyx12 and a
     problem raises :class:`PainAspError`.
     """
@@ -1088,18 +1231,19 @@ def write_837(claims: Iterable[Claim], contexts: Mapping[str, X12Context] | None
         raise PainAspError("write_837: expected at least one claim")
     fresh = [_fresh_transaction(provider, created, usage)]
     fresh_claims = 0
-    fresh_subscribers: dict[tuple[str, str, str, str], _Level] = {}
+    fresh_subscribers: dict[tuple[str, ...], _Level] = {}
     # interchange -> group -> transaction -> billing -> subscriber -> patient -> claims
     tree: dict[Any, Any] = {}
     for claim in claims:
-        ctx = contexts.get(claim.claim_id)
+        ctx = claim.context if isinstance(claim, Untouched) else contexts.get(claim.claim_id)
         if ctx is not None:
             txn, billing, subscriber, patient = ctx.transaction, ctx.billing, ctx.subscriber, ctx.patient
         else:  # new envelopes: at most CLAIMS_PER_TRANSACTION claims per transaction set
             if fresh_claims and fresh_claims % CLAIMS_PER_TRANSACTION == 0:
                 fresh.append(_next_transaction(fresh[0], len(fresh) + 1))
             fresh_claims += 1
-            txn, billing = fresh[-1], _fresh_billing(provider)
+            npi = claim.providers.billing if claim.providers is not None else None
+            txn, billing = fresh[-1], _fresh_billing(provider if npi is None else replace(provider, npi=npi))
             subscriber, patient = _fresh_subscriber(claim, fresh_subscribers), None
         keys = [("isa", txn.interchange, id(txn.isa)), ("gs", txn.group, id(txn.gs)), ("st", id(txn)),
                 ("hl20", _level_key(billing)), ("hl22", _level_key(subscriber)), ("hl23", _level_key(patient))]
@@ -1209,15 +1353,15 @@ def _fresh_billing(provider: Provider) -> _Level:
     ])
 
 
-def _fresh_subscriber(claim: Claim, known: dict[tuple[str, str, str, str], _Level]) -> _Level:
+def _fresh_subscriber(claim: Claim, known: dict[tuple[str, ...], _Level]) -> _Level:
     """A subscriber loop for a claim without an 837P context (one per patient and payer)."""
     patient = claim.patient
-    key = (patient.id, claim.payer, str(patient.birth_date or ""), patient.sex or "")
+    key = (patient.id, claim.payer, claim.payer_id or "", str(patient.birth_date or ""), patient.sex or "")
     level = known.get(key)
     if level is not None:
         return level
     by_id, by_sbr, _ = payer_table()
-    payer_code = next((k for k, v in by_id.items() if v == claim.payer), claim.payer.upper()[:80])
+    payer_code = claim.payer_id or next((k for k, v in by_id.items() if v == claim.payer), claim.payer.upper()[:80])
     indicator = next((k for k, v in by_sbr.items() if v == claim.payer), "ZZ")
     segments = [
         _Seg.make("SBR", "P", "18", None, None, None, None, None, None, indicator),
@@ -1245,7 +1389,10 @@ def _amount(value: Decimal | None) -> str:
 _CLAIM_ORDER = ["CLM", "DTP", "PWK", "CN1", "AMT", "REF", "K3", "NTE", "CR1", "CR2", "CRC", "HI", "HCP"]
 
 
-def _claim_segments(claim: Claim, ctx: X12Context | None) -> list[_Seg]:
+def _claim_segments(claim: Claim | Untouched, ctx: X12Context | None) -> list[_Seg]:
+    if isinstance(claim, Untouched):
+        return [s.copy() for s in claim.context.claim_segments] + [
+            s.copy() for line in claim.context.lines for s in line]
     total = sum((line.charge or Decimal(0)) for line in claim.lines)
     out: list[_Seg] = []
     if ctx is not None:
@@ -1285,6 +1432,8 @@ def _claim_segments(claim: Claim, ctx: X12Context | None) -> list[_Seg]:
         _insert_ordered(out, _Seg("HI", diagnoses))
     if auth_on_claim and claim.prior_authorization and not auth_done:
         _insert_ordered(out, _Seg.make("REF", "G1", claim.prior_authorization))
+    if ctx is None and claim.providers is not None:
+        out.extend(_fresh_claim_providers(claim.providers))
     originals = list(ctx.lines) if ctx is not None else []
     used: set[int] = set()
     for n, line in enumerate(claim.lines, start=1):
@@ -1293,6 +1442,16 @@ def _claim_segments(claim: Claim, ctx: X12Context | None) -> list[_Seg]:
                                   full=match is not None and match not in used))
         if match is not None:
             used.add(match)
+    return out
+
+
+def _fresh_claim_providers(providers: Providers) -> list[_Seg]:
+    """Referring (2310A) and rendering (2310B) provider loops of a claim from JSON or YAML: the
+    NPI it gives and a placeholder name, like the other placeholders of a new file."""
+    out = []
+    for entity, npi in (("DN", providers.referring), ("82", providers.rendering)):
+        if npi is not None:
+            out.append(_Seg.make("NM1", entity, "1", "UNKNOWN", None, None, None, None, "XX", npi))
     return out
 
 
