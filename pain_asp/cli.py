@@ -135,6 +135,9 @@ def check(
     workers: Annotated[Optional[int], typer.Option(
         "--workers", help="Worker processes for a batch of more than 1,000 claims (default: the machine's "
         "cores); smaller batches are checked in this process.")] = None,
+    require_data: Annotated[bool, typer.Option(
+        "--require-data", help="Fail (exit 2) instead of checking when the NCCI PTP, MUE or add-on "
+        "tables in use are not CMS's (pain-asp data status).")] = False,
 ) -> None:
     """Check claims and report every finding with its rule, denial code, source and fix.
 
@@ -150,14 +153,21 @@ def check(
     if workers is not None and workers < 1:
         raise _fail(f"--workers {workers}: expected 1 or more")
     checker = _checker(payer_dir, ncci_dir)
+    from .ncci import starter_notice
+
+    notice = starter_notice(checker.tables.starter())
+    if notice and require_data:
+        raise _fail("--require-data: " + notice.strip())
     options = BatchOptions(workers=workers)
     to_terminal = output is None and sys.stdout.isatty()
     progress = Progress(sys.stderr, enabled=sys.stderr.isatty() and not to_terminal)
     if output is not None:
         with output.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(notice if fmt == Format.text else "")
             summary = check_files(files, handle, fmt=fmt.value, checker=checker, history_db=history,
                                   options=options, progress=progress)
     else:
+        sys.stdout.write(notice if fmt == Format.text else "")
         summary = check_files(files, sys.stdout, fmt=fmt.value, colour=to_terminal, checker=checker,
                               history_db=history, options=options, progress=progress)
     raise typer.Exit(summary.exit_code(fail_on.value))
@@ -447,18 +457,21 @@ def data_status(
     ncci_dir: NcciDir = None,
     fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
 ) -> None:
-    """Which NCCI data set and quarter checks use."""
+    """Which NCCI data set and quarter checks use, what is missing, and the ICD-10-CM releases."""
     import json
 
     from .ncci import status, status_text
 
     if ncci_dir is not None and not ncci_dir.is_dir():
         raise _fail(f"--ncci-dir {ncci_dir}: expected an existing folder with the CMS files")
+    from .icd import periods, periods_text
+
     info = status(ncci_dir)
     if fmt == TextOrJson.json:
+        info["icd10cm"] = [p.as_dict() for p in periods()]
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
     else:
-        sys.stdout.write(status_text(info))
+        sys.stdout.write(status_text(info) + periods_text())
 
 
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from .resources import kb_dir
 
-__all__ = ["Period", "periods", "dx_marks", "dx_status", "dx_facts"]
+__all__ = ["Period", "periods", "dx_marks", "dx_status", "dx_facts", "release_source", "periods_text"]
 
 _STATUS = {"B": "billable", "H": "header", "-": "absent"}
 
@@ -95,3 +95,26 @@ def dx_facts(codes: set[str] | list[str]) -> list[str]:
             if mark in _STATUS:
                 out.append(f'dx_in("{code}", {period.start}, {_STATUS[mark]}).')
     return out
+
+
+def release_source(label: str) -> dict[str, str]:
+    """A finding's source entry for the release its facts name (``ICD-10-CM FY2025``, or
+    ``none`` when no period covers the date)."""
+    for period in periods():
+        if f"ICD-10-CM {period.label}" == label:
+            return {"document": f"{label} ({_iso(period.start)} to {_iso(period.end)}): {period.source}",
+                    "url": "", "confidence": "unverified" if period.bridged else "data",
+                    "effective": _iso(period.start)}
+    first, last = periods()[0], periods()[-1]
+    return {"document": f"no ICD-10-CM release: pain-asp's tables cover {_iso(first.start)} to "
+                        f"{_iso(last.end)}", "url": "", "confidence": "data", "effective": ""}
+
+
+def periods_text() -> str:
+    """The shipped releases for ``pain-asp data status``."""
+    spans = periods()
+    lines = [f"ICD-10-CM releases shipped: {_iso(spans[0].start)} to {_iso(spans[-1].end)} (a diagnosis on "
+             "a date outside them is dx-unknown)"]
+    for p in spans:
+        lines.append(f"  {p.label}: {_iso(p.start)} to {_iso(p.end)}: {p.source}")
+    return "\n".join(lines) + "\n"

@@ -42,7 +42,7 @@ from .resources import kb_dir
 __all__ = [
     "NcciTables", "load_tables", "PtpRow", "MueRow", "read_ptp", "read_mue",
     "data_root", "default_dir", "installed_dir", "resolve_dir",
-    "import_ncci", "ImportReport", "status", "status_text", "ncci_version", "DATA_ENV",
+    "import_ncci", "ImportReport", "status", "status_text", "ncci_version", "DATA_ENV", "starter_notice",
 ]
 
 PTP_FILE = "ncci_ptp_practitioner.tsv"
@@ -95,12 +95,43 @@ class NcciTables:
         self.origin = origin
         self.manifest = manifest
         self.lazy = lazy
+        self.shipped = Path(origin).resolve() == (kb_dir() / "data").resolve()
         self.ptp_count = lazy.rows if lazy is not None else len(ptp)
         self.mue_count = len(mue)
         self.ptp_by_code: dict[str, list[PtpRow]] = {}
         for row in ptp:
             self.ptp_by_code.setdefault(row.column1, []).append(row)
         self.mue = {row.code: row for row in mue}
+
+    def data_sets(self) -> dict[str, dict[str, str]]:
+        """What each table in use is (``ptp``, ``mue``, ``aoc``): its name as a finding cites
+        it, whether it is CMS's table, and the quarter's first day when known."""
+        manifest = self.manifest or {}
+        quarter = manifest.get("quarter")
+        version = f" (NCCI version {manifest['version']})" if manifest.get("version") else ""
+        effective = _quarter_start(quarter) if quarter else ""
+        if self.shipped:
+            ptp = {"name": f"pain-asp starter PTP table ({self.ptp_count} pairs, unverified): not CMS's table",
+                   "cms": "no", "effective": ""}
+            mue = {"name": f"pain-asp starter MUE table ({self.mue_count} codes, unverified): not CMS's table",
+                   "cms": "no", "effective": ""}
+        elif manifest:
+            ptp = {"name": f"CMS NCCI practitioner PTP edits {quarter or '(quarter unknown)'}{version}",
+                   "cms": "yes", "effective": effective}
+            mue = {"name": f"CMS practitioner MUE table {quarter or '(quarter unknown)'}", "cms": "yes",
+                   "effective": effective}
+        else:
+            ptp = {"name": f"PTP table in {self.origin} (no import manifest: quarter unknown)",
+                   "cms": "unknown", "effective": ""}
+            mue = {"name": f"MUE table in {self.origin} (no import manifest: quarter unknown)",
+                   "cms": "unknown", "effective": ""}
+        aoc = {"name": "pain-asp catalog add-on primaries (kb/catalog/codes.lp): CMS's add-on code "
+                       "edit tables not imported", "cms": "no", "effective": ""}
+        return {"ptp": ptp, "mue": mue, "aoc": aoc}
+
+    def starter(self) -> list[str]:
+        """The tables in use that are not CMS's: ``ptp``, ``mue``, ``aoc`` (empty when complete)."""
+        return [kind for kind, info in self.data_sets().items() if info["cms"] == "no"]
 
     def rows_for(self, code: str) -> list[PtpRow]:
         """The PTP rows whose column-1 code is ``code``."""
@@ -443,6 +474,11 @@ def ncci_version(name: str) -> tuple[str, str] | None:
     return f"{major}.{minor}", f"{1994 + major}Q{minor + 1}"
 
 
+def _quarter_start(quarter: str) -> str:
+    """``2026Q2`` -> ``2026-04-01``."""
+    return f"{quarter[:4]}-{3 * int(quarter[-1]) - 2:02}-01"
+
+
 def _quarter_of_name(name: str) -> str | None:
     for pattern, order in ((_ISO, (0, 1)), (_US, (2, 0))):
         match = pattern.search(name)
@@ -640,6 +676,18 @@ def _replace(path: Path, text: str) -> None:
 # Status
 # ---------------------------------------------------------------------------------------
 
+_TABLE_WORDS = {"ptp": "PTP", "mue": "MUE", "aoc": "add-on code"}
+
+
+def starter_notice(starter: list[str]) -> str:
+    """One line saying which NCCI tables in use are not CMS's (empty when all are)."""
+    if not starter:
+        return ""
+    names = ", ".join(_TABLE_WORDS[kind] for kind in starter)
+    return (f"NCCI data: the {names} table(s) in use are not CMS's (starter rows shipped with pain-asp), "
+            "so edits CMS would apply may be missing; import CMS's files with pain-asp data import-ncci "
+            "(pain-asp data status tells what is missing)\n")
+
 def status(directory: str | Path | None = None) -> dict[str, Any]:
     """Which NCCI data set a check uses (or the one in ``directory``), as a mapping."""
     folder = resolve_dir(directory)
@@ -671,6 +719,8 @@ def status(directory: str | Path | None = None) -> dict[str, Any]:
         "sources": [f["name"] for f in manifest.get("ptp", {}).get("files", [])]
         + ([manifest["mue"]["file"]["name"]] if manifest.get("mue") else []),
         "malformed_skipped": manifest.get("malformed_skipped", 0),
+        "tables": {kind: info["name"] for kind, info in tables.data_sets().items()},
+        "missing": [f"CMS's {_TABLE_WORDS[kind]} table" for kind in tables.starter()],
     }
 
 
@@ -699,4 +749,8 @@ def status_text(info: dict[str, Any]) -> str:
         lines.append("  from: " + ", ".join(info["sources"]))
     if info.get("malformed_skipped"):
         lines.append(f"  malformed rows skipped at import: {info['malformed_skipped']}")
+    for kind, name in info.get("tables", {}).items():
+        lines.append(f"  {_TABLE_WORDS[kind]} table: {name}")
+    if info.get("missing"):
+        lines.append("  missing: " + ", ".join(info["missing"]) + " (checks say so; --require-data fails them)")
     return "\n".join(lines) + "\n"
