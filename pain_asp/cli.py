@@ -426,8 +426,9 @@ app.add_typer(data_app, name="data")
 @_user_errors
 def data_import_ncci(
     ptp: Annotated[list[Path], typer.Option(
-        "--ptp", help="A CMS practitioner PTP file (ccipra-v<version>r0-f<n>.txt, tab-separated).")],
-    mue: Annotated[Path, typer.Option("--mue", help="The CMS practitioner MUE table.")],
+        "--ptp", help="A CMS practitioner PTP file (ccipra-v<version>r0-f<n>.txt, tab-separated), or "
+        "the .zip CMS publishes it in.")],
+    mue: Annotated[Path, typer.Option("--mue", help="The CMS practitioner MUE table (.csv, .xlsx or its .zip).")],
     more_ptp: Annotated[Optional[list[Path]], typer.Argument(
         help="More PTP files, so that --ptp f1 f2 f3 f4 works.", show_default=False)] = None,
     into: Annotated[Optional[Path], typer.Option(
@@ -438,12 +439,14 @@ def data_import_ncci(
         "--quarter", help="The release quarter (e.g. 2026Q1) when the file names do not tell it.")] = None,
     skip_malformed: Annotated[bool, typer.Option(
         "--skip-malformed", help="Import the good rows and list the malformed ones instead of stopping.")] = False,
+    aoc: Annotated[Optional[Path], typer.Option(
+        "--aoc", help="CMS's add-on code edit table (AOC_V<year>Q<n>-MCR .xlsx or its .zip).")] = None,
 ) -> None:
-    """Validate CMS's practitioner PTP and MUE files and store them where checks read them."""
+    """Validate CMS's practitioner PTP, MUE and add-on code files and store them where checks read them."""
     from .ncci import import_ncci
 
     report = import_ncci([*ptp, *(more_ptp or [])], mue, into, keep_all=keep_all, quarter=quarter,
-                         skip_malformed=skip_malformed)
+                         skip_malformed=skip_malformed, aoc_file=aoc)
     sys.stdout.write(report.text())
     if into is None:
         sys.stdout.write("checks now use this data set (see pain-asp data status)\n")
