@@ -200,6 +200,7 @@ class _Parsed:
     malformed: list[str] = field(default_factory=list)
     preamble: int = 0
     tables: list[str] = field(default_factory=list)
+    rows: int = 0            # good PTP rows read, kept or not
 
 
 def _is_header(cells: list[str], kind: str) -> bool:
@@ -219,13 +220,15 @@ def _split(line: str, comma: bool) -> list[str]:
     return line.split("\t")
 
 
-def _parse(path: Path, kind: str) -> _Parsed:
+def _parse(path: Path, kind: str, keep: set[str] | None = None) -> _Parsed:
     """Every data row of the tables of ``kind`` in ``path`` (a text file, an .xlsx sheet or a
-    .zip archive as CMS ships it, pain_asp/cms_files.py)."""
+    .zip archive as CMS ships it, pain_asp/cms_files.py). With ``keep``, every PTP row is
+    validated and counted but only those touching a code of ``keep`` are returned."""
     out = _Parsed()
     for label, text in table_texts(path, kind):
         wrong_kind(label, text, kind)
-        one = _parse_text(label, text, kind)
+        one = _parse_text(label, text, kind, keep)
+        out.rows += one.rows
         out.ptp += one.ptp
         out.mue += one.mue
         out.aoc += one.aoc
@@ -235,10 +238,12 @@ def _parse(path: Path, kind: str) -> _Parsed:
     return out
 
 
-def _parse_text(label: str, text: str, kind: str) -> _Parsed:
+def _parse_text(label: str, text: str, kind: str, keep: set[str] | None = None) -> _Parsed:
     """Every data row of one CMS-layout table. Lines before the column header (a copyright
     notice) are skipped and counted; after the header, every non-blank line must be a row,
-    except header continuation lines (empty first cell) before the first row."""
+    except header continuation lines (empty first cell) before the first row. A well-formed
+    tab-separated PTP row is read by one pattern (a full table has some 2 million); any
+    other goes through the column checks that name what is wrong."""
     out = _Parsed()
     state = "preamble"
     comma = False
@@ -263,6 +268,15 @@ def _parse_text(label: str, text: str, kind: str) -> _Parsed:
                 raise PainAspError(_AOC_NO_HEADER.format(label=label))
             state, comma = "data", line_comma
         else:
+            if state == "data" and kind == "ptp" and not comma:
+                fast = _PTP_LINE.fullmatch(line)
+                if fast and _calendar(fast[4]) and (fast[5] == "*" or (_calendar(fast[5]) and fast[5] >= fast[4])):
+                    out.rows += 1
+                    if keep is None or fast[1] in keep or fast[2] in keep:
+                        out.ptp.append((number, PtpRow(
+                            fast[1], fast[2], int(fast[6]), int(fast[4]),
+                            OPEN_END if fast[5] == "*" else int(fast[5]), (fast[7] or "").strip(), fast[3] == "*")))
+                    continue
             cells = _split(line, comma)
             first = cells[0] if cells else ""
             if state == "header":
@@ -272,7 +286,10 @@ def _parse_text(label: str, text: str, kind: str) -> _Parsed:
         where = f"{label}:{number}"
         try:
             if kind == "ptp":
-                out.ptp.append((number, _ptp_row(cells, where)))
+                row = _ptp_row(cells, where)
+                out.rows += 1
+                if keep is None or row.column1 in keep or row.column2 in keep:
+                    out.ptp.append((number, row))
             elif kind == "aoc":
                 out.aoc.append((number, _aoc_row(cells, columns, where)))
             else:
@@ -289,6 +306,19 @@ def _parse_text(label: str, text: str, kind: str) -> _Parsed:
         out.malformed.append(f"{label}: no {KINDS[kind]} rows found "
                              f"({out.preamble} line(s) that are neither a header nor a row)")
     return out
+
+
+_PTP_LINE = re.compile(r"([0-9A-Z]{5})\t([0-9A-Z]{5})\t(\*?)\t(\d{8})\t(\d{8}|\*)\t([019])(?:\t([^\t]*))?[\t ]*")
+
+
+@lru_cache(maxsize=8192)
+def _calendar(text: str) -> bool:
+    """``YYYYMMDD`` is a calendar date (a full table repeats a few thousand dates)."""
+    try:
+        dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return False
+    return True
 
 
 def _date(text: str, where: str, name: str, open_end: bool) -> int:
@@ -679,12 +709,11 @@ def import_ncci(ptp_files: Iterable[str | Path], mue_file: str | Path, into: str
     kept_ptp: list[PtpRow] = []
     ptp_info = []
     for path in ptp_paths:
-        parsed = _parse(path, "ptp")
+        parsed = _parse(path, "ptp", known)
         malformed.extend(parsed.malformed)
-        rows = [row for _, row in parsed.ptp]
-        kept = [r for r in rows if known is None or r.column1 in known or r.column2 in known]
+        kept = [row for _, row in parsed.ptp]
         kept_ptp.extend(kept)
-        ptp_info.append({"name": path.name, "sha256": _sha256(path), "rows": len(rows),
+        ptp_info.append({"name": path.name, "sha256": _sha256(path), "rows": parsed.rows,
                          "kept": len(kept), "preamble_lines": parsed.preamble,
                          "tables": [label.split("!")[-1] for label in parsed.tables]})
     parsed_mue = _parse(mue_path, "mue")
