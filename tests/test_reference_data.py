@@ -4,6 +4,7 @@ refuses starter tables, and rule cases never read a data set the user imported."
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -111,3 +112,37 @@ def test_rule_cases_run_on_the_shipped_tables_even_with_a_data_set_imported() ->
     finally:
         for name in (MANIFEST, PTP_FILE, MUE_FILE):
             (Path(os.environ["PAIN_ASP_DATA_DIR"]) / "ncci" / name).unlink()
+
+
+def _catalog_model() -> list:
+    import clingo
+
+    ctl = clingo.Control(["--warn=none"])
+    ctl.load(str(kb_dir() / "catalog" / "codes.lp"))
+    ctl.ground([("base", [])])
+    with ctl.solve(yield_=True) as handle:
+        return list(next(iter(handle)).symbols(atoms=True))
+
+
+def test_every_catalog_code_has_validity_dates_through_2026() -> None:
+    """The yearly update step (docs/reference-data.md) keeps every code of the catalog dated:
+    each has a window, each window is ordered, every code not deleted is valid on 2026-12-31,
+    and a deleted code names a replacement that is itself valid after the deletion."""
+    atoms = _catalog_model()
+    codes = {a.arguments[0].string for a in atoms if a.name == "code" and len(a.arguments) == 4}
+    windows: dict[str, list[tuple[int, int]]] = {}
+    for a in atoms:
+        if a.name == "code_valid":
+            windows.setdefault(a.arguments[0].string, []).append((a.arguments[1].number, a.arguments[2].number))
+    deleted = {a.arguments[0].string: (a.arguments[1].number, a.arguments[2].string)
+               for a in atoms if a.name == "deleted_code"}
+    assert codes and codes <= set(windows), sorted(codes - set(windows))
+    assert all(start <= end for spans in windows.values() for start, end in spans)
+    for code in codes - set(deleted):
+        assert any(start <= 20261231 <= end for start, end in windows[code]), code
+    for code, (last, successor) in deleted.items():
+        assert max(end for _, end in windows[code]) == last
+        day = dt.date(last // 10000, last // 100 % 100, last % 100) + dt.timedelta(days=1)
+        after = day.year * 10000 + day.month * 100 + day.day
+        assert any(start <= after <= end for start, end in windows[successor]), (code, successor)
+    assert windows["99439"] == [(20210101, 99991231)] and windows["77002"] == [(20070101, 99991231)]
