@@ -4,7 +4,7 @@
 when CMS changed the code set on April 1) with the release that governs each and where it
 came from; ``icd10cm.tsv.gz`` has one line per code with one status character per period
 (``B`` billable, ``H`` header, ``-`` not a code of that release, ``?`` not known).
-``scripts/build_icd10cm.py`` builds both; docs/icd10cm.md tells how to add a year.
+``scripts/build_icd10cm.py`` builds both; docs/reference-data.md tells how to add a year.
 """
 
 from __future__ import annotations

