@@ -20,18 +20,10 @@ from pain_asp.errors import PainAspError
 from pain_asp.ncci import AOC_FILE, import_ncci, load_tables, read_aoc
 from pain_asp.readers import validate_claim
 
-DATA = Path(__file__).resolve().parent / "data" / "ncci"
-PTP = [DATA / "ccipra-v321r0-f1.txt", DATA / "ccipra-v321r0-f2.txt"]
-MUE = DATA / "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv"
+from test_ncci_import import DATA, MUE, PTP, own_data_folder  # noqa: F401  (the autouse fixture: an empty data folder)
+
 AOC = DATA / "AOC_V2026Q2-MCR.txt"
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def own_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "user-data"
-    monkeypatch.setenv("PAIN_ASP_DATA_DIR", str(folder))
-    return folder
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:
