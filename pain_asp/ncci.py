@@ -1,4 +1,4 @@
-"""NCCI procedure-to-procedure (PTP) edits and medically unlikely edits (MUE).
+"""NCCI procedure-to-procedure (PTP) edits, medically unlikely edits (MUE), add-on code edits (AOC).
 
 The tables have the layout of CMS's quarterly practitioner files (see kb/data/README.md).
 Only the rows that touch the codes of the claims in a solve are written as facts, so the
@@ -12,14 +12,16 @@ Which tables a check uses, first match wins:
    complete import (its ``manifest.json`` and both tables);
 3. the starter tables shipped in ``kb/data``.
 
-:func:`import_ncci` reads CMS's files (``pain-asp data import-ncci``): practitioner PTP files
-``ccipra-v<version>r0-f<1..4>.txt`` (tab-separated) and the practitioner MUE table (tab- or
-comma-separated). Every row is validated; a malformed row is reported with its file and
-line, and nothing is written unless every row is good (or ``skip_malformed`` is given). By
-default only rows touching a code of the knowledge base's catalog are kept. The import
-writes the two tables in the layout this module reads and a ``manifest.json`` naming the
-source files (with SHA-256), the NCCI version and quarter, and the row counts;
-:func:`status` reports it.
+:func:`import_ncci` reads CMS's files (``pain-asp data import-ncci``) as CMS publishes them
+(.zip archives, .xlsx, .csv or text: pain_asp/cms_files.py): practitioner PTP files
+``ccipra-v<version>r0-f<1..4>.txt`` (tab-separated), the practitioner MUE table (tab- or
+comma-separated) and, optionally, the add-on code edit table. Every row is validated; a
+malformed row is reported with its file and line, and nothing is written unless every row
+is good (or ``skip_malformed`` is given). By default only rows touching a code of the
+knowledge base's catalog are kept. The import writes the tables in the layout this module
+reads and a ``manifest.json`` naming the source files (with SHA-256), the NCCI version and
+quarter, and the row counts; :func:`status` reports it, and
+:meth:`NcciTables.data_sets` names the tables a finding cites.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from .errors import PainAspError
 from .resources import kb_dir
 
 __all__ = [
-    "NcciTables", "load_tables", "PtpRow", "MueRow", "read_ptp", "read_mue",
+    "NcciTables", "load_tables", "PtpRow", "MueRow", "AocRow", "read_ptp", "read_mue", "read_aoc",
     "data_root", "default_dir", "installed_dir", "resolve_dir",
     "import_ncci", "ImportReport", "status", "status_text", "ncci_version", "DATA_ENV", "starter_notice",
 ]
