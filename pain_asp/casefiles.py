@@ -24,6 +24,7 @@ from typing import Any
 
 from .engine import Checker, CheckOptions
 from .readers import validate_claim
+from .resources import kb_dir as shipped_kb
 
 __all__ = ["Case", "CaseOutcome", "find_cases", "load_case", "run_case", "run_cases", "Expected"]
 
@@ -133,8 +134,10 @@ def run_cases(cases: list[Case], kb_dir: str | None = None,
         dirs = tuple(case.payer_dirs) + tuple(extra_payer_dirs or ())
         groups.setdefault((dirs, case.ncci), []).append(i)
     outcomes: dict[int, CaseOutcome] = {}
+    shipped = str(Path(kb_dir) / "data") if kb_dir else str(shipped_kb() / "data")
     for (payer_dirs, ncci), members in groups.items():
-        checker = Checker(CheckOptions(payer_dirs=list(payer_dirs), ncci_dir=ncci, kb_dir=kb_dir))
+        # a case without ``ncci:`` runs on the shipped tables, never on a data set the user imported
+        checker = Checker(CheckOptions(payer_dirs=list(payer_dirs), ncci_dir=ncci or shipped, kb_dir=kb_dir))
         records, owners, providers = [], [], {}
         actual: dict[int, set[Expected]] = {}
         for i in members:

@@ -178,6 +178,9 @@ def check(
         "--workers", help="Worker processes for a batch of more than 1,000 claims (default and most: the "
         "machine's cores); smaller batches are checked in this process.")] = None,
     spool_dir: SpoolDir = None,
+    require_data: Annotated[bool, typer.Option(
+        "--require-data", help="Fail (exit 2) instead of checking when the NCCI PTP, MUE or add-on "
+        "tables in use are not CMS's (pain-asp data status).")] = False,
 ) -> None:
     """Check claims and report every finding with its rule, denial code, source and fix.
 
@@ -198,13 +201,20 @@ def check(
         check_output(output, [*files, *([history] if history else [])])
     options = BatchOptions(workers=_worker_count(workers), spool_dir=_spool_folder(spool_dir, output))
     checker = _checker(payer_dir, ncci_dir)
+    from .ncci import starter_notice
+
+    notice = starter_notice(checker.tables.starter())
+    if notice and require_data:
+        raise _fail("--require-data: " + notice.strip())
     to_terminal = output is None and sys.stdout.isatty()
     progress = Progress(sys.stderr, enabled=sys.stderr.isatty() and not to_terminal)
     if output is not None:
         with atomic_output(output) as handle:
+            handle.write(notice if fmt == Format.text else "")
             summary = check_files(files, handle, fmt=fmt.value, checker=checker, history_db=history,
                                   options=options, progress=progress)
     else:
+        sys.stdout.write(notice if fmt == Format.text else "")
         summary = check_files(files, sys.stdout, fmt=fmt.value, colour=to_terminal, checker=checker,
                               history_db=history, options=options, progress=progress)
     _summarise_errors(summary.errors, summary.claims, str(output) if output else "the results on standard output")
@@ -546,8 +556,9 @@ app.add_typer(data_app, name="data")
 @_user_errors
 def data_import_ncci(
     ptp: Annotated[list[Path], typer.Option(
-        "--ptp", help="A CMS practitioner PTP file (ccipra-v<version>r0-f<n>.txt, tab-separated).")],
-    mue: Annotated[Path, typer.Option("--mue", help="The CMS practitioner MUE table.")],
+        "--ptp", help="A CMS practitioner PTP file (ccipra-v<version>r0-f<n>.txt, tab-separated), or "
+        "the .zip CMS publishes it in.")],
+    mue: Annotated[Path, typer.Option("--mue", help="The CMS practitioner MUE table (.csv, .xlsx or its .zip).")],
     more_ptp: Annotated[Optional[list[Path]], typer.Argument(
         help="More PTP files, so that --ptp f1 f2 f3 f4 works.", show_default=False)] = None,
     into: Annotated[Optional[Path], typer.Option(
@@ -558,12 +569,14 @@ def data_import_ncci(
         "--quarter", help="The release quarter (e.g. 2026Q1) when the file names do not tell it.")] = None,
     skip_malformed: Annotated[bool, typer.Option(
         "--skip-malformed", help="Import the good rows and list the malformed ones instead of stopping.")] = False,
+    aoc: Annotated[Optional[Path], typer.Option(
+        "--aoc", help="CMS's add-on code edit table (AOC_V<year>Q<n>-MCR .xlsx or its .zip).")] = None,
 ) -> None:
-    """Validate CMS's practitioner PTP and MUE files and store them where checks read them."""
+    """Validate CMS's practitioner PTP, MUE and add-on code files and store them where checks read them."""
     from .ncci import import_ncci
 
     report = import_ncci([*ptp, *(more_ptp or [])], mue, into, keep_all=keep_all, quarter=quarter,
-                         skip_malformed=skip_malformed)
+                         skip_malformed=skip_malformed, aoc_file=aoc)
     sys.stdout.write(report.text())
     if into is None:
         sys.stdout.write("checks now use this data set (see pain-asp data status)\n")
@@ -577,18 +590,21 @@ def data_status(
     ncci_dir: NcciDir = None,
     fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")] = TextOrJson.text,
 ) -> None:
-    """Which NCCI data set and quarter checks use."""
+    """Which NCCI data set and quarter checks use, what is missing, and the ICD-10-CM releases."""
     import json
 
     from .ncci import status, status_text
 
     if ncci_dir is not None and not ncci_dir.is_dir():
         raise _fail(f"--ncci-dir {ncci_dir}: expected an existing folder with the CMS files")
+    from .icd import periods, periods_text
+
     info = status(ncci_dir)
     if fmt == TextOrJson.json:
+        info["icd10cm"] = [p.as_dict() for p in periods()]
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
     else:
-        sys.stdout.write(status_text(info))
+        sys.stdout.write(status_text(info) + periods_text())
 
 
 

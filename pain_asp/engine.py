@@ -50,6 +50,7 @@ class Checker:
         self.reads = read_predicates(self.options.kb_dir)
         self.payers: PayerRegistry = load_registry(self.options.payer_dirs, set(self.rules))
         self.tables = load_tables(self.options.ncci_dir)
+        self.data = self.tables.data_sets()
         self._payer_facts: dict[str, str] = {}
 
     def known_payers(self) -> list[str]:
@@ -75,7 +76,7 @@ class Checker:
 
     def _check_chunk(self, chunk: list[Record], history: HistoryProvider | None) -> list[Result]:
         results = [Result(r.file, r.position, r.claim_id, claim=r.claim,
-                          payer=r.claim.payer if r.claim else None,
+                          payer=r.claim.payer if r.claim else None, data=self.data,
                           errors=[e.as_dict() for e in r.errors]) for r in chunk]
         valid = [i for i, r in enumerate(chunk) if r.claim is not None]
         if not valid:
@@ -100,7 +101,7 @@ class Checker:
             if results[i].errors:
                 continue
             results[i].findings = build_findings(atoms.get(n, []), self.rules, claim, claim.payer,
-                                                 self.payers.get(claim.payer))
+                                                 self.payers.get(claim.payer), self.data)
         return results
 
     def facts(self, claims: list[Claim], history: HistoryProvider | None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Container, Iterable
 
-from .icd import dx_status
+from .icd import dx_facts
 from .models import VOID, Claim, Documentation, HistoryEntry, Line
 from .tokens import PAYER_ID_RE, nerve_token, npi_status
 
@@ -179,14 +179,4 @@ def _history(k: int, h: int, entry: HistoryEntry) -> list[str]:
         out.append(f"hist_relief({k}, {h}, {entry.relief_pct}).")
     for upper, lower in entry.segments():
         out.append(f"hist_level({k}, {h}, {upper}, {lower}).")
-    return out
-
-
-def dx_facts(codes: Iterable[str]) -> list[str]:
-    """``dx_current/2`` for each distinct diagnosis code, from the installed ICD-10-CM release."""
-    out = []
-    for code in sorted(set(codes)):
-        status = dx_status(code)
-        if status is not None:
-            out.append(f'dx_current("{code}", {status}).')
     return out

@@ -11,7 +11,8 @@ from .models import Claim
 from .payers import Payer
 from .terms import Fn, parse_term, show_term
 
-__all__ = ["Finding", "Result", "SEVERITY_RANK", "build_findings", "record_header", "render_value", "status_of"]
+__all__ = ["Finding", "Result", "SEVERITY_RANK", "build_findings", "ncci_data_summary", "record_header",
+           "render_value", "status_of"]
 
 SEVERITY_RANK = {"deny": 0, "review": 1, "warn": 2, "info": 3}
 
@@ -56,6 +57,7 @@ class Result:
     findings: list[Finding] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     claim: Claim | None = None
+    data: dict[str, dict[str, str]] | None = None
 
     @property
     def status(self) -> str:
@@ -67,6 +69,8 @@ class Result:
         out = record_header(self.claim_id, self.file, self.position, self.payer, self.status, self.errors)
         if not self.errors:
             out["findings"] = [f.as_dict() for f in self.findings]
+        if self.data is not None:
+            out["ncci_data"] = ncci_data_summary(self.data)
         return out
 
 
@@ -78,6 +82,13 @@ def record_header(claim_id: str | None, file: str, position: int, payer: str | N
     if errors:
         out["errors"] = errors
     return out
+
+
+def ncci_data_summary(data: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The NCCI tables a result was checked with, and which of them are not CMS's (SPEC §11:
+    a check on starter data says so in every record)."""
+    return {"ptp": data["ptp"]["name"], "mue": data["mue"]["name"], "aoc": data["aoc"]["name"],
+            "not_cms": [kind for kind, info in data.items() if info["cms"] == "no"]}
 
 
 def status_of(result: Result) -> str:
@@ -138,12 +149,30 @@ def _cite(payer: str, params: list[dict[str, Any]]) -> str:
     return " (" + "; ".join(parts) + ")" if parts else ""
 
 
+def _data_source(rule: Rule, facts: dict[str, Any], data: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+    """The table that decided a finding of a rule whose metadata names one (``data``): the
+    ICD-10-CM release of the date (the finding's ``release``), or the NCCI table in use."""
+    kind = rule.meta.get("data")
+    if kind == "icd10cm":
+        from .icd import release_source
+
+        return [release_source(str(facts.get("release", "none")))]
+    if kind in data:
+        info = data[kind]
+        confidence = {"yes": "data", "no": "starter"}.get(info["cms"], "unverified")
+        return [{"document": info["name"], "url": "", "confidence": confidence, "effective": info["effective"]}]
+    return []
+
+
 def build_findings(atoms: list[tuple[str, int, Any, str]], rules: dict[str, Rule], claim: Claim,
-                   payer: str, policy: Payer | None = None) -> list[Finding]:
+                   payer: str, policy: Payer | None = None,
+                   data: dict[str, dict[str, str]] | None = None) -> list[Finding]:
     """Group ``(rule, line, why, severity)`` atoms of one claim into findings.
 
     ``policy`` is the claim's payer: each finding names the payer parameters its rule read
-    and their sources, as in force on the finding's date of service.
+    and their sources, as in force on the finding's date of service. ``data`` names the NCCI
+    tables in use (:meth:`pain_asp.ncci.NcciTables.data_sets`): a finding of a rule that reads
+    one cites it first among its sources, as it does the ICD-10-CM release of its date.
     """
     groups: dict[tuple[str, str, Any], tuple[Any, set[int]]] = {}
     for rule_id, line, why, severity in atoms:
@@ -169,7 +198,7 @@ def build_findings(atoms: list[tuple[str, int, Any, str]], rules: dict[str, Rule
         out.append(Finding(
             rule=rule_id, severity=severity, title=rule.title, message=message, lines=ordered,
             codes=codes, carc=rule.meta.get("carc"), rarc=rule.meta.get("rarc"),
-            source=[s.as_dict() for s in rule.sources], payer=payer,
+            source=_data_source(rule, facts, data or {}) + [s.as_dict() for s in rule.sources], payer=payer,
             fix=_fill(fix, values) if fix else None, facts=facts,
             correctable=rule.meta.get("correctable") == "yes", payer_parameters=params,
         ))

@@ -1,67 +1,120 @@
-"""ICD-10-CM billability from the installed ``simple-icd-10-cm`` release.
+"""ICD-10-CM code status by fiscal year, from the tables shipped in ``kb/data/icd10cm``.
 
-The package parses its tabular XML at import (about 2.5 s), too slow for a one-claim
-check, so the set of billable codes and of non-billable headers is derived from it once
-and cached in the user's cache directory, keyed by the installed package file. The
-knowledge base combines this current status with the dated transitions in
-``kb/catalog/dx_validity.lp`` to decide billability on each date of service.
+``releases.json`` lists the periods (a fiscal year, October 1 to September 30, or part of one
+when CMS changed the code set on April 1) with the release that governs each and where it
+came from; ``icd10cm.tsv.gz`` has one line per code with one status character per period
+(``B`` billable, ``H`` header, ``-`` not a code of that release, ``?`` not known).
+``scripts/build_icd10cm.py`` builds both; docs/reference-data.md tells how to add a year.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import gzip
+import json
+from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-from .cache import cache_dir, stamp_key, write_atomic
+from .resources import kb_dir
 
-__all__ = ["dx_status", "release_stamp"]
+__all__ = ["Period", "periods", "dx_marks", "dx_status", "dx_facts", "release_source", "periods_text"]
 
-
-def release_stamp() -> str:
-    """A description of the installed ICD-10-CM package that changes whenever it changes."""
-    spec = importlib.util.find_spec("simple_icd_10_cm")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("the simple-icd-10-cm package is not installed")
-    folder = Path(spec.origin).parent
-    stamp = max((p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*.xml"))
-    return f"{folder}|{stamp[0]}|{stamp[1]}"
+_STATUS = {"B": "billable", "H": "header", "-": "absent"}
 
 
-def _build() -> tuple[frozenset[str], frozenset[str]]:
-    import simple_icd_10_cm as icd
+@dataclass(frozen=True)
+class Period:
+    """A span of dates (YYYYMMDD) governed by one ICD-10-CM release."""
 
-    billable, headers = set(), set()
-    for code in icd.get_all_codes(True):
-        if not icd.is_category_or_subcategory(code):
-            continue
-        (billable if icd.is_leaf(code) else headers).add(code)
-    return frozenset(billable), frozenset(headers)
+    label: str
+    start: int
+    end: int
+    source: str
+    bridged: bool
+
+    def as_dict(self) -> dict[str, object]:
+        """For ``data status``."""
+        return {"release": self.label, "from": _iso(self.start), "to": _iso(self.end),
+                "source": self.source, "bridged": self.bridged}
+
+
+def _ymd(iso: str) -> int:
+    return int(iso.replace("-", ""))
+
+
+def _iso(ymd: int) -> str:
+    text = str(ymd)
+    return f"{text[:4]}-{text[4:6]}-{text[6:]}"
 
 
 @lru_cache(maxsize=1)
-def _tables() -> tuple[str, str]:
-    """Space-padded lists of billable codes and of headers (a substring test is a lookup)."""
-    stamp = release_stamp()
-    path = cache_dir() / f"icd10cm-{stamp_key(stamp)}.txt"
-    try:
-        first, billable_text, header_text = path.read_text(encoding="utf-8").split("\n--\n")
-        if first == stamp:
-            return f" {billable_text} ", f" {header_text} "
-    except (OSError, ValueError):
-        pass
-    billable, headers = _build()
-    write_atomic(path, stamp + "\n--\n" + " ".join(sorted(billable)) + "\n--\n" + " ".join(sorted(headers)))
-    return f" {' '.join(sorted(billable))} ", f" {' '.join(sorted(headers))} "
+def periods() -> tuple[Period, ...]:
+    """The periods of the shipped tables, oldest first."""
+    data = json.loads((kb_dir() / "data" / "icd10cm" / "releases.json").read_text(encoding="utf-8"))
+    out = []
+    for item in data["periods"]:
+        if item.get("bridged"):
+            source = ("no release file at hand: codes with the same status in the releases before "
+                      "and after it, and the dated changes of transitions.tsv")
+        else:
+            source = f"{item['cms_release']}; from PyPI {item['package']} {item['version']}, {item['file']}"
+        out.append(Period(item["label"], _ymd(item["from"]), _ymd(item["to"]), source,
+                          bool(item.get("bridged"))))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _table() -> str:
+    """The table's text after a newline, so that ``\\n<code>\\t`` finds a code's line (parsing
+    every line into a mapping would cost a one-claim check some 0.3 s)."""
+    with gzip.open(kb_dir() / "data" / "icd10cm" / "icd10cm.tsv.gz", "rt", encoding="ascii") as handle:
+        return "\n" + handle.read()
 
 
 @lru_cache(maxsize=65536)
+def dx_marks(code: str) -> str:
+    """One status character per period for ``code`` (``-`` everywhere for a code never seen)."""
+    table = _table()
+    start = table.find(f"\n{code}\t")
+    if start < 0:
+        return "-" * len(periods())
+    start += len(code) + 2
+    return table[start:table.index("\n", start)]
+
+
 def dx_status(code: str) -> str | None:
-    """``billable`` or ``header`` in the installed release, or None if the code is not in it."""
-    billable, headers = _tables()
-    key = f" {code} "
-    if key in billable:
-        return "billable"
-    if key in headers:
-        return "header"
-    return None
+    """``billable`` or ``header`` in the latest release, or None if the code is not in it."""
+    return {"B": "billable", "H": "header"}.get(dx_marks(code)[-1])
+
+
+def dx_facts(codes: set[str] | list[str]) -> list[str]:
+    """``icd_period/3`` for every period, ``dx_in/3`` for each code and period whose status is known."""
+    spans = periods()
+    out = [f'icd_period({p.start}, {p.end}, "ICD-10-CM {p.label}").' for p in spans]
+    for code in sorted(set(codes)):
+        for period, mark in zip(spans, dx_marks(code)):
+            if mark in _STATUS:
+                out.append(f'dx_in("{code}", {period.start}, {_STATUS[mark]}).')
+    return out
+
+
+def release_source(label: str) -> dict[str, str]:
+    """A finding's source entry for the release its facts name (``ICD-10-CM FY2025``, or
+    ``none`` when no period covers the date)."""
+    for period in periods():
+        if f"ICD-10-CM {period.label}" == label:
+            return {"document": f"{label} ({_iso(period.start)} to {_iso(period.end)}): {period.source}",
+                    "url": "", "confidence": "unverified" if period.bridged else "data",
+                    "effective": _iso(period.start)}
+    first, last = periods()[0], periods()[-1]
+    return {"document": f"no ICD-10-CM release: pain-asp's tables cover {_iso(first.start)} to "
+                        f"{_iso(last.end)}", "url": "", "confidence": "data", "effective": ""}
+
+
+def periods_text() -> str:
+    """The shipped releases for ``pain-asp data status``."""
+    spans = periods()
+    lines = [f"ICD-10-CM releases shipped: {_iso(spans[0].start)} to {_iso(spans[-1].end)} (a diagnosis on "
+             "a date outside them is dx-unknown)"]
+    for p in spans:
+        lines.append(f"  {p.label}: {_iso(p.start)} to {_iso(p.end)}: {p.source}")
+    return "\n".join(lines) + "\n"

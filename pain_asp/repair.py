@@ -521,7 +521,8 @@ class Repairer:
         except Exception as exc:  # noqa: BLE001  (an internal inconsistency, reported per claim)
             return _failed(result, [_solver_message(result, f"the corrected claim does not validate: {exc}")])
         mapped = [(rule, view_to_new[line], why, sev) for rule, line, why, sev in atoms if line in view_to_new]
-        after = build_findings(mapped, self.rules, fixed_claim, claim.payer, self._payer(claim.payer))
+        after = build_findings(mapped, self.rules, fixed_claim, claim.payer, self._payer(claim.payer),
+                               self.checker.data)
         after_keys = {_key(f) for f in after}
         edits = [_describe(e, claim, view_to_new) for e in raw]
         resolved = [f for f in result.findings if _key(f) not in after_keys]

@@ -99,6 +99,7 @@ class ReportData:
     error_count: int = 0
     malformed: list[str] = field(default_factory=list)   # results records that are not results (first ERROR_ROWS)
     sources: list[str] = field(default_factory=list)
+    not_cms_tables: set[str] = field(default_factory=set)   # NCCI tables in use that are not CMS's
     _order: int = 0
 
     def add(self, result: dict[str, Any], lines: Optional[list[LineInfo]] = None) -> None:
@@ -106,6 +107,9 @@ class ReportData:
         lines' codes and charges when the claim is known."""
         self.claims += 1
         self._order += 1
+        ncci = result.get("ncci_data")
+        if isinstance(ncci, dict) and isinstance(ncci.get("not_cms"), list):
+            self.not_cms_tables.update(str(ncci.get(kind)) for kind in ncci["not_cms"] if kind in ncci)
         status = str(result.get("status", "error"))
         self.statuses[status] = self.statuses.get(status, 0) + 1
         claim_id = result.get("claim_id")
@@ -477,7 +481,7 @@ color:var(--ink);background:#fff}
 header{background:#18324a;color:#fff;padding:20px 32px}header h1{margin:0 0 4px;font-size:22px}
 header p{margin:0;color:#c9d6e3}main{padding:16px 32px 40px;max-width:1200px}
 h2{font-size:18px;margin:32px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
-h3{font-size:15px;margin:16px 0 6px}.note{color:var(--mute);font-size:12.5px;margin:4px 0 10px}
+h3{font-size:15px;margin:16px 0 6px}.warning{color:#8a3b00;font-weight:600}.note{color:var(--mute);font-size:12.5px;margin:4px 0 10px}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin-top:8px}
 .card{border:1px solid var(--line);border-radius:6px;padding:10px 14px;min-width:170px;background:var(--bg)}
 .card .v{font-size:22px;font-weight:600}
@@ -515,7 +519,13 @@ def render_html(data: ReportData, rules: Optional[dict[str, Any]] = None, remitt
         '<meta name="generator" content="pain-asp report">'
         f'<title>Denial report: {_count(data.claims, "claim")}</title><style>{_CSS}</style></head><body>')
     add(f'<header><h1>Denial report</h1><p>{_count(data.claims, "claim")} from {_e(sources)} \u00b7 '
-        f'{_count(len(data.payers), "payer")} \u00b7 {_count(data.findings, "finding")}</p></header><main>')
+        f'{_count(len(data.payers), "payer")} \u00b7 {_count(data.findings, "finding")}</p>')
+    if data.not_cms_tables:
+        add('<p class="warning" id="ncci-data">NCCI data: these claims were checked with tables that are '
+            'not CMS\'s, so PTP, MUE and add-on edits CMS would apply may be missing: '
+            + "; ".join(_e(name) for name in sorted(data.not_cms_tables))
+            + '. Import CMS\'s quarterly files with <code>pain-asp data import-ncci</code>.</p>')
+    add('</header><main>')
 
     # summary cards
     cards = [

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pain_asp import icd, kb
+from pain_asp import kb
 from pain_asp.cache import stamp_key
 from pain_asp.resources import kb_dir
 
@@ -21,12 +21,8 @@ from pain_asp.resources import kb_dir
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PAIN_ASP_CACHE_DIR", str(tmp_path))
     kb._metadata.cache_clear()
-    icd._tables.cache_clear()
-    icd.dx_status.cache_clear()
     yield tmp_path
     kb._metadata.cache_clear()
-    icd._tables.cache_clear()
-    icd.dx_status.cache_clear()
 
 
 def test_stamp_key_is_short_and_stable() -> None:
@@ -46,12 +42,3 @@ def test_rule_metadata_file_with_another_stamp_is_rebuilt(cache: Path) -> None:
     assert json.loads(path.read_text(encoding="utf-8"))["stamp"] == stamp
     kb._metadata.cache_clear()
     assert set(kb.rule_catalog()) == set(rules)  # now read from the rebuilt file
-
-
-def test_icd_table_file_with_another_stamp_is_rebuilt(cache: Path) -> None:
-    stamp = icd.release_stamp()
-    path = cache / f"icd10cm-{stamp_key(stamp)}.txt"
-    path.write_text("elsewhere\n--\nZ99.999\n--\nM47.816", encoding="utf-8")
-    assert icd.dx_status("M47.816") == "billable"  # a billable code, not the planted header
-    assert icd.dx_status("Z99.999") is None
-    assert path.read_text(encoding="utf-8").split("\n--\n")[0] == stamp

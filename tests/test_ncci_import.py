@@ -247,29 +247,6 @@ def test_command_line_import_and_status(tmp_path: Path, own_data_folder: Path) -
     assert result.exit_code == 2
 
 
-# --- code validity data -------------------------------------------------------------------
-
-def test_icd_release_window_matches_the_installed_release() -> None:
-    """kb/rules/coding/unknown_codes.lp names the fiscal year of the installed ICD-10-CM
-    release; a new release must not be installed without updating it."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("simple_icd_10_cm")
-    assert spec is not None and spec.origin is not None
-    names = [p.name for p in Path(spec.origin).parent.rglob("icd10c-tabular-*.xml")]
-    assert len(names) == 1, names
-    month_name, _, year = re.match(r"icd10c-tabular-(\w+)-(\d+)-(\d{4})\.xml", names[0]).groups()
-    months = ["January", "February", "March", "April", "May", "June", "July", "August",
-              "September", "October", "November", "December"]
-    month, year_number = months.index(month_name) + 1, int(year)
-    fiscal = year_number + 1 if month >= 10 else year_number
-    rule_file = (kb_dir() / "rules" / "coding" / "unknown_codes.lp").read_text()
-    fact = re.search(r"^dxunk_release\((\d{8}), (\d{8}), \"FY(\d{4})", rule_file, re.M)
-    assert fact is not None
-    assert (int(fact.group(1)), int(fact.group(2)), int(fact.group(3))) == (
-        (fiscal - 1) * 10000 + 1001, fiscal * 10000 + 930, fiscal)
-
-
 def test_large_imported_tables_are_read_code_by_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pain_asp.ncci as ncci
 
