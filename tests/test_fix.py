@@ -373,7 +373,9 @@ def _same_service(old: Any, new_code: str) -> bool:
     if new_code == old.code or (old.code, new_code) in _SAME_SERVICE or _deleted_pair(old.code, new_code):
         return True
     documented = old.documented.segments() if old.documented is not None else []
-    return (old.code, new_code) in _FIRST_LEVEL and old.units == 1 and len(set(documented)) == 1
+    # The one documented level of an add-on billed without its primary is the first level,
+    # whatever units were billed (the corrected line keeps at most those units, checked above).
+    return (old.code, new_code) in _FIRST_LEVEL and len(set(documented)) == 1
 
 
 def _assert_safe(fixed: FixResult) -> None:
