@@ -219,11 +219,8 @@ def rules_list(
         notes = payer_rule_notes(payer, [str(p) for p in payer_dir or []])
         rules = [r for r in rules if r.id in notes]
     if fmt == TextOrJson.json:
-        sys.stdout.write(json.dumps([{
-            "id": r.id, "title": r.title, "category": r.category, "severity": r.severity,
-            "carc": r.meta.get("carc"), "rarc": r.meta.get("rarc"), "confidence": r.confidence,
-            "sources": [s.document for s in r.sources],
-            **({"payer": notes[r.id]} if payer is not None else {})} for r in rules], indent=2) + "\n")
+        sys.stdout.write(json.dumps([{**r.summary(), **({"payer": notes[r.id]} if payer is not None else {})}
+                                     for r in rules], indent=2) + "\n")
         return
     width = max((len(r.id) for r in rules), default=10)
     sys.stdout.write(f"{'id'.ljust(width)}  {'category':<12} {'sev':<6} {'CARC':<4} {'confidence':<15} "
