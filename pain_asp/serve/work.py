@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import PainAspError
 
-__all__ = ["REQUEST", "RequestError", "Settings", "check", "code", "explain", "fix", "start", "without_file"]
+__all__ = ["REQUEST", "RequestError", "Settings", "check", "code", "explain", "fix", "review", "start", "without_file"]
 
 REQUEST = "request"  # the name claims read from a request body go by (before it is dropped)
 _log = logging.getLogger("pain_asp.serve")
@@ -110,13 +110,18 @@ def _checked(text: str, kind: str) -> tuple[list[Any], Any, Any]:
 
 def _answer(action: str, items: list[dict[str, Any]], results: list[Any], began: float) -> list[dict[str, Any]]:
     """Log the claim ids and the time taken; raise 422 when a claim could not be read."""
-    ids = ",".join(str(r.claim_id) for r in results)
-    _log.info("%s %d claim(s) [%s] in %.1f ms", action, len(results), ids, 1000 * (time.perf_counter() - began))
+    _logged(action, results, began)
     shown = [without_file(item) for item in items]
     errors = [e for item in shown for e in item.get("errors", [])]
     if errors:
         raise RequestError(422, errors, shown)
     return shown
+
+
+def _logged(action: str, results: list[Any], began: float) -> None:
+    """Log what was done to which claim ids, and how long it took (never claim content)."""
+    ids = ",".join(str(r.claim_id) for r in results)
+    _log.info("%s %d claim(s) [%s] in %.1f ms", action, len(results), ids, 1000 * (time.perf_counter() - began))
 
 
 def check(text: str, kind: str) -> list[dict[str, Any]]:
@@ -145,25 +150,55 @@ def fix(text: str, kind: str) -> list[dict[str, Any]]:
     return _answer("fix", [json.loads(json.dumps(f.as_dict(), ensure_ascii=True)) for f in fixes], results, began)
 
 
-def explain(text: str, kind: str, claim: str | None = None, rule: str | None = None) -> list[dict[str, Any]]:
-    """``pain-asp explain --format json [--claim C] [--rule R]`` of the claims in ``text``."""
+def _explained(results: list[Any], fixes: list[Any], claim: str | None, rule: str | None) -> list[dict[str, Any]]:
+    """The explanations ``pain-asp explain --format json`` prints for checked and fixed claims."""
     from ..explain import explain_result
 
-    began = time.perf_counter()
     checker = _STATE["checker"]
-    if rule is not None and rule not in checker.rules:
-        raise RequestError.one(404, "rule", "a rule id (GET /v1/rules)", rule)
-    _, results, provider = _checked(text, kind)
-    fixes = _fixes(results, provider)
     explained = []
     for result, fixed in zip(results, fixes):
         if claim is not None and result.claim_id != claim:
             continue
         payer = checker.payers.get(result.payer) if result.payer and not result.errors else None
         explained.append(json.loads(json.dumps(explain_result(result, checker.rules, payer, rule, fixed), default=str)))
+    return explained
+
+
+def _fix_dicts(fixes: list[Any]) -> list[dict[str, Any]]:
+    return [json.loads(json.dumps(f.as_dict(), ensure_ascii=True)) for f in fixes]
+
+
+def fix(text: str, kind: str) -> list[dict[str, Any]]:
+    """``pain-asp fix --format json`` of the claims in ``text``."""
+    began = time.perf_counter()
+    _, results, provider = _checked(text, kind)
+    return _answer("fix", _fix_dicts(_fixes(results, provider)), results, began)
+
+
+def explain(text: str, kind: str, claim: str | None = None, rule: str | None = None) -> list[dict[str, Any]]:
+    """``pain-asp explain --format json [--claim C] [--rule R]`` of the claims in ``text``."""
+    began = time.perf_counter()
+    if rule is not None and rule not in _STATE["checker"].rules:
+        raise RequestError.one(404, "rule", "a rule id (GET /v1/rules)", rule)
+    _, results, provider = _checked(text, kind)
+    explained = _explained(results, _fixes(results, provider), claim, rule)
     if claim is not None and not explained:
         raise RequestError.one(404, "claim", "the id of a claim in the body", claim)
     return _answer("explain", explained, results, began)
+
+
+def review(text: str, kind: str) -> dict[str, list[dict[str, Any]]]:
+    """Check, fix and explain at once, for the web page; claims that cannot be read are in the answer."""
+    from ..batch import render_result
+
+    began = time.perf_counter()
+    _, results, provider = _checked(text, kind)
+    fixes = _fixes(results, provider)
+    out = {"check": [without_file(json.loads(render_result(r, "json"))) for r in results],
+           "fix": [without_file(f) for f in _fix_dicts(fixes)],
+           "explain": [without_file(e) for e in _explained(results, fixes, None, None)]}
+    _logged("review", results, began)
+    return out
 
 
 def code(description: str, payer: str, pos: str, date: str | None, dx: list[str]) -> dict[str, Any]:
