@@ -179,7 +179,7 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
         if not hmac.compare_digest(given.encode(), f"Bearer {options.token}".encode()):
             raise RequestError.one(401, "Authorization", "Bearer <the server's token>")
 
-    app = FastAPI(title="pain-asp", version=_version(), lifespan=lifespan, dependencies=[Depends(authorised)],
+    app = FastAPI(title="pain-asp", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None, dependencies=[Depends(authorised)],
                   description="Check interventional pain-management claims against coding rules and payer "
                               "policies. Answers are what `pain-asp ... --format json` prints, less file names.")
     app.state.options = options
@@ -270,6 +270,9 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
             raise RequestError.one(404, "payer_id", "a payer id (" + ", ".join(registry.ids()) + ")", payer_id[:60])
         return payer_in_force(registry.get(payer_id), date or dt.date.today())
 
+    from .page import page_routes
+
+    app.include_router(page_routes())
     return app
 
 
