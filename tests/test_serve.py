@@ -229,3 +229,21 @@ def test_serve_refuses_an_open_address_without_a_token(tmp_path: Path) -> None:
     short.write_text("abc")
     run = CliRunner().invoke(cli, ["serve", "--token-file", str(short)])
     assert run.exit_code == 2 and "16 characters" in run.output
+
+
+def test_gathered_requests_do_not_share_batch_history() -> None:
+    """Requests checked in one solve each see only their own claims as history."""
+    from pain_asp.serve import work
+
+    claims = load_case(ROOT / "tests" / "cases" / "em-in-global-period" / "fire_batch_rfa_claim_then_visit_claim.yaml").claims
+    both, visit = json.dumps(claims, default=str), json.dumps(claims[1:], default=str)
+    work.start(Settings())
+    try:
+        alone = [work.check(both, "json"), work.check(visit, "json")]
+        gathered = work.check_many([(both, "json"), (visit, "json"), ("{", "json")])
+    finally:
+        work._STATE.clear()
+    assert "em-in-global-period" in {f["rule"] for f in alone[0][1]["findings"]}
+    assert "em-in-global-period" not in {f["rule"] for f in alone[1][0]["findings"]}
+    assert gathered[:2] == alone
+    assert isinstance(gathered[2], work.RequestError) and gathered[2].status == 422

@@ -109,11 +109,50 @@ class _BodyLimit:
 
 
 class Checks:
-    """The pool of check processes; rebuilt when a worker dies."""
+    """The pool of check processes (rebuilt when a worker dies).
+
+    Check requests that arrive while every worker is busy wait, and go together in one task
+    (at most :attr:`GATHER` of them): one solve over many claims costs little more than one.
+    """
+
+    GATHER = 32
 
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
         self.pool = self._pool()
+        self.waiting: list[tuple[str, str, asyncio.Future]] = []
+        self.busy = 0
+
+    async def check(self, text: str, kind: str) -> list[dict[str, Any]]:
+        """:func:`pain_asp.serve.work.check` of one body, gathered with the others waiting."""
+        answer: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.waiting.append((text, kind, answer))
+        self._dispatch()
+        return await answer
+
+    def _dispatch(self) -> None:
+        while self.waiting and self.busy < self.options.workers:
+            gathered, self.waiting = self.waiting[:self.GATHER], self.waiting[self.GATHER:]
+            self.busy += 1
+            asyncio.get_running_loop().create_task(self._send(gathered))
+
+    async def _send(self, gathered: list[tuple[str, str, asyncio.Future]]) -> None:
+        try:
+            answers = await self.run(work.check_many, [(text, kind) for text, kind, _ in gathered])
+            for (_, _, future), answer in zip(gathered, answers):
+                if future.done():  # its client has gone
+                    continue
+                if isinstance(answer, Exception):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+        except Exception as exc:  # noqa: BLE001  (every waiting request gets the failure)
+            for _, _, future in gathered:
+                if not future.done():
+                    future.set_exception(exc)
+        finally:
+            self.busy -= 1
+            self._dispatch()
 
     def _pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.options.workers, mp_context=multiprocessing.get_context("spawn"),
@@ -224,7 +263,7 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
     @app.post("/v1/check", tags=["claims"], openapi_extra=_CLAIMS_BODY)
     async def check(request: Request) -> list[dict[str, Any]]:
         """Check claims: what `pain-asp check --format json` prints (422 with `results` when a claim is bad)."""
-        return await request.app.state.checks.run(work.check, await _text(request), _kind(request))
+        return await request.app.state.checks.check(await _text(request), _kind(request))
 
     @app.post("/v1/explain", tags=["claims"], openapi_extra=_CLAIMS_BODY)
     async def explain(request: Request, claim: str | None = Query(None, description="Only this claim id."),

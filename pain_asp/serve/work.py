@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import PainAspError
 
-__all__ = ["REQUEST", "RequestError", "Settings", "check", "code", "explain", "fix", "review", "start", "without_file"]
+__all__ = ["REQUEST", "RequestError", "Settings", "check", "code", "check_many", "explain", "fix", "review", "start", "without_file"]
 
 REQUEST = "request"  # the name claims read from a request body go by (before it is dropped)
 _log = logging.getLogger("pain_asp.serve")
@@ -91,21 +91,37 @@ def _records(text: str, kind: str) -> list[Any]:
     return records
 
 
-def _checked(text: str, kind: str) -> tuple[list[Any], Any, Any]:
-    """Read and check the claims of a body as ``pain-asp check`` does: (records, results, history)."""
+def _checked(text: str, kind: str) -> tuple[list[Any], Any]:
+    """Read and check the claims of a body as ``pain-asp check`` does: (results, history)."""
+    return _check_batches([_records(text, kind)])[0]
+
+
+def _check_batches(batches: list[list[Any]]) -> list[tuple[list[Any], Any]]:
+    """Check the records of several requests in one solve; each sees only its own batch history.
+
+    One solve over many claims costs little more than over one (the knowledge base is
+    grounded once), so the server gathers the check requests that wait and sends them together.
+    """
     from ..history import batch_history
 
     checker = _STATE["checker"]
-    records = _records(text, kind)
-    provider = batch_history([r.claim for r in records if r.claim is not None])
+    providers = [batch_history([r.claim for r in records if r.claim is not None]) for records in batches]
     history_db = _STATE["settings"].history_db
+    store = None
     if history_db is not None:
         from ..store import HistoryStore, store_history
 
-        with HistoryStore(history_db, create=False) as store:
-            provider = store_history(store, base=provider)
-            return records, list(checker.check(records, history=provider)), provider
-    return records, list(checker.check(records, history=provider)), provider
+        store = HistoryStore(history_db, create=False)
+        providers = [store_history(store, base=provider) for provider in providers]
+    try:
+        owner = {id(r.claim): provider for records, provider in zip(batches, providers)
+                 for r in records if r.claim is not None}
+        results = iter(checker.check([r for records in batches for r in records],
+                                     history=lambda claim: owner[id(claim)](claim)))
+        return [([next(results) for _ in records], provider) for records, provider in zip(batches, providers)]
+    finally:
+        if store is not None:
+            store.close()
 
 
 def _answer(action: str, items: list[dict[str, Any]], results: list[Any], began: float) -> list[dict[str, Any]]:
@@ -126,11 +142,33 @@ def _logged(action: str, results: list[Any], began: float) -> None:
 
 def check(text: str, kind: str) -> list[dict[str, Any]]:
     """``pain-asp check --format json`` of the claims in ``text`` (json, jsonl, yaml or x12)."""
+    answer = check_many([(text, kind)])[0]
+    if isinstance(answer, RequestError):
+        raise answer
+    return answer
+
+
+def check_many(bodies: list[tuple[str, str]]) -> list[list[dict[str, Any]] | RequestError]:
+    """:func:`check` of several request bodies (text, kind) in one solve: each one's answer or error."""
     from ..batch import render_result
 
     began = time.perf_counter()
-    _, results, _ = _checked(text, kind)
-    return _answer("check", [json.loads(render_result(r, "json")) for r in results], results, began)
+    answers: list[Any] = []
+    readable: list[int] = []
+    batches = []
+    for text, kind in bodies:
+        try:
+            batches.append(_records(text, kind))
+            readable.append(len(answers))
+            answers.append(None)
+        except RequestError as exc:
+            answers.append(exc)
+    for n, (results, _) in zip(readable, _check_batches(batches)):
+        try:
+            answers[n] = _answer("check", [json.loads(render_result(r, "json")) for r in results], results, began)
+        except RequestError as exc:
+            answers[n] = exc
+    return answers
 
 
 def _fixes(results: list[Any], provider: Any) -> list[Any]:
@@ -145,7 +183,7 @@ def _fixes(results: list[Any], provider: Any) -> list[Any]:
 def fix(text: str, kind: str) -> list[dict[str, Any]]:
     """``pain-asp fix --format json`` of the claims in ``text``."""
     began = time.perf_counter()
-    _, results, provider = _checked(text, kind)
+    results, provider = _checked(text, kind)
     fixes = _fixes(results, provider)
     return _answer("fix", [json.loads(json.dumps(f.as_dict(), ensure_ascii=True)) for f in fixes], results, began)
 
@@ -171,7 +209,7 @@ def _fix_dicts(fixes: list[Any]) -> list[dict[str, Any]]:
 def fix(text: str, kind: str) -> list[dict[str, Any]]:
     """``pain-asp fix --format json`` of the claims in ``text``."""
     began = time.perf_counter()
-    _, results, provider = _checked(text, kind)
+    results, provider = _checked(text, kind)
     return _answer("fix", _fix_dicts(_fixes(results, provider)), results, began)
 
 
@@ -180,7 +218,7 @@ def explain(text: str, kind: str, claim: str | None = None, rule: str | None = N
     began = time.perf_counter()
     if rule is not None and rule not in _STATE["checker"].rules:
         raise RequestError.one(404, "rule", "a rule id (GET /v1/rules)", rule)
-    _, results, provider = _checked(text, kind)
+    results, provider = _checked(text, kind)
     explained = _explained(results, _fixes(results, provider), claim, rule)
     if claim is not None and not explained:
         raise RequestError.one(404, "claim", "the id of a claim in the body", claim)
@@ -192,7 +230,7 @@ def review(text: str, kind: str) -> dict[str, list[dict[str, Any]]]:
     from ..batch import render_result
 
     began = time.perf_counter()
-    _, results, provider = _checked(text, kind)
+    results, provider = _checked(text, kind)
     fixes = _fixes(results, provider)
     out = {"check": [without_file(json.loads(render_result(r, "json"))) for r in results],
            "fix": [without_file(f) for f in _fix_dicts(fixes)],
