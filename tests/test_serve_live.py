@@ -214,7 +214,14 @@ def test_load_400_requests_32_at_a_time(server: str, tmp_path: Path) -> None:
         cli.append(time.perf_counter() - began)
         assert done.returncode == 1
         assert [{k: v for k, v in r.items() if k != "file"} for r in json.loads(done.stdout)] == expected
-    ordered = sorted(latencies)
+    alone = []
+    with httpx.Client(base_url=server, timeout=60) as client:
+        for _ in range(40):
+            began = time.perf_counter()
+            assert client.post("/v1/check", json=DENIED).json() == expected
+            alone.append(time.perf_counter() - began)
+    ordered, single = sorted(latencies), sorted(alone)
     print(f"\nserve: 400 requests, 32 at a time, in {wall:.1f} s: {400 / wall:.1f} requests/s; "
           f"latency p50 {1000 * ordered[199]:.0f} ms, p95 {1000 * ordered[379]:.0f} ms; "
+          f"one request at a time (40): p50 {1000 * single[19]:.0f} ms, p95 {1000 * single[37]:.0f} ms; "
           f"CLI one claim (median of 3) {1000 * statistics.median(cli):.0f} ms")

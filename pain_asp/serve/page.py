@@ -157,7 +157,7 @@ def _claim_section(checked: dict[str, Any], fixed: dict[str, Any] | None, explai
                    '<th scope="col">Rule</th><th scope="col">Lines</th><th scope="col">Message</th><th scope="col">Source</th>'
                    f'<th scope="col">Fix</th></tr></thead><tbody>{rows}</tbody></table>')
         out.extend(_explanation(item) for item in (explained or {}).get("explanations", []))
-    if fixed is not None and fixed["status"] != "error":
+    if fixed is not None and fixed["status"] not in ("error", "clean"):
         out.append(f'<h3>Suggested corrections {_badge(fixed["status"])}</h3>')
         edits = "".join(f"<li>{escape(e['description'])}</li>" for e in fixed.get("edits", []))
         actions = "".join(f"<li>{escape(a['rule'])}: {escape(a['action'])}</li>" for a in fixed.get("action_items", []))
