@@ -68,6 +68,9 @@ def server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
         process.terminate()
         process.wait(timeout=30)
         log.close()
+    logged = Path(log.name).read_text()
+    assert "WEB-1" in logged and "check 1 claim(s)" in logged  # claim ids and timings ...
+    assert "P-77" not in logged and "M47.816" not in logged and "64493" not in logged  # ... never content
 
 
 def _chromium() -> str | None:

@@ -62,6 +62,7 @@ def start(settings: Settings) -> None:
     """Load the checker once in this worker (the pool's initializer)."""
     from ..engine import Checker, CheckOptions
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")  # a fresh process has none
     _STATE["settings"] = settings
     _STATE["checker"] = Checker(CheckOptions(payer_dirs=list(settings.payer_dirs), ncci_dir=settings.ncci_dir,
                                              timeout=settings.solve_timeout))
