@@ -203,6 +203,13 @@ def test_token_is_required_and_compared(guarded: TestClient) -> None:
     assert guarded.get("/v1/rules").status_code == 401
     assert guarded.get("/v1/rules", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert guarded.get("/v1/rules", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert guarded.get("/", follow_redirects=False).headers["location"] == "/login"
+    assert guarded.post("/login", data={"token": "wrong"}).status_code == 401
+    signed_in = guarded.post("/login", data={"token": TOKEN}, follow_redirects=False)
+    assert signed_in.status_code == 303 and "samesite=strict" in signed_in.headers["set-cookie"].lower()
+    assert "httponly" in signed_in.headers["set-cookie"].lower()
+    assert guarded.get("/").status_code == 200  # the cookie is sent back
+    guarded.cookies.clear()
 
 
 def test_limits(guarded: TestClient) -> None:
@@ -247,3 +254,34 @@ def test_gathered_requests_do_not_share_batch_history() -> None:
     assert "em-in-global-period" not in {f["rule"] for f in alone[1][0]["findings"]}
     assert gathered[:2] == alone
     assert isinstance(gathered[2], work.RequestError) and gathered[2].status == 422
+
+
+def test_page_escapes_and_reads_uploads(client: TestClient) -> None:
+    home = client.get("/")
+    assert home.status_code == 200 and '<label for="claims">' in home.text and "<script" not in home.text
+    hostile = {**DENIED, "claim_id": "<script>alert(1)</script>"}
+    page = client.post("/page/check", data={"claims": json.dumps(hostile), "kind": "auto"})
+    assert page.status_code == 200
+    assert "<script>" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert "imaging-included" in page.text and "Apply corrections" in page.text
+    pytest.importorskip("pyx12")
+    upload = (X12 / "multi_claim.837").read_bytes()
+    uploaded = client.post("/page/check", data={"claims": "", "kind": "auto"},
+                           files={"upload": ("claims.837", upload, "application/octet-stream")})
+    assert uploaded.status_code == 200 and uploaded.text.count('<section class="claim"') > 1
+    empty = client.post("/page/check", data={"claims": " ", "kind": "auto"})
+    assert empty.status_code == 400 and "Traceback" not in empty.text
+
+
+def test_page_download_catalog_and_code(client: TestClient) -> None:
+    download = client.post("/page/download", data={"claims": "- claim_id: X\n"})
+    assert download.headers["content-disposition"].startswith("attachment") and download.text == "- claim_id: X\n"
+    assert "imaging-included" in client.get("/page/rules").text
+    rule = client.get("/page/rules/imaging-included")
+    assert rule.status_code == 200 and "A57787" in rule.text
+    assert client.get("/page/rules/nope").status_code == 404
+    payer = client.get("/page/payers/medicare?date=2026-03-02")
+    assert payer.status_code == 200 and 'value="2026-03-02"' in payer.text
+    coded = client.post("/page/code", data={"description": "bilateral L4-L5 facet injection with fluoroscopy",
+                                            "payer": "medicare", "pos": "11", "date": "2026-03-02", "dx": "M47.816"})
+    assert coded.status_code == 200 and "64493" in coded.text and "Check this claim" in coded.text

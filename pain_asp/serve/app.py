@@ -21,11 +21,12 @@ from typing import Any, Callable
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from . import work
+from .page import TOKEN_COOKIE
 from .work import RequestError, Settings
 
 __all__ = ["ServeOptions", "create_app", "KINDS"]
@@ -212,9 +213,9 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
             app.state.checks.close()
 
     def authorised(request: Request) -> None:
-        if options.token is None:
+        if options.token is None or request.url.path == "/login":
             return
-        given = request.headers.get("authorization", "")
+        given = request.headers.get("authorization", "") or f"Bearer {request.cookies.get(TOKEN_COOKIE, '')}"
         if not hmac.compare_digest(given.encode(), f"Bearer {options.token}".encode()):
             raise RequestError.one(401, "Authorization", "Bearer <the server's token>")
 
@@ -232,7 +233,9 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
                            allow_headers=["Authorization", "Content-Type"])
 
     @app.exception_handler(RequestError)
-    async def request_error(request: Request, exc: RequestError) -> JSONResponse:
+    async def request_error(request: Request, exc: RequestError) -> Response:
+        if exc.status == 401 and not request.url.path.startswith(("/v1/", "/openapi.json", "/healthz")):
+            return RedirectResponse("/login", status_code=303)  # the web page signs in with a form
         return JSONResponse(exc.as_dict(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)

@@ -15,12 +15,14 @@ from html import escape
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from . import work
 from .work import RequestError
 
-__all__ = ["page_routes", "kind_of"]
+__all__ = ["TOKEN_COOKIE", "page_routes", "kind_of"]
+
+TOKEN_COOKIE = "pain_asp_token"  # the web page's copy of the token (with --token-file)
 
 _UPLOAD_KINDS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".yaml": "yaml", ".yml": "yaml",
                  ".837": "x12", ".x12": "x12", ".edi": "x12"}
@@ -209,6 +211,24 @@ async def _form(request: Request) -> Any:
 def page_routes() -> APIRouter:
     """The routes of the web page (not part of the API's schema)."""
     router = APIRouter(include_in_schema=False)
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login() -> HTMLResponse:
+        return _page("Sign in", '<form method="post" action="/login" enctype="multipart/form-data">'
+                     '<label for="token">The server\'s token</label><input id="token" name="token" type="password" '
+                     'size="40" autocomplete="current-password"> <button type="submit">Sign in</button></form>')
+
+    @router.post("/login")
+    async def login_form(request: Request) -> Response:
+        import hmac
+
+        token = request.app.state.options.token
+        given = str((await _form(request)).get("token") or "")
+        if token is None or not hmac.compare_digest(given.encode(), token.encode()):
+            return _error_page(RequestError.one(401, "token", "the token the server was started with"), "Not signed in")
+        answer = RedirectResponse("/", status_code=303)
+        answer.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return answer
 
     @router.get("/", response_class=HTMLResponse)
     def home() -> HTMLResponse:
