@@ -20,22 +20,13 @@ from pain_asp.cli import app as cli  # noqa: E402
 from pain_asp.engine import Checker  # noqa: E402
 from pain_asp.serve.app import ServeOptions, create_app  # noqa: E402
 from pain_asp.serve.work import Settings  # noqa: E402
+from test_cli import DENIED as CLI_DENIED  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples" / "claims.yaml"
 X12 = ROOT / "tests" / "data" / "x12"
 TOKEN = "s3cret-token-for-tests-only"
-DENIED = {
-    "claim_id": "D-1", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P-9", "birth_date": "1950-02-03"},
-    "diagnoses": ["M47.816"],
-    "clinical": {"pain_duration_months": 6, "conservative_care_weeks": 12},
-    "lines": [
-        {"code": "64493", "modifiers": ["50", "KX"], "date": "2026-03-02", "dx": [1],
-         "documented": {"imaging": "fluoroscopy", "side": "bilateral", "levels": ["L4-L5"],
-                        "purpose": "diagnostic"}},
-        {"code": "77003", "date": "2026-03-02", "dx": [1]},
-    ],
-}
+DENIED = {**CLI_DENIED, "patient": {"id": "P-9", "birth_date": "1950-02-03"}}
 
 
 def _cases() -> list[Path]:

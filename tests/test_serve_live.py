@@ -11,7 +11,6 @@ import asyncio
 import base64
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -24,18 +23,11 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
+from test_cli import DENIED as CLI_DENIED  # noqa: E402
+from test_report import _chromium  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-DENIED = {
-    "claim_id": "WEB-1", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P-77"},
-    "diagnoses": ["M47.816"],
-    "clinical": {"pain_duration_months": 6, "conservative_care_weeks": 12},
-    "lines": [
-        {"code": "64493", "modifiers": ["50", "KX"], "date": "2026-03-02", "dx": [1],
-         "documented": {"imaging": "fluoroscopy", "side": "bilateral", "levels": ["L4-L5"],
-                        "purpose": "diagnostic"}},
-        {"code": "77003", "date": "2026-03-02", "dx": [1]},
-    ],
-}
+DENIED = {**CLI_DENIED, "claim_id": "WEB-1", "patient": {"id": "P-77"}}
 
 
 def _free_port() -> int:
@@ -71,14 +63,6 @@ def server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     logged = Path(log.name).read_text()
     assert "WEB-1" in logged and "check 1 claim(s)" in logged  # claim ids and timings ...
     assert "P-77" not in logged and "M47.816" not in logged and "64493" not in logged  # ... never content
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 class Browser:
