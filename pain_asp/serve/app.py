@@ -213,7 +213,7 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
             app.state.checks.close()
 
     def authorised(request: Request) -> None:
-        if options.token is None or request.url.path == "/login":
+        if options.token is None or request.url.path in ("/login", "/healthz"):  # sign-in page; liveness probes
             return
         given = request.headers.get("authorization", "") or f"Bearer {request.cookies.get(TOKEN_COOKIE, '')}"
         if not hmac.compare_digest(given.encode(), f"Bearer {options.token}".encode()):
