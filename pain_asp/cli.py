@@ -838,7 +838,7 @@ def serve_command(
     max_body: Annotated[int, typer.Option("--max-body", min=1, help="Bytes in one request body.")] = 2_000_000,
     max_claims: Annotated[int, typer.Option("--max-claims", min=1, help="Claims in one request.")] = 100,
     solve_timeout: Annotated[float, typer.Option("--solve-timeout", help="Seconds one solve may take.")] = 10.0,
-    recycle: Annotated[int, typer.Option("--recycle", min=1, help="Requests a check process serves before a fresh one replaces it.")] = 500,
+    recycle: Annotated[int, typer.Option("--recycle", min=1, help="Claims each check process checks before fresh ones replace them.")] = 4500,
 ) -> None:
     """Serve the HTTP API (/v1/check, /v1/explain, /v1/fix, /v1/code, /v1/rules, /v1/payers) and the web page at /."""
     import ipaddress

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -278,3 +279,16 @@ def test_page_download_catalog_and_code(client: TestClient) -> None:
     coded = client.post("/page/code", data={"description": "bilateral L4-L5 facet injection with fluoroscopy",
                                             "payer": "medicare", "pos": "11", "date": "2026-03-02", "dx": "M47.816"})
     assert coded.status_code == 200 and "64493" in coded.text and "Check this claim" in coded.text
+
+
+def test_check_processes_are_replaced_after_their_claims() -> None:
+    """Past ``recycle_claims`` claims per process a fresh pool takes over; answers stay the same."""
+    with TestClient(create_app(ServeOptions(recycle_claims=3))) as small:
+        checks = small.app.state.checks
+        first, pool = small.post("/v1/check", json=DENIED).json(), checks.pool
+        small.post("/v1/check", json=[{**DENIED, "claim_id": f"R{n}"} for n in range(3)])
+        deadline = time.monotonic() + 60
+        while checks.renewals == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert checks.renewals == 1 and checks.pool is not pool and checks.claims == 0
+        assert small.post("/v1/check", json=DENIED).json() == first

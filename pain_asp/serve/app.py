@@ -2,7 +2,7 @@
 rules and payer policies (docs/serve.md).
 
 One server process answers requests; the solving is done by a pool of worker processes that
-are recycled (see :mod:`pain_asp.serve.work`). Bodies are read into memory, never written to
+are replaced after a number of claims (see :class:`Checks`). Bodies are read into memory, never written to
 disk, and never logged: the log holds claim ids and timings.
 """
 
@@ -50,7 +50,7 @@ class ServeOptions:
 
     settings: Settings = field(default_factory=Settings)
     workers: int = 1                  # check processes
-    recycle: int = 500                # a check process retires after this many requests
+    recycle_claims: int = 4500        # the check processes are replaced after this many claims each
     max_body: int = 2_000_000         # bytes in one request body
     token: str | None = None          # when set, every /v1 request needs Authorization: Bearer <token>
     cors_origins: list[str] = field(default_factory=list)
@@ -110,10 +110,13 @@ class _BodyLimit:
 
 
 class Checks:
-    """The pool of check processes (rebuilt when a worker dies).
+    """The pool of check processes.
 
     Check requests that arrive while every worker is busy wait, and go together in one task
     (at most :attr:`GATHER` of them): one solve over many claims costs little more than one.
+    clingo never forgets a term, so once the pool has checked ``recycle_claims`` claims per
+    process a fresh pool is started, warmed, and takes over; the old one finishes what it holds
+    and stops (as batch mode retires its workers). A pool whose process died is replaced at once.
     """
 
     GATHER = 32
@@ -123,6 +126,9 @@ class Checks:
         self.pool = self._pool()
         self.waiting: list[tuple[str, str, asyncio.Future]] = []
         self.busy = 0
+        self.claims = 0          # claims checked by the current pool
+        self.renewals = 0        # pools replaced after their claims
+        self._renewal: asyncio.Task | None = None
 
     async def check(self, text: str, kind: str) -> list[dict[str, Any]]:
         """:func:`pain_asp.serve.work.check` of one body, gathered with the others waiting."""
@@ -139,7 +145,8 @@ class Checks:
 
     async def _send(self, gathered: list[tuple[str, str, asyncio.Future]]) -> None:
         try:
-            answers = await self.run(work.check_many, [(text, kind) for text, kind, _ in gathered])
+            answers = await self.run(work.check_many, [(text, kind) for text, kind, _ in gathered], count=False)
+            self._spent(sum(_claims_in(answer) for answer in answers))
             for (_, _, future), answer in zip(gathered, answers):
                 if future.done():  # its client has gone
                     continue
@@ -157,26 +164,62 @@ class Checks:
 
     def _pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.options.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=work.start, initargs=(self.options.settings,),
-                                   max_tasks_per_child=self.options.recycle)
+                                   initializer=work.start, initargs=(self.options.settings,))
 
-    async def warm(self) -> None:
-        """Start the workers (each loads the knowledge base) before the first request."""
-        await asyncio.gather(*(self.run(work.ready) for _ in range(self.options.workers)))
+    async def warm(self, pool: ProcessPoolExecutor | None = None) -> None:
+        """Start the workers (each loads the knowledge base) before they get a request."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(pool or self.pool, work.ready)
+                               for _ in range(self.options.workers)))
 
-    async def run(self, function: Callable, *args: Any) -> Any:
-        """``function(*args)`` in a check process."""
+    def _spent(self, claims: int) -> None:
+        self.claims += claims
+        if self.claims >= self.options.recycle_claims * self.options.workers and self._renewal is None:
+            self._renewal = asyncio.get_running_loop().create_task(self._renew())
+
+    async def _renew(self) -> None:
+        fresh = self._pool()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
+            await self.warm(fresh)
+        except BrokenProcessPool:
+            fresh.shutdown(wait=False, cancel_futures=True)
+        else:
+            old, self.pool, self.claims = self.pool, fresh, 0
+            self.renewals += 1
+            old.shutdown(wait=False)  # what it holds still finishes
+            _log.info("check processes replaced after their claims")
+        finally:
+            self._renewal = None
+
+    async def run(self, function: Callable, *args: Any, count: bool = True) -> Any:
+        """``function(*args)`` in a check process (``count``: add the claims of its answer)."""
+        try:
+            answer = await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
+        except RequestError as exc:
+            if count:
+                self._spent(_claims_in(exc))
+            raise
         except BrokenProcessPool:
             _log.error("a check process stopped; starting new ones")
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = self._pool()
             raise RequestError.one(503, "", "a completed check (a check process stopped; send the request again)") from None
+        if count:
+            self._spent(_claims_in(answer))
+        return answer
 
     def close(self) -> None:
         """Stop the workers."""
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _claims_in(answer: Any) -> int:
+    """The claims an answer of :mod:`pain_asp.serve.work` is about."""
+    if isinstance(answer, RequestError):
+        return len(answer.results or [])
+    if isinstance(answer, dict):  # the web page's review, or one coded description
+        return len(answer.get("check", [answer]))
+    return len(answer)
 
 
 def _kind(request: Request) -> str:

@@ -1,11 +1,9 @@
 """What the check processes of ``pain-asp serve`` run: check, explain, fix and code requests.
 
 clingo never forgets a term (SPEC §12: a process that grounds many claims keeps growing), so,
-as in batch mode, the solving happens in worker processes that retire and are replaced: the
-server hands each request to a :class:`concurrent.futures.ProcessPoolExecutor` whose workers
-leave after ``recycle`` requests (``max_tasks_per_child``). Each worker loads the knowledge
-base, payer policies and NCCI tables once (:func:`start`) and keeps them for every request it
-serves.
+as in batch mode, the solving happens in worker processes that are replaced after a number of
+claims (:class:`pain_asp.serve.app.Checks`). Each worker loads the knowledge base, payer
+policies and NCCI tables once (:func:`start`) and keeps them for every request it serves.
 
 Every answer is what the command line prints with ``--format json`` for the same claims, read
 from a file named :data:`REQUEST`, less the ``file`` fields. Request bodies stay in memory.
