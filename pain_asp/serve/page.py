@@ -306,6 +306,8 @@ def page_routes() -> APIRouter:
 
     @router.get("/page/payers/{payer_id}", response_class=HTMLResponse)
     def page_payer(request: Request, payer_id: str, date: str | None = None) -> HTMLResponse:
+        from ..authoring import value_text
+        from ..payer_schema import PARAMETERS
         from .app import payer_in_force
 
         registry = request.app.state.registry
@@ -316,7 +318,10 @@ def page_routes() -> APIRouter:
         except ValueError:
             return _error_page(RequestError.one(422, "date", "a date as YYYY-MM-DD"))
         info = payer_in_force(registry.get(payer_id), on)
-        rows = "".join(f'<tr><td>{escape(p["name"])}</td><td>{escape(str(p["value"]))}</td><td>{escape(p["since"])}</td>'
+        def shown(name: str, value: Any) -> str:
+            return value_text(PARAMETERS[name], value) if name in PARAMETERS else str(value)
+
+        rows = "".join(f'<tr><td>{escape(p["name"])}</td><td>{escape(shown(p["name"], p["value"]))}</td><td>{escape(p["since"])}</td>'
                        f'<td>{_sources([p["source"]])}</td></tr>' for p in info["parameters"])
         rules = "".join(f'<li><a href="/page/rules/{escape(r["rule"])}">{escape(r["rule"])}</a>: '
                         + ("off" if r.get("off") else f"severity {escape(str(r['severity']))}") + "</li>" for r in info["rules"])
