@@ -292,3 +292,12 @@ def test_check_processes_are_replaced_after_their_claims() -> None:
             time.sleep(0.05)
         assert checks.renewals == 1 and checks.pool is not pool and checks.claims == 0
         assert small.post("/v1/check", json=DENIED).json() == first
+
+
+def test_cors_only_when_configured(client: TestClient) -> None:
+    preflight = {"Origin": "https://pm.example", "Access-Control-Request-Method": "POST"}
+    assert "access-control-allow-origin" not in client.options("/v1/check", headers=preflight).headers
+    allowed = TestClient(create_app(ServeOptions(cors_origins=["https://pm.example"])))  # no request reaches a check
+    assert allowed.options("/v1/check", headers=preflight).headers["access-control-allow-origin"] == "https://pm.example"
+    other = allowed.options("/v1/check", headers={**preflight, "Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
