@@ -285,10 +285,7 @@ def rules_list(
         rules = [r for r in rules if r.id in notes]
     if fmt == TextOrJson.json:
         sys.stdout.write(json.dumps([{
-            "id": r.id, "title": r.title, "category": r.category, "severity": r.severity,
-            "carc": r.meta.get("carc"), "rarc": r.meta.get("rarc"), "confidence": r.confidence,
-            "sources": [s.document for s in r.sources],
-            **({"payer": notes[r.id]} if payer is not None else {}),
+            **r.summary(), **({"payer": notes[r.id]} if payer is not None else {}),
             **({"observed": precision.get(r.id, [])} if remit_stats is not None else {})}
             for r in rules], indent=2) + "\n")
         return
@@ -1130,6 +1127,60 @@ def kb_profile(
 
     profile = profile_kb(claims, seed, repeats, str(kb) if kb else None)
     sys.stdout.write(json.dumps(profile.as_dict(), indent=2) + "\n" if fmt == TextOrJson.json else profile.text(top))
+
+
+@app.command("serve")
+@_user_errors
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; other than loopback needs --token-file.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Check processes (each loads the knowledge base).")] = 1,
+    history: HistoryDb = None,
+    payer_dir: PayerDirs = None,
+    ncci_dir: NcciDir = None,
+    token_file: Annotated[Optional[Path], typer.Option(
+        "--token-file", help="A file holding the token every /v1 request must send as Authorization: Bearer.")] = None,
+    cors_origin: Annotated[Optional[list[str]], typer.Option(
+        "--cors-origin", help="A web origin allowed to call the API from a browser (repeatable; default: none).")] = None,
+    max_body: Annotated[int, typer.Option("--max-body", min=1, help="Bytes in one request body.")] = 2_000_000,
+    max_claims: Annotated[int, typer.Option("--max-claims", min=1, help="Claims in one request.")] = 100,
+    solve_timeout: Annotated[float, typer.Option("--solve-timeout", help="Seconds one solve may take.")] = 10.0,
+    recycle: Annotated[int, typer.Option("--recycle", min=1, help="Claims each check process checks before fresh ones replace them.")] = 4500,
+) -> None:
+    """Serve the HTTP API (/v1/check, /v1/explain, /v1/fix, /v1/code, /v1/rules, /v1/payers) and the web page at /."""
+    import ipaddress
+    import logging
+
+    import uvicorn
+
+    from .serve.app import ServeOptions, create_app
+    from .serve.work import Settings
+
+    _checker(payer_dir, ncci_dir)
+    if history is not None and not history.is_file():
+        raise _fail(f"--history {history}: no such history store")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    token = None
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            raise _fail(f"--token-file {token_file}: expected a readable text file") from None
+        if len(token) < 16:
+            raise _fail(f"--token-file {token_file}: expected a token of 16 characters or more")
+    if not loopback and token is None:
+        raise _fail(f"--host {host}: listening beyond this machine needs --token-file")
+    if solve_timeout <= 0:
+        raise _fail(f"--solve-timeout {solve_timeout:g}: expected a number of seconds above 0")
+    settings = Settings(tuple(str(p) for p in payer_dir or []), str(ncci_dir) if ncci_dir else None,
+                        str(history) if history else None, solve_timeout, max_claims)
+    options = ServeOptions(settings, workers, recycle, max_body, token, list(cors_origin or []))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    uvicorn.run(create_app(options), host=host, port=port, access_log=True, log_level="info",
+                server_header=False)
 
 
 class _Stopped(BaseException):

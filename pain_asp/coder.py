@@ -25,7 +25,7 @@ from .findings import Result
 from .models import Claim, as_dict, parse_claim, ValidationError
 from .resources import kb_dir
 
-__all__ = ["Coder", "CodeResult", "CodingError", "MODIFIER_ORDER"]
+__all__ = ["Coder", "CodeResult", "CodingError", "MODIFIER_ORDER", "coded_output", "read_description", "run_code"]
 
 # Pricing modifiers first, then informational ones (CMS claim convention).
 MODIFIER_ORDER = ("25", "50", "52", "RT", "LT", "KX")
@@ -378,22 +378,32 @@ def run_code(source: str, payer: str | None, pos: str | None, date: str | None, 
             raw["diagnoses"] = list(raw.get("diagnoses") or []) + list(dx)
         encounter = _validate_encounter(raw, str(path))
     else:
-        from .procedure_text import read_procedure_text
-
         if payer is None or pos is None:
             raise PainAspError("a description needs --payer and --pos (e.g. --payer medicare --pos 11)")
-        reading = read_procedure_text(source)
-        day = date or dt.date.today().isoformat()
-        raw = {"payer": payer, "place_of_service": pos, "date": day,
-               "diagnoses": list(dict.fromkeys(list(dx) + reading.diagnoses)),
-               "procedures": [_prune(as_dict(p)) for p in reading.procedures]}
-        encounter = _validate_encounter(raw, "<description>")
+        reading, encounter = read_description(source, payer, pos, date, dx)
     coded = Coder(payer_dirs).code(encounter)
     denied = any(f.severity == "deny" for f in coded.result.findings)
+    return coded_output(coded, reading, fmt, colour), denied
+
+
+def read_description(text: str, payer: str, pos: str, date: str | None, dx: list[str]) -> tuple[Any, Any]:
+    """A procedure description read into (its reading, the encounter to code); date default today."""
+    from .procedure_text import read_procedure_text
+
+    reading = read_procedure_text(text)
+    day = date or dt.date.today().isoformat()
+    raw = {"payer": payer, "place_of_service": pos, "date": day,
+           "diagnoses": list(dict.fromkeys(list(dx) + reading.diagnoses)),
+           "procedures": [_prune(as_dict(p)) for p in reading.procedures]}
+    return reading, _validate_encounter(raw, "<description>")
+
+
+def coded_output(coded: Any, reading: Any, fmt: str, colour: bool = False) -> str:
+    """What ``pain-asp code --format fmt`` prints for a coded encounter (text, json or claim)."""
     if fmt == "claim":
         import json
 
-        return json.dumps(coded.claim_dict(), indent=2) + "\n", denied
+        return json.dumps(coded.claim_dict(), indent=2) + "\n"
     if fmt == "json":
         import json
 
@@ -402,8 +412,8 @@ def run_code(source: str, payer: str | None, pos: str | None, date: str | None, 
             out = {"reading": {"text": reading.text,
                                "recognised": [r.as_dict() for r in reading.recognised],
                                "unrecognised": reading.unrecognised}, **out}
-        return json.dumps(out, indent=2, default=str) + "\n", denied
-    return render_code_text(coded, reading, colour), denied
+        return json.dumps(out, indent=2, default=str) + "\n"
+    return render_code_text(coded, reading, colour)
 
 
 def _read_encounter_file(path: Any) -> dict[str, Any]:

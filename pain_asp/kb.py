@@ -59,6 +59,12 @@ class Rule:
         levels = [s.confidence for s in self.sources if s.confidence in order]
         return min(levels, key=order.index) if levels else "unverified"
 
+    def summary(self) -> dict[str, Any]:
+        """The rule as ``pain-asp rules list --format json`` prints it."""
+        return {"id": self.id, "title": self.title, "category": self.category, "severity": self.severity,
+                "carc": self.meta.get("carc"), "rarc": self.meta.get("rarc"), "confidence": self.confidence,
+                "sources": [s.document for s in self.sources]}
+
 
 @dataclass(frozen=True)
 class CodeInfo:

@@ -9,6 +9,7 @@ claim never stops the others.
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import re
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 from .errors import InputError
 from .models import EXPECTED, ORIGINAL, Claim, ValidationError, parse_claim
 
-__all__ = ["Record", "read_claims", "validate_claim", "CLAIM_SUFFIXES", "is_x12"]
+__all__ = ["Record", "read_claims", "records_from_text", "validate_claim", "CLAIM_SUFFIXES", "is_x12"]
 
 X12_SUFFIXES = {".837", ".x12", ".edi"}  # X12 837P, read by pain_asp/x12.py
 CLAIM_SUFFIXES = {".json", ".jsonl", ".ndjson", ".yaml", ".yml"} | X12_SUFFIXES
@@ -59,6 +60,30 @@ def read_claims(
             yield record
         if not read:  # nothing is silently empty (SPEC §11)
             yield Record(str(path), 1, errors=[InputError(str(path), None, "", "", _NO_CLAIMS)])
+
+
+def records_from_text(
+    text: str, name: str, kind: str, known_payers: Iterable[str] | None = None
+) -> Iterator[Record]:
+    """Yield a record for every claim of ``text`` held in memory (an HTTP request body), as
+    :func:`read_claims` reads a file of that ``kind``: json, jsonl, yaml or x12 (an 837P)."""
+    payers = set(known_payers) if known_payers is not None else None
+    seen_ids: dict[str, str] = {}
+    if kind == "x12":
+        from .x12 import records_from_text as x12_records
+
+        records: Iterable[Record] = x12_records(text, name)
+    elif kind == "jsonl":
+        records = _read_json_lines(name, io.BytesIO(text.encode("utf-8")))
+    else:
+        try:
+            records = _validated(_parse(text, "." + kind), name)
+        except ValueError as exc:
+            records = [Record(name, 1, errors=[InputError(name, None, "", "", str(exc))])]
+    for record in records:
+        if record.claim is not None:
+            _cross_checks(record, payers, seen_ids)
+        yield record
 
 
 def validate_claim(
@@ -151,6 +176,11 @@ def _read_file(path: Path) -> Iterator[Record]:
     except ValueError as exc:
         yield Record(name, 1, errors=[InputError(name, None, "", "", str(exc))])
         return
+    yield from _validated(documents, name)
+
+
+def _validated(documents: list[Any], name: str) -> Iterator[Record]:
+    """A record per claim of parsed documents (each a claim or a list of claims)."""
     position = 0
     for document in documents:
         items = document if isinstance(document, list) else [document]
