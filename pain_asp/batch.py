@@ -436,7 +436,7 @@ _FRAME = struct.Struct("<I")
 
 
 def _spooled(record: Any, with_charges: bool) -> _Spooled:
-    errors = [(e.file, e.claim_id, e.field, e.value, e.expected) for e in record.errors]
+    errors = [(e.file, e.claim_id, e.field, e.value, e.expected, e.line) for e in record.errors]
     claim = record.claim
     if claim is None:
         return _Spooled(record.file, record.position, record.claim_id, errors, _NIL)

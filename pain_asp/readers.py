@@ -11,19 +11,25 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from .errors import InputError, describe
 from .models import EXPECTED, Claim, ValidationError, parse_claim
+from .yamlsafe import MAX_DEPTH
 
 __all__ = ["Record", "read_claims", "validate_claim", "CLAIM_SUFFIXES"]
 
 X12_SUFFIXES = {".837", ".x12", ".edi"}  # X12 837P, read by pain_asp/x12.py
 CLAIM_SUFFIXES = {".json", ".jsonl", ".ndjson", ".yaml", ".yml"} | X12_SUFFIXES
-_PHI_FIELDS = ("patient",)
+# Input limits (docs/claim-format.md, "Input limits"). A claim is a few kilobytes; a JSON or
+# YAML file is read whole, so batches beyond this size belong in JSON Lines, read as a stream.
+MAX_FILE_BYTES = 64 << 20
+MAX_LINE_BYTES = 1 << 20
+_TOO_DEEP = f"at most {MAX_DEPTH} levels of nesting (a claim needs 6)"
+_BOM = "\ufeff"
 
 
 @dataclass
@@ -36,6 +42,7 @@ class Record:
     errors: list[InputError] = field(default_factory=list)
     claim_id: str | None = None
     source: Any = None  # format-specific context for writing the claim back (X12Context)
+    line_at: Callable[[list[Any]], int | None] | None = None  # key path -> line, while reading
 
     @property
     def ok(self) -> bool:
@@ -53,6 +60,7 @@ def read_claims(
         for record in _read_file(path):
             if record.claim is not None:
                 _cross_checks(record, payers, seen_ids)
+            record.line_at = None
             yield record
 
 
@@ -93,76 +101,138 @@ def _read_file(path: Path) -> Iterator[Record]:
         if suffix in (".jsonl", ".ndjson"):
             yield from _read_json_lines(name, handle)
             return
-        try:
-            text = handle.read().decode("utf-8")
-        except UnicodeDecodeError:
-            yield Record(name, 1, errors=[InputError(name, None, "", "", "UTF-8 text")])
-            return
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        yield Record(name, 1, errors=[InputError(
+            name, None, "", "", f"a file of at most {MAX_FILE_BYTES:,} bytes (use JSON Lines for "
+            "larger batches: one claim per line, read as a stream)")])
+        return
     try:
-        documents = _parse(text, suffix)
-    except ValueError as exc:
-        yield Record(name, 1, errors=[InputError(name, None, "", "", str(exc))])
+        text = data.decode("utf-8").removeprefix(_BOM)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        yield Record(name, 1, errors=[InputError(name, None, "", "", "UTF-8 text", line=line)])
+        return
+    yield from (_read_json if suffix == ".json" else _read_yaml)(name, text)
+
+
+def _read_json(name: str, text: str) -> Iterator[Record]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield Record(name, 1, errors=[InputError(
+            name, None, "", "", f"valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})")])
+        return
+    except RecursionError:
+        yield Record(name, 1, errors=[InputError(name, None, "", "", _TOO_DEEP)])
+        return
+    items = document if isinstance(document, list) else [document]
+    for position, raw in enumerate(items, start=1):
+        yield _validate(raw, name, position)
+
+
+def _read_yaml(name: str, text: str) -> Iterator[Record]:
+    """One record per claim; a claim that breaks a limit or repeats a key is that claim's error."""
+    from .yamlsafe import YAMLError, check_limits, compose_all, construct, line_of
+
+    try:
+        documents = list(compose_all(text))
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "syntax error"
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        yield Record(name, 1, errors=[InputError(name, None, "", "", f"valid YAML{where}: {problem}",
+                                                 line=mark.line + 1 if mark else None)])
         return
     position = 0
     for document in documents:
-        items = document if isinstance(document, list) else [document]
-        for raw in items:
+        if document.tag.endswith(":null"):
+            continue
+        items = document.value if document.tag.endswith(":seq") else [document]
+        for item in items:
             position += 1
-            yield _validate(raw, name, position)
+            try:
+                check_limits(item)
+                raw = construct(item)
+            except YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None) or item.start_mark
+                yield Record(name, position, errors=[InputError(
+                    name, None, "", "", getattr(exc, "problem", None) or "valid YAML", line=mark.line + 1)])
+                continue
+            yield _validate(raw, name, position, lambda keys, item=item: line_of(item, keys))
 
 
 def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
     """One record per non-blank line of a binary handle; a bad line is an error record."""
     position = 0
-    for number, data in enumerate(handle, start=1):
+    number = 0
+    while True:
+        data = handle.readline(MAX_LINE_BYTES + 1)
+        if not data:
+            return
+        number += 1
+        if number == 1:
+            data = data.removeprefix(_BOM.encode("utf-8"))
+        if len(data) > MAX_LINE_BYTES and not data.endswith(b"\n"):
+            while data and not data.endswith(b"\n"):
+                data = handle.readline(MAX_LINE_BYTES + 1)
+            position += 1
+            yield Record(name, position, errors=[InputError(
+                name, None, "", "", f"a line of at most {MAX_LINE_BYTES:,} bytes (one claim)", line=number)])
+            continue
         if not data.strip():
             continue
         position += 1
         try:
             raw = json.loads(data.decode("utf-8"))
         except UnicodeDecodeError:
-            yield Record(name, position,
-                         errors=[InputError(f"{name}:{number}", None, "", "", "UTF-8 text")])
+            yield Record(name, position, errors=[InputError(name, None, "", "", "UTF-8 text", line=number)])
             continue
         except json.JSONDecodeError as exc:
-            yield Record(
-                name, position,
-                errors=[InputError(f"{name}:{number}", None, "", "", f"a JSON object ({exc.msg})")],
-            )
+            yield Record(name, position, errors=[InputError(
+                name, None, "", "", f"a JSON object ({exc.msg}, column {exc.colno})", line=number)])
             continue
-        yield _validate(raw, name, position)
+        except RecursionError:
+            yield Record(name, position, errors=[InputError(name, None, "", "", _TOO_DEEP, line=number)])
+            continue
+        yield _validate(raw, name, position, lambda keys, number=number: number)
 
 
-def _parse(text: str, suffix: str) -> list[Any]:
-    if suffix == ".json":
-        try:
-            return [json.loads(text)]
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    from .yamlsafe import YAMLError, safe_load_all
-
-    try:
-        return [doc for doc in safe_load_all(text) if doc is not None]
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ValueError(f"valid YAML{where}: {problem}") from None
-
-
-def _validate(raw: Any, file: str, position: int) -> Record:
+def _validate(raw: Any, file: str, position: int,
+              line_at: Callable[[list[Any]], int | None] | None = None) -> Record:
+    """Validate one parsed claim; ``line_at`` maps a field's key path to its line in the file."""
     claim_id = _claim_id_of(raw)
-    record = Record(file, position, claim_id=claim_id)
+    record = Record(file, position, claim_id=claim_id, line_at=line_at)
     if not isinstance(raw, dict):
-        record.errors.append(
-            InputError(file, claim_id, "", _show(raw), f"a claim mapping (claim {position} in the file)")
-        )
+        record.errors.append(InputError(file, claim_id, "", describe(raw),
+                                        f"a claim mapping (claim {position} in the file)", line=_line(record, [])))
+        return record
+    if _deeper_than(raw, MAX_DEPTH):
+        record.errors.append(InputError(file, claim_id, "", "", _TOO_DEEP, line=_line(record, [])))
         return record
     try:
         record.claim = parse_claim(raw)
     except ValidationError as exc:
-        record.errors.append(_input_error(str(exc), raw, file, claim_id))
+        record.errors.append(_input_error(str(exc), raw, record))
     return record
+
+
+def _line(record: Record, keys: list[Any]) -> int | None:
+    return record.line_at(keys) if record.line_at is not None else None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when ``value`` nests lists and mappings more than ``limit`` levels deep."""
+    stack = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        children = current.values() if isinstance(current, dict) else current
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _claim_id_of(raw: Any) -> str | None:
@@ -177,26 +247,25 @@ def _cross_checks(record: Record, payers: set[str] | None, seen_ids: dict[str, s
     claim = record.claim
     assert claim is not None
     errors: list[InputError] = []
+
+    def error(keys: list[Any], value: str, expected: str) -> InputError:
+        return InputError(record.file, claim.claim_id, _path(keys), value, expected, line=_line(record, keys))
+
     for number, line in enumerate(claim.lines, start=1):
         for pointer in line.dx:
             if pointer > len(claim.diagnoses):
-                errors.append(InputError(
-                    record.file, claim.claim_id, f"lines[{number}].dx", str(pointer),
+                errors.append(error(
+                    ["lines", number - 1, "dx"], str(pointer),
                     f"a pointer into the diagnosis list (1-{len(claim.diagnoses)})"
                     if claim.diagnoses else "a pointer into the diagnosis list, which is empty",
                 ))
     if payers is not None and claim.payer not in payers:
         suggestion = _did_you_mean(claim.payer, payers)
-        errors.append(InputError(
-            record.file, claim.claim_id, "payer", _show(claim.payer),
-            f"a payer policy id ({', '.join(sorted(payers))}){suggestion}",
-        ))
+        errors.append(error(["payer"], describe(claim.payer),
+                            f"a payer policy id ({', '.join(sorted(payers))}){suggestion}"))
     first = seen_ids.get(claim.claim_id)
     if first is not None:
-        errors.append(InputError(
-            record.file, claim.claim_id, "claim_id", claim.claim_id,
-            f"a claim id unique in the batch (already used in {first})",
-        ))
+        errors.append(error(["claim_id"], claim.claim_id, f"a claim id unique in the batch (already used in {first})"))
     else:
         seen_ids[claim.claim_id] = f"{record.file} claim {record.position}"
     if errors:
@@ -206,39 +275,52 @@ def _cross_checks(record: Record, payers: set[str] | None, seen_ids: dict[str, s
 
 _AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
+# A check of ours names its field path, 1-based (``lines[2].date: ...``, models.py).
+_OURS = re.compile(r"^(\w+(?:\[\d+\])?(?:\.\w+(?:\[\d+\])?)*): (.*)$", re.S)
+_OUR_STEP = re.compile(r"(\w+)|\[(\d+)\]")
+_KEY_SHOWN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
+_DATE_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TYPE_WORDS = {"int": "a whole number", "str": "text", "bool": "true or false", "float": "a number",
+               "decimal": "a number", "array": "a list", "object": "a mapping", "null": "null",
+               "date": "a date as YYYY-MM-DD"}
 
 
-def _input_error(text: str, raw: Any, file: str, claim_id: str | None) -> InputError:
-    """Turn one msgspec validation message into an InputError naming field, value, expectation."""
+def _input_error(text: str, raw: Any, record: Record) -> InputError:
+    """Turn one msgspec validation message into an InputError naming field, line, the bad
+    value's shape and what is expected."""
+    file, claim_id = record.file, record.claim_id
     match = _AT.match(text)
     message = match.group("message") if match else text
     keys: list[Any] = []
     for name, index in _STEP.findall(match.group("path") or "" if match else ""):
         keys.append(name if name else int(index))
     missing = re.match(r"Object missing required field `(\w+)`", message)
-    unknown = re.match(r"Object contains unknown field `(.+)`", message)
-    ours = re.match(r"^(\w+)(\[\d+\])?: (.*)$", message, re.S)
+    unknown = re.match(r"Object contains unknown field `(.+)`", message, re.S)
+    ours = _OURS.match(message)
     if missing:
         keys.append(missing.group(1))
-        return InputError(file, claim_id, _path(keys), "", "a value (this field is required)")
+        return InputError(file, claim_id, _path(keys), "", "a value (this field is required)",
+                          line=_line(record, keys[:-1]))
     if unknown:
         key = unknown.group(1)
         known = _fields_at(keys)
-        keys.append(key)
-        expected = "no such key; known keys: " + ", ".join(known) + _did_you_mean(key, known)
-        return InputError(file, claim_id, _path(keys), "", expected)
+        line = _line(record, keys + [key])
+        if _KEY_SHOWN.match(key):
+            keys.append(key)
+            expected = "no such key; known keys: " + ", ".join(known) + _did_you_mean(key, known)
+        else:
+            expected = f"only known keys ({', '.join(known)}); got a key of {describe(key)}"
+        return InputError(file, claim_id, _path(keys), "", expected, line=line)
     if ours:
-        keys.append(ours.group(1))
-        if ours.group(2):
-            keys.append(int(ours.group(2)[1:-1]) - 1)
-        expected = ours.group(3)
+        for name, index in _OUR_STEP.findall(ours.group(1)):
+            keys.append(name if name else int(index) - 1)
+        expected = ours.group(2)
     else:
         expected = _expected(message, keys)
-    if keys and keys[0] in _PHI_FIELDS:
-        value = "(not shown: patient data)"
-    else:
-        value = _show(_lookup(raw, keys))
-    return InputError(file, claim_id, _path(keys), value, expected)
+    value = _lookup(raw, keys)
+    if expected == EXPECTED.get("date") and isinstance(value, str) and _DATE_SHAPE.match(value):
+        expected = "a real calendar date (YYYY-MM-DD; this day does not exist)"
+    return InputError(file, claim_id, _path(keys), describe(value), expected, line=_line(record, keys))
 
 
 def _expected(message: str, keys: list[Any]) -> str:
@@ -248,15 +330,18 @@ def _expected(message: str, keys: list[Any]) -> str:
         return ("at most " if length.group(1) == "<=" else "at least ") + f"{length.group(2)} item(s)"
     if message.startswith("Invalid enum value"):
         choices = _choices_at(keys)
-        return "one of " + ", ".join(repr(c) for c in choices) if choices else message
+        return "one of " + ", ".join(repr(c) for c in choices) if choices else "one of the documented values"
     if field in EXPECTED and not isinstance(keys[-1], int):
         return EXPECTED[field]
     bound = re.search(r"Expected `(\w+)` ([<>]=) (\S+)", message)
     if bound:
         return f"a number {bound.group(2)} {bound.group(3)}"
+    kinds = re.match(r"Expected `([^`]+)`", message)
+    if kinds:
+        return " or ".join(_TYPE_WORDS.get(k.strip(), k.strip()) for k in kinds.group(1).split("|"))
     if "date" in message.lower():
-        return "a date as YYYY-MM-DD"
-    return message[0].lower() + message[1:] if message else "a valid value"
+        return EXPECTED["date"]
+    return "a valid value"
 
 
 def _lookup(raw: Any, keys: list[Any]) -> Any:
@@ -327,8 +412,3 @@ def _choices_at(keys: list[Any]) -> list[str]:
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, default=str, ensure_ascii=True)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,228 @@
+"""Careless and hostile inputs (issue 17; SPEC §3, §11): each is one claim's clear error with
+its file, line and field, exit 2, no traceback, nothing quoted back, and the other claims of
+the batch are still checked."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pain_asp.cli import app
+from pain_asp.readers import read_claims
+
+runner = CliRunner()
+
+CLAIM_YAML = """\
+- claim_id: {claim_id}
+  payer: medicare
+  place_of_service: "11"
+  patient: {{id: PT-SECRET-42}}
+  diagnoses: [M54.16]
+  lines:
+    - {{code: "64483", modifiers: [RT], date: {date}, dx: [1]}}
+"""
+
+
+def claim_yaml(claim_id: str = "C-1", date: str = "2026-03-02") -> str:
+    return CLAIM_YAML.format(claim_id=claim_id, date=date)
+
+
+def good_claim(claim_id: str = "C-1") -> dict:
+    return {"claim_id": claim_id, "payer": "medicare", "place_of_service": "11",
+            "patient": {"id": "PT-SECRET-42"}, "diagnoses": ["M54.16"],
+            "lines": [{"code": "64483", "modifiers": ["RT"], "date": "2026-03-02", "dx": [1]}]}
+
+
+def check(path: Path) -> tuple[int, list[dict], str]:
+    """Run ``check --format json``: exit code, results, everything printed."""
+    result = runner.invoke(app, ["check", str(path), "--format", "json"])
+    assert "Traceback" not in result.output + result.stderr, result.stderr
+    return result.exit_code, json.loads(result.stdout), result.stdout + result.stderr
+
+
+def statuses(results: list[dict]) -> list[str]:
+    """"error", or "checked" for a claim that was read and checked (whatever its findings)."""
+    return ["error" if r["status"] == "error" else "checked" for r in results]
+
+
+def errors_of(path: Path) -> list[tuple[str | None, str, int | None]]:
+    """(claim id, field, line) of every error of every record read from ``path``."""
+    return [(e.claim_id, e.field, e.line) for r in read_claims([path]) for e in r.errors]
+
+
+# --- point 4: YAML 1.1 surprises ---------------------------------------------------------
+
+def test_zero_padded_ids_and_codes_keep_their_text(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml("000123").replace("PT-SECRET-42", "0004567").replace('"64483"', "01992")
+                    .replace("[RT]", "[50]"))
+    [record] = read_claims([path])
+    assert record.errors == []
+    assert record.claim is not None
+    assert (record.claim.claim_id, record.claim.patient.id) == ("000123", "0004567")
+    assert (record.claim.lines[0].code, record.claim.lines[0].modifiers) == ("01992", ["50"])
+
+
+def test_unquoted_yaml_1_1_words_stay_text(tmp_path: Path) -> None:
+    """``yes``, ``0x1F``, ``1_000`` and sexagesimal ``1:30`` are text in YAML 1.2: a field that
+    wants a boolean or a number says so instead of reading a surprise value."""
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml() + "  clinical: {care_plan: yes}\n")
+    assert errors_of(path) == [("C-1", "clinical.care_plan", 8)]
+    path.write_text(claim_yaml().replace("dx: [1]", "dx: [1], units: 1_000"))
+    assert errors_of(path) == [("C-1", "lines[1].units", 7)]
+
+
+def test_duplicate_key_is_that_claims_error_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml("C-1") + claim_yaml("C-2").replace("  payer: medicare\n",
+                                                               "  payer: medicare\n  payer: commercial\n")
+                    + claim_yaml("C-3"))
+    records = list(read_claims([path]))
+    assert [r.ok for r in records] == [True, False, True]
+    [error] = records[1].errors
+    assert error.line == 10 and "each key once" in error.expected and "line 9" in error.expected
+
+
+def test_impossible_unquoted_date_is_one_fields_error(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml("C-1") + claim_yaml("C-2", date="2026-02-30"))
+    code, results, _ = check(path)
+    assert code == 2
+    assert statuses(results) == ["checked", "error"]
+    [error] = results[1]["errors"]
+    assert (error["claim_id"], error["field"], error["line"]) == ("C-2", "lines[1].date", 14)
+    assert "real calendar date" in error["expected"] and "YYYY-MM-DD" in error["expected"]
+
+
+# --- point 5: bounded input --------------------------------------------------------------
+
+BOMB = """\
+- claim_id: C-2
+  payer: medicare
+  place_of_service: "11"
+  patient: {id: P}
+  lines: [{code: "64483", date: 2026-03-02}]
+  clinical:
+    a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+    f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+    g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+    h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+    i: [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def test_alias_bomb_is_one_claims_error_and_fast(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml("C-1") + BOMB + claim_yaml("C-3"))
+    start = time.monotonic()
+    code, results, out = check(path)
+    assert time.monotonic() - start < 10
+    assert code == 2
+    assert statuses(results) == ["checked", "error", "checked"]
+    [error] = results[1]["errors"]
+    assert 8 <= error["line"] <= 22 and "aliases are expanded" in error["expected"]
+
+
+def test_recursive_alias_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml("C-1") + "- &loop [*loop]\n")
+    code, results, _ = check(path)
+    assert code == 2 and statuses(results) == ["checked", "error"]
+    assert "recursive alias" in results[1]["errors"][0]["expected"]
+
+
+def test_deep_json_line_is_that_lines_error(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    deep = "[" * 5000 + "]" * 5000
+    medium = json.dumps({**good_claim("D"), "clinical": {"x": json.loads("[" * 200 + "]" * 200)}})
+    path.write_text("\n".join([json.dumps(good_claim("A")), deep, json.dumps(good_claim("B")), medium,
+                               json.dumps(good_claim("C"))]) + "\n")
+    code, results, _ = check(path)
+    assert code == 2
+    assert [r["claim_id"] for r in results] == ["A", None, "B", "D", "C"]
+    assert statuses(results) == ["checked", "error", "checked", "error", "checked"]
+    assert results[1]["errors"][0]["line"] == 2 and "levels of nesting" in results[1]["errors"][0]["expected"]
+    assert results[3]["errors"][0]["line"] == 4 and "levels of nesting" in results[3]["errors"][0]["expected"]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_deep_file_is_an_error(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"deep{suffix}"
+    path.write_text("[" * 5000 + "]" * 5000)
+    code, results, _ = check(path)
+    assert code == 2 and results[0]["status"] == "error"
+    assert "nesting" in results[0]["errors"][0]["expected"]
+
+
+def test_json_lines_line_over_the_size_limit(tmp_path: Path) -> None:
+    from pain_asp.readers import MAX_LINE_BYTES
+
+    path = tmp_path / "batch.jsonl"
+    huge = json.dumps({**good_claim("H"), "claim_id": "x" * MAX_LINE_BYTES})
+    path.write_text("\n".join([json.dumps(good_claim("A")), huge, json.dumps(good_claim("B"))]) + "\n")
+    records = list(read_claims([path]))
+    assert [r.ok for r in records] == [True, False, True]
+    assert records[1].errors[0].line == 2 and "at most 1,048,576 bytes" in records[1].errors[0].expected
+
+
+def test_file_over_the_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pain_asp.readers as readers
+
+    monkeypatch.setattr(readers, "MAX_FILE_BYTES", 1 << 10)
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps([good_claim(f"C-{n}") for n in range(20)]))
+    [record] = read_claims([path])
+    assert "at most 1,024 bytes" in record.errors[0].expected and "JSON Lines" in record.errors[0].expected
+
+
+# --- point 11: errors describe input, never quote it --------------------------------------
+
+@pytest.mark.parametrize("name, text", [
+    ("list.yaml", claim_yaml("C-1") + "- Jane Doe, DOB 1950-01-01, SSN 123-45-6789\n"),
+    ("note.json", json.dumps("Jane Doe, DOB 1950-01-01, SSN 123-45-6789")),
+    ("row.jsonl", json.dumps(["Jane Doe", "1950-01-01"]) + "\n"),
+    ("field.yaml", claim_yaml("C-1").replace("PT-SECRET-42", "Jane Doe").replace('"11"', "Jane Doe 1950-01-01")),
+    ("key.yaml", claim_yaml("C-1") + "  Jane Doe 1950-01-01: x\n"),
+])
+def test_errors_describe_input_never_quote_it(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    code, results, out = check(path)
+    assert code == 2
+    for secret in ("Jane", "Doe", "1950", "123-45", "PT-SECRET"):
+        assert secret not in out
+    assert any(e["value"].startswith(("text of", "a list of")) or "a key of" in e["expected"]
+               for r in results for e in r.get("errors", []))
+
+
+# --- point 15: small ones -------------------------------------------------------------------
+
+def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    bom = "\ufeff"
+    (tmp_path / "a.json").write_text(bom + json.dumps(good_claim("A")), encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text(bom + json.dumps(good_claim("B")) + "\n", encoding="utf-8")
+    (tmp_path / "c.yaml").write_text(bom + claim_yaml("C"), encoding="utf-8")
+    code, results, _ = check(tmp_path)
+    assert code != 2 and [r["claim_id"] for r in results] == ["A", "B", "C"]
+    assert statuses(results) == ["checked"] * 3
+
+
+def test_type_errors_are_said_in_words(tmp_path: Path) -> None:
+    path = tmp_path / "claims.json"
+    claim = good_claim()
+    claim["lines"][0]["documented"] = {"relief_pct": "lots"}
+    claim["clinical"] = {"cpm_minutes": [1]}
+    path.write_text(json.dumps([claim]))
+    code, results, out = check(path)
+    assert code == 2 and "expected expected" not in out and "`" not in out
+    [error] = results[0]["errors"]
+    assert error["expected"] == "a whole number or null" and error["value"] == "text of 4 characters"
