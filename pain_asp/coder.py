@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .encounter import KINDS, NERVES, Encounter, encounter_problems
-from .errors import PainAspError
+from .errors import PainAspError, describe
 from .facts import day_number
 from .findings import Result
 from .models import Claim, as_dict, parse_claim, ValidationError
@@ -123,7 +123,7 @@ class Coder:
         if encounter.payer not in payers:
             close = difflib.get_close_matches(encounter.payer, payers, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.insert(0, f"payer {encounter.payer!r} is not a payer policy id "
+            problems.insert(0, f"payer ({describe(encounter.payer)}) is not a payer policy id "
                                f"({', '.join(payers)}){hint}")
         if sum(p.procedure == "chronic_pain_management" for p in encounter.procedures) > 1:
             problems.append("chronic pain management is billed once per month: give its minutes in "
@@ -428,7 +428,8 @@ def _read_encounter_file(path: Any) -> dict[str, Any]:
         except YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark else ""
-            raise PainAspError(f"{path}: expected valid YAML{where}") from None
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise PainAspError(f"{path}: expected valid YAML{where}: {problem}") from None
     if not isinstance(raw, dict):
         raise PainAspError(f"{path}: expected one encounter (a mapping with payer, place_of_service, "
                            "date, diagnoses, procedures)")
@@ -452,10 +453,12 @@ def _validate_encounter(raw: dict[str, Any], where: str) -> Encounter:
         path = re.sub(r"\[(\d+)\]", lambda m: f"[{int(m.group(1)) + 1}]", where_at)
         field = path.lstrip(".")
         name = re.sub(r"\[\d+\]$", "", field.rsplit(".", 1)[-1])
+        value = _lookup(raw, path)
         if "RFC3339" in message:
-            message = f"expected a date as YYYY-MM-DD, got {_lookup(raw, path)!r}"
-        if message.startswith("Invalid enum value") and name in _CHOICES:
-            message += "; expected one of " + ", ".join(_CHOICES[name])
+            real = isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", value)
+            message = f"expected {'a real calendar date' if real else 'a date'} as YYYY-MM-DD, got {describe(value)}"
+        if message.startswith("Invalid enum value"):
+            message = f"got {describe(value)}; expected one of " + ", ".join(_CHOICES.get(name, ()))
         raise PainAspError(f"{where}: " + (f"field {field}: " if field else "") + f"{message}") from None
 
 

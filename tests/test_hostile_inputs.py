@@ -226,3 +226,77 @@ def test_type_errors_are_said_in_words(tmp_path: Path) -> None:
     assert code == 2 and "expected expected" not in out and "`" not in out
     [error] = results[0]["errors"]
     assert error["expected"] == "a whole number or null" and error["value"] == "text of 4 characters"
+
+
+# --- point 7: implausible values ------------------------------------------------------------
+
+def _with(change) -> dict:  # noqa: ANN001
+    claim = good_claim("C-7")
+    claim["patient"]["birth_date"] = "1950-01-01"
+    change(claim)
+    return claim
+
+
+def _future(days: int) -> str:
+    import datetime as dt
+
+    return (dt.date.today() + dt.timedelta(days=days)).isoformat()
+
+
+IMPLAUSIBLE = {
+    "service in 2099": (lambda c: c["lines"][0].update(date="2099-03-02"), "lines[1].date", "2015-10-01"),
+    "service in 1800": (lambda c: c["lines"][0].update(date="1800-03-02"), "lines[1].date", "2015-10-01"),
+    "service before ICD-10": (lambda c: c["lines"][0].update(date="2015-09-30"), "lines[1].date", "ICD-10"),
+    "service over a year ahead": (lambda c: c["lines"][0].update(date=_future(400)), "lines[1].date",
+                                  "a year from today"),
+    "born after the service": (lambda c: c["patient"].update(birth_date="2026-03-03"), "patient.birth_date",
+                               "first date of service"),
+    "born in the future": (lambda c: (c["lines"][0].update(date=_future(30)),
+                                      c["patient"].update(birth_date=_future(10))),
+                           "patient.birth_date", "not in the future"),
+    "born in 1800": (lambda c: c["patient"].update(birth_date="1800-01-01"), "patient.birth_date", "1900-01-01"),
+    "history after the claim": (lambda c: c.update(history=[{"date": "2025-01-01", "code": "64483"},
+                                                            {"date": "2026-03-03", "code": "64483"}]),
+                                "history[2].date", "on or before the claim's last date of service"),
+    "history in 1800": (lambda c: c.update(history=[{"date": "1800-01-01", "code": "64483"}]),
+                        "history[1].date", "1900-01-01"),
+    "charge 1e300": (lambda c: c["lines"][0].update(charge=1e300), "lines[1].charge", "99,999,999.99"),
+    "charge over the 837P maximum": (lambda c: c["lines"][0].update(charge=100_000_000), "lines[1].charge",
+                                     "837P"),
+    "negative charge": (lambda c: c["lines"][0].update(charge=-5), "lines[1].charge", "from 0.00"),
+    "NaN charge": (lambda c: c["lines"][0].update(charge="NaN"), "lines[1].charge", "from 0.00"),
+    "infinite charge": (lambda c: c["lines"][0].update(charge="Infinity"), "lines[1].charge", "from 0.00"),
+    "place of service 00": (lambda c: c.update(place_of_service="00"), "place_of_service", "assigned"),
+    "unassigned place of service": (lambda c: c.update(place_of_service="30"), "place_of_service", "assigned"),
+    "modifier twice": (lambda c: c["lines"][0].update(modifiers=["RT", "rt"]), "lines[1].modifiers",
+                       "each modifier once"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMPLAUSIBLE))
+def test_implausible_value_is_a_field_error(tmp_path: Path, name: str) -> None:
+    change, field, expected = IMPLAUSIBLE[name]
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps([good_claim("C-0"), _with(change), good_claim("C-2")]))
+    code, results, out = check(path)
+    assert code == 2 and statuses(results) == ["checked", "error", "checked"]
+    [error] = results[1]["errors"]
+    assert (error["claim_id"], error["field"]) == ("C-7", field)
+    assert expected in error["expected"], error["expected"]
+    assert "1950-01-01" not in out
+
+
+def test_implausible_value_in_yaml_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml("C-1", date="2099-03-02") + "  history:\n    - {date: 2026-04-01, code: \"64483\"}\n")
+    assert errors_of(path) == [("C-1", "lines[1].date", 7)]
+    path.write_text(claim_yaml("C-1") + "  history:\n    - {date: 2026-04-01, code: \"64483\"}\n")
+    assert errors_of(path) == [("C-1", "history[1].date", 9)]
+
+
+def test_largest_837p_amount_is_accepted() -> None:
+    from pain_asp.models import parse_claim
+
+    claim = good_claim()
+    claim["lines"][0]["charge"] = "99999999.99"
+    assert str(parse_claim(claim).lines[0].charge) == "99999999.99"
