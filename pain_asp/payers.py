@@ -40,6 +40,11 @@ class Dated:
     value: Any
     source: dict[str, Any]
 
+    @property
+    def start(self) -> str | None:
+        """The date the value took effect (YYYY-MM-DD), or None for a value given without one."""
+        return None if self.since == _EPOCH else self.since.isoformat()
+
 
 @dataclass
 class Payer:
@@ -82,6 +87,16 @@ class PayerRegistry:
     def ids(self) -> list[str]:
         """Ids of every payer file found."""
         return sorted(self.files)
+
+    def validate(self, directories: list[str]) -> None:
+        """Load every payer file of ``directories`` now, raising PayerError (file, line, key,
+        expectation) for the first broken one: a run fails up front on a broken file of the
+        user's instead of passing it over, or failing half-way when a claim uses it. The
+        shipped files are checked by the test suite and ``rules lint``."""
+        folders = {Path(d).resolve() for d in directories}
+        for payer_id, path in sorted(self.files.items()):
+            if path.resolve().parent in folders:
+                self.get(payer_id)
 
     def get(self, payer_id: str) -> Payer:
         """Load and resolve one payer (raises PayerError with file and line)."""
@@ -257,8 +272,6 @@ def _dated_entries(setting: Any, keys: tuple[Any, ...], where: _Where,
         item_keys = keys + ((i,) if isinstance(setting, list) else ())
         if not isinstance(item, dict):
             raise where.error(item_keys, "a mapping with " + ", ".join(sorted(allowed)))
-        # YAML 1.1 reads an unquoted `off:` key as the boolean false; it means the `off` setting.
-        item = {("off" if key is False else key): value for key, value in item.items()}
         for key in item:
             if key not in allowed:
                 raise where.error(item_keys + (key,), "one of " + ", ".join(sorted(allowed)) + _suggest(key, sorted(allowed)))

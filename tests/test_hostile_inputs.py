@@ -300,3 +300,47 @@ def test_largest_837p_amount_is_accepted() -> None:
     claim = good_claim()
     claim["lines"][0]["charge"] = "99999999.99"
     assert str(parse_claim(claim).lines[0].charge) == "99999999.99"
+
+
+# --- point 12: payer files are checked up front ----------------------------------------------
+
+BROKEN_PAYER = "id: broken\nname: Broken\nparameters:\n  esi_frequency:\n    value: {max_sessions: 3}\n" \
+               "    source: {document: POL-1, confidence: payer_policy}\n"
+
+
+@pytest.mark.parametrize("used", [False, True])
+def test_broken_payer_file_fails_the_run_up_front(tmp_path: Path, used: bool) -> None:
+    payers = tmp_path / "payers"
+    payers.mkdir()
+    (payers / "broken.yaml").write_text(BROKEN_PAYER)
+    claims = [good_claim("C-1"), good_claim("C-2")]
+    if used:
+        claims[1]["payer"] = "broken"
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps(claims))
+    result = runner.invoke(app, ["check", str(path), "--payer-dir", str(payers), "--format", "json"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stdout == ""
+    assert "broken.yaml:5: parameters.esi_frequency.value: also window_days" in result.stderr
+
+
+def test_payer_file_with_a_repeated_key_names_its_line(tmp_path: Path) -> None:
+    payers = tmp_path / "payers"
+    payers.mkdir()
+    (payers / "twice.yaml").write_text("id: twice\nname: Twice\nname: Again\n")
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps([good_claim()]))
+    result = runner.invoke(app, ["check", str(path), "--payer-dir", str(payers)])
+    assert result.exit_code == 2 and "twice.yaml:3" in result.stderr and "each key once" in result.stderr
+
+
+# --- point 15: payers list and show ------------------------------------------------------------
+
+def test_payers_list_and_show_read_as_text() -> None:
+    listing = runner.invoke(app, ["payers", "list"]).stdout
+    assert "(example) (example)" not in listing
+    assert all(("example" in line.lower()) == line.startswith("commercial") for line in listing.splitlines())
+    shown = runner.invoke(app, ["payers", "show", "commercial_strict_esi", "--date", "2026-03-02"]).stdout
+    assert "1900-01-01" not in shown and "since the start" in shown
+    assert "esi_frequency = {max_sessions: 3, window_days: 365}" in shown
+    assert '"' not in shown and "(3, 365)" not in shown
