@@ -38,6 +38,7 @@ __all__ = [
     "MAX_DIAGNOSES",
     "MAX_MODIFIERS",
     "MAX_CHARGE",
+    "MAX_ID_LENGTH",
     "PLACES_OF_SERVICE",
     "EXPECTED",
     "check_service_date",
@@ -74,6 +75,14 @@ Percent = Annotated[int, Meta(ge=0, le=100)]
 Months = Annotated[int, Meta(ge=0, le=120)]
 Modifiers = Annotated[list[str], Meta(max_length=MAX_MODIFIERS)]
 Units = Annotated[int, Meta(ge=1, le=999)]
+# Text and list sizes (docs/claim-format.md, "Input limits"): an id is at most 64 characters
+# (an 837P claim id, CLM01, is at most 38; a UUID is 36), an authorization number at most 50
+# (REF02); a line documents at most 50 levels, nerves or muscles; a claim carries at most
+# 1,000 earlier services.
+MAX_ID_LENGTH = 64
+Id = Annotated[str, Meta(max_length=MAX_ID_LENGTH)]
+Names = Annotated[list[str], Meta(max_length=50)]
+MAX_HISTORY = 1000
 
 # What each strict field expects, in words, for error messages (keyed by field name).
 EXPECTED = {
@@ -145,12 +154,12 @@ class Documentation(_Strict):
 
     imaging: Optional[Literal["fluoroscopy", "ct", "ultrasound", "none"]] = None
     side: Optional[Side] = None
-    levels: Optional[list[str]] = None
+    levels: Optional[Names] = None
     purpose: Optional[Purpose] = None
     relief_pct: Optional[Percent] = None
     relief_duration_months: Optional[Months] = None
-    nerves: Optional[list[str]] = None
-    muscles: Optional[list[str]] = None
+    nerves: Optional[Names] = None
+    muscles: Optional[Names] = None
     distinct: Optional[Literal[
         "separate_structure", "separate_encounter", "separate_practitioner", "unusual"]] = None
 
@@ -186,7 +195,7 @@ class Line(_Strict):
 class Patient(_Strict):
     """The patient. Only ``id`` is required; it is PHI and never logged."""
 
-    id: str
+    id: Id
     birth_date: Optional[dt.date] = None
     sex: Optional[Literal["F", "M", "U"]] = None
 
@@ -250,15 +259,15 @@ def dotted_diagnoses(texts: list[str]) -> list[str]:
 class Claim(_Strict):
     """One professional claim (SPEC §3)."""
 
-    claim_id: str
-    payer: str
+    claim_id: Id
+    payer: Id
     place_of_service: str
     patient: Patient
     lines: Annotated[list[Line], Meta(min_length=1, max_length=MAX_LINES)]
-    prior_authorization: Optional[str] = None
+    prior_authorization: Optional[Annotated[str, Meta(max_length=50)]] = None
     diagnoses: Annotated[list[str], Meta(max_length=MAX_DIAGNOSES)] = []
     clinical: Optional[Clinical] = None
-    history: list[HistoryEntry] = []
+    history: Annotated[list[HistoryEntry], Meta(max_length=MAX_HISTORY)] = []
 
     @property
     def first_day(self) -> dt.date:

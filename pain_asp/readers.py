@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, describe
-from .models import EXPECTED, Claim, ValidationError, parse_claim
+from .models import EXPECTED, MAX_ID_LENGTH, Claim, ValidationError, parse_claim
 from .yamlsafe import MAX_DEPTH
 
 __all__ = ["Record", "read_claims", "validate_claim", "CLAIM_SUFFIXES"]
@@ -118,13 +118,13 @@ def _read_file(path: Path) -> Iterator[Record]:
 
 def _read_json(name: str, text: str) -> Iterator[Record]:
     try:
-        document = json.loads(text)
+        document = _json(text)
     except json.JSONDecodeError as exc:
         yield Record(name, 1, errors=[InputError(
             name, None, "", "", f"valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})")])
         return
-    except RecursionError:
-        yield Record(name, 1, errors=[InputError(name, None, "", "", _TOO_DEEP)])
+    except (ValueError, RecursionError) as exc:
+        yield Record(name, 1, errors=[InputError(name, None, "", "", _json_problem(exc))])
         return
     items = document if isinstance(document, list) else [document]
     for position, raw in enumerate(items, start=1):
@@ -133,16 +133,13 @@ def _read_json(name: str, text: str) -> Iterator[Record]:
 
 def _read_yaml(name: str, text: str) -> Iterator[Record]:
     """One record per claim; a claim that breaks a limit or repeats a key is that claim's error."""
-    from .yamlsafe import YAMLError, check_limits, compose_all, construct, line_of
+    from .yamlsafe import YAMLError, check_limits, compose_all, construct, expectation, line_of
 
     try:
         documents = list(compose_all(text))
     except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or "syntax error"
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        yield Record(name, 1, errors=[InputError(name, None, "", "", f"valid YAML{where}: {problem}",
-                                                 line=mark.line + 1 if mark else None)])
+        expected, line = expectation(exc, text)
+        yield Record(name, 1, errors=[InputError(name, None, "", "", expected, line=line)])
         return
     position = 0
     for document in documents:
@@ -155,9 +152,9 @@ def _read_yaml(name: str, text: str) -> Iterator[Record]:
                 check_limits(item)
                 raw = construct(item)
             except YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None) or item.start_mark
+                expected, line = expectation(exc, text)
                 yield Record(name, position, errors=[InputError(
-                    name, None, "", "", getattr(exc, "problem", None) or "valid YAML", line=mark.line + 1)])
+                    name, None, "", "", expected, line=line or item.start_mark.line + 1)])
                 continue
             yield _validate(raw, name, position, lambda keys, item=item: line_of(item, keys))
 
@@ -184,7 +181,7 @@ def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
             continue
         position += 1
         try:
-            raw = json.loads(data.decode("utf-8"))
+            raw = _json(data.decode("utf-8"))
         except UnicodeDecodeError:
             yield Record(name, position, errors=[InputError(name, None, "", "", "UTF-8 text", line=number)])
             continue
@@ -192,10 +189,33 @@ def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
             yield Record(name, position, errors=[InputError(
                 name, None, "", "", f"a JSON object ({exc.msg}, column {exc.colno})", line=number)])
             continue
-        except RecursionError:
-            yield Record(name, position, errors=[InputError(name, None, "", "", _TOO_DEEP, line=number)])
+        except (ValueError, RecursionError) as exc:
+            yield Record(name, position, errors=[InputError(name, None, "", "", _json_problem(exc), line=number)])
             continue
         yield _validate(raw, name, position, lambda keys, number=number: number)
+
+
+class _DuplicateKey(ValueError):
+    """A JSON object that names a key twice (json keeps the last one silently)."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping = dict(pairs)
+    if len(mapping) < len(pairs):
+        raise _DuplicateKey
+    return mapping
+
+
+def _json(text: str) -> Any:
+    return json.loads(text, object_pairs_hook=_object)
+
+
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return _TOO_DEEP
+    if isinstance(exc, _DuplicateKey):
+        return "each key once in an object (a key is repeated)"
+    return "numbers of at most 4,300 digits"  # int() refuses longer ones (sys.get_int_max_str_digits)
 
 
 def _validate(raw: Any, file: str, position: int,
@@ -207,13 +227,15 @@ def _validate(raw: Any, file: str, position: int,
         record.errors.append(InputError(file, claim_id, "", describe(raw),
                                         f"a claim mapping (claim {position} in the file)", line=_line(record, [])))
         return record
-    if _deeper_than(raw, MAX_DEPTH):
-        record.errors.append(InputError(file, claim_id, "", "", _TOO_DEEP, line=_line(record, [])))
-        return record
     try:
         record.claim = parse_claim(raw)
-    except ValidationError as exc:
-        record.errors.append(_input_error(str(exc), raw, record))
+    except (ValidationError, RecursionError) as exc:
+        # A claim that validates nests 6 levels at most, so depth is measured only for one
+        # that does not (a valid claim is not walked twice).
+        if isinstance(exc, RecursionError) or _deeper_than(raw, MAX_DEPTH):
+            record.errors.append(InputError(file, claim_id, "", "", _TOO_DEEP, line=_line(record, [])))
+        else:
+            record.errors.append(_input_error(str(exc), raw, record))
     return record
 
 
@@ -238,7 +260,7 @@ def _deeper_than(value: Any, limit: int) -> bool:
 def _claim_id_of(raw: Any) -> str | None:
     if isinstance(raw, dict):
         value = raw.get("claim_id")
-        if isinstance(value, (str, int)) and not isinstance(value, bool):
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and len(str(value)) <= MAX_ID_LENGTH:
             return str(value)
     return None
 
@@ -289,6 +311,11 @@ def _input_error(text: str, raw: Any, record: Record) -> InputError:
     """Turn one msgspec validation message into an InputError naming field, line, the bad
     value's shape and what is expected."""
     file, claim_id = record.file, record.claim_id
+    key_at = re.match(r"^.* - at `key` in `\$([^`]*)`$", text, re.S)
+    if key_at:
+        keys = [name if name else int(index) for name, index in _STEP.findall(key_at.group(1))]
+        return InputError(file, claim_id, _path(keys), "", "keys that are text (a key here is a number, "
+                          "true/false or null)", line=_line(record, keys))
     match = _AT.match(text)
     message = match.group("message") if match else text
     keys: list[Any] = []
@@ -325,9 +352,10 @@ def _input_error(text: str, raw: Any, record: Record) -> InputError:
 
 def _expected(message: str, keys: list[Any]) -> str:
     field = next((k for k in reversed(keys) if isinstance(k, str)), "")
-    length = re.search(r"of length ([<>]=) (\d+)", message)
+    length = re.search(r"(`str` )?of length ([<>]=) (\d+)", message)
     if length:
-        return ("at most " if length.group(1) == "<=" else "at least ") + f"{length.group(2)} item(s)"
+        unit = "characters" if length.group(1) else "item(s)"
+        return ("at most " if length.group(2) == "<=" else "at least ") + f"{length.group(3)} {unit}"
     if message.startswith("Invalid enum value"):
         choices = _choices_at(keys)
         return "one of " + ", ".join(repr(c) for c in choices) if choices else "one of the documented values"

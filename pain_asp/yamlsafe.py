@@ -28,7 +28,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import BaseResolver
 
 __all__ = ["safe_load", "safe_load_all", "compose", "compose_all", "construct", "check_limits",
-           "line_of", "YAMLError", "MAX_DEPTH", "MAX_NODES"]
+           "line_of", "expectation", "YAMLError", "MAX_DEPTH", "MAX_NODES"]
 
 YAMLError = yaml.YAMLError
 MAX_DEPTH = 32
@@ -63,8 +63,18 @@ for _tag, _pattern, _first in (
     _Resolver.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(f"^(?:{_pattern})$"), _first)
 
 
+class _Refused(ConstructorError):
+    """A document this module refuses; its ``problem`` says what is expected instead."""
+
+
 class _Constructor(SafeConstructor):
     """The safe constructor, refusing a key that repeats one of the same mapping."""
+
+    def construct_yaml_int(self, node: Any) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            raise _Refused(None, None, "a number of at most 4,300 digits", node.start_mark) from None
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
         mapping = super().construct_mapping(node, deep=deep)
@@ -74,11 +84,14 @@ class _Constructor(SafeConstructor):
                 key = self.construct_object(key_node, deep=True)
                 line = key_node.start_mark.line + 1
                 if key in first:
-                    raise ConstructorError(
+                    raise _Refused(
                         None, None, f"each key once in a mapping (this key repeats the one on line "
                                     f"{first[key]})", key_node.start_mark)
                 first[key] = line
         return mapping
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_yaml_int)
 
 
 class _Loader(_Parser, _Constructor, _Resolver):
@@ -149,7 +162,24 @@ def _children(node: Any) -> list[Any]:
 
 
 def _limit(node: Any, expected: str) -> YAMLError:
-    return ConstructorError(None, None, expected, node.start_mark)
+    return _Refused(None, None, expected, node.start_mark)
+
+
+def expectation(exc: YAMLError, text: str = "") -> tuple[str, int | None]:
+    """What a YAML error expects, in words that do not quote the input, and its line."""
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or "syntax error"
+    if isinstance(exc, _Refused):
+        return problem, line
+    if isinstance(exc, yaml.reader.ReaderError):
+        return "text without control characters such as NUL", text.count("\n", 0, exc.position) + 1
+    if "constructor for the tag" in problem:
+        return "standard YAML tags only (no application or Python tags)", line
+    if "unhashable key" in problem:
+        return "keys that are text or numbers, not lists or mappings", line
+    where = f" (line {line}, column {mark.column + 1})" if mark is not None else ""
+    return f"valid YAML{where}: {problem}", line
 
 
 def construct(node: Any) -> Any:
