@@ -344,3 +344,84 @@ def test_payers_list_and_show_read_as_text() -> None:
     assert "1900-01-01" not in shown and "since the start" in shown
     assert "esi_frequency = {max_sessions: 3, window_days: 365}" in shown
     assert '"' not in shown and "(3, 365)" not in shown
+
+
+# --- more careless and hostile inputs ----------------------------------------------------------
+
+def _claim_with(**changes) -> dict:  # noqa: ANN003
+    claim = good_claim("C-1")
+    claim["lines"][0].update(changes.pop("line", {}))
+    claim.update(changes)
+    return claim
+
+
+_HEAD = "claim_id: C-1\npayer: medicare\nplace_of_service: '11'\npatient: {id: P}\n"
+HOSTILE: dict[str, tuple[str, bytes | str, str]] = {
+    "fullwidth digits in a code": ("a.json", json.dumps([_claim_with(line={"code": "６４４８３"})]), "CPT code"),
+    "Cyrillic letter in a modifier": ("a.json", json.dumps([_claim_with(line={"modifiers": ["R\u0422"]})]),
+                                      "two-character modifiers"),
+    "Cyrillic letter in a diagnosis": ("a.json", json.dumps([_claim_with(diagnoses=["\u041c54.16"])]), "ICD-10-CM"),
+    "Cyrillic letter in a payer id": ("a.json", json.dumps([_claim_with(payer="med\u0456care")]), "payer policy id"),
+    "claim id as a mapping": ("a.json", json.dumps([_claim_with(claim_id={"SECRET": 1})]), "text"),
+    "claim id of 100,000 characters": ("a.json", json.dumps([_claim_with(claim_id="SECRET" * 20000)]),
+                                       "at most 64 characters"),
+    "code of 100,000 characters": ("a.json", json.dumps([_claim_with(line={"code": "6" * 100000})]), "CPT code"),
+    "20,000 history entries": ("a.json", json.dumps([_claim_with(
+        history=[{"date": "2025-01-01", "code": "64483"}] * 20000)]), "at most 1000 item(s)"),
+    "100,000 levels on a line": ("a.json", json.dumps([_claim_with(line={"documented": {"levels": ["L4-L5"] * 100000}})]),
+                                 "at most 50 item(s)"),
+    "a number of 5,000 digits (JSON)": ("a.json", json.dumps([_claim_with()]).replace('"dx": [1]', '"units": ' + "9" * 5000),
+                                        "4,300 digits"),
+    "a number of 5,000 digits (YAML)": ("a.yaml", _HEAD + "lines: [{code: '64483', date: 2026-03-02, units: "
+                                        + "9" * 5000 + "}]\n", "4,300 digits"),
+    "units 1e400 and NaN": ("a.json", json.dumps([_claim_with(line={"units": 1e400})]), "whole number"),
+    "units as true": ("a.json", json.dumps([_claim_with(line={"units": True})]), "whole number"),
+    "date with a time": ("a.json", json.dumps([_claim_with(line={"date": "2026-03-02T10:00:00"})]), "YYYY-MM-DD"),
+    "date as a number": ("a.json", json.dumps([_claim_with(line={"date": 20260302})]), "YYYY-MM-DD"),
+    "repeated key in JSON": ("a.json", json.dumps([_claim_with()]).replace('"payer": "medicare"',
+                                                                           '"payer": "medicare", "payer": "x"'),
+                             "each key once"),
+    "tab indentation": ("a.yaml", _HEAD + "lines:\n\t- code: '64483'\n", "valid YAML (line 6"),
+    "NUL byte in YAML": ("a.yaml", _HEAD.replace("C-1", "C-1\x00SECRET"), "control characters"),
+    "non-UTF-8 YAML": ("a.yaml", (_HEAD + "note: caf\xe9 SECRET\n").encode("latin-1"), "UTF-8"),
+    "UTF-16 JSON": ("a.json", json.dumps(good_claim()).encode("utf-16"), "UTF-8"),
+    "Python tag": ("a.yaml", "claim_id: !!python/object/apply:os.system ['echo SECRET']\n", "standard YAML tags"),
+    "list as a key": ("a.yaml", "? [SECRET, b]\n: x\nclaim_id: C-1\n", "keys that are text"),
+    "number as a key": ("a.yaml", _HEAD + "lines: [{code: '64483', date: 2026-03-02}]\n1: SECRET\n", "keys that are text"),
+    "bytes as an id": ("a.yaml", _HEAD.replace("C-1", "!!binary U0VDUkVU") + "lines: [{code: '64483', date: 2026-03-02}]\n",
+                       "text"),
+    "merge key": ("a.yaml", "base: &b {payer: medicare}\n<<: *b\nclaim_id: C-1\n", "no such key"),
+    "bare number document": ("a.yaml", "42\n", "a claim mapping"),
+    "JSON Lines of other shapes": ("a.jsonl", '"SECRET"\n[1, 2]\nnull\n', "a claim mapping"),
+    "place of service as a number 0": ("a.json", json.dumps([_claim_with(place_of_service=0)]), "place-of-service"),
+    "sex as a word": ("a.json", json.dumps([_claim_with(patient={"id": "P", "sex": "SECRET"})]), "one of 'F', 'M', 'U'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_input_is_a_clear_error(tmp_path: Path, name: str) -> None:
+    file_name, content, expected = HOSTILE[name]
+    path = tmp_path / file_name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    code, results, out = check(path)
+    assert code == 2
+    assert "SECRET" not in out
+    errors = [e for r in results for e in r.get("errors", [])]
+    assert errors and any(expected in e["message"] for e in errors), [e["message"] for e in errors]
+
+
+@pytest.mark.parametrize("name, content", [
+    ("crlf.yaml", _HEAD.replace("\n", "\r\n") + "lines:\r\n  - {code: '64483', date: 2026-03-02}\r\n"),
+    ("crlf.jsonl", json.dumps(good_claim("A")) + "\r\n" + json.dumps(good_claim("B")) + "\r\n"),
+    ("explicit.yaml", _HEAD + "lines: [{code: !!str 64483, date: !!timestamp 2026-03-02}]\n"),
+    ("anchors.yaml", claim_yaml("A").replace("patient: {id: PT-SECRET-42}", "patient: &p {id: P}")
+     + claim_yaml("B").replace("patient: {id: PT-SECRET-42}", "patient: *p")),
+])
+def test_harmless_variants_are_read(tmp_path: Path, name: str, content: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8"))
+    records = list(read_claims([path]))
+    assert records and all(r.ok for r in records), [str(e) for r in records for e in r.errors]
