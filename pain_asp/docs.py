@@ -170,6 +170,15 @@ Each limit below is one claim's error (or one file's, for the file size), never 
 | `place_of_service` | an assigned code of the CMS Place of Service code set | 00 and unassigned codes (such as 30) are refused |
 | `modifiers` | at most 4, each once on a line | |
 | lines / diagnoses / pointers | 50 / 12 / 4 per line | |
+| `claim_id`, `payer`, `patient.id` | at most 64 characters | an 837P claim id (CLM01) has at most 38, a UUID 36 |
+| `prior_authorization` | at most 50 characters | the 837P reference number (REF02) |
+| `history` | at most 1,000 earlier services | |
+| `levels`, `nerves`, `muscles` of a line | at most 50 each | |
+| numbers | at most 4,300 digits | what Python converts; any such number is out of every range above anyway |
+
+A key written twice in one JSON object is an error too (JSON readers usually keep the last
+one silently). Tabs, NUL and other control characters outside quoted text are YAML errors;
+only standard YAML tags are read (`!!str`, `!!int`, `!!timestamp`...; never a Python tag).
 
 ## JSON Schema
 
