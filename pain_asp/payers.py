@@ -280,7 +280,9 @@ def _dated_entries(setting: Any, keys: tuple[Any, ...], where: _Where,
             try:
                 since = dt.date.fromisoformat(since)
             except ValueError:
-                raise where.error(item_keys + ("since",), "a date YYYY-MM-DD") from None
+                real = re.match(r"^\d{4}-\d{2}-\d{2}$", since)
+                raise where.error(item_keys + ("since",),
+                                  "a real calendar date (YYYY-MM-DD)" if real else "a date YYYY-MM-DD") from None
         if not isinstance(since, dt.date):
             raise where.error(item_keys + ("since",), "a date YYYY-MM-DD")
         if "source" not in item:

@@ -425,3 +425,17 @@ def test_harmless_variants_are_read(tmp_path: Path, name: str, content: str) -> 
     path.write_bytes(content.encode("utf-8"))
     records = list(read_claims([path]))
     assert records and all(r.ok for r in records), [str(e) for r in records for e in r.errors]
+
+
+def test_payer_file_with_an_impossible_since_date(tmp_path: Path) -> None:
+    from pain_asp.errors import PayerError
+    from pain_asp.kb import rule_catalog
+    from pain_asp.payers import PayerRegistry
+    from pain_asp.resources import payers_dir
+
+    (tmp_path / "p1.yaml").write_text("id: p1\nname: P\nparameters:\n  esi_min_interval_days:\n"
+                                      "    - since: 2026-02-30\n      value: 14\n"
+                                      "      source: {document: POL-1, confidence: payer_policy}\n")
+    with pytest.raises(PayerError) as info:
+        PayerRegistry([payers_dir(), tmp_path], set(rule_catalog())).get("p1")
+    assert info.value.line == 5 and info.value.expected == "a real calendar date (YYYY-MM-DD)"
