@@ -391,7 +391,7 @@ class PatientIndex:
 
 # --- the spool: validated records on disk ----------------------------------------------------
 
-_Errors = list[tuple[str, Optional[str], str, str, str]]
+_Errors = list[tuple[str, Optional[str], str, str, str, Optional[int]]]  # InputError fields, in order
 _NIL = msgspec.Raw(b"\xc0")  # msgpack nil: "no claim"
 
 
@@ -996,7 +996,7 @@ def check_partition(rows: Iterable[tuple[int, Any]], *, file: str = "<batch>",
     duplicates = duplicates or {}
     records = []
     for position, raw in sorted(rows, key=lambda row: row[0]):
-        record = _validate(raw, file, position)
+        record = _validate(raw, file, position, lambda keys, line=position: line)  # a JSON Lines line
         if record.claim is not None:
             seen = {}
             if position in duplicates:
