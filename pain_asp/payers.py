@@ -133,17 +133,17 @@ def load_registry(extra_dirs: list[str] | None = None, known_rules: set[str] | N
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], Callable[[], dict[tuple[Any, ...], int]]]:
     """The file's data, and a function that maps key paths to line numbers (built on demand)."""
-    from .yamlsafe import YAMLError, compose, safe_load
+    from .yamlsafe import YAMLError, compose, expectation, safe_load
 
     try:
         text = path.read_text(encoding="utf-8")
-        data = safe_load(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise PayerError(str(path), None, "", f"a readable UTF-8 file ({exc})") from None
+    try:
+        data = safe_load(text)
     except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise PayerError(str(path), mark.line + 1 if mark else None, "",
-                         f"valid YAML ({getattr(exc, 'problem', None) or 'syntax error'})") from None
+        expected, line = expectation(exc, text)
+        raise PayerError(str(path), line, "", expected) from None
     if not isinstance(data, dict):
         raise PayerError(str(path), 1, "", "a mapping with id, name and parameters")
 

@@ -27,7 +27,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import BaseResolver
 
-__all__ = ["safe_load", "safe_load_all", "compose", "compose_all", "construct", "check_limits",
+__all__ = ["safe_load", "compose", "compose_all", "construct", "check_limits",
            "line_of", "expectation", "YAMLError", "MAX_DEPTH", "MAX_NODES"]
 
 YAMLError = yaml.YAMLError
@@ -198,13 +198,6 @@ def safe_load(text: str) -> Any:
         return None
     check_limits(node)
     return construct(node)
-
-
-def safe_load_all(text: str) -> Iterator[Any]:
-    """Parse, check and build every YAML document in ``text``."""
-    for node in compose_all(text):
-        check_limits(node)
-        yield construct(node)
 
 
 def line_of(node: Any, keys: list[Any]) -> int:
