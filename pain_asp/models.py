@@ -39,6 +39,7 @@ __all__ = [
     "MAX_MODIFIERS",
     "MAX_CHARGE",
     "MAX_ID_LENGTH",
+    "MAX_AUTHORIZATION_LENGTH",
     "PLACES_OF_SERVICE",
     "EXPECTED",
     "check_service_date",
@@ -80,6 +81,7 @@ Units = Annotated[int, Meta(ge=1, le=999)]
 # (REF02); a line documents at most 50 levels, nerves or muscles; a claim carries at most
 # 1,000 earlier services.
 MAX_ID_LENGTH = 64
+MAX_AUTHORIZATION_LENGTH = 50
 Id = Annotated[str, Meta(max_length=MAX_ID_LENGTH)]
 Names = Annotated[list[str], Meta(max_length=50)]
 MAX_HISTORY = 1000
@@ -264,7 +266,7 @@ class Claim(_Strict):
     place_of_service: str
     patient: Patient
     lines: Annotated[list[Line], Meta(min_length=1, max_length=MAX_LINES)]
-    prior_authorization: Optional[Annotated[str, Meta(max_length=50)]] = None
+    prior_authorization: Optional[Annotated[str, Meta(max_length=MAX_AUTHORIZATION_LENGTH)]] = None
     diagnoses: Annotated[list[str], Meta(max_length=MAX_DIAGNOSES)] = []
     clinical: Optional[Clinical] = None
     history: Annotated[list[HistoryEntry], Meta(max_length=MAX_HISTORY)] = []
