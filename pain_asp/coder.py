@@ -456,7 +456,8 @@ def _validate_encounter(raw: dict[str, Any], where: str) -> Encounter:
         value = _lookup(raw, path)
         if "RFC3339" in message:
             real = isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", value)
-            message = f"expected {'a real calendar date' if real else 'a date'} as YYYY-MM-DD, got {describe(value)}"
+            kind = "a real calendar date" if real else "a date"
+            message = f"expected {kind} as YYYY-MM-DD, got {describe(value)}"
         if message.startswith("Invalid enum value"):
             message = f"got {describe(value)}; expected one of " + ", ".join(_CHOICES.get(name, ()))
         raise PainAspError(f"{where}: " + (f"field {field}: " if field else "") + f"{message}") from None

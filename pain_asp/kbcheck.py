@@ -24,8 +24,8 @@ contradictions
 payer settings that contradict themselves
     Decided here (each is an error; a YAML key given twice in one mapping is refused when
     the file is read, pain_asp/yamlsafe.py): a rule switched off and re-graded on
-    overlapping dates; two rows of a keyed list that disagree (``bilateral_format`` for one place of service,
-    ``conservative_care`` for one family, ``facet_frequency`` for one kind, ``prior_auth``
+    overlapping dates; two rows of a keyed list that disagree (``bilateral_format`` for
+    one place of service, ``conservative_care`` for one family, ``facet_frequency`` for one kind, ``prior_auth``
     for one code and place); a code both ``not_covered`` and needing ``prior_auth``; a
     number outside the range in which its rule can both fire and pass (a level, session or
     region limit below 1 makes every such service a denial; a percentage above 100 or a
