@@ -79,4 +79,4 @@ class PayerError(PainAspError):
 
     def __str__(self) -> str:
         at = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{at}: {self.key}: {self.expected}"
+        return f"{at}: {self.key}: {self.expected}" if self.key else f"{at}: {self.expected}"
