@@ -416,10 +416,12 @@ def _read_encounter_file(path: Any) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise PainAspError(f"{path}: expected a readable UTF-8 file ({exc})") from None
     if path.suffix.lower() == ".json":
+        from .readers import json_problem, load_json
+
         try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PainAspError(f"{path}: expected valid JSON (line {exc.lineno}: {exc.msg})") from None
+            raw = load_json(text)
+        except (ValueError, RecursionError) as exc:
+            raise PainAspError(f"{path}: expected {json_problem(exc)}") from None
     else:
         from .yamlsafe import YAMLError, safe_load
 

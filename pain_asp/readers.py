@@ -20,7 +20,7 @@ from .errors import InputError, describe
 from .models import EXPECTED, MAX_ID_LENGTH, Claim, ValidationError, parse_claim
 from .yamlsafe import MAX_DEPTH
 
-__all__ = ["Record", "read_claims", "validate_claim", "CLAIM_SUFFIXES"]
+__all__ = ["Record", "read_claims", "validate_claim", "load_json", "json_problem", "CLAIM_SUFFIXES"]
 
 X12_SUFFIXES = {".837", ".x12", ".edi"}  # X12 837P, read by pain_asp/x12.py
 CLAIM_SUFFIXES = {".json", ".jsonl", ".ndjson", ".yaml", ".yml"} | X12_SUFFIXES
@@ -118,13 +118,9 @@ def _read_file(path: Path) -> Iterator[Record]:
 
 def _read_json(name: str, text: str) -> Iterator[Record]:
     try:
-        document = _json(text)
-    except json.JSONDecodeError as exc:
-        yield Record(name, 1, errors=[InputError(
-            name, None, "", "", f"valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})")])
-        return
+        document = load_json(text)
     except (ValueError, RecursionError) as exc:
-        yield Record(name, 1, errors=[InputError(name, None, "", "", _json_problem(exc))])
+        yield Record(name, 1, errors=[InputError(name, None, "", "", json_problem(exc))])
         return
     items = document if isinstance(document, list) else [document]
     for position, raw in enumerate(items, start=1):
@@ -168,8 +164,6 @@ def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
         if not data:
             return
         number += 1
-        if number == 1:
-            data = data.removeprefix(_BOM.encode("utf-8"))
         if len(data) > MAX_LINE_BYTES and not data.endswith(b"\n"):
             while data and not data.endswith(b"\n"):
                 data = handle.readline(MAX_LINE_BYTES + 1)
@@ -181,7 +175,7 @@ def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
             continue
         position += 1
         try:
-            raw = _json(data.decode("utf-8"))
+            raw = load_json(data.decode("utf-8"))
         except UnicodeDecodeError:
             yield Record(name, position, errors=[InputError(name, None, "", "", "UTF-8 text", line=number)])
             continue
@@ -190,7 +184,7 @@ def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
                 name, None, "", "", f"a JSON object ({exc.msg}, column {exc.colno})", line=number)])
             continue
         except (ValueError, RecursionError) as exc:
-            yield Record(name, position, errors=[InputError(name, None, "", "", _json_problem(exc), line=number)])
+            yield Record(name, position, errors=[InputError(name, None, "", "", json_problem(exc), line=number)])
             continue
         yield _validate(raw, name, position, lambda keys, number=number: number)
 
@@ -206,11 +200,16 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return mapping
 
 
-def _json(text: str) -> Any:
-    return json.loads(text, object_pairs_hook=_object)
+def load_json(text: str) -> Any:
+    """Parse JSON text (a leading UTF-8 BOM is skipped), refusing an object that repeats a key;
+    raises ValueError or RecursionError, which :func:`json_problem` puts in words."""
+    return json.loads(text.removeprefix(_BOM), object_pairs_hook=_object)
 
 
-def _json_problem(exc: Exception) -> str:
+def json_problem(exc: Exception) -> str:
+    """What the JSON text that raised ``exc`` in :func:`load_json` should have been."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
     if isinstance(exc, RecursionError):
         return _TOO_DEEP
     if isinstance(exc, _DuplicateKey):

@@ -439,3 +439,16 @@ def test_payer_file_with_an_impossible_since_date(tmp_path: Path) -> None:
     with pytest.raises(PayerError) as info:
         PayerRegistry([payers_dir(), tmp_path], set(rule_catalog())).get("p1")
     assert info.value.line == 5 and info.value.expected == "a real calendar date (YYYY-MM-DD)"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[" * 5000 + "]" * 5000, "levels of nesting"),
+    ('{"payer": "medicare", "payer": "medicare"}', "each key once"),
+    ("\ufeff" + '{"payer": "medicare"}', "place_of_service"),
+])
+def test_encounter_json_is_read_like_claims(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "encounter.json"
+    path.write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["code", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert expected in result.stderr, result.stderr
