@@ -79,7 +79,8 @@ def _expand(paths: Iterable[str | Path]) -> Iterator[Path]:
     for item in paths:
         path = Path(item)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in CLAIM_SUFFIXES)
+            # Regular files only: a named pipe or device in a folder would block the read.
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in CLAIM_SUFFIXES and p.is_file())
         else:
             yield path
 

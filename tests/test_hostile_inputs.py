@@ -452,3 +452,13 @@ def test_encounter_json_is_read_like_claims(tmp_path: Path, text: str, expected:
     result = runner.invoke(app, ["code", str(path)])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert expected in result.stderr, result.stderr
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="named pipes need POSIX")
+def test_folder_with_a_named_pipe_and_a_folder_named_like_a_claim_file(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "a.json").write_text(json.dumps(good_claim("A")))
+    os.mkfifo(tmp_path / "pipe.json")  # reading it would block for ever
+    (tmp_path / "folder.yaml").mkdir()
+    assert [r.claim_id for r in read_claims([tmp_path])] == ["A"]
