@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PainAspError
+from .payer_schema import value_text
 from .resources import cases_dir, kb_dir
 
 __all__ = [
@@ -313,32 +314,6 @@ def payer_rule_notes(payer_id: str, payer_dirs: list[str] | None = None,
         if params:
             notes.setdefault(rule.id, []).append("reads " + ", ".join(params))
     return {rule_id: "; ".join(items) for rule_id, items in sorted(notes.items()) if items}
-
-
-def value_text(spec: Any, value: Any) -> str:
-    """A payer parameter value (as ASP terms) written back in the YAML shape it came from."""
-    def term(text: str) -> str:
-        return text.strip().strip('"')
-
-    def record(text: str) -> str:
-        parts = [term(p) for p in text.strip()[1:-1].split(",")]
-        return "{" + ", ".join(f"{name}: {part}" for (name, _), part in zip(spec.fields, parts)) + "}"
-
-    if spec.kind in ("int", "choice"):
-        return term(str(value))
-    if spec.kind == "list":
-        return "[" + ", ".join(term(v) for v in value) + "]"
-    if spec.kind == "record":
-        return record(value)
-    if spec.kind == "records":
-        return "[" + ", ".join(record(v) for v in value) + "]"
-    if spec.kind == "mapping":
-        grouped: dict[str, list[str]] = {}
-        for pair in value:
-            key, item = pair.strip()[1:-1].split(",", 1)
-            grouped.setdefault(term(key), []).append(term(item))
-        return "{" + "; ".join(f"{k}: [{', '.join(v)}]" for k, v in grouped.items()) + "}"
-    return str(value)
 
 
 def _first_line(text: str, width: int = 110) -> str:

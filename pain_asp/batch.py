@@ -406,7 +406,7 @@ class PatientIndex:
 
 # --- the spool: validated records on disk ----------------------------------------------------
 
-_Errors = list[tuple[str, Optional[str], str, str, str]]
+_Errors = list[tuple[str, Optional[str], str, str, str, Optional[int]]]  # InputError fields, in order
 _NIL = msgspec.Raw(b"\xc0")  # msgpack nil: "no claim"
 
 
@@ -451,7 +451,7 @@ _FRAME = struct.Struct("<I")
 
 
 def _spooled(record: Any, with_charges: bool) -> _Spooled:
-    errors = [(e.file, e.claim_id, e.field, e.value, e.expected) for e in record.errors]
+    errors = [(e.file, e.claim_id, e.field, e.value, e.expected, e.line) for e in record.errors]
     claim = record.claim
     if claim is None:
         return _Spooled(record.file, record.position, record.claim_id, errors, _NIL)
@@ -1022,7 +1022,7 @@ def check_partition(rows: Iterable[tuple[int, Any]], *, file: str = "<batch>",
     duplicates = duplicates or {}
     records = []
     for position, raw in sorted(rows, key=lambda row: row[0]):
-        record = _validate(raw, file, position)
+        record = _validate(raw, file, position, lambda keys, line=position: line)  # a JSON Lines line
         if record.claim is not None:
             seen = {}
             if position in duplicates:

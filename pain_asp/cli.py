@@ -361,8 +361,8 @@ def payers_list(payer_dir: PayerDirs = None) -> None:
     registry = load_registry([str(p) for p in payer_dir or []], set(rule_catalog()))
     for payer_id in registry.ids():
         payer = registry.get(payer_id)
-        tag = " (example)" if payer.example else ""
-        extends = f" extends {payer.extends}" if payer.extends else ""
+        tag = " (example)" if payer.example and "example" not in payer.name.lower() else ""
+        extends = f" (extends {payer.extends})" if payer.extends else ""
         sys.stdout.write(f"{payer_id:<24} {payer.name}{tag}{extends}\n")
 
 
@@ -377,6 +377,7 @@ def payers_show(
     import datetime as dt
 
     from .kb import rule_catalog
+    from .payer_schema import PARAMETERS, value_text
     from .payers import load_registry
 
     registry = load_registry([str(p) for p in payer_dir or []], set(rule_catalog()))
@@ -393,7 +394,8 @@ def payers_show(
         if dated is None:
             continue
         src = dated.source
-        sys.stdout.write(f"  {name} = {dated.value}\n      since {dated.since.isoformat()}; "
+        sys.stdout.write(f"  {name} = {value_text(PARAMETERS[name], dated.value)}\n"
+                         f"      since {dated.start or 'the start'}; "
                          f"source {src.get('document')} [{src.get('confidence')}]"
                          + (f" {src['url']}" if src.get("url") else "") + "\n")
     for rule_id in sorted(set(payer.rule_severity) | set(payer.rule_off)):

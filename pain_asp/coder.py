@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .encounter import KINDS, NERVES, Encounter, encounter_problems
-from .errors import PainAspError
+from .errors import PainAspError, describe
 from .facts import day_number
 from .findings import Result
 from .models import Claim, as_dict, parse_claim, ValidationError
@@ -123,7 +123,7 @@ class Coder:
         if encounter.payer not in payers:
             close = difflib.get_close_matches(encounter.payer, payers, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.insert(0, f"payer {encounter.payer!r} is not a payer policy id "
+            problems.insert(0, f"payer ({describe(encounter.payer)}) is not a payer policy id "
                                f"({', '.join(payers)}){hint}")
         if sum(p.procedure == "chronic_pain_management" for p in encounter.procedures) > 1:
             problems.append("chronic pain management is billed once per month: give its minutes in "
@@ -426,10 +426,12 @@ def _read_encounter_file(path: Any) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise PainAspError(f"{path}: expected a readable UTF-8 file ({exc})") from None
     if path.suffix.lower() == ".json":
+        from .readers import json_problem, load_json
+
         try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PainAspError(f"{path}: expected valid JSON (line {exc.lineno}: {exc.msg})") from None
+            raw = load_json(text)
+        except (ValueError, RecursionError) as exc:
+            raise PainAspError(f"{path}: expected {json_problem(exc)}") from None
     else:
         from .yamlsafe import YAMLError, safe_load
 
@@ -438,36 +440,12 @@ def _read_encounter_file(path: Any) -> dict[str, Any]:
         except YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark else ""
-            raise PainAspError(f"{path}: expected valid YAML{where}") from None
-        except ValueError:  # YAML reads an unquoted 2026-02-30 as a date, and no such date exists
-            raise PainAspError(f"{path}: {_impossible_date(text)}: expected a date that exists, as YYYY-MM-DD") from None
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise PainAspError(f"{path}: expected valid YAML{where}: {problem}") from None
     if not isinstance(raw, dict):
         raise PainAspError(f"{path}: expected one encounter (a mapping with payer, place_of_service, "
                            "date, diagnoses, procedures)")
     return raw
-
-
-def _impossible_date(text: str) -> str:
-    """Where the first unquoted date that does not exist is: ``line N, field F``."""
-    import re
-
-    import yaml
-
-    from .yamlsafe import compose
-
-    stack: list[tuple[str, Any]] = [("", compose(text))]
-    while stack:
-        where, node = stack.pop(0)
-        if isinstance(node, yaml.MappingNode):
-            stack[:0] = [(f"{where}.{key.value}".lstrip("."), value) for key, value in node.value]
-        elif isinstance(node, yaml.SequenceNode):
-            stack[:0] = [(f"{where}[{n}]", item) for n, item in enumerate(node.value)]
-        elif isinstance(node, yaml.ScalarNode) and node.tag.endswith(":timestamp"):
-            try:
-                dt.date(*(int(part) for part in re.split(r"[-T ]", node.value.strip())[:3]))
-            except ValueError:
-                return f"line {node.start_mark.line + 1}, field {where}"
-    return "a date"
 
 
 def _validate_encounter(raw: dict[str, Any], where: str) -> Encounter:
@@ -487,10 +465,13 @@ def _validate_encounter(raw: dict[str, Any], where: str) -> Encounter:
         path = re.sub(r"\[(\d+)\]", lambda m: f"[{int(m.group(1)) + 1}]", where_at)
         field = path.lstrip(".")
         name = re.sub(r"\[\d+\]$", "", field.rsplit(".", 1)[-1])
+        value = _lookup(raw, path)
         if "RFC3339" in message:
-            message = f"expected a date as YYYY-MM-DD, got {_lookup(raw, path)!r}"
-        if message.startswith("Invalid enum value") and name in _CHOICES:
-            message += "; expected one of " + ", ".join(_CHOICES[name])
+            real = isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", value)
+            kind = "a real calendar date" if real else "a date"
+            message = f"expected {kind} as YYYY-MM-DD, got {describe(value)}"
+        if message.startswith("Invalid enum value"):
+            message = f"got {describe(value)}; expected one of " + ", ".join(_CHOICES.get(name, ()))
         raise PainAspError(f"{where}: " + (f"field {field}: " if field else "") + f"{message}") from None
 
 

@@ -181,11 +181,52 @@ may not). Then:
   edits it, and it removes the claim it voids from history (`pain-asp history add` of a void
   deletes that claim's stored services, of a replacement replaces them, whatever their date).
 
+## Reading YAML
+
+YAML is read with YAML 1.2 scalars (the JSON schema): only `null`/`~`, `true`/`false`, whole
+numbers written plainly (`64483`, `0`) and decimals (`850.00`) are numbers or flags; any other
+unquoted value is text, exactly as written. So `claim_id: 000123` is the id "000123" (YAML 1.1
+read it as the octal number 83), `code: 01992` keeps its leading zero, `yes`/`no`/`on`/`off`
+are words (a yes/no field wants `true` or `false`), and an impossible unquoted date such as
+`2026-02-30` is an error of that claim's date field alone. A key written twice in one mapping
+is an error naming both lines. The same reading applies to payer and encounter files.
+
 ## Errors
 
-Every input error names the file, the claim id, the field path (list positions are 1-based:
-`lines[2].code`), the value (never for patient fields) and what was expected, and exits with
-code 2. In a batch, a bad claim becomes an error record and the others are still checked.
+Every input error names the file and line (YAML: the line of the field; JSON Lines: the line
+of the claim; JSON: the line only for syntax errors), the claim id, the field path (list
+positions are 1-based: `lines[2].code`), what the bad value is (its shape, such as "text of 5
+characters" or "a list of 3 items": input is never quoted back, only the claim id is named)
+and what was expected, and exits with code 2. In a batch, a bad claim becomes an error record
+and the others are still checked.
+
+## Input limits
+
+Each limit below is one claim's error (or one file's, for the file size), never a crash:
+
+| what | limit | why |
+|---|---|---|
+| a `.json` or `.yaml` file | 64 MiB (67,108,864 bytes) | it is read whole; larger batches belong in JSON Lines, read as a stream |
+| one JSON Lines line | 1 MiB (1,048,576 bytes) | one claim is a few kilobytes |
+| nesting of lists and mappings | 32 levels | a claim needs 6 |
+| values in one YAML claim (or payer file) with aliases expanded | 100,000 | refuses an alias bomb ("billion laughs") in milliseconds; a recursive alias is refused too |
+| dates of service | 2015-10-01 to a year from today | ICD-10-CM took effect for US claims on 2015-10-01, and the claim's diagnoses are ICD-10-CM; a year ahead allows checking scheduled procedures (prior authorization) |
+| birth date | 1900-01-01 to the first date of service, not in the future | |
+| `history` dates | 1900-01-01 to the claim's last date of service | history is earlier services |
+| `charge` | 0.00 to 99,999,999.99, at most 2 decimals | the largest amount an 837P carries (data element 782 under the 005010 guides) |
+| `units` | 1 to 999 | |
+| `place_of_service` | an assigned code of the CMS Place of Service code set | 00 and unassigned codes (such as 30) are refused |
+| `modifiers` | at most 4, each once on a line | |
+| lines / diagnoses / pointers | 50 / 12 / 4 per line | |
+| `claim_id`, `payer`, `patient.id` | at most 64 characters | an 837P claim id (CLM01) has at most 38, a UUID 36 |
+| `prior_authorization` | at most 50 characters | the 837P reference number (REF02) |
+| `history` | at most 1,000 earlier services | |
+| `levels`, `nerves`, `muscles` of a line | at most 50 each | |
+| numbers | at most 4,300 digits | what Python converts; any such number is out of every range above anyway |
+
+A key written twice in one JSON object is an error too (JSON readers usually keep the last
+one silently). Tabs, NUL and other control characters outside quoted text are YAML errors;
+only standard YAML tags are read (`!!str`, `!!int`, `!!timestamp`...; never a Python tag).
 
 ## JSON Schema
 
@@ -247,7 +288,7 @@ suggestion for a misspelt key; YAML is always loaded safely. Test a new file wit
 
 def payers_markdown() -> str:
     """docs/payers.md: how to write a payer file, every parameter, and the shipped payers."""
-    from .payer_schema import PARAMETERS
+    from .payer_schema import PARAMETERS, value_text
     from .payers import load_registry
 
     out = [_PAYERS_INTRO]
@@ -276,9 +317,9 @@ def payers_markdown() -> str:
         out += ["| parameter | since | value | source |", "|---|---|---|---|"]
         for name in sorted(payer.parameters):
             for dated in payer.parameters[name]:
-                value = ", ".join(dated.value) if isinstance(dated.value, list) else dated.value
+                value = value_text(PARAMETERS[name], dated.value)
                 src = dated.source
-                since = dated.since.isoformat() if dated.since.year > 1900 else "always"
+                since = dated.start or "always"
                 out.append(f"| `{name}` | {since} | {value} | {src.get('document')} [{src.get('confidence')}] |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"

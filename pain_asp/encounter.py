@@ -23,7 +23,8 @@ from msgspec import Meta, Struct
 from msgspec.structs import force_setattr
 
 from .models import (
-    Clinical, HistoryEntry, Patient, Purpose, Side, dotted_diagnoses, numbers_as_text, place_of_service_code,
+    Clinical, HistoryEntry, Patient, Purpose, Side, check_service_date, dotted_diagnoses, numbers_as_text,
+    place_of_service_code,
 )
 from .tokens import parse_level, segment_name
 
@@ -235,6 +236,7 @@ class Encounter(_Strict):
     def __post_init__(self) -> None:
         force_setattr(self, "place_of_service", place_of_service_code(self.place_of_service))
         force_setattr(self, "diagnoses", dotted_diagnoses(self.diagnoses))
+        check_service_date("date", self.date)
         if not self.payer.strip():
             raise ValueError("payer: a non-empty value")
 

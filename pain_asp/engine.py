@@ -49,6 +49,7 @@ class Checker:
         self.rules = rule_catalog(self.options.kb_dir)
         self.reads = read_predicates(self.options.kb_dir)
         self.payers: PayerRegistry = load_registry(self.options.payer_dirs, set(self.rules))
+        self.payers.validate(self.options.payer_dirs)
         self.tables = load_tables(self.options.ncci_dir)
         self.data = self.tables.data_sets()
         self._payer_facts: dict[str, str] = {}

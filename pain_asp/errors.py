@@ -4,7 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["InputError", "PainAspError", "PayerError"]
+from typing import Any
+
+__all__ = ["InputError", "PainAspError", "PayerError", "describe"]
+
+
+def describe(value: Any) -> str:
+    """What a value is, never what it says: errors describe input, they do not quote it
+    (SPEC §11), so a stray name or date of birth in a claim file is never printed back."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)) or type(value).__name__ == "Decimal":
+        return "a number"
+    if isinstance(value, str):
+        return "empty text" if not value else f"text of {len(value)} character{'s' * (len(value) != 1)}"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)} item{'s' * (len(value) != 1)}"
+    if isinstance(value, dict):
+        return f"a mapping of {len(value)} key{'s' * (len(value) != 1)}"
+    return f"a {type(value).__name__} value"
 
 
 class PainAspError(Exception):
@@ -13,10 +33,11 @@ class PainAspError(Exception):
 
 @dataclass
 class InputError(PainAspError):
-    """A claim that cannot be read: where it is, which field, what was there, what is expected.
+    """A claim that cannot be read: where it is (file and line), which field, what was there,
+    what is expected.
 
-    The value is shown only for fields that carry no PHI (codes, dates of service, counts);
-    patient identifiers and birth dates are never echoed.
+    ``value`` describes the bad value's shape (:func:`describe`), never its text, so no
+    patient identifier, birth date or other input is echoed; only the claim id is named.
     """
 
     file: str
@@ -24,19 +45,21 @@ class InputError(PainAspError):
     field: str
     value: str
     expected: str
+    line: int | None = None
 
     def __str__(self) -> str:
-        where = self.file
+        where = f"{self.file}:{self.line}" if self.line else self.file
         if self.claim_id is not None:
             where += f", claim {self.claim_id}"
         field = f", field {self.field}" if self.field else ""
         value = f": got {self.value}" if self.value != "" else ""
         return f"{where}{field}{value}; expected {self.expected}"
 
-    def as_dict(self) -> dict[str, str | None]:
+    def as_dict(self) -> dict[str, str | int | None]:
         """A JSON-ready record of the error."""
         return {
             "file": self.file,
+            "line": self.line,
             "claim_id": self.claim_id,
             "field": self.field,
             "value": self.value,
@@ -56,4 +79,4 @@ class PayerError(PainAspError):
 
     def __str__(self) -> str:
         at = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{at}: {self.key}: {self.expected}"
+        return f"{at}: {self.key}: {self.expected}" if self.key else f"{at}: {self.expected}"

@@ -120,7 +120,7 @@ def explanation_text(explained: dict[str, Any]) -> str:
         for param in item["payer_parameters"]:
             src = param["source"]
             out.append(f"    payer:    {item['payer']} {param['parameter']} = {param['value']} "
-                       f"(since {param['since']}; {src.get('document')} [{src.get('confidence')}])")
+                       f"(since {param['since'] or 'the start'}; {src.get('document')} [{src.get('confidence')}])")
         out.append(f"    to pass:  {item['to_pass']}")
     passing = explained.get("what_would_make_it_pass")
     if passing and (passing["edits"] or passing["missing"]):

@@ -8,6 +8,7 @@ from typing import Any
 from .facts import from_day_number
 from .kb import Rule
 from .models import Claim
+from .payer_schema import PARAMETERS, value_text
 from .payers import Payer
 from .terms import Fn, parse_term, show_term
 
@@ -135,7 +136,7 @@ def _payer_parameters(rule: Rule, policy: Payer | None, claim: Claim, line: int)
     for name in rule.reads:
         dated = policy.in_force(name, claim.lines[line - 1].date)
         if dated is not None:
-            out.append({"parameter": name, "value": dated.value, "since": dated.since.isoformat(),
+            out.append({"parameter": name, "value": value_text(PARAMETERS[name], dated.value), "since": dated.start,
                         "source": dict(dated.source)})
     return out
 
@@ -144,7 +145,7 @@ def _cite(payer: str, params: list[dict[str, Any]]) -> str:
     parts = []
     for p in params:
         src = p["source"]
-        since = f", since {p['since']}" if p["since"] != "1900-01-01" else ""
+        since = f", since {p['since']}" if p["since"] else ""
         parts.append(f"{payer} {p['parameter']}: {src.get('document')}{since} [{src.get('confidence')}]")
     return " (" + "; ".join(parts) + ")" if parts else ""
 

@@ -22,10 +22,10 @@ contradictions
     ready-to-run case file.
 
 payer settings that contradict themselves
-    Decided here (each is an error): a YAML key given twice in one mapping (YAML keeps the
-    last silently); a rule switched off and re-graded on overlapping dates; two rows of a
-    keyed list that disagree (``bilateral_format`` for one place of service,
-    ``conservative_care`` for one family, ``facet_frequency`` for one kind, ``prior_auth``
+    Decided here (each is an error; a YAML key given twice in one mapping is refused when
+    the file is read, pain_asp/yamlsafe.py): a rule switched off and re-graded on
+    overlapping dates; two rows of a keyed list that disagree (``bilateral_format`` for
+    one place of service, ``conservative_care`` for one family, ``facet_frequency`` for one kind, ``prior_auth``
     for one code and place); a code both ``not_covered`` and needing ``prior_auth``; a
     number outside the range in which its rule can both fire and pass (a level, session or
     region limit below 1 makes every such service a denial; a percentage above 100 or a
@@ -172,31 +172,6 @@ class CheckReport:
 
 # --- payer settings --------------------------------------------------------------------------
 
-def _duplicate_keys(path: Path) -> list[tuple[int, str]]:
-    """(line, key path) of every mapping key given twice in a YAML file."""
-    import yaml
-
-    from .yamlsafe import compose
-
-    out: list[tuple[int, str]] = []
-
-    def visit(node: Any, where: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key, value in node.value:
-                name = str(key.value)
-                if name in seen:
-                    out.append((key.start_mark.line + 1, f"{where}{name}"))
-                seen.add(name)
-                visit(value, f"{where}{name}.")
-        elif isinstance(node, yaml.SequenceNode):
-            for n, item in enumerate(node.value):
-                visit(item, f"{where}{n}.")
-
-    visit(compose(path.read_text(encoding="utf-8")), "")
-    return out
-
-
 def _key_lines(path: Path) -> dict[tuple[str, ...], int]:
     """The line of every mapping key of a YAML file, by key path."""
     import yaml
@@ -290,11 +265,6 @@ def payer_problems(kb: Path, payer_ids: list[str] | None = None,
             where = f"{path}:{line}" if line else str(path)
             out.append(Issue("payers", level, f"{payer_id}: {subject}", message, where))
 
-        if path.stem == payer_id:
-            for line, key in _duplicate_keys(path):
-                out.append(Issue("payers", "error", f"{payer_id}: {key}",
-                                 "given twice in one mapping; YAML keeps the last one silently",
-                                 f"{path}:{line}"))
         for rule_id in sorted(set(payer.rule_off) & set(payer.rule_severity)):
             for off in payer.rule_off[rule_id]:
                 for sev in payer.rule_severity[rule_id]:

@@ -38,15 +38,37 @@ __all__ = [
     "MAX_LINES",
     "MAX_DIAGNOSES",
     "MAX_MODIFIERS",
+    "MAX_CHARGE",
+    "MAX_ID_LENGTH",
+    "MAX_AUTHORIZATION_LENGTH",
+    "PLACES_OF_SERVICE",
     "EXPECTED",
     "ORIGINAL",
     "REPLACEMENT",
     "VOID",
+    "check_service_date",
 ]
 
 MAX_LINES = 50
 MAX_DIAGNOSES = 12
 MAX_MODIFIERS = 4
+
+# Plausible values (docs/claim-format.md, "Input limits"). A date of service before ICD-10-CM
+# took effect for US claims (2015-10-01) cannot carry the ICD-10-CM diagnoses a claim needs;
+# one more than a year ahead is a typo (a year later is allowed: procedures are checked while
+# they are scheduled, e.g. for prior authorization). Earlier services and birth dates go back
+# to 1900. Every amount of an 837P (data element 782, CLM02 and SV102) is at most
+# 99,999,999.99 under the 005010 implementation guides.
+FIRST_SERVICE_DATE = dt.date(2015, 10, 1)
+FIRST_DATE = dt.date(1900, 1, 1)
+FUTURE_MARGIN = dt.timedelta(days=365)
+MAX_CHARGE = Decimal("99999999.99")
+# The CMS Place of Service code set (https://www.cms.gov/medicare/coding-billing/place-of-service-codes/code-sets,
+# as of 2025): every assigned two-digit code; the others are unassigned and no payer takes them.
+PLACES_OF_SERVICE = frozenset(
+    [f"{n:02d}" for n in range(1, 28)]
+    + ["31", "32", "33", "34", "41", "42", "49", "50", "51", "52", "53", "54", "55", "56", "57",
+       "58", "60", "61", "62", "65", "66", "71", "72", "81", "99"])
 
 ConservativeCare = Literal[
     "physical_therapy", "home_exercise", "nsaids", "medications", "chiropractic",
@@ -59,19 +81,28 @@ Percent = Annotated[int, Meta(ge=0, le=100)]
 Months = Annotated[int, Meta(ge=0, le=120)]
 Modifiers = Annotated[list[str], Meta(max_length=MAX_MODIFIERS)]
 Units = Annotated[int, Meta(ge=1, le=999)]
+# Text and list sizes (docs/claim-format.md, "Input limits"): an id is at most 64 characters
+# (an 837P claim id, CLM01, is at most 38; a UUID is 36), an authorization number at most 50
+# (REF02); a line documents at most 50 levels, nerves or muscles; a claim carries at most
+# 1,000 earlier services.
+MAX_ID_LENGTH = 64
+MAX_AUTHORIZATION_LENGTH = 50
+Id = Annotated[str, Meta(max_length=MAX_ID_LENGTH)]
+Names = Annotated[list[str], Meta(max_length=50)]
+MAX_HISTORY = 1000
 
 # What each strict field expects, in words, for error messages (keyed by field name).
 EXPECTED = {
     "code": "a CPT code (5 digits, or 4 digits + F/T/U) or HCPCS code (letter + 4 digits)",
     "modifiers": "two-character modifiers such as 50, RT, LT, KX, 25, 59, XS (at most 4)",
     "diagnoses": "ICD-10-CM codes such as M54.16 or M5416 (at most 12)",
-    "place_of_service": "a two-digit CMS place-of-service code such as 11, 19, 22 or 24",
+    "place_of_service": "an assigned two-digit CMS place-of-service code such as 11, 19, 22 or 24",
     "levels": "spinal levels as adjacent segments, e.g. L4-L5, L4-5, L5-S1, T12-L1, C5-C6",
     "date": "a date as YYYY-MM-DD",
     "birth_date": "a date as YYYY-MM-DD",
     "dx": "diagnosis pointers 1-12 (at most 4)",
     "units": "a whole number from 1 to 999",
-    "charge": "an amount such as 850.00",
+    "charge": "an amount from 0.00 to 99,999,999.99 (the largest an 837P carries), such as 850.00",
     "lines": "1 to 50 service lines",
     "through": "the last date of service of a line billed over several days, on or after its date",
     "minutes": "anesthesia time in whole minutes, 1 to 9999",
@@ -102,8 +133,21 @@ def _check_modifiers(field: str, values: list[str]) -> list[str]:
         mod = value.strip()
         if not mod.isascii() or not MODIFIER_RE.match(mod.upper()):
             raise ValueError(f"{field}: {EXPECTED['modifiers']}")
+        if mod.upper() in out:
+            raise ValueError(f"{field}: each modifier once on a line (one is repeated)")
         out.append(mod.upper())
     return out
+
+
+def service_dates() -> tuple[dt.date, dt.date]:
+    """The first and last plausible date of service, today."""
+    return FIRST_SERVICE_DATE, dt.date.today() + FUTURE_MARGIN
+
+
+def check_service_date(field: str, day: dt.date) -> None:
+    first, last = service_dates()
+    if not first <= day <= last:
+        raise ValueError(f"{field}: a date of service from {first} (ICD-10-CM) to {last} (a year from today)")
 
 
 def _check_levels(values: Optional[list[str]]) -> None:
@@ -126,12 +170,12 @@ class Documentation(_Strict):
 
     imaging: Optional[Literal["fluoroscopy", "ct", "ultrasound", "none"]] = None
     side: Optional[Side] = None
-    levels: Optional[list[str]] = None
+    levels: Optional[Names] = None
     purpose: Optional[Purpose] = None
     relief_pct: Optional[Percent] = None
     relief_duration_months: Optional[Months] = None
-    nerves: Optional[list[str]] = None
-    muscles: Optional[list[str]] = None
+    nerves: Optional[Names] = None
+    muscles: Optional[Names] = None
     distinct: Optional[Literal[
         "separate_structure", "separate_encounter", "separate_practitioner", "unusual"]] = None
     global_relation: Optional[Literal["staged", "complication", "unrelated"]] = None
@@ -160,8 +204,10 @@ class Line(_Strict):
     def __post_init__(self) -> None:
         force_setattr(self, "code", _check_code("code", self.code))
         force_setattr(self, "modifiers", _check_modifiers("modifiers", self.modifiers))
+        check_service_date("date", self.date)
         if self.charge is not None and (
-                not self.charge.is_finite() or self.charge < 0 or self.charge.as_tuple().exponent < -2):
+                not self.charge.is_finite() or not 0 <= self.charge <= MAX_CHARGE
+                or self.charge.as_tuple().exponent < -2):  # type: ignore[operator]
             raise ValueError(f"charge: {EXPECTED['charge']}")
         if self.through is not None and self.through < self.date:
             raise ValueError(f"through: {EXPECTED['through']}")
@@ -181,7 +227,7 @@ class Line(_Strict):
 class Patient(_Strict):
     """The patient. Only ``id`` is required; it is PHI and never logged."""
 
-    id: str
+    id: Id
     birth_date: Optional[dt.date] = None
     sex: Optional[Literal["F", "M", "U"]] = None
 
@@ -232,6 +278,8 @@ class HistoryEntry(_Strict):
         force_setattr(self, "code", _check_code("code", self.code))
         force_setattr(self, "modifiers", _check_modifiers("modifiers", self.modifiers))
         _check_levels(self.levels)
+        if not FIRST_DATE <= self.date <= service_dates()[1]:
+            raise ValueError(f"date: a date from {FIRST_DATE} to {service_dates()[1]}")
 
     def segments(self) -> list[tuple[int, int]]:
         """The documented levels as (upper, lower) segment numbers, without repeats."""
@@ -241,7 +289,7 @@ class HistoryEntry(_Strict):
 def place_of_service_code(text: str) -> str:
     """A place of service as its two-digit CMS code (``"9"`` -> ``"09"``); raises ValueError."""
     pos = text.strip()
-    if not (pos.isascii() and pos.isdigit() and 1 <= len(pos) <= 2):
+    if not (pos.isascii() and pos.isdigit() and 1 <= len(pos) <= 2) or pos.zfill(2) not in PLACES_OF_SERVICE:
         raise ValueError(f"place_of_service: {EXPECTED['place_of_service']}")
     return pos.zfill(2)
 
@@ -261,17 +309,17 @@ def dotted_diagnoses(texts: list[str]) -> list[str]:
 class Claim(_Strict):
     """One professional claim (SPEC §3)."""
 
-    claim_id: str
-    payer: str
+    claim_id: Id
+    payer: Id
     place_of_service: str
     patient: Patient
     lines: Annotated[list[Line], Meta(min_length=1, max_length=MAX_LINES)]
-    prior_authorization: Optional[str] = None
+    prior_authorization: Optional[Annotated[str, Meta(max_length=MAX_AUTHORIZATION_LENGTH)]] = None
     diagnoses: Annotated[list[str], Meta(max_length=MAX_DIAGNOSES)] = []
     clinical: Optional[Clinical] = None
-    history: list[HistoryEntry] = []
+    history: Annotated[list[HistoryEntry], Meta(max_length=MAX_HISTORY)] = []
     frequency: Literal[1, 7, 8] = ORIGINAL
-    replaces: Optional[str] = None
+    replaces: Optional[Annotated[str, Meta(max_length=MAX_ID_LENGTH)]] = None
     providers: Optional[Providers] = None
     payer_id: Optional[Annotated[str, Meta(max_length=80)]] = None
 
@@ -286,6 +334,15 @@ class Claim(_Strict):
         for name in ("claim_id", "payer"):
             if not getattr(self, name).strip():
                 raise ValueError(f"{name}: a non-empty value")
+        last = max(line.date for line in self.lines)
+        birth = self.patient.birth_date
+        if birth is not None and not FIRST_DATE <= birth <= min(self.first_day, dt.date.today()):
+            raise ValueError(f"patient.birth_date: a date from {FIRST_DATE} to the first date of service, "
+                             "not in the future")
+        for n, entry in enumerate(self.history, start=1):
+            if entry.date > last:
+                raise ValueError(f"history[{n}].date: an earlier service's date, on or before the claim's "
+                                 "last date of service")
         _check_life(self.frequency, self.replaces)
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from .tokens import CODE_RE, normalise_dx
 
-__all__ = ["ParamSpec", "PARAMETERS", "SEVERITIES", "encode_value"]
+__all__ = ["ParamSpec", "PARAMETERS", "SEVERITIES", "encode_value", "value_text"]
 
 SEVERITIES = ("deny", "review", "warn", "info")
 _CONST_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -228,3 +229,29 @@ def encode_value(kind: str, value: object) -> str:
             raise ValueError("a two-digit place-of-service code")
         return str(int(text))
     raise ValueError(f"unknown item kind {kind}")
+
+
+def value_text(spec: ParamSpec, value: Any) -> str:
+    """A payer parameter value (as ASP terms) written back in the YAML shape it came from."""
+    def term(text: str) -> str:
+        return text.strip().strip('"')
+
+    def record(text: str) -> str:
+        parts = [term(p) for p in text.strip()[1:-1].split(",")]
+        return "{" + ", ".join(f"{name}: {part}" for (name, _), part in zip(spec.fields, parts)) + "}"
+
+    if spec.kind in ("int", "choice"):
+        return term(str(value))
+    if spec.kind == "list":
+        return "[" + ", ".join(term(v) for v in value) + "]"
+    if spec.kind == "record":
+        return record(value)
+    if spec.kind == "records":
+        return "[" + ", ".join(record(v) for v in value) + "]"
+    if spec.kind == "mapping":
+        grouped: dict[str, list[str]] = {}
+        for pair in value:
+            key, item = pair.strip()[1:-1].split(",", 1)
+            grouped.setdefault(term(key), []).append(term(item))
+        return "{" + "; ".join(f"{k}: [{', '.join(v)}]" for k, v in grouped.items()) + "}"
+    return str(value)

@@ -40,6 +40,11 @@ class Dated:
     value: Any
     source: dict[str, Any]
 
+    @property
+    def start(self) -> str | None:
+        """The date the value took effect (YYYY-MM-DD), or None for a value given without one."""
+        return None if self.since == _EPOCH else self.since.isoformat()
+
 
 @dataclass
 class Payer:
@@ -83,6 +88,16 @@ class PayerRegistry:
         """Ids of every payer file found."""
         return sorted(self.files)
 
+    def validate(self, directories: list[str]) -> None:
+        """Load every payer file of ``directories`` now, raising PayerError (file, line, key,
+        expectation) for the first broken one: a run fails up front on a broken file of the
+        user's instead of passing it over, or failing half-way when a claim uses it. The
+        shipped files are checked by the test suite and ``rules lint``."""
+        folders = {Path(d).resolve() for d in directories}
+        for payer_id, path in sorted(self.files.items()):
+            if path.resolve().parent in folders:
+                self.get(payer_id)
+
     def get(self, payer_id: str) -> Payer:
         """Load and resolve one payer (raises PayerError with file and line)."""
         if payer_id not in self._loaded:
@@ -118,17 +133,17 @@ def load_registry(extra_dirs: list[str] | None = None, known_rules: set[str] | N
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], Callable[[], dict[tuple[Any, ...], int]]]:
     """The file's data, and a function that maps key paths to line numbers (built on demand)."""
-    from .yamlsafe import YAMLError, compose, safe_load
+    from .yamlsafe import YAMLError, compose, expectation, safe_load
 
     try:
         text = path.read_text(encoding="utf-8")
-        data = safe_load(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise PayerError(str(path), None, "", f"a readable UTF-8 file ({exc})") from None
+    try:
+        data = safe_load(text)
     except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise PayerError(str(path), mark.line + 1 if mark else None, "",
-                         f"valid YAML ({getattr(exc, 'problem', None) or 'syntax error'})") from None
+        expected, line = expectation(exc, text)
+        raise PayerError(str(path), line, "", expected) from None
     if not isinstance(data, dict):
         raise PayerError(str(path), 1, "", "a mapping with id, name and parameters")
 
@@ -257,8 +272,6 @@ def _dated_entries(setting: Any, keys: tuple[Any, ...], where: _Where,
         item_keys = keys + ((i,) if isinstance(setting, list) else ())
         if not isinstance(item, dict):
             raise where.error(item_keys, "a mapping with " + ", ".join(sorted(allowed)))
-        # YAML 1.1 reads an unquoted `off:` key as the boolean false; it means the `off` setting.
-        item = {("off" if key is False else key): value for key, value in item.items()}
         for key in item:
             if key not in allowed:
                 raise where.error(item_keys + (key,), "one of " + ", ".join(sorted(allowed)) + _suggest(key, sorted(allowed)))
@@ -267,7 +280,9 @@ def _dated_entries(setting: Any, keys: tuple[Any, ...], where: _Where,
             try:
                 since = dt.date.fromisoformat(since)
             except ValueError:
-                raise where.error(item_keys + ("since",), "a date YYYY-MM-DD") from None
+                real = re.match(r"^\d{4}-\d{2}-\d{2}$", since)
+                raise where.error(item_keys + ("since",),
+                                  "a real calendar date (YYYY-MM-DD)" if real else "a date YYYY-MM-DD") from None
         if not isinstance(since, dt.date):
             raise where.error(item_keys + ("since",), "a date YYYY-MM-DD")
         if "source" not in item:

@@ -13,19 +13,26 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .models import EXPECTED, ORIGINAL, Claim, ValidationError, parse_claim
+from .errors import InputError, describe
+from .models import EXPECTED, MAX_ID_LENGTH, ORIGINAL, Claim, ValidationError, parse_claim
+from .yamlsafe import MAX_DEPTH
 
-__all__ = ["Record", "read_claims", "records_from_text", "validate_claim", "CLAIM_SUFFIXES", "is_x12"]
+__all__ = ["Record", "read_claims", "records_from_text", "validate_claim", "load_json", "json_problem",
+           "CLAIM_SUFFIXES", "is_x12"]
 
 X12_SUFFIXES = {".837", ".x12", ".edi"}  # X12 837P, read by pain_asp/x12.py
 CLAIM_SUFFIXES = {".json", ".jsonl", ".ndjson", ".yaml", ".yml"} | X12_SUFFIXES
-_PHI_FIELDS = ("patient",)
+# Input limits (docs/claim-format.md, "Input limits"). A claim is a few kilobytes; a JSON or
+# YAML file is read whole, so batches beyond this size belong in JSON Lines, read as a stream.
+MAX_FILE_BYTES = 64 << 20
+MAX_LINE_BYTES = 1 << 20
+_TOO_DEEP = f"at most {MAX_DEPTH} levels of nesting (a claim needs 6)"
+_BOM = "\ufeff"
 
 
 @dataclass
@@ -38,6 +45,7 @@ class Record:
     errors: list[InputError] = field(default_factory=list)
     claim_id: str | None = None
     source: Any = None  # for writing the claim back: the mapping read (JSON, YAML) or its X12Context
+    line_at: Callable[[list[Any]], int | None] | None = None  # key path -> line, while reading
 
     @property
     def ok(self) -> bool:
@@ -57,6 +65,7 @@ def read_claims(
             read += 1
             if record.claim is not None:
                 _cross_checks(record, payers, seen_ids)
+            record.line_at = None
             yield record
         if not read:  # nothing is silently empty (SPEC §11)
             yield Record(str(path), 1, errors=[InputError(str(path), None, "", "", _NO_CLAIMS)])
@@ -75,11 +84,10 @@ def records_from_text(
         records: Iterable[Record] = x12_records(text, name)
     elif kind == "jsonl":
         records = _read_json_lines(name, io.BytesIO(text.encode("utf-8")))
+    elif kind == "json":
+        records = _read_json(name, text.removeprefix(_BOM))
     else:
-        try:
-            records = _validated(_parse(text, "." + kind), name)
-        except ValueError as exc:
-            records = [Record(name, 1, errors=[InputError(name, None, "", "", str(exc))])]
+        records = _read_yaml(name, text.removeprefix(_BOM))
     for record in records:
         if record.claim is not None:
             _cross_checks(record, payers, seen_ids)
@@ -166,87 +174,165 @@ def _read_file(path: Path) -> Iterator[Record]:
         if suffix in (".jsonl", ".ndjson"):
             yield from _read_json_lines(name, handle)
             return
-        try:
-            text = handle.read().decode("utf-8")
-        except UnicodeDecodeError:
-            yield Record(name, 1, errors=[InputError(name, None, "", "", "UTF-8 text")])
-            return
-    try:
-        documents = _parse(text, suffix)
-    except ValueError as exc:
-        yield Record(name, 1, errors=[InputError(name, None, "", "", str(exc))])
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        yield Record(name, 1, errors=[InputError(
+            name, None, "", "", f"a file of at most {MAX_FILE_BYTES:,} bytes (use JSON Lines for "
+            "larger batches: one claim per line, read as a stream)")])
         return
-    yield from _validated(documents, name)
+    try:
+        text = data.decode("utf-8").removeprefix(_BOM)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        yield Record(name, 1, errors=[InputError(name, None, "", "", "UTF-8 text", line=line)])
+        return
+    yield from (_read_json if suffix == ".json" else _read_yaml)(name, text)
 
 
-def _validated(documents: list[Any], name: str) -> Iterator[Record]:
-    """A record per claim of parsed documents (each a claim or a list of claims)."""
+def _read_json(name: str, text: str) -> Iterator[Record]:
+    try:
+        document = load_json(text)
+    except (ValueError, RecursionError) as exc:
+        yield Record(name, 1, errors=[InputError(name, None, "", "", json_problem(exc))])
+        return
+    items = document if isinstance(document, list) else [document]
+    for position, raw in enumerate(items, start=1):
+        yield _validate(raw, name, position)
+
+
+def _read_yaml(name: str, text: str) -> Iterator[Record]:
+    """One record per claim; a claim that breaks a limit or repeats a key is that claim's error."""
+    from .yamlsafe import YAMLError, check_limits, compose_all, construct, expectation, line_of
+
+    try:
+        documents = list(compose_all(text))
+    except YAMLError as exc:
+        expected, line = expectation(exc, text)
+        yield Record(name, 1, errors=[InputError(name, None, "", "", expected, line=line)])
+        return
     position = 0
     for document in documents:
-        items = document if isinstance(document, list) else [document]
-        for raw in items:
+        if document.tag.endswith(":null"):
+            continue
+        items = document.value if document.tag.endswith(":seq") else [document]
+        for item in items:
             position += 1
-            yield _validate(raw, name, position)
+            try:
+                check_limits(item)
+                raw = construct(item)
+            except YAMLError as exc:
+                expected, line = expectation(exc, text)
+                yield Record(name, position, errors=[InputError(
+                    name, None, "", "", expected, line=line or item.start_mark.line + 1)])
+                continue
+            yield _validate(raw, name, position, lambda keys, item=item: line_of(item, keys))
 
 
 def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
     """One record per non-blank line of a binary handle; a bad line is an error record."""
     position = 0
-    for number, data in enumerate(handle, start=1):
+    number = 0
+    while True:
+        data = handle.readline(MAX_LINE_BYTES + 1)
+        if not data:
+            return
+        number += 1
+        if len(data) > MAX_LINE_BYTES and not data.endswith(b"\n"):
+            while data and not data.endswith(b"\n"):
+                data = handle.readline(MAX_LINE_BYTES + 1)
+            position += 1
+            yield Record(name, position, errors=[InputError(
+                name, None, "", "", f"a line of at most {MAX_LINE_BYTES:,} bytes (one claim)", line=number)])
+            continue
         if not data.strip():
             continue
         position += 1
         try:
-            raw = json.loads(data.decode("utf-8"))
+            raw = load_json(data.decode("utf-8"))
         except UnicodeDecodeError:
-            yield Record(name, position,
-                         errors=[InputError(f"{name}:{number}", None, "", "", "UTF-8 text")])
+            yield Record(name, position, errors=[InputError(name, None, "", "", "UTF-8 text", line=number)])
             continue
         except json.JSONDecodeError as exc:
-            yield Record(
-                name, position,
-                errors=[InputError(f"{name}:{number}", None, "", "", f"a JSON object ({exc.msg})")],
-            )
+            yield Record(name, position, errors=[InputError(
+                name, None, "", "", f"a JSON object ({exc.msg}, column {exc.colno})", line=number)])
             continue
-        yield _validate(raw, name, position)
+        except (ValueError, RecursionError) as exc:
+            yield Record(name, position, errors=[InputError(name, None, "", "", json_problem(exc), line=number)])
+            continue
+        yield _validate(raw, name, position, lambda keys, number=number: number)
 
 
-def _parse(text: str, suffix: str) -> list[Any]:
-    if suffix == ".json":
-        try:
-            return [json.loads(text)]
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    from .yamlsafe import YAMLError, safe_load_all
-
-    try:
-        return [doc for doc in safe_load_all(text) if doc is not None]
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ValueError(f"valid YAML{where}: {problem}") from None
+class _DuplicateKey(ValueError):
+    """A JSON object that names a key twice (json keeps the last one silently)."""
 
 
-def _validate(raw: Any, file: str, position: int) -> Record:
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping = dict(pairs)
+    if len(mapping) < len(pairs):
+        raise _DuplicateKey
+    return mapping
+
+
+def load_json(text: str) -> Any:
+    """Parse JSON text (a leading UTF-8 BOM is skipped), refusing an object that repeats a key;
+    raises ValueError or RecursionError, which :func:`json_problem` puts in words."""
+    return json.loads(text.removeprefix(_BOM), object_pairs_hook=_object)
+
+
+def json_problem(exc: Exception) -> str:
+    """What the JSON text that raised ``exc`` in :func:`load_json` should have been."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+    if isinstance(exc, RecursionError):
+        return _TOO_DEEP
+    if isinstance(exc, _DuplicateKey):
+        return "each key once in an object (a key is repeated)"
+    return "numbers of at most 4,300 digits"  # int() refuses longer ones (sys.get_int_max_str_digits)
+
+
+def _validate(raw: Any, file: str, position: int,
+              line_at: Callable[[list[Any]], int | None] | None = None) -> Record:
+    """Validate one parsed claim; ``line_at`` maps a field's key path to its line in the file."""
     claim_id = _claim_id_of(raw)
-    record = Record(file, position, claim_id=claim_id, source=raw)
+    record = Record(file, position, claim_id=claim_id, source=raw, line_at=line_at)
     if not isinstance(raw, dict):
-        record.errors.append(
-            InputError(file, claim_id, "", _show(raw), f"a claim mapping (claim {position} in the file)")
-        )
+        record.errors.append(InputError(file, claim_id, "", describe(raw),
+                                        f"a claim mapping (claim {position} in the file)", line=_line(record, [])))
         return record
     try:
         record.claim = parse_claim(raw)
-    except ValidationError as exc:
-        record.errors.append(_input_error(str(exc), raw, file, claim_id))
+    except (ValidationError, RecursionError) as exc:
+        # A claim that validates nests 6 levels at most, so depth is measured only for one
+        # that does not (a valid claim is not walked twice).
+        if isinstance(exc, RecursionError) or _deeper_than(raw, MAX_DEPTH):
+            record.errors.append(InputError(file, claim_id, "", "", _TOO_DEEP, line=_line(record, [])))
+        else:
+            record.errors.append(_input_error(str(exc), raw, record))
     return record
+
+
+def _line(record: Record, keys: list[Any]) -> int | None:
+    return record.line_at(keys) if record.line_at is not None else None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when ``value`` nests lists and mappings more than ``limit`` levels deep."""
+    stack = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        children = current.values() if isinstance(current, dict) else current
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _claim_id_of(raw: Any) -> str | None:
     if isinstance(raw, dict):
         value = raw.get("claim_id")
-        if isinstance(value, (str, int)) and not isinstance(value, bool):
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and len(str(value)) <= MAX_ID_LENGTH:
             return str(value)
     return None
 
@@ -255,26 +341,25 @@ def _cross_checks(record: Record, payers: set[str] | None, seen_ids: dict[str, s
     claim = record.claim
     assert claim is not None
     errors: list[InputError] = []
+
+    def error(keys: list[Any], value: str, expected: str) -> InputError:
+        return InputError(record.file, claim.claim_id, _path(keys), value, expected, line=_line(record, keys))
+
     for number, line in enumerate(claim.lines, start=1):
         for pointer in line.dx:
             if pointer > len(claim.diagnoses):
-                errors.append(InputError(
-                    record.file, claim.claim_id, f"lines[{number}].dx", str(pointer),
+                errors.append(error(
+                    ["lines", number - 1, "dx"], str(pointer),
                     f"a pointer into the diagnosis list (1-{len(claim.diagnoses)})"
                     if claim.diagnoses else "a pointer into the diagnosis list, which is empty",
                 ))
     if payers is not None and claim.payer not in payers:
         suggestion = _did_you_mean(claim.payer, payers)
-        errors.append(InputError(
-            record.file, claim.claim_id, "payer", _show(claim.payer),
-            f"a payer policy id ({', '.join(sorted(payers))}){suggestion}",
-        ))
+        errors.append(error(["payer"], describe(claim.payer),
+                            f"a payer policy id ({', '.join(sorted(payers))}){suggestion}"))
     first = seen_ids.get(claim.claim_id)
     if first is not None and claim.frequency == ORIGINAL:
-        errors.append(InputError(
-            record.file, claim.claim_id, "claim_id", claim.claim_id,
-            f"a claim id unique in the batch (already used in {first})",
-        ))
+        errors.append(error(["claim_id"], claim.claim_id, f"a claim id unique in the batch (already used in {first})"))
     else:
         seen_ids[claim.claim_id] = f"{record.file} claim {record.position}"
     if errors:
@@ -284,57 +369,79 @@ def _cross_checks(record: Record, payers: set[str] | None, seen_ids: dict[str, s
 
 _AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
+# A check of ours names its field path, 1-based (``lines[2].date: ...``, models.py).
+_OURS = re.compile(r"^(\w+(?:\[\d+\])?(?:\.\w+(?:\[\d+\])?)*): (.*)$", re.S)
+_OUR_STEP = re.compile(r"(\w+)|\[(\d+)\]")
+_KEY_SHOWN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
+_DATE_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TYPE_WORDS = {"int": "a whole number", "str": "text", "bool": "true or false", "float": "a number",
+               "decimal": "a number", "array": "a list", "object": "a mapping", "null": "null",
+               "date": "a date as YYYY-MM-DD"}
 
 
-def _input_error(text: str, raw: Any, file: str, claim_id: str | None) -> InputError:
-    """Turn one msgspec validation message into an InputError naming field, value, expectation."""
+def _input_error(text: str, raw: Any, record: Record) -> InputError:
+    """Turn one msgspec validation message into an InputError naming field, line, the bad
+    value's shape and what is expected."""
+    file, claim_id = record.file, record.claim_id
+    key_at = re.match(r"^.* - at `key` in `\$([^`]*)`$", text, re.S)
+    if key_at:
+        keys = [name if name else int(index) for name, index in _STEP.findall(key_at.group(1))]
+        return InputError(file, claim_id, _path(keys), "", "keys that are text (a key here is a number, "
+                          "true/false or null)", line=_line(record, keys))
     match = _AT.match(text)
     message = match.group("message") if match else text
     keys: list[Any] = []
     for name, index in _STEP.findall(match.group("path") or "" if match else ""):
         keys.append(name if name else int(index))
     missing = re.match(r"Object missing required field `(\w+)`", message)
-    unknown = re.match(r"Object contains unknown field `(.+)`", message)
-    ours = re.match(r"^(\w+)(\[\d+\])?: (.*)$", message, re.S)
+    unknown = re.match(r"Object contains unknown field `(.+)`", message, re.S)
+    ours = _OURS.match(message)
     if missing:
         keys.append(missing.group(1))
-        return InputError(file, claim_id, _path(keys), "", "a value (this field is required)")
+        return InputError(file, claim_id, _path(keys), "", "a value (this field is required)",
+                          line=_line(record, keys[:-1]))
     if unknown:
         key = unknown.group(1)
         known = _fields_at(keys)
-        keys.append(key)
-        expected = "no such key; known keys: " + ", ".join(known) + _did_you_mean(key, known)
-        return InputError(file, claim_id, _path(keys), "", expected)
+        line = _line(record, keys + [key])
+        if _KEY_SHOWN.match(key):
+            keys.append(key)
+            expected = "no such key; known keys: " + ", ".join(known) + _did_you_mean(key, known)
+        else:
+            expected = f"only known keys ({', '.join(known)}); got a key of {describe(key)}"
+        return InputError(file, claim_id, _path(keys), "", expected, line=line)
     if ours:
-        keys.append(ours.group(1))
-        if ours.group(2):
-            keys.append(int(ours.group(2)[1:-1]) - 1)
-        expected = ours.group(3)
+        for name, index in _OUR_STEP.findall(ours.group(1)):
+            keys.append(name if name else int(index) - 1)
+        expected = ours.group(2)
     else:
         expected = _expected(message, keys)
-    if keys and keys[0] in _PHI_FIELDS:
-        value = "(not shown: patient data)"
-    else:
-        value = _show(_lookup(raw, keys))
-    return InputError(file, claim_id, _path(keys), value, expected)
+    value = _lookup(raw, keys)
+    if expected == EXPECTED.get("date") and isinstance(value, str) and _DATE_SHAPE.match(value):
+        expected = "a real calendar date (YYYY-MM-DD; this day does not exist)"
+    return InputError(file, claim_id, _path(keys), describe(value), expected, line=_line(record, keys))
 
 
 def _expected(message: str, keys: list[Any]) -> str:
     field = next((k for k in reversed(keys) if isinstance(k, str)), "")
-    length = re.search(r"of length ([<>]=) (\d+)", message)
+    length = re.search(r"(`str` )?of length ([<>]=) (\d+)", message)
     if length:
-        return ("at most " if length.group(1) == "<=" else "at least ") + f"{length.group(2)} item(s)"
+        unit = "characters" if length.group(1) else "item(s)"
+        return ("at most " if length.group(2) == "<=" else "at least ") + f"{length.group(3)} {unit}"
     if message.startswith("Invalid enum value"):
         choices = _choices_at(keys)
-        return "one of " + ", ".join(repr(c) for c in choices) if choices else message
+        return "one of " + ", ".join(repr(c) for c in choices) if choices else "one of the documented values"
     if field in EXPECTED and not isinstance(keys[-1], int):
         return EXPECTED[field]
     bound = re.search(r"Expected `(\w+)` ([<>]=) (\S+)", message)
     if bound:
         return f"a number {bound.group(2)} {bound.group(3)}"
+    kinds = re.match(r"Expected `([^`]+)`", message)
+    if kinds:
+        return " or ".join(_TYPE_WORDS.get(k.strip(), k.strip()) for k in kinds.group(1).split("|"))
     if "date" in message.lower():
-        return "a date as YYYY-MM-DD"
-    return message[0].lower() + message[1:] if message else "a valid value"
+        return EXPECTED["date"]
+    return "a valid value"
 
 
 def _lookup(raw: Any, keys: list[Any]) -> Any:
@@ -405,8 +512,3 @@ def _choices_at(keys: list[Any]) -> list[str]:
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, default=str, ensure_ascii=True)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -161,16 +161,19 @@ _PIECES = (
 )
 
 
-def hostile_text(min_nonspace: int = 0) -> st.SearchStrategy[str]:
+def hostile_text(min_nonspace: int = 0, max_size: int | None = None) -> st.SearchStrategy[str]:
     """Strings made of pieces that would break ASP source, with random text between them.
 
     ``min_nonspace``: at least that many characters that are not whitespace (a value that
-    must stay present after the models strip whitespace).
+    must stay present after the models strip whitespace). ``max_size``: the field's length
+    limit (ids: models.MAX_ID_LENGTH); long strings are cut to it.
     """
     piece = st.sampled_from(_PIECES) | st.text(max_size=6)
     short = st.lists(piece, min_size=1, max_size=6).map("".join)
     long = st.tuples(short, st.integers(200, 2000)).map(lambda pair: (pair[0] or "#") * pair[1])
     text = short | long
+    if max_size is not None:
+        text = text.map(lambda s: s[:max_size])
     if min_nonspace:
         text = text.filter(lambda s: len("".join(s.split())) >= min_nonspace)
     return text

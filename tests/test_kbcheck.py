@@ -170,9 +170,6 @@ parameters:
     value: {transforaminal: 0, interlaminar: 1}
     source: {document: X, confidence: payer_policy}
   facet_levels_per_session:
-    value: 2
-    source: {document: X, confidence: payer_policy}
-  facet_levels_per_session:
     value: 3
     source: {document: X, confidence: payer_policy}
   bilateral_format:
@@ -202,14 +199,13 @@ def test_kb_check_finds_payer_settings_that_contradict_themselves(tmp_path: Path
     assert result.exit_code == 1
     out = result.stdout
     expected = [
-        ("bad_payer.yaml:16", "parameters.facet_levels_per_session", "given twice in one mapping"),
         ("bad_payer.yaml:5", "rule kx-not-applicable", "switched off and re-graded to review on every date"),
-        ("bad_payer.yaml:19", "bilateral_format", "two rows for pos 24 disagree: format two_lines_rt_lt or single_line_50"),
+        ("bad_payer.yaml:16", "bilateral_format", "two rows for pos 24 disagree: format two_lines_rt_lt or single_line_50"),
         ("bad_payer.yaml:10", "esi_levels_per_session.transforaminal", "every transforaminal ESI is over the level limit"),
-        ("bad_payer.yaml:24", "kx_families", "code family 'facet_injections' is not in the catalog"),
-        ("bad_payer.yaml:30", "prior_auth", "before its source 'X' takes effect (2021-01-01)"),
-        ("bad_payer.yaml:34", "rfa_repeat.min_relief_pct", "no RFA can give more than 100 % relief"),
-        ("bad_payer.yaml:30", "prior_auth", "64633 needs prior authorization but the payer does not cover it"),
+        ("bad_payer.yaml:21", "kx_families", "code family 'facet_injections' is not in the catalog"),
+        ("bad_payer.yaml:27", "prior_auth", "before its source 'X' takes effect (2021-01-01)"),
+        ("bad_payer.yaml:31", "rfa_repeat.min_relief_pct", "no RFA can give more than 100 % relief"),
+        ("bad_payer.yaml:27", "prior_auth", "64633 needs prior authorization but the payer does not cover it"),
     ]
     for where, subject, message in expected:
         line = next((ln for ln in out.splitlines() if f"bad_payer: {subject} (" in ln and message in ln), None)

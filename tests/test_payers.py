@@ -108,11 +108,13 @@ def test_shipped_payers_load_and_every_value_has_a_source() -> None:
 
 
 def test_cli_reports_payer_file_errors_with_exit_2(tmp_path: Path) -> None:
-    (tmp_path / "p1.yaml").write_text("id: p1\nname: P\nparameterz: {}\n")
+    payers = tmp_path / "payers"
+    payers.mkdir()
+    (payers / "p1.yaml").write_text("id: p1\nname: P\nparameterz: {}\n")
     claim = tmp_path / "c.yaml"
     claim.write_text("claim_id: C\npayer: p1\nplace_of_service: '11'\npatient: {id: X}\n"
                      "lines: [{code: '99213', date: 2026-01-02}]\n")
-    result = CliRunner().invoke(app, ["check", str(claim), "--payer-dir", str(tmp_path)])
+    result = CliRunner().invoke(app, ["check", str(claim), "--payer-dir", str(payers)])
     assert result.exit_code == 2
     assert "p1.yaml:3" in result.stderr and "did you mean 'parameters'" in result.stderr
     assert "Traceback" not in result.output

@@ -43,6 +43,7 @@ from pain_asp.batch import BatchOptions, check_files
 from pain_asp.engine import Checker, CheckOptions
 from pain_asp.findings import SEVERITY_RANK, Result
 from pain_asp.history import batch_history
+from pain_asp.models import MAX_AUTHORIZATION_LENGTH, MAX_ID_LENGTH
 from pain_asp.readers import Record, read_claims, validate_claim
 from pain_asp.tokens import nerve_token
 
@@ -271,8 +272,9 @@ def test_output_is_byte_identical_across_processes(tmp_path: Path) -> None:
 
 # --- (e) hostile strings ------------------------------------------------------------------------
 
-@given(raw=valid_claims(), claim_id=hostile_text(min_nonspace=1), patient_id=hostile_text(),
-       authorization=hostile_text(min_nonspace=1), data=st.data())
+@given(raw=valid_claims(), claim_id=hostile_text(min_nonspace=1, max_size=MAX_ID_LENGTH),
+       patient_id=hostile_text(max_size=MAX_ID_LENGTH), authorization=hostile_text(min_nonspace=1, max_size=MAX_AUTHORIZATION_LENGTH),
+       data=st.data())
 def test_hostile_free_text_changes_no_finding(checker: Checker, raw: dict[str, Any], claim_id: str,
                                               patient_id: str, authorization: str,
                                               data: st.DataObject) -> None:

@@ -1,0 +1,464 @@
+"""Careless and hostile inputs (issue 17; SPEC §3, §11): each is one claim's clear error with
+its file, line and field, exit 2, no traceback, nothing quoted back, and the other claims of
+the batch are still checked."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pain_asp.cli import app
+from pain_asp.readers import read_claims
+
+runner = CliRunner()
+
+CLAIM_YAML = """\
+- claim_id: {claim_id}
+  payer: medicare
+  place_of_service: "11"
+  patient: {{id: PT-SECRET-42}}
+  diagnoses: [M54.16]
+  lines:
+    - {{code: "64483", modifiers: [RT], date: {date}, dx: [1]}}
+"""
+
+
+def claim_yaml(claim_id: str = "C-1", date: str = "2026-03-02") -> str:
+    return CLAIM_YAML.format(claim_id=claim_id, date=date)
+
+
+def good_claim(claim_id: str = "C-1") -> dict:
+    return {"claim_id": claim_id, "payer": "medicare", "place_of_service": "11",
+            "patient": {"id": "PT-SECRET-42"}, "diagnoses": ["M54.16"],
+            "lines": [{"code": "64483", "modifiers": ["RT"], "date": "2026-03-02", "dx": [1]}]}
+
+
+def check(path: Path) -> tuple[int, list[dict], str]:
+    """Run ``check --format json``: exit code, results, everything printed."""
+    result = runner.invoke(app, ["check", str(path), "--format", "json"])
+    assert "Traceback" not in result.output + result.stderr, result.stderr
+    return result.exit_code, json.loads(result.stdout), result.stdout + result.stderr
+
+
+def statuses(results: list[dict]) -> list[str]:
+    """"error", or "checked" for a claim that was read and checked (whatever its findings)."""
+    return ["error" if r["status"] == "error" else "checked" for r in results]
+
+
+def errors_of(path: Path) -> list[tuple[str | None, str, int | None]]:
+    """(claim id, field, line) of every error of every record read from ``path``."""
+    return [(e.claim_id, e.field, e.line) for r in read_claims([path]) for e in r.errors]
+
+
+# --- point 4: YAML 1.1 surprises ---------------------------------------------------------
+
+def test_zero_padded_ids_and_codes_keep_their_text(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml("000123").replace("PT-SECRET-42", "0004567").replace('"64483"', "01992")
+                    .replace("[RT]", "[50]"))
+    [record] = read_claims([path])
+    assert record.errors == []
+    assert record.claim is not None
+    assert (record.claim.claim_id, record.claim.patient.id) == ("000123", "0004567")
+    assert (record.claim.lines[0].code, record.claim.lines[0].modifiers) == ("01992", ["50"])
+
+
+def test_unquoted_yaml_1_1_words_stay_text(tmp_path: Path) -> None:
+    """``yes``, ``0x1F``, ``1_000`` and sexagesimal ``1:30`` are text in YAML 1.2: a field that
+    wants a boolean or a number says so instead of reading a surprise value."""
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml() + "  clinical: {care_plan: yes}\n")
+    assert errors_of(path) == [("C-1", "clinical.care_plan", 8)]
+    path.write_text(claim_yaml().replace("dx: [1]", "dx: [1], units: 1_000"))
+    assert errors_of(path) == [("C-1", "lines[1].units", 7)]
+
+
+def test_duplicate_key_is_that_claims_error_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml("C-1") + claim_yaml("C-2").replace("  payer: medicare\n",
+                                                               "  payer: medicare\n  payer: commercial\n")
+                    + claim_yaml("C-3"))
+    records = list(read_claims([path]))
+    assert [r.ok for r in records] == [True, False, True]
+    [error] = records[1].errors
+    assert error.line == 10 and "each key once" in error.expected and "line 9" in error.expected
+
+
+def test_impossible_unquoted_date_is_one_fields_error(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml("C-1") + claim_yaml("C-2", date="2026-02-30"))
+    code, results, _ = check(path)
+    assert code == 2
+    assert statuses(results) == ["checked", "error"]
+    [error] = results[1]["errors"]
+    assert (error["claim_id"], error["field"], error["line"]) == ("C-2", "lines[1].date", 14)
+    assert "real calendar date" in error["expected"] and "YYYY-MM-DD" in error["expected"]
+
+
+# --- point 5: bounded input --------------------------------------------------------------
+
+BOMB = """\
+- claim_id: C-2
+  payer: medicare
+  place_of_service: "11"
+  patient: {id: P}
+  lines: [{code: "64483", date: 2026-03-02}]
+  clinical:
+    a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+    f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+    g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+    h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+    i: [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def test_alias_bomb_is_one_claims_error_and_fast(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml("C-1") + BOMB + claim_yaml("C-3"))
+    start = time.monotonic()
+    code, results, out = check(path)
+    assert time.monotonic() - start < 10
+    assert code == 2
+    assert statuses(results) == ["checked", "error", "checked"]
+    [error] = results[1]["errors"]
+    assert 8 <= error["line"] <= 22 and "aliases are expanded" in error["expected"]
+
+
+def test_recursive_alias_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml("C-1") + "- &loop [*loop]\n")
+    code, results, _ = check(path)
+    assert code == 2 and statuses(results) == ["checked", "error"]
+    assert "recursive alias" in results[1]["errors"][0]["expected"]
+
+
+def test_deep_json_line_is_that_lines_error(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    deep = "[" * 5000 + "]" * 5000
+    medium = json.dumps({**good_claim("D"), "clinical": {"x": json.loads("[" * 200 + "]" * 200)}})
+    path.write_text("\n".join([json.dumps(good_claim("A")), deep, json.dumps(good_claim("B")), medium,
+                               json.dumps(good_claim("C"))]) + "\n")
+    code, results, _ = check(path)
+    assert code == 2
+    assert [r["claim_id"] for r in results] == ["A", None, "B", "D", "C"]
+    assert statuses(results) == ["checked", "error", "checked", "error", "checked"]
+    assert results[1]["errors"][0]["line"] == 2 and "levels of nesting" in results[1]["errors"][0]["expected"]
+    assert results[3]["errors"][0]["line"] == 4 and "levels of nesting" in results[3]["errors"][0]["expected"]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_deep_file_is_an_error(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"deep{suffix}"
+    path.write_text("[" * 5000 + "]" * 5000)
+    code, results, _ = check(path)
+    assert code == 2 and results[0]["status"] == "error"
+    assert "nesting" in results[0]["errors"][0]["expected"]
+
+
+def test_json_lines_line_over_the_size_limit(tmp_path: Path) -> None:
+    from pain_asp.readers import MAX_LINE_BYTES
+
+    path = tmp_path / "batch.jsonl"
+    huge = json.dumps({**good_claim("H"), "claim_id": "x" * MAX_LINE_BYTES})
+    path.write_text("\n".join([json.dumps(good_claim("A")), huge, json.dumps(good_claim("B"))]) + "\n")
+    records = list(read_claims([path]))
+    assert [r.ok for r in records] == [True, False, True]
+    assert records[1].errors[0].line == 2 and "at most 1,048,576 bytes" in records[1].errors[0].expected
+
+
+def test_file_over_the_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pain_asp.readers as readers
+
+    monkeypatch.setattr(readers, "MAX_FILE_BYTES", 1 << 10)
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps([good_claim(f"C-{n}") for n in range(20)]))
+    [record] = read_claims([path])
+    assert "at most 1,024 bytes" in record.errors[0].expected and "JSON Lines" in record.errors[0].expected
+
+
+# --- point 11: errors describe input, never quote it --------------------------------------
+
+@pytest.mark.parametrize("name, text", [
+    ("list.yaml", claim_yaml("C-1") + "- Jane Doe, DOB 1950-01-01, SSN 123-45-6789\n"),
+    ("note.json", json.dumps("Jane Doe, DOB 1950-01-01, SSN 123-45-6789")),
+    ("row.jsonl", json.dumps(["Jane Doe", "1950-01-01"]) + "\n"),
+    ("field.yaml", claim_yaml("C-1").replace("PT-SECRET-42", "Jane Doe").replace('"11"', "Jane Doe 1950-01-01")),
+    ("key.yaml", claim_yaml("C-1") + "  Jane Doe 1950-01-01: x\n"),
+])
+def test_errors_describe_input_never_quote_it(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    code, results, out = check(path)
+    assert code == 2
+    for secret in ("Jane", "Doe", "1950", "123-45", "PT-SECRET"):
+        assert secret not in out
+    assert any(e["value"].startswith(("text of", "a list of")) or "a key of" in e["expected"]
+               for r in results for e in r.get("errors", []))
+
+
+# --- point 15: small ones -------------------------------------------------------------------
+
+def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    bom = "\ufeff"
+    (tmp_path / "a.json").write_text(bom + json.dumps(good_claim("A")), encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text(bom + json.dumps(good_claim("B")) + "\n", encoding="utf-8")
+    (tmp_path / "c.yaml").write_text(bom + claim_yaml("C"), encoding="utf-8")
+    code, results, _ = check(tmp_path)
+    assert code != 2 and [r["claim_id"] for r in results] == ["A", "B", "C"]
+    assert statuses(results) == ["checked"] * 3
+
+
+def test_type_errors_are_said_in_words(tmp_path: Path) -> None:
+    path = tmp_path / "claims.json"
+    claim = good_claim()
+    claim["lines"][0]["documented"] = {"relief_pct": "lots"}
+    claim["clinical"] = {"cpm_minutes": [1]}
+    path.write_text(json.dumps([claim]))
+    code, results, out = check(path)
+    assert code == 2 and "expected expected" not in out and "`" not in out
+    [error] = results[0]["errors"]
+    assert error["expected"] == "a whole number or null" and error["value"] == "text of 4 characters"
+
+
+# --- point 7: implausible values ------------------------------------------------------------
+
+def _with(change) -> dict:  # noqa: ANN001
+    claim = good_claim("C-7")
+    claim["patient"]["birth_date"] = "1950-01-01"
+    change(claim)
+    return claim
+
+
+def _future(days: int) -> str:
+    import datetime as dt
+
+    return (dt.date.today() + dt.timedelta(days=days)).isoformat()
+
+
+IMPLAUSIBLE = {
+    "service in 2099": (lambda c: c["lines"][0].update(date="2099-03-02"), "lines[1].date", "2015-10-01"),
+    "service in 1800": (lambda c: c["lines"][0].update(date="1800-03-02"), "lines[1].date", "2015-10-01"),
+    "service before ICD-10": (lambda c: c["lines"][0].update(date="2015-09-30"), "lines[1].date", "ICD-10"),
+    "service over a year ahead": (lambda c: c["lines"][0].update(date=_future(400)), "lines[1].date",
+                                  "a year from today"),
+    "born after the service": (lambda c: c["patient"].update(birth_date="2026-03-03"), "patient.birth_date",
+                               "first date of service"),
+    "born in the future": (lambda c: (c["lines"][0].update(date=_future(30)),
+                                      c["patient"].update(birth_date=_future(10))),
+                           "patient.birth_date", "not in the future"),
+    "born in 1800": (lambda c: c["patient"].update(birth_date="1800-01-01"), "patient.birth_date", "1900-01-01"),
+    "history after the claim": (lambda c: c.update(history=[{"date": "2025-01-01", "code": "64483"},
+                                                            {"date": "2026-03-03", "code": "64483"}]),
+                                "history[2].date", "on or before the claim's last date of service"),
+    "history in 1800": (lambda c: c.update(history=[{"date": "1800-01-01", "code": "64483"}]),
+                        "history[1].date", "1900-01-01"),
+    "charge 1e300": (lambda c: c["lines"][0].update(charge=1e300), "lines[1].charge", "99,999,999.99"),
+    "charge over the 837P maximum": (lambda c: c["lines"][0].update(charge=100_000_000), "lines[1].charge",
+                                     "837P"),
+    "negative charge": (lambda c: c["lines"][0].update(charge=-5), "lines[1].charge", "from 0.00"),
+    "NaN charge": (lambda c: c["lines"][0].update(charge="NaN"), "lines[1].charge", "from 0.00"),
+    "infinite charge": (lambda c: c["lines"][0].update(charge="Infinity"), "lines[1].charge", "from 0.00"),
+    "place of service 00": (lambda c: c.update(place_of_service="00"), "place_of_service", "assigned"),
+    "unassigned place of service": (lambda c: c.update(place_of_service="30"), "place_of_service", "assigned"),
+    "modifier twice": (lambda c: c["lines"][0].update(modifiers=["RT", "rt"]), "lines[1].modifiers",
+                       "each modifier once"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMPLAUSIBLE))
+def test_implausible_value_is_a_field_error(tmp_path: Path, name: str) -> None:
+    change, field, expected = IMPLAUSIBLE[name]
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps([good_claim("C-0"), _with(change), good_claim("C-2")]))
+    code, results, out = check(path)
+    assert code == 2 and statuses(results) == ["checked", "error", "checked"]
+    [error] = results[1]["errors"]
+    assert (error["claim_id"], error["field"]) == ("C-7", field)
+    assert expected in error["expected"], error["expected"]
+    assert "1950-01-01" not in out
+
+
+def test_implausible_value_in_yaml_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(claim_yaml("C-1", date="2099-03-02") + "  history:\n    - {date: 2026-04-01, code: \"64483\"}\n")
+    assert errors_of(path) == [("C-1", "lines[1].date", 7)]
+    path.write_text(claim_yaml("C-1") + "  history:\n    - {date: 2026-04-01, code: \"64483\"}\n")
+    assert errors_of(path) == [("C-1", "history[1].date", 9)]
+
+
+def test_largest_837p_amount_is_accepted() -> None:
+    from pain_asp.models import parse_claim
+
+    claim = good_claim()
+    claim["lines"][0]["charge"] = "99999999.99"
+    assert str(parse_claim(claim).lines[0].charge) == "99999999.99"
+
+
+# --- point 12: payer files are checked up front ----------------------------------------------
+
+BROKEN_PAYER = "id: broken\nname: Broken\nparameters:\n  esi_frequency:\n    value: {max_sessions: 3}\n" \
+               "    source: {document: POL-1, confidence: payer_policy}\n"
+
+
+@pytest.mark.parametrize("used", [False, True])
+def test_broken_payer_file_fails_the_run_up_front(tmp_path: Path, used: bool) -> None:
+    payers = tmp_path / "payers"
+    payers.mkdir()
+    (payers / "broken.yaml").write_text(BROKEN_PAYER)
+    claims = [good_claim("C-1"), good_claim("C-2")]
+    if used:
+        claims[1]["payer"] = "broken"
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps(claims))
+    result = runner.invoke(app, ["check", str(path), "--payer-dir", str(payers), "--format", "json"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stdout == ""
+    assert "broken.yaml:5: parameters.esi_frequency.value: also window_months" in result.stderr
+
+
+def test_payer_file_with_a_repeated_key_names_its_line(tmp_path: Path) -> None:
+    payers = tmp_path / "payers"
+    payers.mkdir()
+    (payers / "twice.yaml").write_text("id: twice\nname: Twice\nname: Again\n")
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps([good_claim()]))
+    result = runner.invoke(app, ["check", str(path), "--payer-dir", str(payers)])
+    assert result.exit_code == 2 and "twice.yaml:3: each key once" in result.stderr
+
+
+# --- point 15: payers list and show ------------------------------------------------------------
+
+def test_payers_list_and_show_read_as_text() -> None:
+    listing = runner.invoke(app, ["payers", "list"]).stdout
+    assert "(example) (example)" not in listing
+    assert all(("example" in line.lower()) == line.startswith("commercial") for line in listing.splitlines())
+    shown = runner.invoke(app, ["payers", "show", "commercial_strict_esi", "--date", "2026-03-02"]).stdout
+    assert "1900-01-01" not in shown and "since the start" in shown
+    assert "esi_frequency = {max_sessions: 3, window_months: 12}" in shown
+    assert '"' not in shown and "(3, 12)" not in shown
+
+
+# --- more careless and hostile inputs ----------------------------------------------------------
+
+def _claim_with(**changes) -> dict:  # noqa: ANN003
+    claim = good_claim("C-1")
+    claim["lines"][0].update(changes.pop("line", {}))
+    claim.update(changes)
+    return claim
+
+
+_HEAD = "claim_id: C-1\npayer: medicare\nplace_of_service: '11'\npatient: {id: P}\n"
+HOSTILE: dict[str, tuple[str, bytes | str, str]] = {
+    "fullwidth digits in a code": ("a.json", json.dumps([_claim_with(line={"code": "６４４８３"})]), "CPT code"),
+    "Cyrillic letter in a modifier": ("a.json", json.dumps([_claim_with(line={"modifiers": ["R\u0422"]})]),
+                                      "two-character modifiers"),
+    "Cyrillic letter in a diagnosis": ("a.json", json.dumps([_claim_with(diagnoses=["\u041c54.16"])]), "ICD-10-CM"),
+    "Cyrillic letter in a payer id": ("a.json", json.dumps([_claim_with(payer="med\u0456care")]), "payer policy id"),
+    "claim id as a mapping": ("a.json", json.dumps([_claim_with(claim_id={"SECRET": 1})]), "text"),
+    "claim id of 100,000 characters": ("a.json", json.dumps([_claim_with(claim_id="SECRET" * 20000)]),
+                                       "at most 64 characters"),
+    "code of 100,000 characters": ("a.json", json.dumps([_claim_with(line={"code": "6" * 100000})]), "CPT code"),
+    "20,000 history entries": ("a.json", json.dumps([_claim_with(
+        history=[{"date": "2025-01-01", "code": "64483"}] * 20000)]), "at most 1000 item(s)"),
+    "100,000 levels on a line": ("a.json", json.dumps([_claim_with(line={"documented": {"levels": ["L4-L5"] * 100000}})]),
+                                 "at most 50 item(s)"),
+    "a number of 5,000 digits (JSON)": ("a.json", json.dumps([_claim_with()]).replace('"dx": [1]', '"units": ' + "9" * 5000),
+                                        "4,300 digits"),
+    "a number of 5,000 digits (YAML)": ("a.yaml", _HEAD + "lines: [{code: '64483', date: 2026-03-02, units: "
+                                        + "9" * 5000 + "}]\n", "4,300 digits"),
+    "units 1e400 and NaN": ("a.json", json.dumps([_claim_with(line={"units": 1e400})]), "whole number"),
+    "units as true": ("a.json", json.dumps([_claim_with(line={"units": True})]), "whole number"),
+    "date with a time": ("a.json", json.dumps([_claim_with(line={"date": "2026-03-02T10:00:00"})]), "YYYY-MM-DD"),
+    "date as a number": ("a.json", json.dumps([_claim_with(line={"date": 20260302})]), "YYYY-MM-DD"),
+    "repeated key in JSON": ("a.json", json.dumps([_claim_with()]).replace('"payer": "medicare"',
+                                                                           '"payer": "medicare", "payer": "x"'),
+                             "each key once"),
+    "tab indentation": ("a.yaml", _HEAD + "lines:\n\t- code: '64483'\n", "valid YAML (line 6"),
+    "NUL byte in YAML": ("a.yaml", _HEAD.replace("C-1", "C-1\x00SECRET"), "control characters"),
+    "non-UTF-8 YAML": ("a.yaml", (_HEAD + "note: caf\xe9 SECRET\n").encode("latin-1"), "UTF-8"),
+    "UTF-16 JSON": ("a.json", json.dumps(good_claim()).encode("utf-16"), "UTF-8"),
+    "Python tag": ("a.yaml", "claim_id: !!python/object/apply:os.system ['echo SECRET']\n", "standard YAML tags"),
+    "list as a key": ("a.yaml", "? [SECRET, b]\n: x\nclaim_id: C-1\n", "keys that are text"),
+    "number as a key": ("a.yaml", _HEAD + "lines: [{code: '64483', date: 2026-03-02}]\n1: SECRET\n", "keys that are text"),
+    "bytes as an id": ("a.yaml", _HEAD.replace("C-1", "!!binary U0VDUkVU") + "lines: [{code: '64483', date: 2026-03-02}]\n",
+                       "text"),
+    "merge key": ("a.yaml", "base: &b {payer: medicare}\n<<: *b\nclaim_id: C-1\n", "no such key"),
+    "bare number document": ("a.yaml", "42\n", "a claim mapping"),
+    "JSON Lines of other shapes": ("a.jsonl", '"SECRET"\n[1, 2]\nnull\n', "a claim mapping"),
+    "place of service as a number 0": ("a.json", json.dumps([_claim_with(place_of_service=0)]), "place-of-service"),
+    "sex as a word": ("a.json", json.dumps([_claim_with(patient={"id": "P", "sex": "SECRET"})]), "one of 'F', 'M', 'U'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_input_is_a_clear_error(tmp_path: Path, name: str) -> None:
+    file_name, content, expected = HOSTILE[name]
+    path = tmp_path / file_name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    code, results, out = check(path)
+    assert code == 2
+    assert "SECRET" not in out
+    errors = [e for r in results for e in r.get("errors", [])]
+    assert errors and any(expected in e["message"] for e in errors), [e["message"] for e in errors]
+
+
+@pytest.mark.parametrize("name, content", [
+    ("crlf.yaml", _HEAD.replace("\n", "\r\n") + "lines:\r\n  - {code: '64483', date: 2026-03-02}\r\n"),
+    ("crlf.jsonl", json.dumps(good_claim("A")) + "\r\n" + json.dumps(good_claim("B")) + "\r\n"),
+    ("explicit.yaml", _HEAD + "lines: [{code: !!str 64483, date: !!timestamp 2026-03-02}]\n"),
+    ("anchors.yaml", claim_yaml("A").replace("patient: {id: PT-SECRET-42}", "patient: &p {id: P}")
+     + claim_yaml("B").replace("patient: {id: PT-SECRET-42}", "patient: *p")),
+])
+def test_harmless_variants_are_read(tmp_path: Path, name: str, content: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8"))
+    records = list(read_claims([path]))
+    assert records and all(r.ok for r in records), [str(e) for r in records for e in r.errors]
+
+
+def test_payer_file_with_an_impossible_since_date(tmp_path: Path) -> None:
+    from pain_asp.errors import PayerError
+    from pain_asp.kb import rule_catalog
+    from pain_asp.payers import PayerRegistry
+    from pain_asp.resources import payers_dir
+
+    (tmp_path / "p1.yaml").write_text("id: p1\nname: P\nparameters:\n  esi_min_interval_days:\n"
+                                      "    - since: 2026-02-30\n      value: 14\n"
+                                      "      source: {document: POL-1, confidence: payer_policy}\n")
+    with pytest.raises(PayerError) as info:
+        PayerRegistry([payers_dir(), tmp_path], set(rule_catalog())).get("p1")
+    assert info.value.line == 5 and info.value.expected == "a real calendar date (YYYY-MM-DD)"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[" * 5000 + "]" * 5000, "levels of nesting"),
+    ('{"payer": "medicare", "payer": "medicare"}', "each key once"),
+    ("\ufeff" + '{"payer": "medicare"}', "place_of_service"),
+])
+def test_encounter_json_is_read_like_claims(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "encounter.json"
+    path.write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["code", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert expected in result.stderr, result.stderr
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="named pipes need POSIX")
+def test_folder_with_a_named_pipe_and_a_folder_named_like_a_claim_file(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "a.json").write_text(json.dumps(good_claim("A")))
+    os.mkfifo(tmp_path / "pipe.json")  # reading it would block for ever
+    (tmp_path / "folder.yaml").mkdir()
+    assert [r.claim_id for r in read_claims([tmp_path])] == ["A"]
