@@ -90,7 +90,8 @@ claim_id: C-1001                 # required, unique within a batch
 payer: medicare                  # required: id of a policy in payers/ (pain-asp payers list)
 place_of_service: "24"           # required: CMS POS code (11 office, 19/22 hospital outpatient, 24 ASC)
 patient: {id: P-001, birth_date: 1951-04-03, sex: F}   # id required; never logged
-prior_authorization: PA-7781     # optional
+prior_authorization: PA-7781     # optional: authorization or tracking number
+prior_authorization_status: affirmed   # optional: affirmed | non_affirmed (e.g. the hospital's OPD request)
 diagnoses: [M54.16, M51.16]      # ICD-10-CM, with or without the dot; pointer 1 = first
 lines:                           # 1 to 50 lines
   - code: "64483"                # CPT/HCPCS

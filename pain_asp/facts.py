@@ -51,6 +51,8 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
     out = [f"claim({k}).", f'claim_payer({k}, "{payer_id}").', f"claim_pos({k}, {int(claim.place_of_service)})."]
     if claim.prior_authorization:
         out.append(f"claim_prior_auth({k}).")
+    if claim.prior_authorization_status is not None:
+        out.append(f"claim_prior_auth_status({k}, {claim.prior_authorization_status}).")
     for i, dx in enumerate(claim.diagnoses, start=1):
         out.append(f'claim_dx({k}, {i}, "{dx}").')
     clinical = claim.clinical

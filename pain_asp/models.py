@@ -219,6 +219,7 @@ class Claim(_Strict):
     patient: Patient
     lines: Annotated[list[Line], Meta(min_length=1, max_length=MAX_LINES)]
     prior_authorization: Optional[str] = None
+    prior_authorization_status: Optional[Literal["affirmed", "non_affirmed"]] = None
     diagnoses: Annotated[list[str], Meta(max_length=MAX_DIAGNOSES)] = []
     clinical: Optional[Clinical] = None
     history: list[HistoryEntry] = []

@@ -143,9 +143,13 @@ _CLAIM_POLICY: dict[str, ParamSpec] = {
     "prior_auth": ParamSpec(
         "records",
         "Codes that need prior authorization, per place of service (pos 0: any place of "
-        "service); certainty unverified gives a review finding instead of a denial "
-        "(kb/rules/payer/prior_auth.lp). Use `since` for the start date.",
-        fields=(("code", "code"), ("pos", "pos"), ("certainty", "choice:required|unverified")),
+        "service); certainty unverified gives a review finding instead of a denial; "
+        "requested_by says who requests it: practitioner (the professional claim needs the "
+        "number) or facility (the hospital requests it, the professional claim is denied only "
+        "when the request was not affirmed) (kb/rules/payer/prior_auth.lp). Use `since` for "
+        "the start date.",
+        fields=(("code", "code"), ("pos", "pos"), ("certainty", "choice:required|unverified"),
+                ("requested_by", "choice:practitioner|facility")),
     ),
     "not_covered": ParamSpec(
         "list", "Codes the payer does not cover (kb/rules/payer/coverage.lp).", item="code",

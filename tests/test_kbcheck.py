@@ -188,7 +188,7 @@ parameters:
     source: {document: X, confidence: payer_policy}
   prior_auth:
     - since: 2020-01-01
-      value: [{code: "64633", pos: 0, certainty: required}]
+      value: [{code: "64633", pos: 0, certainty: required, requested_by: practitioner}]
       source: {document: X, confidence: payer_policy, effective: "2021-01-01"}
   rfa_repeat:
     value: {min_relief_pct: 150, min_months: 6}
