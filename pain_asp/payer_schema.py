@@ -82,6 +82,14 @@ _SESSIONS: dict[str, ParamSpec] = {
         "list", "Facet codes paid only on appeal: billing one is over the per-session level limit.",
         item="code",
     ),
+    "facet_thoracolumbar_junction": ParamSpec(
+        "choice",
+        "How contiguous T12-L1 and L1-L2 facet interventions of one session are billed and "
+        "counted: lumbar_session (64490 + 64494 or 64633 + 64636, one lumbar region and one "
+        "lumbar session, as several MAC billing articles instruct) or cpt_regions (each code "
+        "keeps its CPT region; the default) (kb/rules/payer/facet_sessions.lp).",
+        choices=("lumbar_session", "cpt_regions"),
+    ),
     "facet_frequency": ParamSpec(
         "records",
         "Facet sessions allowed per region within a rolling window, per kind: diagnostic "
