@@ -359,7 +359,8 @@ def _supported(claim: Any, line_no: int, modifier: str) -> bool:
 
 
 _SAME_SERVICE = {("77003", "77002"), ("20553", "20552"), ("64479", "64480"), ("64483", "64484"),
-                 ("64490", "64491"), ("64493", "64494"), ("64633", "64634"), ("64635", "64636")}
+                 ("64490", "64491"), ("64493", "64494"), ("64633", "64634"), ("64635", "64636"),
+                 ("62320", "62321"), ("62322", "62323")}
 # A per-level add-on billed alone for one documented level becomes its first-level code.
 _FIRST_LEVEL = {(addon, first) for first, addon in _SAME_SERVICE if first[:3] == "644" or first[:3] == "646"}
 
@@ -368,7 +369,7 @@ def _same_service(old: Any, new_code: str) -> bool:
     if new_code == old.code or (old.code, new_code) in _SAME_SERVICE or _deleted_pair(old.code, new_code):
         return True
     documented = old.documented.segments() if old.documented is not None else []
-    return (old.code, new_code) in _FIRST_LEVEL and old.units == 1 and len(set(documented)) == 1
+    return (old.code, new_code) in _FIRST_LEVEL and len(set(documented)) == 1
 
 
 def _assert_safe(fixed: FixResult) -> None:
