@@ -90,7 +90,8 @@ claim_id: C-1001                 # required, unique within a batch
 payer: medicare                  # required: id of a policy in payers/ (pain-asp payers list)
 place_of_service: "24"           # required: CMS POS code (11 office, 19/22 hospital outpatient, 24 ASC)
 patient: {id: P-001, birth_date: 1951-04-03, sex: F}   # id required; never logged
-prior_authorization: PA-7781     # optional
+prior_authorization: PA-7781     # optional: authorization or tracking number
+prior_authorization_status: affirmed   # optional: affirmed | non_affirmed (e.g. the hospital's OPD request)
 frequency: 1                     # 1 original (default), 7 replacement, 8 void (837P CLM05-3)
 replaces: "26061000123"          # 7 and 8 only, then required: the payer's claim number (REF*F8)
 diagnoses: [M54.16, M51.16]      # ICD-10-CM, with or without the dot; pointer 1 = first

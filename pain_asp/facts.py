@@ -81,6 +81,8 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
         out.append(f"claim_prior_auth({k}).")
     if claim.frequency == VOID:
         out.append(f"claim_void({k}).")
+    if claim.prior_authorization_status is not None:
+        out.append(f"claim_prior_auth_status({k}, {claim.prior_authorization_status}).")
     for i, dx in enumerate(claim.diagnoses, start=1):
         out.append(f'claim_dx({k}, {i}, "{dx}").')
     if claim.payer_id is not None and claim.payer_id.strip().upper() not in _mapped_payer_ids():

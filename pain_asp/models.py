@@ -315,6 +315,7 @@ class Claim(_Strict):
     patient: Patient
     lines: Annotated[list[Line], Meta(min_length=1, max_length=MAX_LINES)]
     prior_authorization: Optional[Annotated[str, Meta(max_length=MAX_AUTHORIZATION_LENGTH)]] = None
+    prior_authorization_status: Optional[Literal["affirmed", "non_affirmed"]] = None
     diagnoses: Annotated[list[str], Meta(max_length=MAX_DIAGNOSES)] = []
     clinical: Optional[Clinical] = None
     history: Annotated[list[HistoryEntry], Meta(max_length=MAX_HISTORY)] = []

@@ -85,6 +85,14 @@ _SESSIONS: dict[str, ParamSpec] = {
         "list", "Facet codes paid only on appeal: billing one is over the per-session level limit.",
         item="code",
     ),
+    "facet_thoracolumbar_junction": ParamSpec(
+        "choice",
+        "How contiguous T12-L1 and L1-L2 facet interventions of one session are billed and "
+        "counted: lumbar_session (64490 + 64494 or 64633 + 64636, one lumbar region and one "
+        "lumbar session, as several MAC billing articles instruct) or cpt_regions (each code "
+        "keeps its CPT region; the default) (kb/rules/payer/facet_sessions.lp).",
+        choices=("lumbar_session", "cpt_regions"),
+    ),
     "facet_frequency": ParamSpec(
         "records",
         "Facet sessions allowed per region within a rolling window of window_months calendar "
@@ -147,9 +155,13 @@ _CLAIM_POLICY: dict[str, ParamSpec] = {
     "prior_auth": ParamSpec(
         "records",
         "Codes that need prior authorization, per place of service (pos 0: any place of "
-        "service); certainty unverified gives a review finding instead of a denial "
-        "(kb/rules/payer/prior_auth.lp). Use `since` for the start date.",
-        fields=(("code", "code"), ("pos", "pos"), ("certainty", "choice:required|unverified")),
+        "service); certainty unverified gives a review finding instead of a denial; "
+        "requested_by says who requests it: practitioner (the professional claim needs the "
+        "number) or facility (the hospital requests it, the professional claim is denied only "
+        "when the request was not affirmed) (kb/rules/payer/prior_auth.lp). Use `since` for "
+        "the start date.",
+        fields=(("code", "code"), ("pos", "pos"), ("certainty", "choice:required|unverified"),
+                ("requested_by", "choice:practitioner|facility")),
     ),
     "not_covered": ParamSpec(
         "list", "Codes the payer does not cover (kb/rules/payer/coverage.lp).", item="code",

@@ -222,8 +222,10 @@ def policy_breaks(raw: dict[str, Any], payer_id: str, pos: str, codes: list[str]
         must.add("not-covered")
     if not raw.get("prior_authorization"):
         for row in _param(payer, "prior_auth", on) or []:
-            code, place, certainty = _record(row)
-            if code.strip('"') in codes and place in ("0", str(int(pos))) and certainty == "required":
+            code, place, certainty, requester = _record(row)
+            # a hospital-requested authorization without number or status is a review
+            if code.strip('"') in codes and place in ("0", str(int(pos))) and certainty == "required" \
+                    and requester == "practitioner":
                 must.add("prior-auth-missing")
     return must, must | may
 

@@ -364,7 +364,8 @@ def _supported(claim: Any, line_no: int, modifier: str) -> bool:
 
 
 _SAME_SERVICE = {("77003", "77002"), ("20553", "20552"), ("64479", "64480"), ("64483", "64484"),
-                 ("64490", "64491"), ("64493", "64494"), ("64633", "64634"), ("64635", "64636")}
+                 ("64490", "64491"), ("64493", "64494"), ("64633", "64634"), ("64635", "64636"),
+                 ("62320", "62321"), ("62322", "62323")}
 # A per-level add-on billed alone for one documented level becomes its first-level code.
 _FIRST_LEVEL = {(addon, first) for first, addon in _SAME_SERVICE if first[:3] == "644" or first[:3] == "646"}
 

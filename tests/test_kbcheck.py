@@ -185,7 +185,7 @@ parameters:
     source: {document: X, confidence: payer_policy}
   prior_auth:
     - since: 2020-01-01
-      value: [{code: "64633", pos: 0, certainty: required}]
+      value: [{code: "64633", pos: 0, certainty: required, requested_by: practitioner}]
       source: {document: X, confidence: payer_policy, effective: "2021-01-01"}
   rfa_repeat:
     value: {min_relief_pct: 150, min_months: 6}
@@ -257,3 +257,39 @@ def test_kb_diff_against_a_git_revision(tmp_path: Path, monkeypatch: pytest.Monk
 def test_layout_finds_the_checkout() -> None:
     place = layout()
     assert place.kb == KB and place.cases == CASES and not place.installed
+
+
+def _addon_pairs() -> set[tuple[str, str]]:
+    import clingo
+
+    from pain_asp.resources import kb_dir
+
+    ctl = clingo.Control(["--warn=none"])
+    ctl.load(str(kb_dir() / "main.lp"))
+    ctl.add("base", [], "#show. #show addon_primary/2.")
+    ctl.ground([("base", [])])
+    pairs: set[tuple[str, str]] = set()
+    ctl.solve(on_model=lambda m: pairs.update((s.arguments[0].string, s.arguments[1].string)
+                                              for s in m.symbols(shown=True)))
+    return pairs
+
+
+def test_every_addon_code_of_the_catalog_names_its_primaries() -> None:
+    """Each add-on (kind addon) has primaries, each a catalog code that is not an add-on, and
+    the CPT/HCPCS pairs of the family descriptors are there (64480 with 64479 ... G3003 with
+    G3002, 99439 with 99490: CMS add-on code edits, Type I, as listed in reference.md §4)."""
+    from pain_asp.kb import code_catalog
+
+    catalog = code_catalog()
+    pairs = _addon_pairs()
+    addons = {code for code, info in catalog.items() if info.kind == "addon"}
+    assert not addons - {addon for addon, _ in pairs}
+    for addon, primary in pairs:
+        assert primary in catalog and catalog[primary].kind != "addon", (addon, primary)
+    expected = {("64480", "64479"), ("64484", "64483"), ("64491", "64490"), ("64492", "64490"),
+                ("64494", "64493"), ("64495", "64493"), ("64634", "64633"), ("64636", "64635"),
+                ("0214T", "0213T"), ("0215T", "0213T"), ("0217T", "0216T"), ("0218T", "0216T"),
+                ("G3003", "G3002"), ("99439", "99490"), ("99437", "99491"), ("99489", "99487"),
+                ("99425", "99424"), ("99427", "99426"), ("99458", "99457"), ("G2211", "99213"),
+                ("77003", "62322"), ("77002", "64405")}
+    assert expected <= pairs, sorted(expected - pairs)
