@@ -258,6 +258,8 @@ def test_page_escapes_and_reads_uploads(client: TestClient) -> None:
     assert page.status_code == 200
     assert "<script>" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert "imaging-included" in page.text and "Apply corrections" in page.text
+    # The shipped NCCI tables are a starter set: the page says so, as check does.
+    assert 'id="ncci-data"' in page.text and "starter PTP table" in page.text
     pytest.importorskip("pyx12")
     upload = (X12 / "multi_claim.837").read_bytes()
     uploaded = client.post("/page/check", data={"claims": "", "kind": "auto"},

@@ -181,6 +181,13 @@ def _review_page(review: dict[str, list[dict[str, Any]]], text: str, kind: str) 
         statuses[item["status"]] = statuses.get(item["status"], 0) + 1
     summary = ", ".join(f"{n} {escape(s)}" for s, n in sorted(statuses.items()))
     body = [f'<p class="note" role="status">{len(review["check"])} claim(s): {summary}</p>']
+    missing = sorted({name for item in review["check"] for name in (item.get("ncci_data") or {}).get("not_cms", [])})
+    if missing:  # a check on data pain-asp lacks says so (never a silent clean)
+        tables = next(item["ncci_data"] for item in review["check"] if item.get("ncci_data"))
+        body.append('<p class="note" role="note" id="ncci-data"><strong>NCCI data:</strong> these claims were '
+                    "checked with tables that are not CMS's, so edits CMS would apply may be missing: "
+                    + "; ".join(escape(str(tables.get(name, name))) for name in missing)
+                    + ". An administrator imports CMS's files with <code>pain-asp data import-ncci</code>.</p>")
     by_position = {e.get("claim_id"): e for e in review["explain"]}
     for checked, fixed in zip(review["check"], review["fix"]):
         body.append(_claim_section(checked, fixed, by_position.get(checked.get("claim_id"))))
