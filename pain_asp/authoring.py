@@ -300,7 +300,7 @@ def payer_rule_notes(payer_id: str, payer_dirs: list[str] | None = None,
     payer = registry.get(payer_id)
 
     def window(d: Any) -> str:
-        since = "" if d.since.year <= 1900 else f" from {d.since.isoformat()}"
+        since = f" from {d.start}" if d.start else ""
         until = "" if d.until.year >= 9999 else f" to {d.until.isoformat()}"
         return since + until
 
@@ -345,7 +345,7 @@ def show_rule(rule_id: str, place: Layout, payer_dirs: list[str] | None = None) 
             payer = registry.get(payer_id)
             entries = payer.parameters.get(name, [])
             values.append({"payer": payer_id, "values": [{
-                "since": d.since.isoformat(), "until": d.until.isoformat(),
+                "since": d.start, "until": d.until.isoformat(),
                 "value": value_text(spec, d.value) if spec else str(d.value),
                 "source": dict(d.source)} for d in entries]})
         reads.append({"parameter": name, "help": spec.help if spec else "(not a declared parameter)",
@@ -354,11 +354,11 @@ def show_rule(rule_id: str, place: Layout, payer_dirs: list[str] | None = None) 
     for payer_id in registry.ids():
         payer = registry.get(payer_id)
         for d in payer.rule_off.get(rule_id, []):
-            settings.append({"payer": payer_id, "setting": "off", "since": d.since.isoformat(),
+            settings.append({"payer": payer_id, "setting": "off", "since": d.start,
                              "until": d.until.isoformat(), "source": dict(d.source)})
         for d in payer.rule_severity.get(rule_id, []):
             settings.append({"payer": payer_id, "setting": f"severity {d.value}",
-                             "since": d.since.isoformat(), "until": d.until.isoformat(),
+                             "since": d.start, "until": d.until.isoformat(),
                              "source": dict(d.source)})
     cases = []
     if place.cases is not None:
@@ -409,7 +409,7 @@ def show_text(info: dict[str, Any]) -> str:
             if not payer["values"]:
                 out.append(f"    {payer['payer']}: not set (the rule does not apply)")
             for v in payer["values"]:
-                since = "" if v["since"] == "1900-01-01" else f" since {v['since']}"
+                since = f" since {v['since']}" if v["since"] else ""
                 until = "" if v["until"] == "9999-12-31" else f" until {v['until']}"
                 src = v["source"]
                 out.append(f"    {payer['payer']}: {v['value']}{since}{until} "
@@ -417,7 +417,7 @@ def show_text(info: dict[str, Any]) -> str:
     if info["payer_settings"]:
         out.append("payer settings of this rule:")
         for s in info["payer_settings"]:
-            since = "" if s["since"] == "1900-01-01" else f" since {s['since']}"
+            since = f" since {s['since']}" if s["since"] else ""
             out.append(f"  {s['payer']}: {s['setting']}{since} ({s['source'].get('document')})")
     if info["cases"]:
         out.append(f"example claims ({Path(info['cases'][0]['file']).parent}):")

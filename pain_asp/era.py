@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import InputError
+from .x12 import ELEMENT_EXPECT, error_tree
 
 __all__ = ["IMPLEMENTATION", "Adjustment", "RemitClaim", "RemitLine", "read_835", "is_835"]
 
@@ -376,13 +376,8 @@ class _Reader:
 
     def _validation_errors(self, errh: Any) -> None:
         """pyx12's findings against the implementation guide, without the values it quotes."""
-        import pyx12.errh_json
-
-        out = io.StringIO()
-        errh.accept(pyx12.errh_json.errh_json_visitor(out))
-        try:
-            tree = json.loads(out.getvalue())
-        except ValueError:
+        tree = error_tree(errh)
+        if tree is None:
             return
         for isa in tree.get("interchanges", []):
             for err in isa.get("errors", []):
@@ -414,27 +409,13 @@ class _Reader:
             (claim.errors if claim is not None else self.loose).append(error)
 
 
-_ELEMENT_EXPECT = {
-    "1": "a value: the implementation guide requires this element",
-    "2": "a value: the implementation guide requires this element here",
-    "3": "fewer elements or components",
-    "4": "a longer value",
-    "5": "a shorter value",
-    "6": "only characters valid for the element's data type",
-    "7": "a code the implementation guide allows for this element",
-    "8": "a valid date (CCYYMMDD)",
-    "9": "a valid time (HHMM)",
-    "10": "no value: the implementation guide does not use this element",
-}
-
-
 def _expect(err: dict[str, Any], default: str) -> str:
     """What an error asks for, from its X12 error code; pyx12's own text quotes values, so
     it is used only where it names no value (counts and control numbers)."""
     code = str(err.get("err_cde") or "")
     text = str(err.get("err_str") or "")
-    if code in _ELEMENT_EXPECT and not text.startswith(("SE count", "Segment count")):
-        return _ELEMENT_EXPECT[code]
+    if code in ELEMENT_EXPECT and not text.startswith(("SE count", "Segment count")):
+        return ELEMENT_EXPECT[code]
     if "count" in text.lower():
         return f"{default}: a trailer count that matches the segments or sets it closes"
     if "control number" in text.lower():

@@ -88,6 +88,21 @@ APPLICATION_ID = 0x70417370
 _SALT_BYTES = 32
 _BUSY_TIMEOUT_S = 30.0
 
+# Each comparison's counts per rule and payer (remit --record), for rules list --remit-stats.
+_REMIT_STATS = """
+CREATE TABLE remit_stats (
+    comparison  TEXT    NOT NULL,
+    rule        TEXT    NOT NULL,
+    payer       TEXT    NOT NULL,
+    predicted   INTEGER NOT NULL,
+    confirmed   INTEGER NOT NULL,
+    false_alarm INTEGER NOT NULL,
+    carc_agreed INTEGER NOT NULL,
+    recorded_at TEXT    NOT NULL,
+    PRIMARY KEY (comparison, rule, payer)
+) WITHOUT ROWID
+"""
+
 _SCHEMA = """
 CREATE TABLE schema_version (
     version    INTEGER NOT NULL,
@@ -117,18 +132,7 @@ CREATE TABLE services (
 );
 CREATE INDEX services_patient_day ON services (patient_key, day);
 CREATE INDEX services_claim ON services (claim_id);
-CREATE TABLE remit_stats (
-    comparison  TEXT    NOT NULL,
-    rule        TEXT    NOT NULL,
-    payer       TEXT    NOT NULL,
-    predicted   INTEGER NOT NULL,
-    confirmed   INTEGER NOT NULL,
-    false_alarm INTEGER NOT NULL,
-    carc_agreed INTEGER NOT NULL,
-    recorded_at TEXT    NOT NULL,
-    PRIMARY KEY (comparison, rule, payer)
-) WITHOUT ROWID;
-"""
+""" + _REMIT_STATS
 
 _COLUMNS = (
     "patient_key, day, date, code, modifiers, units, purpose, relief_pct, "
@@ -146,20 +150,7 @@ UPDATE services SET claim_day = (SELECT min(s.day) FROM services AS s
 """
 # Version 2 to 3: services learn their adjudication (none yet), and the rules' observed
 # precision gets its table.
-_MIGRATE_FROM_2 = """
-ALTER TABLE services ADD COLUMN outcome TEXT;
-CREATE TABLE remit_stats (
-    comparison  TEXT    NOT NULL,
-    rule        TEXT    NOT NULL,
-    payer       TEXT    NOT NULL,
-    predicted   INTEGER NOT NULL,
-    confirmed   INTEGER NOT NULL,
-    false_alarm INTEGER NOT NULL,
-    carc_agreed INTEGER NOT NULL,
-    recorded_at TEXT    NOT NULL,
-    PRIMARY KEY (comparison, rule, payer)
-) WITHOUT ROWID
-"""
+_MIGRATE_FROM_2 = "ALTER TABLE services ADD COLUMN outcome TEXT;" + _REMIT_STATS
 _MIGRATIONS = {1: _MIGRATE_FROM_1, 2: _MIGRATE_FROM_2}
 
 #: What the payer did with a stored service (``services.outcome``; NULL: not adjudicated yet).

@@ -101,7 +101,7 @@ _PROVIDER_LOOPS = {"2010AA", "2010AB", "2010AC", "2010BB", "1000A", "1000B", "23
                    "2420E", "2420F", "2420G", "2420H"}
 
 # What each X12 element error code (999 IK403) asks for.
-_ELEMENT_EXPECT = {
+ELEMENT_EXPECT = {
     "1": "a value: the implementation guide requires this element",
     "2": "a value: the implementation guide requires this element here",
     "3": "fewer elements or components",
@@ -500,18 +500,26 @@ def _claim_loop(node: Any, txn: _Transaction, level: _Level | None, index: int, 
     return _ClaimLoop(context, min(positions), max(positions), claim, lines)
 
 
-def _collect_errors(errh: Any, scan: _Scan, groups: dict[int, list[int]]) -> None:
-    """Turn pyx12's error tree into (scope, field, value, expected) with no patient data.
-
-    ``groups`` lists the functional groups of each interchange in file order; the tree only
-    holds the transaction sets not released yet, which are ``scan.transactions``."""
+def error_tree(errh: Any) -> dict[str, Any] | None:
+    """pyx12's error tree (interchanges, groups, transaction sets, segments) as plain data,
+    or None when it cannot be read."""
     import pyx12.errh_json
 
     out = io.StringIO()
     errh.accept(pyx12.errh_json.errh_json_visitor(out))
     try:
-        tree = json.loads(out.getvalue())
+        return json.loads(out.getvalue())
     except ValueError:
+        return None
+
+
+def _collect_errors(errh: Any, scan: _Scan, groups: dict[int, list[int]]) -> None:
+    """Turn pyx12's error tree into (scope, field, value, expected) with no patient data.
+
+    ``groups`` lists the functional groups of each interchange in file order; the tree only
+    holds the transaction sets not released yet, which are ``scan.transactions``."""
+    tree = error_tree(errh)
+    if tree is None:
         return
     by_index = {}
     for txn in scan.transactions:
@@ -657,7 +665,7 @@ def _segment_errors(seg: dict[str, Any], scan: _Scan) -> None:
             private = _private(seg_id, position, scan)
             value = "" if err.get("err_val") in (None, "") else (
                 _HIDDEN if private else _shown(str(err["err_val"])))
-            expected = _ELEMENT_EXPECT.get(code, "a valid value")
+            expected = ELEMENT_EXPECT.get(code, "a valid value")
             if not private:
                 expected += f" (pyx12: {err.get('err_str', '')})"
             else:

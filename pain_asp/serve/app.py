@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 
 from . import work
 from .page import TOKEN_COOKIE
-from .work import RequestError, Settings
+from .work import RequestError, Settings, payer_in_force, payer_summary
 
 __all__ = ["ServeOptions", "create_app", "KINDS"]
 
@@ -359,30 +359,6 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
 
     app.include_router(page_routes())
     return app
-
-
-def payer_summary(payer: Any) -> dict[str, Any]:
-    """One line of `pain-asp payers list`, as JSON."""
-    return {"id": payer.id, "name": payer.name, "example": payer.example, "extends": payer.extends}
-
-
-def payer_in_force(payer: Any, on: dt.date) -> dict[str, Any]:
-    """What `pain-asp payers show ID --date D` prints, as JSON."""
-    parameters = []
-    for name in sorted(payer.parameters):
-        dated = payer.in_force(name, on)
-        if dated is not None:
-            parameters.append({"name": name, "value": dated.value, "since": dated.since.isoformat(),
-                               "source": dated.source})
-    rule_settings = []
-    for rule_id in sorted(set(payer.rule_severity) | set(payer.rule_off)):
-        for dated in payer.rule_severity.get(rule_id, []):
-            if dated.since <= on <= dated.until:
-                rule_settings.append({"rule": rule_id, "severity": dated.value})
-        for dated in payer.rule_off.get(rule_id, []):
-            if dated.since <= on <= dated.until:
-                rule_settings.append({"rule": rule_id, "off": True})
-    return {**payer_summary(payer), "on": on.isoformat(), "parameters": parameters, "rules": rule_settings}
 
 
 def _version() -> str:

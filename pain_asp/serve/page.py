@@ -121,11 +121,16 @@ def _claims_form(text: str = "", kind: str = "auto", heading: str = "Claims", bu
             f'<div><button type="submit">{escape(button)}</button></div></div></form>')
 
 
+def _since(day: Any) -> str:
+    """When a payer value took effect: a date, or "since the start" for one given without a date."""
+    return f"since {escape(str(day))}" if day else "since the start"
+
+
 def _explanation(item: dict[str, Any]) -> str:
     facts = "".join(f"<li>{escape(line)}</li>" for line in item["triggered_by"]["lines"])
     facts += "".join(f"<li>{escape(str(k))} = {escape(str(v))}</li>" for k, v in item["triggered_by"]["facts"].items())
     params = "".join(f"<li>{escape(str(item['payer']))} {escape(str(p['parameter']))} = {escape(str(p['value']))} "
-                     f"(since {escape(str(p['since']))}; {escape(str(p['source'].get('document')))})</li>"
+                     f"({_since(p['since'])}; {escape(str(p['source'].get('document')))})</li>"
                      for p in item["payer_parameters"])
     denial = ", ".join(x for x in (item["carc"] and f"CARC {item['carc']}", item["rarc"] and f"RARC {item['rarc']}") if x)
     return (f'<details><summary>Explanation of {escape(item["rule"])}</summary><dl>'
@@ -289,9 +294,9 @@ def page_routes() -> APIRouter:
         meta = info["meta"]
         reads = "".join(f"<li>{escape(r['parameter'])}: {escape(r['help'])}<ul>"
                         + "".join(f"<li>{escape(p['payer'])}: " + "; ".join(
-                            f"{escape(v['value'])} since {escape(v['since'])} ({escape(str(v['source'].get('document')))})"
+                            f"{escape(v['value'])} {_since(v['since'])} ({escape(str(v['source'].get('document')))})"
                             for v in p["values"]) + "</li>" for p in r["payers"]) + "</ul></li>" for r in info["reads"])
-        settings = "".join(f"<li>{escape(s['payer'])}: {escape(s['setting'])} since {escape(s['since'])}</li>"
+        settings = "".join(f"<li>{escape(s['payer'])}: {escape(s['setting'])} {_since(s['since'])}</li>"
                            for s in info["payer_settings"])
         cases = "".join(f"<li>{escape(c['kind'])} {escape(c['name'])}: {escape(c['description'])}</li>" for c in info["cases"])
         body = (f'<p>{_badge(info["severity"])} {escape(info["category"])}; '
@@ -315,7 +320,6 @@ def page_routes() -> APIRouter:
     def page_payer(request: Request, payer_id: str, date: str | None = None) -> HTMLResponse:
         from ..authoring import value_text
         from ..payer_schema import PARAMETERS
-        from .app import payer_in_force
 
         registry = request.app.state.registry
         if payer_id not in registry.ids():
@@ -324,11 +328,11 @@ def page_routes() -> APIRouter:
             on = dt.date.fromisoformat(date) if date else dt.date.today()
         except ValueError:
             return _error_page(RequestError.one(422, "date", "a date as YYYY-MM-DD"))
-        info = payer_in_force(registry.get(payer_id), on)
+        info = work.payer_in_force(registry.get(payer_id), on)
         def shown(name: str, value: Any) -> str:
             return value_text(PARAMETERS[name], value) if name in PARAMETERS else str(value)
 
-        rows = "".join(f'<tr><td>{escape(p["name"])}</td><td>{escape(shown(p["name"], p["value"]))}</td><td>{escape(p["since"])}</td>'
+        rows = "".join(f'<tr><td>{escape(p["name"])}</td><td>{escape(shown(p["name"], p["value"]))}</td><td>{_since(p["since"])}</td>'
                        f'<td>{_sources([p["source"]])}</td></tr>' for p in info["parameters"])
         rules = "".join(f'<li><a href="/page/rules/{escape(r["rule"])}">{escape(r["rule"])}</a>: '
                         + ("off" if r.get("off") else f"severity {escape(str(r['severity']))}") + "</li>" for r in info["rules"])

@@ -11,6 +11,8 @@ from a file named :data:`REQUEST`, less the ``file`` fields. Request bodies stay
 
 from __future__ import annotations
 
+import datetime as dt
+
 import json
 import logging
 import time
@@ -179,14 +181,6 @@ def _fixes(results: list[Any], provider: Any) -> list[Any]:
     return _STATE["repairer"].fix_checked(results, provider)
 
 
-def fix(text: str, kind: str) -> list[dict[str, Any]]:
-    """``pain-asp fix --format json`` of the claims in ``text``."""
-    began = time.perf_counter()
-    results, provider = _checked(text, kind)
-    fixes = _fixes(results, provider)
-    return _answer("fix", [json.loads(json.dumps(f.as_dict(), ensure_ascii=True)) for f in fixes], results, began)
-
-
 def _explained(results: list[Any], fixes: list[Any], claim: str | None, rule: str | None) -> list[dict[str, Any]]:
     """The explanations ``pain-asp explain --format json`` prints for checked and fixed claims."""
     from ..explain import explain_result
@@ -256,3 +250,27 @@ def code(description: str, payer: str, pos: str, date: str | None, dx: list[str]
         raise RequestError.one(422, "description", str(exc)) from None
     _log.info("code 1 description in %.1f ms", 1000 * (time.perf_counter() - began))
     return out
+
+
+def payer_summary(payer: Any) -> dict[str, Any]:
+    """One line of `pain-asp payers list`, as JSON."""
+    return {"id": payer.id, "name": payer.name, "example": payer.example, "extends": payer.extends}
+
+
+def payer_in_force(payer: Any, on: dt.date) -> dict[str, Any]:
+    """What `pain-asp payers show ID --date D` prints, as JSON."""
+    parameters = []
+    for name in sorted(payer.parameters):
+        dated = payer.in_force(name, on)
+        if dated is not None:
+            parameters.append({"name": name, "value": dated.value, "since": dated.start,
+                               "source": dated.source})
+    rule_settings = []
+    for rule_id in sorted(set(payer.rule_severity) | set(payer.rule_off)):
+        for dated in payer.rule_severity.get(rule_id, []):
+            if dated.since <= on <= dated.until:
+                rule_settings.append({"rule": rule_id, "severity": dated.value})
+        for dated in payer.rule_off.get(rule_id, []):
+            if dated.since <= on <= dated.until:
+                rule_settings.append({"rule": rule_id, "off": True})
+    return {**payer_summary(payer), "on": on.isoformat(), "parameters": parameters, "rules": rule_settings}
