@@ -417,8 +417,6 @@ def coded_output(coded: Any, reading: Any, fmt: str, colour: bool = False) -> st
 
 
 def _read_encounter_file(path: Any) -> dict[str, Any]:
-    import json
-
     if not path.is_file():
         raise PainAspError(f"{path}: no such file")
     try:
