@@ -3,7 +3,7 @@
 ``releases.json`` lists the periods (a fiscal year, October 1 to September 30, or part of one
 when CMS changed the code set on April 1) with the release that governs each and where it
 came from; ``icd10cm.tsv.gz`` has one line per code with one status character per period
-(``B`` billable, ``H`` header, ``-`` not a code of that release, ``?`` not known).
+(``B`` billable, ``H`` header, ``-`` not a code of that release).
 ``scripts/build_icd10cm.py`` builds both; docs/reference-data.md tells how to add a year.
 """
 
@@ -29,12 +29,11 @@ class Period:
     start: int
     end: int
     source: str
-    bridged: bool
 
     def as_dict(self) -> dict[str, object]:
         """For ``data status``."""
         return {"release": self.label, "from": _iso(self.start), "to": _iso(self.end),
-                "source": self.source, "bridged": self.bridged}
+                "source": self.source}
 
 
 def _ymd(iso: str) -> int:
@@ -52,13 +51,8 @@ def periods() -> tuple[Period, ...]:
     data = json.loads((kb_dir() / "data" / "icd10cm" / "releases.json").read_text(encoding="utf-8"))
     out = []
     for item in data["periods"]:
-        if item.get("bridged"):
-            source = ("no release file at hand: codes with the same status in the releases before "
-                      "and after it, and the dated changes of transitions.tsv")
-        else:
-            source = f"{item['cms_release']}; from PyPI {item['package']} {item['version']}, {item['file']}"
-        out.append(Period(item["label"], _ymd(item["from"]), _ymd(item["to"]), source,
-                          bool(item.get("bridged"))))
+        source = f"{item['cms_release']}; from PyPI {item['package']} {item['version']}, {item['file']}"
+        out.append(Period(item["label"], _ymd(item["from"]), _ymd(item["to"]), source))
     return tuple(out)
 
 
@@ -103,7 +97,7 @@ def release_source(label: str) -> dict[str, str]:
     for period in periods():
         if f"ICD-10-CM {period.label}" == label:
             return {"document": f"{label} ({_iso(period.start)} to {_iso(period.end)}): {period.source}",
-                    "url": "", "confidence": "unverified" if period.bridged else "data",
+                    "url": "", "confidence": "data",
                     "effective": _iso(period.start)}
     first, last = periods()[0], periods()[-1]
     return {"document": f"no ICD-10-CM release: pain-asp's tables cover {_iso(first.start)} to "

