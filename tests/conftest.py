@@ -25,7 +25,7 @@ settings.register_profile("default", max_examples=25, deadline=None,
 # CI replays the same examples on every run (derandomize): a red CI then always means the
 # change broke something, never a new random draw. The default profile keeps drawing new
 # examples on every developer's run, which is where new counterexamples are found.
-settings.register_profile("ci", max_examples=60, deadline=None, print_blob=True, derandomize=True,
+settings.register_profile("ci", max_examples=40, deadline=None, print_blob=True, derandomize=True,
                           suppress_health_check=_SLOW_IS_FINE)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
