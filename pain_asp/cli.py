@@ -772,6 +772,7 @@ def report_command(
     """
     from .batch import BatchOptions, Progress
     from .outputs import check_output, write_output
+    from .render import visible
     from .report import build_report, render_html
 
     for path in files:
@@ -806,7 +807,7 @@ def report_command(
         comparison = compare(eras, results, checked_lines_of(claim_files) if claim_files else None)
         comparison.result_files = [str(p) for p in files]
         for error in comparison.errors[:20]:
-            sys.stderr.write(f"pain-asp: {error}\n")
+            sys.stderr.write(f"pain-asp: {visible(str(error))}\n")
     write_output(output, render_html(data, checker.rules, remittance=comparison))
     for message in data.malformed:
         sys.stderr.write(f"pain-asp: {message}\n")
@@ -849,6 +850,7 @@ def remit_command(
     """
     from .outputs import check_output, write_output
     from .remit import as_json, checked_lines_of, compare, render_text, require_remittances
+    from .render import visible
     from .report import ReportData, is_results_file, read_results, render_html
 
     eras = require_remittances(remittances)
@@ -887,7 +889,7 @@ def remit_command(
         with HistoryStore(record) as store:
             store.record_rule_precision(comparison_id(eras), comparison.rule_payers)
     for error in comparison.errors[:20]:
-        sys.stderr.write(f"pain-asp: {error}\n")
+        sys.stderr.write(f"pain-asp: {visible(str(error))}\n")
     if comparison.errors:
         sys.stderr.write(f"pain-asp: {len(comparison.errors):,} problem(s) in the remittance files\n")
         raise typer.Exit(2)

@@ -383,7 +383,9 @@ def render_text(c: Comparison) -> str:
         out.extend(f"  {e}" for e in c.errors[:50])
         if len(c.errors) > 50:
             out.append(f"  ... and {len(c.errors) - 50:,} more (--format json lists them all)")
-    return "\n".join(out) + "\n"
+    from .render import visible   # ids and codes come from the payer's file
+
+    return "\n".join(visible(line) for line in out) + "\n"
 
 
 def comparison_id(files: Iterable[str | Path]) -> str:

@@ -340,3 +340,19 @@ def test_rule_precision_is_recorded_once_per_remittance_and_shown_per_payer(chec
     shown = _cli("rules", "show", "em-same-day-no-25", "--remit-stats", db)
     assert shown.returncode == 0, shown.stderr
     assert "medicare: precision 0.0 % (0 of 1 predicted denials confirmed, 1 false alarms)" in shown.stdout
+
+
+def test_remittance_text_cannot_drive_the_terminal(checked, tmp_path):
+    """Claim ids and codes come from the payer's file: printed for a person, control
+    characters are shown escaped (as check does), never sent to the terminal raw."""
+    _, results, _ = checked
+    era = tmp_path / "ansi.835"
+    era.write_text(interchange([transaction(1, [
+        ("EX-13-clean-tfesi", ("4*780*0*0*MB*PCN13*11*1", [
+            *service("6448\x1b[2J", "780", "0", date="20260310", adjustments=["CO*50*780"])])),
+        ("BAD\x1b[31m", ("9*100*0*0*MB*PCNX*11*1", [*service("99213", "100", "0", date="20260310",
+                                                              adjustments=["CO*50*100"])])),
+    ])]))
+    done = _remit(era, "--against", results)
+    assert "\x1b" not in done.stdout and "\x1b" not in done.stderr
+    assert "\\x1b" in done.stderr                   # the bad claim's id, escaped in its error
