@@ -93,12 +93,6 @@ class RemitLine:
         """Paid nothing, with at least one adjustment that is a denial."""
         return self.paid == 0 and any(a.is_denial for a in self.adjustments)
 
-    @property
-    def denial(self) -> Optional[Adjustment]:
-        """The denial adjustment that explains the most money (the first, on a tie)."""
-        reasons = [a for a in self.adjustments if a.is_denial]
-        return max(reasons, key=lambda a: a.amount) if reasons else None
-
 
 @dataclass
 class RemitClaim:
