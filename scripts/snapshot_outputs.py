@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(pain_asp: str, args: list[str], out: Path) -> None:
-    done = subprocess.run([pain_asp, *args], capture_output=True, cwd=ROOT)
+    done = subprocess.run([pain_asp, *args], capture_output=True, cwd=out.parent)
     out.write_bytes(done.stdout + f"\n--- exit {done.returncode}\n".encode() + done.stderr)
 
 
@@ -41,8 +41,12 @@ def main() -> int:
     from pain_asp.generate import write_jsonl  # the generator of the tree being measured
 
     write_jsonl(generated, options.claims, options.seed)
-    examples = "docs/examples/claims.yaml"
-    for name, source in (("examples", examples), ("generated", str(generated))):
+    # The inputs are copied beside the outputs and named relatively, so the file names that
+    # the outputs carry are the same in every snapshot.
+    examples = "examples.yaml"
+    (out / examples).write_bytes((ROOT / "docs/examples/claims.yaml").read_bytes())
+    (out / "encounter.yaml").write_bytes((ROOT / "docs/examples/encounter.yaml").read_bytes())
+    for name, source in (("examples", examples), ("generated", generated.name)):
         run(options.pain_asp, ["check", source, "-f", "json", "--fail-on", "never", "--workers", "1"],
             out / f"{name}.check.json")
         run(options.pain_asp, ["check", source, "-f", "text", "--fail-on", "never", "--workers", "1"],
@@ -50,7 +54,7 @@ def main() -> int:
         run(options.pain_asp, ["fix", source, "-f", "json"], out / f"{name}.fix.json")
         run(options.pain_asp, ["explain", source, "-f", "json"], out / f"{name}.explain.json")
     run(options.pain_asp, ["explain", examples], out / "examples.explain.txt")
-    run(options.pain_asp, ["code", "docs/examples/encounter.yaml", "-f", "json"], out / "encounter.code.json")
+    run(options.pain_asp, ["code", "encounter.yaml", "-f", "json"], out / "encounter.code.json")
     pairs = yaml.safe_load((ROOT / "tests/code_pairs.yaml").read_text(encoding="utf-8"))
     with (out / "code_pairs.jsonl").open("wb") as sink:
         for pair in pairs:
@@ -63,7 +67,8 @@ def main() -> int:
             done = subprocess.run([options.pain_asp, *args], capture_output=True, cwd=ROOT)
             sink.write(json.dumps({"id": pair["id"], "exit": done.returncode}).encode() + b"\n")
             sink.write(done.stdout + done.stderr)
-    generated.unlink()
+    for name in (generated.name, examples, "encounter.yaml"):
+        (out / name).unlink()
     return 0
 
 
