@@ -86,7 +86,7 @@ def _fail(message: str) -> typer.Exit:
 
 def _worker_count(workers: int | None) -> int | None:
     """``--workers``, at least 1 and at most the machine's cores (saying so when capped)."""
-    from .batch import default_workers
+    from .modes.check import default_workers
 
     if workers is None:
         return None
@@ -133,7 +133,7 @@ def _run(files: list[Path], payer_dirs: list[Path] | None, ncci_dir: Path | None
          history_db: Path | None):  # noqa: ANN202
     """Read, validate and check every claim; returns (checker, results)."""
     from .history import batch_history
-    from .readers import read_claims
+    from .inputs.readers import read_claims
 
     for path in files:
         if not path.exists():
@@ -150,7 +150,7 @@ def _run(files: list[Path], payer_dirs: list[Path] | None, ncci_dir: Path | None
 
 
 def _exit_code(results: list, fail_on: FailOn) -> int:
-    from .findings import SEVERITY_RANK
+    from .vocabulary import SEVERITY_RANK
 
     if any(r.errors for r in results):
         return 2
@@ -191,7 +191,7 @@ def check(
     Exit codes: 0 no deny finding; 1 some deny finding (--fail-on widens or disables this);
     2 usage or input error (the errors are summarised on standard error).
     """
-    from .batch import BatchOptions, Progress, check_files
+    from .modes.check import BatchOptions, Progress, check_files
     from .outputs import atomic_output, check_output
 
     for path in files:
@@ -239,7 +239,7 @@ def explain(
     """
     import json
 
-    from .explain import explain_result, explanation_text
+    from .modes.explain import explain_result, explanation_text
 
     checker, results, fixes, _ = _run_and_fix([file], payer_dir, ncci_dir, history)
     fix_of = {id(result): fixed for result, fixed in zip(results, fixes)}
@@ -279,7 +279,7 @@ def rules_list(
     rules = [r for r in rule_catalog().values() if category is None or r.category == category]
     notes: dict[str, str] = {}
     if payer is not None:
-        from .authoring import payer_rule_notes
+        from .authoring.rules import payer_rule_notes
 
         notes = payer_rule_notes(payer, [str(p) for p in payer_dir or []])
         rules = [r for r in rules if r.id in notes]
@@ -334,7 +334,7 @@ def docs(
     check_only: Annotated[bool, typer.Option("--check", help="Only report whether the files are current.")] = False,
 ) -> None:
     """Regenerate docs/rules.md (rule metadata) and docs/claim-format.md (claim JSON Schema)."""
-    from .docs import generated_docs
+    from .authoring.docs import generated_docs
     from .outputs import check_folder, write_output
 
     check_folder(out, "--out")
@@ -424,7 +424,7 @@ def history_add(
 
     Exit codes: 0 recorded; 2 usage or input error (nothing is recorded).
     """
-    from .render import visible
+    from .render.results import visible
     from .store import HistoryStore
 
     if not files and not remit:
@@ -434,7 +434,7 @@ def history_add(
             raise _fail(f"{path}: no such file or folder")
     records = []
     if files:
-        from .readers import read_claims
+        from .inputs.readers import read_claims
 
         records = list(read_claims(files))
         bad = [e for r in records for e in r.errors]
@@ -444,7 +444,7 @@ def history_add(
             raise _fail(f"{len(bad)} input error(s): nothing was recorded (fix them and run again)")
     standing = reversed_claims = None
     if remit:
-        from .remit import remittances, require_remittances
+        from .modes.remit import remittances, require_remittances
 
         errors: list = []
         standing, reversed_claims = remittances(require_remittances(remit), errors)
@@ -536,7 +536,7 @@ def code_command(
     Exit codes: 0 no deny finding; 1 some deny finding; 2 input that cannot be coded (with what
     is missing).
     """
-    from .coder import run_code
+    from .modes.code import run_code
 
     for folder in payer_dir or []:
         if not folder.is_dir():
@@ -612,8 +612,8 @@ def _run_and_fix(files: list[Path], payer_dirs: list[Path] | None, ncci_dir: Pat
                  history_db: Path | None, timeout: float = 20.0):  # noqa: ANN202
     """Read, check and fix every claim; returns (checker, check results, fix results, records)."""
     from .history import batch_history
-    from .readers import read_claims
-    from .repair import Repairer, RepairOptions
+    from .inputs.readers import read_claims
+    from .modes.fix import Repairer, RepairOptions
 
     for path in files:
         if not path.exists():
@@ -669,7 +669,7 @@ def _write_corrected(fixes: list, records: list, path: Path, inputs: list[Path])
                          f"#{record.position}) passed through unchanged, it could not be checked{why}\n")
         items.append(item)
     if x12:  # claims read from an 837P keep their loops
-        from .x12 import Untouched, contexts_for_files, write_corrected_837
+        from .inputs.x12 import Untouched, contexts_for_files, write_corrected_837
 
         outputs.write_output(path, write_corrected_837(items, inputs))
         known = contexts_for_files(inputs)
@@ -695,7 +695,7 @@ def _write_corrected(fixes: list, records: list, path: Path, inputs: list[Path])
 
 def _as_read(record, x12: bool):  # noqa: ANN001, ANN202
     """An unreadable claim as it was read, for the output format; None when there is none."""
-    from .x12 import Untouched, X12Context
+    from .inputs.x12 import Untouched, X12Context
 
     if isinstance(record.source, X12Context):
         return Untouched(record.source) if x12 else record.source.as_read
@@ -724,7 +724,7 @@ def fix(
     import json
 
     from .outputs import check_output
-    from .repair import format_fix_report
+    from .modes.fix import format_fix_report
 
     if output is not None:
         if output.suffix.lower() not in CORRECTED_SUFFIXES:
@@ -770,10 +770,10 @@ def report_command(
     Exit codes: 0 the report was written from readable input; 2 usage or input error (unreadable
     claims or results records are listed in the report and summarised on standard error).
     """
-    from .batch import BatchOptions, Progress
+    from .modes.check import BatchOptions, Progress
     from .outputs import check_output, write_output
-    from .render import visible
-    from .report import build_report, render_html
+    from .render.results import visible
+    from .render.report import build_report, render_html
 
     for path in files:
         if not path.exists():
@@ -783,7 +783,7 @@ def report_command(
     check_output(output, [*files, *([history] if history else []), *(remit or [])])
     eras = None
     if remit:
-        from .remit import require_remittances
+        from .modes.remit import require_remittances
 
         eras = require_remittances(remit)
     options = BatchOptions(workers=_worker_count(workers), spool_dir=_spool_folder(spool_dir, output))
@@ -800,8 +800,8 @@ def report_command(
                     f"{output} was not written")
     comparison = None
     if eras:
-        from .remit import checked_lines_of, compare
-        from .report import is_results_file
+        from .modes.remit import checked_lines_of, compare
+        from .render.report import is_results_file
 
         claim_files = [p for p in files if not is_results_file(p)]
         comparison = compare(eras, results, checked_lines_of(claim_files) if claim_files else None)
@@ -849,9 +849,9 @@ def remit_command(
     reported with file, segment and element, and the rest is still compared).
     """
     from .outputs import check_output, write_output
-    from .remit import as_json, checked_lines_of, compare, render_text, require_remittances
-    from .render import visible
-    from .report import ReportData, is_results_file, read_results, render_html
+    from .modes.remit import as_json, checked_lines_of, compare, render_text, require_remittances
+    from .render.results import visible
+    from .render.report import ReportData, is_results_file, read_results, render_html
 
     eras = require_remittances(remittances)
     for path in against:
@@ -883,7 +883,7 @@ def remit_command(
     else:
         write_output(output, text)
     if record is not None:
-        from .remit import comparison_id
+        from .modes.remit import comparison_id
         from .store import HistoryStore
 
         with HistoryStore(record) as store:
@@ -911,7 +911,7 @@ def bench_command(
     baseline and peak memory, all from one run, with the command that reproduces them."""
     import json
 
-    from .bench_batch import format_batch_report, run_batch_bench
+    from .bench.batch import format_batch_report, run_batch_bench
 
     settings = tuple(workers or (1, 2))
     if claims < 1 or baseline < 1 or min(settings) < 1 or cli_runs < 0:
@@ -927,7 +927,7 @@ CasesDir = Annotated[Optional[Path], typer.Option(
 
 
 def _layout(kb: Path | None, cases: Path | None):  # noqa: ANN202
-    from .authoring import layout
+    from .authoring.rules import layout
 
     return layout(kb, cases)
 
@@ -946,7 +946,7 @@ def rules_show(
     ASP text; with --remit-stats, its observed precision per payer."""
     import json
 
-    from .authoring import show_rule, show_text
+    from .authoring.rules import show_rule, show_text
 
     info = show_rule(rule_id, _layout(kb, cases), [str(p) for p in payer_dir or []])
     if remit_stats is not None:
@@ -973,7 +973,7 @@ def rules_test(
     payer_dir: PayerDirs = None,
 ) -> None:
     """Run case files and show, for each failing case, the expected and actual findings as a diff (exit 1 on failure)."""
-    from .authoring import collect_cases, run_tests
+    from .authoring.rules import collect_cases, run_tests
     from .kb import rule_catalog
 
     place = _layout(kb, cases)
@@ -1010,7 +1010,7 @@ def rules_coverage(
     """Which rules, payer parameters and catalog code families the cases exercise, and which never."""
     import json
 
-    from .authoring import collect_cases, coverage, coverage_text, run_tests
+    from .authoring.rules import collect_cases, coverage, coverage_text, run_tests
 
     place = _layout(kb, cases)
     dirs = [str(p) for p in payer_dir or []]
@@ -1034,7 +1034,7 @@ def rules_lint(
     """Check metadata, cases, payer files, clingo warnings and generated docs (exit 1 on any problem)."""
     import json
 
-    from .authoring import lint, lint_text
+    from .authoring.rules import lint, lint_text
 
     problems = lint(_layout(kb, cases), [str(p) for p in payer_dir or []])
     if fmt == TextOrJson.json:
@@ -1056,7 +1056,7 @@ def rules_new(
     cases: CasesDir = None,
 ) -> None:
     """Scaffold a rule file (metadata block, include line) with a firing and a non-firing case."""
-    from .authoring import scaffold_rule
+    from .authoring.rules import scaffold_rule
 
     sys.stdout.write(scaffold_rule(rule_id, category, code, _layout(kb, cases), severity, title).text())
 
@@ -1084,7 +1084,7 @@ def kb_check(
     """Search for contradicting rules, self-contradicting payer settings, and rules or parameters that never fire (exit 1 on an error)."""
     import json
 
-    from .kbcheck import CHECKS, check_kb
+    from .authoring.kbcheck import CHECKS, check_kb
 
     report = check_kb(_layout(kb, cases), payer, budget, seed, out, [str(p) for p in payer_dir or []],
                       only or CHECKS, codes.split(",") if codes else None)
@@ -1105,7 +1105,7 @@ def kb_diff(
     import json
     import tempfile
 
-    from .kbcheck import diff_kbs, resolve_kb
+    from .authoring.kbcheck import diff_kbs, resolve_kb
 
     with tempfile.TemporaryDirectory(prefix="pain-asp-kbdiff-") as tmp:
         report = diff_kbs(resolve_kb(old, Path(tmp)), resolve_kb(new, Path(tmp)), claims,
@@ -1127,7 +1127,7 @@ def kb_profile(
     """Grounding time of every rule (and rule file) over generated claims: where check time goes."""
     import json
 
-    from .kbprofile import profile_kb
+    from .authoring.kbprofile import profile_kb
 
     profile = profile_kb(claims, seed, repeats, str(kb) if kb else None)
     sys.stdout.write(json.dumps(profile.as_dict(), indent=2) + "\n" if fmt == TextOrJson.json else profile.text(top))

@@ -20,7 +20,7 @@ from .kb import main_file, read_predicates, rule_catalog
 from .models import Claim, HistoryEntry
 from .ncci import load_tables
 from .payers import PayerRegistry, load_registry
-from .readers import Record
+from .inputs.records import Record
 from .resources import kb_dir
 from .terms import parse_term
 

@@ -137,7 +137,7 @@ def _unchecked_line(k: int, n: int, line: Line) -> str:
 
 
 def _mapped_payer_ids() -> dict[str, str]:
-    from .x12 import payer_table
+    from .inputs.x12 import payer_table
 
     return payer_table()[0]
 

@@ -11,11 +11,11 @@ from .models import Claim
 from .payer_schema import PARAMETERS, value_text
 from .payers import Payer
 from .terms import Fn, parse_term, show_term
+from .vocabulary import SEVERITY_RANK
 
-__all__ = ["Finding", "Result", "SEVERITY_RANK", "build_findings", "ncci_data_summary", "record_header",
+__all__ = ["Finding", "Result", "build_findings", "ncci_data_summary", "record_header",
            "render_value", "status_of"]
 
-SEVERITY_RANK = {"deny": 0, "review": 1, "warn": 2, "info": 3}
 
 
 @dataclass
@@ -184,7 +184,7 @@ def build_findings(atoms: list[tuple[str, int, Any, str]], rules: dict[str, Rule
     out = []
     for (rule_id, severity, _), (why, lines) in groups.items():
         rule = rules[rule_id]
-        facts = _why_dict(why)
+        facts = why_facts(why)
         ordered = sorted(lines)
         codes = list(dict.fromkeys(claim.lines[n - 1].code for n in ordered if 0 < n <= len(claim.lines)))
         values = {"lines": ", ".join(map(str, ordered)), "line": ordered[0], "payer": payer, **facts}
@@ -207,7 +207,7 @@ def build_findings(atoms: list[tuple[str, int, Any, str]], rules: dict[str, Rule
     return out
 
 
-def _why_dict(why: Any) -> dict[str, Any]:
+def why_facts(why: Any) -> dict[str, Any]:
     """The named arguments of a finding's Why tuple, e.g. ``(code("77003"), date(739000))``."""
     if not isinstance(why, (int, str, tuple, Fn)):
         why = parse_term(str(why))

@@ -81,7 +81,7 @@ class CodeInfo:
 
 def main_file(directory: Path | None = None) -> Path:
     """The knowledge base's entry point (the include list)."""
-    return (directory or kb_dir()) / "main.lp"
+    return (directory or kb_dir()) / "check.lp"
 
 
 def _solve_meta(directory: Path) -> list:
@@ -139,22 +139,27 @@ def _metadata(directory: str | None) -> tuple[dict[str, Rule], dict[str, CodeInf
     return rules, codes, reads
 
 
+def forget_metadata() -> None:
+    """Drop the in-process catalog (after a rule file was written)."""
+    _metadata.cache_clear()
+
+
 def _read_predicates(folder: Path) -> frozenset[str]:
     """Names of the predicates some statement of the knowledge base reads: every atom except
     the plain head of a rule (bodies, conditions, ``#minimize``, ``#external`` ...), over all
     of the folder's .lp files (check, fix and code programs alike)."""
     from clingo import ast
 
-    from .authoring import _atom_names
+    from .asp_syntax import atom_names
 
     names: set[str] = set()
 
     def statement(node: Any) -> None:
         if node.ast_type == ast.ASTType.Rule and node.head.ast_type == ast.ASTType.Literal:
             for literal in node.body:
-                names.update(_atom_names(literal))
+                names.update(atom_names(literal))
         else:
-            names.update(_atom_names(node))
+            names.update(atom_names(node))
 
     messages: list[str] = []
     try:  # files included by others are parsed once; the "already included" notes are dropped

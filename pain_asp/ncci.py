@@ -13,7 +13,7 @@ Which tables a check uses, first match wins:
 3. the starter tables shipped in ``kb/data``.
 
 :func:`import_ncci` reads CMS's files (``pain-asp data import-ncci``) as CMS publishes them
-(.zip archives, .xlsx, .csv or text: pain_asp/cms_files.py): practitioner PTP files
+(.zip archives, .xlsx, .csv or text: pain_asp/inputs/cms_files.py): practitioner PTP files
 ``ccipra-v<version>r0-f<1..4>.txt`` (tab-separated), the practitioner MUE table (tab- or
 comma-separated) and, optionally, the add-on code edit table. Every row is validated; a
 malformed row is reported with its file and line, and nothing is written unless every row
@@ -38,7 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .cms_files import KINDS, table_texts, wrong_kind
+from .inputs.cms_files import KINDS, table_texts, wrong_kind
 from .errors import PainAspError
 from .resources import kb_dir
 
@@ -224,7 +224,7 @@ def _split(line: str, comma: bool) -> list[str]:
 
 def _parse(path: Path, kind: str, keep: set[str] | None = None) -> _Parsed:
     """Every data row of the tables of ``kind`` in ``path`` (a text file, an .xlsx sheet or a
-    .zip archive as CMS ships it, pain_asp/cms_files.py). With ``keep``, every PTP row is
+    .zip archive as CMS ships it, pain_asp/inputs/cms_files.py). With ``keep``, every PTP row is
     validated and counted but only those touching a code of ``keep`` are returned."""
     out = _Parsed()
     for label, text in table_texts(path, kind):

@@ -35,7 +35,7 @@ def check_output(path: Path, inputs: Iterable[Path] = (), option: str = "--outpu
         raise PainAspError(f"{option} {path}: the folder {folder} does not exist (create it first)")
     if not path.exists():
         return  # a new file cannot be an input
-    from .readers import CLAIM_SUFFIXES
+    from .inputs.files import CLAIM_SUFFIXES
 
     target = path.resolve()
     for item in inputs:

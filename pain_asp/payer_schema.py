@@ -14,9 +14,8 @@ from typing import Any
 
 from .tokens import CODE_RE, normalise_dx
 
-__all__ = ["ParamSpec", "PARAMETERS", "SEVERITIES", "encode_value", "value_text"]
+__all__ = ["ParamSpec", "PARAMETERS", "encode_value", "value_text"]
 
-SEVERITIES = ("deny", "review", "warn", "info")
 _CONST_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

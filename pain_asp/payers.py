@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PayerError
-from .payer_schema import PARAMETERS, SEVERITIES, ParamSpec, encode_value, lookup_key
+from .payer_schema import PARAMETERS, ParamSpec, encode_value, lookup_key
+from .vocabulary import SEVERITIES
 from .resources import payers_dir
 
 __all__ = ["Payer", "PayerRegistry", "load_registry", "Dated"]
@@ -133,7 +134,7 @@ def load_registry(extra_dirs: list[str] | None = None, known_rules: set[str] | N
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], Callable[[], dict[tuple[Any, ...], int]]]:
     """The file's data, and a function that maps key paths to line numbers (built on demand)."""
-    from .yamlsafe import YAMLError, compose, expectation, safe_load
+    from .inputs.yamlsafe import YAMLError, compose, expectation, safe_load
 
     try:
         text = path.read_text(encoding="utf-8")

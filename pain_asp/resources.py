@@ -18,7 +18,7 @@ def _shipped(name: str) -> Path:
 
 
 def kb_dir() -> Path:
-    """The directory holding ``main.lp`` and the rule files."""
+    """The directory holding ``check.lp`` and the rule files."""
     return _shipped("kb")
 
 

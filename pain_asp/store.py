@@ -426,9 +426,9 @@ class HistoryStore:
         return out
 
     def record_adjudications(self, standing: Iterable[Any], reversed_claims: Iterable[Any]) -> Adjudicated:
-        """Mark stored services with what the payer did, from its 835s (:mod:`pain_asp.remit`).
+        """Mark stored services with what the payer did, from its 835s (:mod:`pain_asp.modes.remit`).
 
-        ``standing`` are the last adjudications of claims (:class:`~pain_asp.era.RemitClaim`),
+        ``standing`` are the last adjudications of claims (:class:`~pain_asp.inputs.era.RemitClaim`),
         ``reversed_claims`` the claims whose payment was reversed or voided. A remitted claim
         matches the stored claim with its claim id and a date of service in common; the
         remittance names no patient pain-asp can use (it never reads member ids), so when that

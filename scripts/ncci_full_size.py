@@ -12,7 +12,7 @@
    have edits in the proportion of any other code (about 170 column-2 codes each).
 2. Times ``pain-asp data import-ncci`` on them (the default: every row validated, the rows
    touching a catalog code kept).
-3. Checks the same generated claims (``pain_asp.generate.write_jsonl``) with the shipped
+3. Checks the same generated claims (``pain_asp.bench.generate.write_jsonl``) with the shipped
    starter tables and with the imported full tables, alternating, ``--rounds`` times each,
    in one process per run (``python -m pain_asp.cli check ... --workers 1``), and prints
    the claims/s of each and their ratio.
@@ -106,7 +106,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "pain_asp.cli", "data", "import-ncci", "--ptp", *map(str, files["ptp"]),
                     "--mue", str(files["mue"]), "--aoc", str(files["aoc"]), "--into", str(data)], check=True)
     imported = time.perf_counter() - start
-    from pain_asp.generate import write_jsonl
+    from pain_asp.bench.generate import write_jsonl
     from pain_asp.resources import kb_dir
 
     claims = args.out / "claims.jsonl"

@@ -38,7 +38,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     generated = out / "generated.jsonl"
     sys.path.insert(0, str(ROOT))
-    from pain_asp.generate import write_jsonl  # the generator of the tree being measured
+    from pain_asp.bench.generate import write_jsonl  # the generator of the tree being measured
 
     write_jsonl(generated, options.claims, options.seed)
     # The inputs are copied beside the outputs and named relatively, so the file names that

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for claims, built on the vocabulary of :mod:`pain_asp.generate`.
+"""Hypothesis strategies for claims, built on the vocabulary of :mod:`pain_asp.bench.generate`.
 
 ``claims()`` draws valid claims (SPEC §3 raw dicts with ISO dates) that reuse a small pool
 of codes and dates per claim, so that the pairwise rules (add-on and primary, imaging with
@@ -19,7 +19,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pain_asp import generate as g
+from pain_asp.bench import generate as g
 from pain_asp.tokens import nerve_token
 
 __all__ = [

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pain_asp.authoring import layout, parse_kb, rule_text
-from pain_asp.casefiles import find_cases, load_case, run_case, run_cases
+from pain_asp.authoring.rules import layout, parse_kb, rule_text
+from pain_asp.authoring.casefiles import find_cases, load_case, run_case, run_cases
 from pain_asp.cli import app
 
 runner = CliRunner()
@@ -33,7 +33,7 @@ def kb_copy(tmp_path: Path) -> Path:
 
 
 def _include(kb: Path, relative: str) -> None:
-    main = kb / "main.lp"
+    main = kb / "check.lp"
     text = main.read_text(encoding="utf-8")
     main.write_text(text.replace('#include "findings.lp".', f'#include "{relative}".\n#include "findings.lp".'),
                     encoding="utf-8")
@@ -243,7 +243,7 @@ def test_rules_lint_finds_each_kind_of_problem(kb_copy: Path, tmp_path: Path) ->
     assert "sloppy-rule has no fire_*.yaml case" in out and "sloppy-rule has no pass_*.yaml case" in out
     assert "'not-a-rule' is not a rule id" in out
     assert "sloppy-rule is correctable but has no fix case" in out
-    assert "orphan.lp: [files] not included by main.lp" in out
+    assert "orphan.lp: [files] not included by check.lp" in out
     assert "no '% Source:' line" in out
     assert "typo.yaml:4: [payers] parameters.esi_frequncy" in out and "did you mean 'esi_frequency'" in out
 
@@ -251,7 +251,7 @@ def test_rules_lint_finds_each_kind_of_problem(kb_copy: Path, tmp_path: Path) ->
 def test_rules_lint_reports_stale_docs(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from pain_asp.authoring import _lint_docs
+    from pain_asp.authoring.rules import _lint_docs
 
     assert layout(KB).docs == ROOT / "docs"  # the checkout's own knowledge base has docs
     assert layout(KB.parent / "kb").docs is not None
@@ -272,7 +272,7 @@ def test_rules_new_scaffolds_a_rule_with_cases_ready_to_fill_in(kb_copy: Path, t
     assert rule_file.is_file() and f"wrote {rule_file}" in result.stdout
     text = rule_file.read_text(encoding="utf-8")
     assert 'rule("demo-new-rule", payer, deny).' in text and 'demo_new_rule_line_code("64483").' in text
-    assert '#include "rules/payer/demo_new_rule.lp".' in (kb_copy / "main.lp").read_text(encoding="utf-8")
+    assert '#include "rules/payer/demo_new_rule.lp".' in (kb_copy / "check.lp").read_text(encoding="utf-8")
     assert (cases / "demo-new-rule" / "fire_example.yaml").is_file()
     assert (cases / "demo-new-rule" / "pass_example.yaml").is_file()
     shown = invoke("rules", "show", "demo-new-rule", "--kb", kb_copy, "--cases", cases)

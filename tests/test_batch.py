@@ -1,8 +1,8 @@
-"""Batch checking at scale (pain_asp/batch.py): streaming, workers, recycling, progress.
+"""Batch checking at scale (pain_asp/modes/check.py): streaming, workers, recycling, progress.
 
 The reference for every comparison is the one-pass path the project started with: read
-every record, build batch history over all claims, check in this process, render with
-``write_results``. The streaming path (spool + patient index + worker processes) must give
+every record, build batch history over all claims, check in this process, render each result
+with ``render_result`` and frame them with ``ResultWriter``. The streaming path (spool + patient index + worker processes) must give
 the same bytes, whatever the number of workers, chunk size or recycling.
 """
 
@@ -14,20 +14,21 @@ import os
 import tempfile
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from pain_asp.batch import (BatchOptions, BatchSummary, PatientIndex, Progress, check_files,
+from pain_asp.modes.check import (BatchOptions, BatchSummary, PatientIndex, Progress, check_files,
                             check_partition, check_task, claim_identity, duplicate_positions,
                             iter_checked, patient_key)
 from pain_asp.cli import app
 from pain_asp.engine import Checker
-from pain_asp.generate import generate_claims
+from pain_asp.bench.generate import generate_claims
 from pain_asp.history import batch_history
-from pain_asp.readers import read_claims
-from pain_asp.render import write_results
+from pain_asp.inputs.readers import read_claims
+from pain_asp.render.results import ResultWriter, render_result
 
 runner = CliRunner()
 
@@ -60,7 +61,10 @@ def _reference(files: list[Path], fmt: str, checker: Checker) -> str:
     records = list(read_claims(files, checker.known_payers()))
     provider = batch_history([r.claim for r in records if r.claim is not None])
     out = io.StringIO()
-    write_results(checker.check(records, history=provider), fmt, out)
+    writer = ResultWriter(fmt, out)
+    for result in checker.check(records, history=provider):
+        writer.write(SimpleNamespace(text=render_result(result, fmt), status=result.status))
+    writer.end()
     return out.getvalue()
 
 
@@ -299,7 +303,7 @@ def test_bench_command_reports_figures_from_one_run() -> None:
         if Path("/proc/self/status").exists():
             assert run["peak_rss_mb"] > 20 and run["peak_process_mb"] > 20
     assert figures["command"] == "pain-asp bench --claims 40 --seed 1 --baseline 3 --workers 1 --workers 2"
-    from pain_asp.bench_batch import format_batch_report
+    from pain_asp.bench.batch import format_batch_report
 
     text = format_batch_report(figures)
     assert "fresh Control per claim (3 claims)" in text and "2 workers / fresh Control" in text

@@ -14,12 +14,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pain_asp.batch import PatientIndex
+from pain_asp.modes.check import PatientIndex
 from pain_asp.engine import Checker
 from pain_asp.history import batch_history
 from pain_asp.models import parse_claim
-from pain_asp.readers import read_claims, validate_claim
-from pain_asp.repair import Repairer
+from pain_asp.inputs.readers import read_claims
+from pain_asp.inputs.records import validate_claim
+from pain_asp.modes.fix import Repairer
 from pain_asp.store import HistoryStore, store_history
 
 D = dt.date
@@ -124,7 +125,7 @@ def test_837_frequency_and_payer_claim_number_are_read(tmp_path: Path) -> None:
 
 def test_writer_writes_frequency_and_ref_f8_back(tmp_path: Path) -> None:
     pytest.importorskip("pyx12")
-    from pain_asp.x12 import contexts_of, write_837
+    from pain_asp.inputs.x12 import contexts_of, write_837
 
     claim = parse_claim(raw_claim("L-W", esi(D(2026, 3, 2), charge="850.00"), frequency=8,
                                   replaces="26061000999"))
@@ -287,7 +288,7 @@ def test_an_anesthesia_minutes_line_is_reported_and_the_other_lines_are_checked(
 
 def test_unchecked_lines_are_written_back_as_read_and_never_edited(tmp_path: Path) -> None:
     pytest.importorskip("pyx12")
-    from pain_asp.x12 import contexts_of, write_837
+    from pain_asp.inputs.x12 import contexts_of, write_837
 
     for lines in (RANGE_PRIMARY, MINUTES):
         text = x12_text(lines=lines)
@@ -363,7 +364,7 @@ def test_fix_writes_a_void_837_back_unchanged(tmp_path: Path) -> None:
 def test_the_payer_claim_number_never_reaches_the_rules(checker: Checker) -> None:
     lines = [esi(D(2026, 3, 2), "64483", modifiers=["50"], units=2, charge="1200.00")]
     results = []
-    for number in ("26061000123", 'x"). claim_void(0). #include "kb/main.lp".\n'):
+    for number in ("26061000123", 'x"). claim_void(0). #include "kb/check.lp".\n'):
         for frequency in (7, 8):
             claim = parse_claim(raw_claim("L-I", *lines, frequency=frequency, replaces=number))
             results.append([(f.rule, f.severity, f.lines, f.message) for f in checker.check_claim(claim).findings])
@@ -372,7 +373,7 @@ def test_the_payer_claim_number_never_reaches_the_rules(checker: Checker) -> Non
 
 
 def test_explain_shows_the_days_and_minutes_of_an_unchecked_line(checker: Checker) -> None:
-    from pain_asp.explain import explain_result
+    from pain_asp.modes.explain import explain_result
 
     claim = parse_claim(raw_claim("L-X", {"code": "64483", "date": D(2026, 3, 2), "through": D(2026, 3, 3)},
                                   {"code": "01992", "date": D(2026, 3, 2), "minutes": 45}))

@@ -3,7 +3,7 @@
 (a) Every generated structured encounter, coded for every shipped payer and place of
     service, gives a claim with no deny finding, unless the procedure itself breaks the
     payer's policy; then that finding is present. The policy breaks are predicted here from
-    the encounter and the payer's parameters (an oracle independent of kb/coding/): too many
+    the encounter and the payer's parameters (an oracle independent of kb/code/): too many
     levels in a session, two spinal regions, a first RFA without the diagnostic blocks, a
     code the payer does not cover, a code that needs prior authorization at that place of
     service. Review findings (unknown chart facts) are expected and allowed.
@@ -26,12 +26,12 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from pain_asp.coder import Coder
-from pain_asp.encounter import (
+from pain_asp.modes.code import Coder
+from pain_asp.inputs.encounter import (
     GENICULAR_BRANCHES, KIND_FIELDS, NERVES, Procedure, parse_encounter,
 )
 from pain_asp.payers import load_registry
-from pain_asp.procedure_text import (
+from pain_asp.inputs.procedure_text import (
     MUSCLES, TextError, encounter_text, procedure_text, read_procedure_text,
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pain_asp.docs import generated_docs
+from pain_asp.authoring.docs import generated_docs
 from pain_asp.kb import rule_catalog
 from pain_asp.resources import cases_dir, kb_dir, payers_dir
 
@@ -24,7 +24,7 @@ def test_every_rule_is_documented() -> None:
 
 
 def test_kb_and_payers_ship_inside_the_package() -> None:
-    assert (kb_dir() / "main.lp").is_file()
+    assert (kb_dir() / "check.lp").is_file()
     assert (payers_dir() / "medicare.yaml").is_file()
     cases = cases_dir()
     assert cases is not None and (cases / "esi-frequency").is_dir()  # rules test/lint when installed

@@ -52,12 +52,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import pain_asp.repair as repair_module
-from pain_asp.generate import generate_claims
+import pain_asp.modes.fix as repair_module
+from pain_asp.bench.generate import generate_claims
 from pain_asp.history import batch_history
 from pain_asp.models import parse_claim
-from pain_asp.readers import validate_claim
-from pain_asp.repair import (
+from pain_asp.inputs.records import validate_claim
+from pain_asp.modes.fix import (
     EDIT_KINDS,
     FixResult,
     RawEdit,
@@ -68,7 +68,7 @@ from pain_asp.repair import (
     edit_cost,
     unpriced_units_removed,
 )
-from pain_asp.yamlsafe import safe_load
+from pain_asp.inputs.yamlsafe import safe_load
 
 from strategies import claims as random_claims
 
@@ -202,7 +202,7 @@ _LAYOUT = {"RT", "LT", "50"}
 
 
 def _consistent(edits: tuple[RawEdit, ...]) -> bool:
-    """The consistency constraints of kb/repair/generate.lp, written out in Python."""
+    """The consistency constraints of kb/fix/generate.lp, written out in Python."""
     by_line: dict[int, list[RawEdit]] = {}
     for e in edits:
         by_line.setdefault(e.line, []).append(e)
@@ -241,8 +241,8 @@ def _consistent(edits: tuple[RawEdit, ...]) -> bool:
 
 def _cost_of(claim_raw: dict[str, Any], checked_before: Any, subset: tuple[RawEdit, ...],
              rechecked: Any, view_to_new: dict[int, int]) -> tuple[int, int, int, int, int] | None:
-    """The objective of kb/repair/optimise.lp (levels 5 to 1) for one applied subset, or None
-    when a hard constraint of kb/repair/test.lp excludes it."""
+    """The objective of kb/fix/optimise.lp (levels 5 to 1) for one applied subset, or None
+    when a hard constraint of kb/fix/test.lp excludes it."""
     new_to_origin = {new: (view - 100 if view > 100 else view) for view, new in view_to_new.items()}
     corrected = rechecked.claim
     if not corrected.lines or len(corrected.lines) > 50:
@@ -673,11 +673,11 @@ def test_fix_exit_codes_and_output_formats(tmp_path: Path) -> None:
 
 def test_bench_fix_reports_throughput() -> None:
     """The shipped fix benchmark runs on generated claims with deny findings, all optimal."""
-    from pain_asp.repair import bench_fix
+    from pain_asp.modes.fix import bench_fix
 
     figures = bench_fix(30, 5, claims_per_solve=10)
     assert figures["claims"] == 30 and figures["claims_per_s"] > 0
     assert figures["optimal"] + figures["not_proven"] + figures["statuses"].get("timeout", 0) \
         + figures["statuses"].get("error", 0) == 30
     assert figures["not_proven"] == 0 and "timeout" not in figures["statuses"]
-    assert figures["command"].startswith("python -m pain_asp.repair --claims 30 --seed 5")
+    assert figures["command"].startswith("python -m pain_asp.modes.fix --claims 30 --seed 5")

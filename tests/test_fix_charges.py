@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from pain_asp.history import batch_history
-from pain_asp.readers import validate_claim
-from pain_asp.repair import Repairer
+from pain_asp.inputs.records import validate_claim
+from pain_asp.modes.fix import Repairer
 
 THERAPEUTIC = {"imaging": "fluoroscopy", "levels": ["L5-S1"], "purpose": "therapeutic"}
 

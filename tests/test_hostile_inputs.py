@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pain_asp.cli import app
-from pain_asp.readers import read_claims
+from pain_asp.inputs.readers import read_claims
 
 runner = CliRunner()
 
@@ -164,7 +164,7 @@ def test_deep_file_is_an_error(tmp_path: Path, suffix: str) -> None:
 
 
 def test_json_lines_line_over_the_size_limit(tmp_path: Path) -> None:
-    from pain_asp.readers import MAX_LINE_BYTES
+    from pain_asp.inputs.readers import MAX_LINE_BYTES
 
     path = tmp_path / "batch.jsonl"
     huge = json.dumps({**good_claim("H"), "claim_id": "x" * MAX_LINE_BYTES})
@@ -175,7 +175,7 @@ def test_json_lines_line_over_the_size_limit(tmp_path: Path) -> None:
 
 
 def test_file_over_the_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pain_asp.readers as readers
+    import pain_asp.inputs.readers as readers
 
     monkeypatch.setattr(readers, "MAX_FILE_BYTES", 1 << 10)
     path = tmp_path / "claims.json"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pain_asp.authoring import layout
+from pain_asp.authoring.rules import layout
 from pain_asp.cli import app
-from pain_asp.kbcheck import hypothesis_claims, space_search
+from pain_asp.authoring.kbcheck import hypothesis_claims, space_search
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ def _kb_with(tmp_path: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         (kb / "rules" / "payer" / name).write_text(text, encoding="utf-8")
         includes.append(f'#include "rules/payer/{name}".')
-    main = kb / "main.lp"
+    main = kb / "check.lp"
     main.write_text(main.read_text(encoding="utf-8").replace(
         '#include "findings.lp".', "\n".join(includes) + '\n#include "findings.lp".'), encoding="utf-8")
     return kb
@@ -102,9 +102,9 @@ def test_kb_check_catches_a_deliberately_contradictory_rule(contradictory: tuple
     rerun = invoke("rules", "test", written[0], "--kb", kb)
     assert rerun.exit_code == 0, rerun.output
     # ... and pain-asp fix cannot make it clean.
-    from pain_asp.casefiles import load_case
-    from pain_asp.readers import validate_claim
-    from pain_asp.repair import Repairer, RepairOptions
+    from pain_asp.authoring.casefiles import load_case
+    from pain_asp.inputs.records import validate_claim
+    from pain_asp.modes.fix import Repairer, RepairOptions
 
     case = load_case(written[0])
     repairer = Repairer(RepairOptions(kb_dir=str(kb)))
@@ -148,7 +148,7 @@ def test_space_search_proves_and_finds() -> None:
 
 
 def test_hypothesis_claims_are_valid_and_reproducible() -> None:
-    from pain_asp.readers import validate_claim
+    from pain_asp.inputs.records import validate_claim
 
     first = hypothesis_claims(["medicare", "commercial"], ["64493", "64494", "77003"], 15, seed=3)
     assert first == hypothesis_claims(["medicare", "commercial"], ["64493", "64494", "77003"], 15, seed=3)
@@ -242,7 +242,7 @@ def test_kb_diff_against_a_git_revision(tmp_path: Path, monkeypatch: pytest.Monk
     git("add", "kb", "payers")
     git("commit", "-q", "-m", "rules")
     (repo / "kb" / "rules" / "payer" / "no_kx_demo.lp").write_text(NO_KX, encoding="utf-8")
-    main = repo / "kb" / "main.lp"
+    main = repo / "kb" / "check.lp"
     main.write_text(main.read_text(encoding="utf-8").replace(
         '#include "findings.lp".', '#include "rules/payer/no_kx_demo.lp".\n#include "findings.lp".'),
         encoding="utf-8")
@@ -265,7 +265,7 @@ def _addon_pairs() -> set[tuple[str, str]]:
     from pain_asp.resources import kb_dir
 
     ctl = clingo.Control(["--warn=none"])
-    ctl.load(str(kb_dir() / "main.lp"))
+    ctl.load(str(kb_dir() / "check.lp"))
     ctl.add("base", [], "#show. #show addon_primary/2.")
     ctl.ground([("base", [])])
     pairs: set[tuple[str, str]] = set()

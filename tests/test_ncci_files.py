@@ -1,4 +1,4 @@
-"""CMS's NCCI downloads as they come (pain_asp/cms_files.py, pain_asp/ncci.py): .zip archives
+"""CMS's NCCI downloads as they come (pain_asp/inputs/cms_files.py, pain_asp/ncci.py): .zip archives
 holding the PTP text files, the MUE table as .csv and .xlsx with its header block, and the
 add-on code (AOC) edit table; a file given under the wrong option is named, not read as rows.
 
@@ -18,7 +18,7 @@ from pain_asp.cli import app
 from pain_asp.engine import Checker, CheckOptions
 from pain_asp.errors import PainAspError
 from pain_asp.ncci import AOC_FILE, import_ncci, load_tables, read_aoc
-from pain_asp.readers import validate_claim
+from pain_asp.inputs.records import validate_claim
 
 from test_ncci_import import DATA, MUE, PTP, own_data_folder  # noqa: F401  (the autouse fixture: an empty data folder)
 

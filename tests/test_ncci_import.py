@@ -22,7 +22,7 @@ from pain_asp.ncci import (
     MANIFEST, MUE_FILE, PTP_FILE, import_ncci, installed_dir, load_tables, ncci_version, read_mue,
     read_ptp, resolve_dir, status,
 )
-from pain_asp.readers import validate_claim
+from pain_asp.inputs.records import validate_claim
 from pain_asp.resources import kb_dir
 
 DATA = Path(__file__).resolve().parent / "data" / "ncci"

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pain_asp.batch import BatchOptions, _Spool, default_workers
+from pain_asp.modes.check import BatchOptions, _Spool, default_workers
 from pain_asp.cli import app
 from pain_asp.errors import PainAspError
-from pain_asp.generate import write_jsonl
+from pain_asp.bench.generate import write_jsonl
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples" / "claims.yaml"
@@ -107,7 +107,7 @@ def test_atomic_output_replaces_only_on_success_and_leaves_no_temporary_file(tmp
 
 def test_a_check_that_fails_while_writing_keeps_the_old_output(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from pain_asp import batch
+    from pain_asp.render.results import ResultWriter
 
     source = _claims(tmp_path, CLAIM, {**CLAIM, "claim_id": "C-2"})
     out = tmp_path / "out"
@@ -115,10 +115,10 @@ def test_a_check_that_fails_while_writing_keeps_the_old_output(tmp_path: Path,
     target = out / "results.jsonl"
     target.write_text("yesterday's results\n")
 
-    def broken_end(self: batch.ResultWriter) -> None:
+    def broken_end(self: ResultWriter) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(batch.ResultWriter, "end", broken_end)
+    monkeypatch.setattr(ResultWriter, "end", broken_end)
     done = runner.invoke(app, ["check", str(source), "-f", "jsonl", "-o", str(target)])
     assert done.exit_code != 0
     assert target.read_text() == "yesterday's results\n" and _listing(out) == ["results.jsonl"]

@@ -1,7 +1,7 @@
 """Properties of the whole checker on random claims (SPEC §4, §11, §12).
 
 Hypothesis draws claims from ``tests/strategies.py`` (the vocabulary of
-``pain_asp.generate``). The properties:
+``pain_asp.bench.generate``). The properties:
 
 (a) a valid claim never crashes the checker or makes the program unsatisfiable, and its
     findings carry known rule ids, valid severities, lines of the claim and filled-in
@@ -38,13 +38,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pain_asp import generate as g
-from pain_asp.batch import BatchOptions, check_files
+from pain_asp.bench import generate as g
+from pain_asp.modes.check import BatchOptions, check_files
 from pain_asp.engine import Checker, CheckOptions
-from pain_asp.findings import SEVERITY_RANK, Result
+from pain_asp.findings import Result
+from pain_asp.vocabulary import SEVERITY_RANK
 from pain_asp.history import batch_history
 from pain_asp.models import MAX_AUTHORIZATION_LENGTH, MAX_ID_LENGTH
-from pain_asp.readers import Record, read_claims, validate_claim
+from pain_asp.inputs.records import Record, validate_claim
+from pain_asp.inputs.readers import read_claims
 from pain_asp.tokens import nerve_token
 
 from strategies import (

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pain_asp.casefiles import load_case, run_cases
+from pain_asp.authoring.casefiles import load_case, run_cases
 from pain_asp.cli import app
 from pain_asp.ncci import MANIFEST, MUE_FILE, PTP_FILE, PTP_HEADER
 from pain_asp.resources import kb_dir

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from era_files import interchange, service, transaction
-from pain_asp.era import read_835
+from pain_asp.inputs.era import read_835
 from pain_asp.errors import InputError
 
 pytest.importorskip("pyx12")
@@ -171,8 +171,8 @@ def test_text_and_html(checked, tmp_path):
 
 
 def test_lines_match_by_control_number_before_code(tmp_path):
-    from pain_asp.remit import CheckedLine, _match_lines  # noqa: PLC2701 (the matcher is the unit)
-    from pain_asp.era import RemitLine
+    from pain_asp.modes.remit import CheckedLine, _match_lines  # noqa: PLC2701 (the matcher is the unit)
+    from pain_asp.inputs.era import RemitLine
     import datetime as dt
 
     day = dt.date(2026, 3, 2)

@@ -1,4 +1,4 @@
-"""The HTML denial report (pain_asp/report.py, ``pain-asp report``)."""
+"""The HTML denial report (pain_asp/render/report.py, ``pain-asp report``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pain_asp.cli import app
-from pain_asp.readers import read_claims
-from pain_asp.report import ReportData, build_report, is_results_file, render_html
+from pain_asp.inputs.readers import read_claims
+from pain_asp.render.report import ReportData, build_report, is_results_file, render_html
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples" / "claims.yaml"

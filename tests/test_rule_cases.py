@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pain_asp.casefiles import CaseOutcome, find_cases, load_case, run_cases
+from pain_asp.authoring.casefiles import CaseOutcome, find_cases, load_case, run_cases
 
 CASES = Path(__file__).parent / "cases"
 PATHS = find_cases(CASES)

@@ -15,8 +15,8 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from pain_asp.batch import check_files  # noqa: E402
-from pain_asp.casefiles import load_case  # noqa: E402
+from pain_asp.modes.check import check_files  # noqa: E402
+from pain_asp.authoring.casefiles import load_case  # noqa: E402
 from pain_asp.cli import app as cli  # noqa: E402
 from pain_asp.engine import Checker  # noqa: E402
 from pain_asp.serve.app import ServeOptions, create_app  # noqa: E402
@@ -85,7 +85,7 @@ def test_examples_match_the_command_line(client: TestClient) -> None:
 
 
 def _yaml(path: Path):  # noqa: ANN202
-    from pain_asp.yamlsafe import safe_load
+    from pain_asp.inputs.yamlsafe import safe_load
 
     return safe_load(path.read_text())
 

@@ -567,7 +567,7 @@ def test_provider_counts_modifier_order_as_the_same_service(db: Path) -> None:
 
 def test_provider_feeds_the_checker(db: Path) -> None:
     from pain_asp.engine import Checker
-    from pain_asp.readers import Record
+    from pain_asp.inputs.records import Record
 
     claim = make_claim("C-NOW", "P-1", line("64483", D(2026, 3, 10), "LT",
                                             imaging="fluoroscopy", side="left",

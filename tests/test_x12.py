@@ -1,4 +1,4 @@
-"""X12 837P in and out (pain_asp/x12.py): fixtures written by hand from 005010X222A1.
+"""X12 837P in and out (pain_asp/inputs/x12.py): fixtures written by hand from 005010X222A1.
 
 Each fixture is read field by field and checked; the multi-claim file gives the same
 findings as its YAML twin; 837P -> claim -> 837P validates with pyx12 and round-trips;
@@ -23,8 +23,8 @@ from pain_asp.engine import Checker
 from pain_asp.errors import PainAspError
 from pain_asp.history import batch_history
 from pain_asp.models import as_dict, parse_claim
-from pain_asp.readers import read_claims
-from pain_asp.x12 import (
+from pain_asp.inputs.readers import read_claims
+from pain_asp.inputs.x12 import (
     Provider, X12Context, contexts_of, records_from_text, validate_x12, write_837,
 )
 
@@ -290,7 +290,7 @@ def test_payer_mapping_can_be_extended(tmp_path: Path, monkeypatch: pytest.Monke
     assert recs[2].claim.payer == "commercial_strict_esi" and recs[0].claim.payer == "medicare"
     extra.write_text("payer_ids: [EXHP01]\n")
     monkeypatch.setenv("PAIN_ASP_PAYER_IDS", str(tmp_path / "ids.yaml") + "")
-    from pain_asp.x12 import _payer_table
+    from pain_asp.inputs.x12 import _payer_table
 
     _payer_table.cache_clear()
     with pytest.raises(PainAspError, match="payer_ids: a mapping"):
@@ -448,7 +448,7 @@ def test_fix_of_yaml_claims_can_write_837(tmp_path: Path) -> None:
 
 def _three_sets(monkeypatch: pytest.MonkeyPatch) -> tuple[str, list]:
     """The multi-claim YAML twin written with at most 2 claims per transaction set."""
-    import pain_asp.x12 as x12
+    import pain_asp.inputs.x12 as x12
 
     twin = records(X12 / "multi_claim.yaml")
     claims = [r.claim for r in twin]
@@ -485,8 +485,8 @@ class _Counting:
 
 
 def test_claims_are_released_a_transaction_set_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pain_asp.x12 as x12
-    from pain_asp.x12 import records_from_handle
+    import pain_asp.inputs.x12 as x12
+    from pain_asp.inputs.x12 import records_from_handle
 
     twin = [r.claim for r in records(X12 / "multi_claim.yaml")]
     claims = [msgspec.structs.replace(c, claim_id=f"{c.claim_id}-{n}") for n in range(50) for c in twin]
@@ -521,8 +521,8 @@ def test_set_trailer_error_stays_with_its_set_and_group_trailer_error_is_its_own
 
 def test_fix_writes_a_large_837_back_into_its_envelopes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Past the number of claims whose envelopes are kept, -o reads the input again."""
-    import pain_asp.x12 as x12
-    from pain_asp.x12 import write_corrected_837
+    import pain_asp.inputs.x12 as x12
+    from pain_asp.inputs.x12 import write_corrected_837
 
     source = tmp_path / "multi.837"
     source.write_text(text_of(MULTI), encoding="utf-8")
@@ -535,6 +535,6 @@ def test_fix_writes_a_large_837_back_into_its_envelopes(monkeypatch: pytest.Monk
 
 
 def read_x12_records(path: Path) -> list:
-    from pain_asp.x12 import read_x12
+    from pain_asp.inputs.x12 import read_x12
 
     return list(read_x12(path))

@@ -15,7 +15,7 @@ pytest.importorskip("pyx12", reason="X12 837P needs pyx12 4 (Python 3.11+)")
 from typer.testing import CliRunner
 
 from pain_asp.cli import app
-from pain_asp.readers import read_claims
+from pain_asp.inputs.readers import read_claims
 
 X12 = Path(__file__).resolve().parent / "data" / "x12"
 FACET = X12 / "bilateral_facet_medicare.837"
@@ -180,7 +180,7 @@ def test_fix_never_writes_an_invalid_envelope(tmp_path: Path) -> None:
 
 def test_the_writer_refuses_an_envelope_its_own_validation_rejects() -> None:
     from pain_asp.errors import PainAspError
-    from pain_asp.x12 import contexts_of, records_from_text, write_837
+    from pain_asp.inputs.x12 import contexts_of, records_from_text, write_837
 
     good = list(records_from_text(FACET.read_text(encoding="utf-8")))
     contexts = contexts_of(good)
@@ -212,7 +212,7 @@ def _claim_loops(text: str) -> dict[str, list[str]]:
 
 
 def test_fix_837_passes_an_unreadable_claim_through_untouched(tmp_path: Path) -> None:
-    from pain_asp.x12 import validate_x12
+    from pain_asp.inputs.x12 import validate_x12
 
     source = _copy(MULTI.read_text(encoding="utf-8").replace(*ICD9), tmp_path / "in.837")
     out = tmp_path / "out.837"

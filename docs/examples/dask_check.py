@@ -26,7 +26,7 @@ from typing import Any
 import dask
 import dask.bag as db
 
-from pain_asp.batch import check_partition, claim_identity, patient_key
+from pain_asp.modes.check import check_partition, claim_identity, patient_key
 
 
 def _claims(block: list[str]) -> list[str]:

@@ -33,7 +33,7 @@ __all__ = ["ServeOptions", "create_app", "KINDS"]
 
 _log = logging.getLogger("pain_asp.serve")
 
-# Content types of a request body and the reader they go to (pain_asp.readers.records_from_text).
+# Content types of a request body and the reader they go to (pain_asp.inputs.readers.records_from_text).
 KINDS = {"application/json": "json", "application/x-ndjson": "jsonl", "application/jsonl": "jsonl",
          "application/yaml": "yaml", "application/x-yaml": "yaml", "text/yaml": "yaml",
          "application/edi-x12": "x12", "application/x12": "x12"}
@@ -336,7 +336,7 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
     @app.get("/v1/rules/{rule_id}", tags=["catalog"])
     def rules_show(rule_id: str) -> dict[str, Any]:
         """One rule with its sources, payer parameters and cases: `pain-asp rules show ID --format json`."""
-        from ..authoring import layout, show_rule
+        from ..authoring.rules import layout, show_rule
 
         if rule_id not in rules:
             raise RequestError.one(404, "rule_id", "a rule id (GET /v1/rules)", rule_id[:60])

@@ -286,7 +286,7 @@ def page_routes() -> APIRouter:
 
     @router.get("/page/rules/{rule_id}", response_class=HTMLResponse)
     def page_rule(request: Request, rule_id: str) -> HTMLResponse:
-        from ..authoring import layout, show_rule
+        from ..authoring.rules import layout, show_rule
 
         if rule_id not in request.app.state.rules:
             return _error_page(RequestError.one(404, "rule", "a rule id of the catalog", rule_id[:60]), "No such rule")
@@ -318,7 +318,7 @@ def page_routes() -> APIRouter:
 
     @router.get("/page/payers/{payer_id}", response_class=HTMLResponse)
     def page_payer(request: Request, payer_id: str, date: str | None = None) -> HTMLResponse:
-        from ..authoring import value_text
+        from ..authoring.rules import value_text
         from ..payer_schema import PARAMETERS
 
         registry = request.app.state.registry

@@ -82,7 +82,7 @@ def without_file(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _records(text: str, kind: str) -> list[Any]:
-    from ..readers import records_from_text
+    from ..inputs.readers import records_from_text
 
     settings: Settings = _STATE["settings"]
     records = list(records_from_text(text, REQUEST, kind, _STATE["checker"].known_payers()))
@@ -151,7 +151,7 @@ def check(text: str, kind: str) -> list[dict[str, Any]]:
 
 def check_many(bodies: list[tuple[str, str]]) -> list[list[dict[str, Any]] | RequestError]:
     """:func:`check` of several request bodies (text, kind) in one solve: each one's answer or error."""
-    from ..batch import render_result
+    from ..render.results import render_result
 
     began = time.perf_counter()
     answers: list[Any] = []
@@ -173,7 +173,7 @@ def check_many(bodies: list[tuple[str, str]]) -> list[list[dict[str, Any]] | Req
 
 
 def _fixes(results: list[Any], provider: Any) -> list[Any]:
-    from ..repair import Repairer, RepairOptions
+    from ..modes.fix import Repairer, RepairOptions
 
     if "repairer" not in _STATE:
         settings: Settings = _STATE["settings"]
@@ -183,7 +183,7 @@ def _fixes(results: list[Any], provider: Any) -> list[Any]:
 
 def _explained(results: list[Any], fixes: list[Any], claim: str | None, rule: str | None) -> list[dict[str, Any]]:
     """The explanations ``pain-asp explain --format json`` prints for checked and fixed claims."""
-    from ..explain import explain_result
+    from ..modes.explain import explain_result
 
     checker = _STATE["checker"]
     explained = []
@@ -220,7 +220,7 @@ def explain(text: str, kind: str, claim: str | None = None, rule: str | None = N
 
 def review(text: str, kind: str) -> dict[str, list[dict[str, Any]]]:
     """Check, fix and explain at once, for the web page; claims that cannot be read are in the answer."""
-    from ..batch import render_result
+    from ..render.results import render_result
 
     began = time.perf_counter()
     results, provider = _checked(text, kind)
@@ -234,7 +234,7 @@ def review(text: str, kind: str) -> dict[str, list[dict[str, Any]]]:
 
 def code(description: str, payer: str, pos: str, date: str | None, dx: list[str]) -> dict[str, Any]:
     """``pain-asp code "DESCRIPTION" --payer P --pos POS [--date D] [--dx X] --format json``."""
-    from ..coder import Coder, coded_output, read_description
+    from ..modes.code import Coder, coded_output, read_description
 
     began = time.perf_counter()
     if "coder" not in _STATE:

@@ -1,0 +1,1 @@
+"""The claim generator and the benchmarks; nothing at run time imports this package."""

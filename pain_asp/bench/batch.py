@@ -1,0 +1,343 @@
+"""The batch benchmark behind ``pain-asp bench`` (SPEC §12): 100,000 claims, 1 and 2 workers.
+
+One run, one machine, every figure from the same run so that ratios hold however loaded
+the machine is:
+
+1. **Claims.** ``n_claims`` realistic claims from :func:`pain_asp.bench.generate.write_jsonl`
+   (1-6 lines, the real code mix, returning patients, earlier injections in ``history``),
+   written as JSON Lines.
+2. **Batch check, once per worker setting.** The real command, as a user runs it:
+   ``python -m pain_asp.cli check claims.jsonl --format jsonl --output results.jsonl
+   --workers N --fail-on never``, in a child process. The wall time covers everything:
+   interpreter start, reading and validating, the patient index, checking in worker
+   processes, writing. Memory is sampled every 0.1 s over the whole process tree (the
+   command, its fork server and its workers): the peak of the summed resident set (RSS,
+   which counts pages shared between processes once per process, so it overstates) and,
+   where Linux offers it, of the summed proportional set (PSS, shared pages split between
+   their processes: the memory the batch really holds). The outputs of every setting are
+   compared byte for byte.
+3. **Baseline.** The first ``baseline`` claims of the same file through a fresh clingo
+   Control per claim (``CheckOptions(chunk_size=1)``), in this process, with batch history:
+   what checking claim by claim would cost. The Checker is built before the clock starts.
+4. **One claim through the CLI**: median wall of ``python -m pain_asp.cli check claim.yaml``.
+
+``pain-asp bench --claims 100000 --workers 1 --workers 2 --baseline 200`` runs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional
+
+__all__ = ["run_batch_bench", "format_batch_report", "cli_wall_of_first_claim", "TreeSampler", "TARGETS"]
+
+# SPEC §12 targets.
+TARGETS = {"batch_1": 3000.0, "batch_2": 6000.0, "ratio": 60.0, "memory_mb": 500.0, "cli_ms": 200.0}
+
+
+class TreeSampler:
+    """Samples the memory of a process and all its descendants in a background thread (Linux).
+
+    ``peak_rss_mb``: the largest sum of resident sets seen; ``peak_pss_mb``: the same for
+    proportional sets (None where ``smaps_rollup`` is missing); ``peak_process_mb``: the
+    largest single process; ``seen``: the processes seen; ``cpu_seconds``: the CPU time
+    (user + system) the tree used, from each process's last sample (a process that ends
+    between two samples loses at most one interval of it).
+    """
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.pid, self.interval = pid, interval
+        self.peak_rss_mb = 0.0
+        self.peak_pss_mb: Optional[float] = None
+        self.peak_process_mb = 0.0
+        self.seen: set[int] = set()
+        self._cpu: dict[int, float] = {}
+        self._stats: dict[int, list[bytes]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.available = Path("/proc/self/status").exists()
+
+    def __enter__(self) -> "TreeSampler":
+        if self.available:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self.available:
+            self._thread.join()
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(b")") + 2:].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            self._stats[int(entry)] = fields
+        out: list[int] = []
+        todo = [self.pid]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            todo.extend(children.get(pid, []))
+        return out
+
+    @staticmethod
+    def _memory(pid: int) -> tuple[float, Optional[float]]:
+        rss = pss = None
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+                for line in handle:
+                    if line.startswith(b"Rss:"):
+                        rss = int(line.split()[1]) / 1024
+                    elif line.startswith(b"Pss:"):
+                        pss = int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        if rss is None:
+            try:
+                with open(f"/proc/{pid}/statm", "rb") as handle:
+                    rss = int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+            except (OSError, ValueError, IndexError):
+                rss = 0.0
+        return rss, pss
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time used by the tree so far."""
+        return sum(self._cpu.values())
+
+    def _run(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        while not self._stop.is_set():
+            total_rss, total_pss, have_pss = 0.0, 0.0, True
+            self._stats = {}
+            for pid in self._tree():
+                fields = self._stats.get(pid)
+                if fields is not None:  # utime and stime: fields 14 and 15 of /proc/PID/stat
+                    self._cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+                rss, pss = self._memory(pid)
+                if rss:
+                    self.seen.add(pid)
+                total_rss += rss
+                self.peak_process_mb = max(self.peak_process_mb, rss)
+                if pss is None:
+                    have_pss = False
+                else:
+                    total_pss += pss
+            self.peak_rss_mb = max(self.peak_rss_mb, total_rss)
+            if have_pss:
+                self.peak_pss_mb = max(self.peak_pss_mb or 0.0, total_pss)
+            self._stop.wait(self.interval)
+
+
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _statuses(path: Path) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    with open(path, encoding="utf-8") as handle:
+        for text in handle:
+            if text.strip():
+                counts[json.loads(text)["status"]] += 1
+    return dict(sorted(counts.items()))
+
+
+def _batch(source: Path, target: Path, workers: int) -> dict[str, Any]:
+    command = [sys.executable, "-m", "pain_asp.cli", "check", str(source), "--format", "jsonl",
+               "--output", str(target), "--fail-on", "never", "--workers", str(workers)]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with TreeSampler(process.pid) as sampler:
+        out, err = process.communicate()
+    elapsed = time.perf_counter() - start
+    if process.returncode != 0:
+        tail = (err.decode("utf-8", "replace").strip().splitlines() or ["(no message)"])[-1]
+        raise RuntimeError(f"the batch check exited with {process.returncode}: {tail}")
+    return {"workers": workers, "seconds": round(elapsed, 2),
+            "peak_rss_mb": round(sampler.peak_rss_mb, 1),
+            "peak_pss_mb": round(sampler.peak_pss_mb, 1) if sampler.peak_pss_mb is not None else None,
+            "peak_process_mb": round(sampler.peak_process_mb, 1),
+            "processes_seen": len(sampler.seen), "cpu_s": round(sampler.cpu_seconds, 1),
+            "sha256": _digest(target)}
+
+
+def _baseline(source: Path, count: int, folder: Path) -> dict[str, Any]:
+    from ..engine import Checker, CheckOptions
+    from ..history import batch_history
+    from ..inputs.readers import read_claims
+
+    sample = folder / "baseline.jsonl"
+    with open(source, encoding="utf-8") as handle, open(sample, "w", encoding="utf-8") as out:
+        for _, text in zip(range(count), handle):
+            out.write(text)
+    checker = Checker(CheckOptions(chunk_size=1))
+    start = time.perf_counter()
+    records = list(read_claims([sample], checker.known_payers()))
+    provider = batch_history([r.claim for r in records if r.claim is not None])
+    done = sum(1 for _ in checker.check(records, history=provider))
+    elapsed = time.perf_counter() - start
+    return {"claims": done, "seconds": round(elapsed, 2), "claims_per_s": round(done / elapsed, 2)}
+
+
+def run_batch_bench(n_claims: int = 100_000, seed: int = 1, baseline: int = 200,
+                    workers: tuple[int, ...] = (1, 2), cli_runs: int = 5,
+                    workdir: Optional[str | Path] = None) -> dict[str, Any]:
+    """Run the benchmark (see the module docstring); returns its figures."""
+    if n_claims < 1 or baseline < 1 or not workers or min(workers) < 1:
+        raise ValueError("claims, baseline and workers must be >= 1")
+    import clingo
+
+    from .generate import write_jsonl
+    from ..kb import rule_catalog
+
+    figures: dict[str, Any] = {
+        "claims": n_claims, "seed": seed, "workers": list(workers), "baseline_claims": min(baseline, n_claims),
+        "cpus": os.cpu_count(), "python": platform.python_version(), "clingo": clingo.__version__,
+        "platform": platform.platform(terse=True), "rules": len(rule_catalog()),
+    }
+    try:
+        figures["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    with tempfile.TemporaryDirectory(prefix="pain-asp-bench-", dir=workdir) as tmp:
+        folder = Path(tmp)
+        source = folder / "claims.jsonl"
+        start = time.perf_counter()
+        write_jsonl(source, n_claims, seed)
+        figures["generate_s"] = round(time.perf_counter() - start, 2)
+        figures["input_mb"] = round(source.stat().st_size / 1e6, 1)
+        runs = []
+        for count in workers:
+            target = folder / f"results-{count}.jsonl"
+            run = _batch(source, target, count)
+            run["claims_per_s"] = round(n_claims / run["seconds"], 1)
+            run["claims_per_cpu_s"] = round(n_claims / run["cpu_s"], 1) if run["cpu_s"] else None
+            runs.append(run)
+        figures["runs"] = runs
+        figures["identical_outputs"] = len({r["sha256"] for r in runs}) == 1
+        figures["statuses"] = _statuses(folder / f"results-{workers[0]}.jsonl")
+        figures["baseline"] = _baseline(source, figures["baseline_claims"], folder)
+        for run in runs:
+            run["ratio_to_baseline"] = round(run["claims_per_s"] / figures["baseline"]["claims_per_s"], 1)
+        if cli_runs > 0:
+            figures.update(cli_wall_of_first_claim(source, folder, cli_runs))
+    try:
+        figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    command = f"pain-asp bench --claims {n_claims} --seed {seed} --baseline {baseline}"
+    command += "".join(f" --workers {w}" for w in workers)
+    figures["command"] = command
+    return figures
+
+
+def cli_wall_of_first_claim(source: Path, folder: Path, runs: int) -> dict[str, Any]:
+    """Median wall time of ``pain-asp check`` on the first claim of the JSON Lines ``source``,
+    as a user runs it: a new interpreter each time (imports, knowledge base, one solve)."""
+    import statistics
+
+    import yaml
+
+    with open(source, encoding="utf-8") as handle:
+        first = json.loads(handle.readline())
+    claim_file = folder / "claim.yaml"
+    claim_file.write_text(yaml.safe_dump(first, sort_keys=False), encoding="utf-8")
+    command = [sys.executable, "-m", "pain_asp.cli", "check", str(claim_file), "--format", "json"]
+    times: list[float] = []
+    codes: list[int] = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        times.append(time.perf_counter() - start)
+        codes.append(done.returncode)
+        if done.returncode not in (0, 1):
+            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            return {"cli_ms": None, "cli_note": f"the CLI exited with {done.returncode}: {last[:200]}"}
+    return {"cli_ms": round(statistics.median(times) * 1000, 1), "cli_runs": runs,
+            "cli_min_ms": round(min(times) * 1000, 1), "cli_exit_codes": sorted(set(codes)),
+            "cli_note": "median wall of: python -m pain_asp.cli check claim.yaml --format json"}
+
+
+def _verdict(value: Optional[float], target: float, higher: bool = True) -> str:
+    if value is None:
+        return ""
+    return "meets" if (value >= target if higher else value <= target) else ("below" if higher else "above")
+
+
+def format_batch_report(figures: dict[str, Any]) -> str:
+    """The figures as a table with the SPEC §12 targets and the command that reproduces them."""
+    base = figures["baseline"]
+    rows: list[tuple[str, str, str, str]] = [("measure", "figure", "target (SPEC §12)", "")]
+    by_workers = {r["workers"]: r for r in figures["runs"]}
+    for run in figures["runs"]:
+        w = run["workers"]
+        target = TARGETS["batch_1"] if w == 1 else TARGETS["batch_2"] if w == 2 else None
+        rows.append((f"batch check, {w} worker{'s' if w > 1 else ''} (JSON Lines in and out)",
+                     f"{run['claims_per_s']:,.0f} claims/s ({run['seconds']:,.1f} s)",
+                     f">= {target:,.0f} claims/s" if target else "",
+                     _verdict(run["claims_per_s"], target) if target else ""))
+    rows.append((f"fresh Control per claim ({base['claims']:,} claims)",
+                 f"{base['claims_per_s']:,.1f} claims/s ({base['seconds']:,.1f} s)", "", ""))
+    for run in figures["runs"]:
+        w = run["workers"]
+        rows.append((f"{w} worker{'s' if w > 1 else ''} / fresh Control", f"{run['ratio_to_baseline']:,.1f}x",
+                     f">= {TARGETS['ratio']:.0f}x" if w == 2 else "",
+                     _verdict(run["ratio_to_baseline"], TARGETS["ratio"]) if w == 2 else ""))
+    if 1 in by_workers and 2 in by_workers:
+        rows.append(("2 workers / 1 worker",
+                     f"{by_workers[2]['claims_per_s'] / by_workers[1]['claims_per_s']:,.2f}x", "", ""))
+    for run in figures["runs"]:
+        w = run["workers"]
+        pss = f", PSS {run['peak_pss_mb']:,.0f} MB" if run.get("peak_pss_mb") is not None else ""
+        rows.append((f"peak memory, {w} worker{'s' if w > 1 else ''} (all processes)",
+                     f"RSS {run['peak_rss_mb']:,.0f} MB{pss}; largest process {run['peak_process_mb']:,.0f} MB",
+                     f"<= {TARGETS['memory_mb']:.0f} MB",
+                     _verdict(run["peak_rss_mb"], TARGETS["memory_mb"], higher=False)))
+    for run in figures["runs"]:
+        if run.get("claims_per_cpu_s"):
+            w = run["workers"]
+            rows.append((f"CPU time, {w} worker{'s' if w > 1 else ''} (all processes)",
+                         f"{run['cpu_s']:,.1f} s: {run['claims_per_cpu_s']:,.0f} claims per CPU-second", "", ""))
+    rows.append(("outputs identical across worker settings", "yes" if figures["identical_outputs"] else "NO", "", ""))
+    cli = figures.get("cli_ms")
+    if cli is not None or figures.get("cli_note"):
+        rows.append(("one claim, CLI wall (median)", f"{cli:,.0f} ms" if cli is not None else figures["cli_note"],
+                     f"<= {TARGETS['cli_ms']:.0f} ms", _verdict(cli, TARGETS["cli_ms"], higher=False)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [f"pain-asp bench: {figures['claims']:,} generated claims (seed {figures['seed']}, "
+             f"{figures['input_mb']} MB of JSON Lines), {figures['rules']} rules"]
+    for n, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append("results: " + ", ".join(f"{k} {v:,}" for k, v in figures["statuses"].items()))
+    load = ""
+    if "load_average_before" in figures:
+        load = (f"; load average {figures['load_average_before'][0]} before, "
+                f"{figures.get('load_average_after', ['?'])[0]} after")
+    lines.append(f"machine: {figures['cpus']} CPUs, Python {figures['python']}, clingo {figures['clingo']}, "
+                 f"{figures['platform']}{load}")
+    lines.append(f"reproduce: {figures['command']}")
+    return "\n".join(lines) + "\n"

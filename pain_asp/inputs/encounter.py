@@ -1,0 +1,482 @@
+"""Structured encounters for ``pain-asp code`` (SPEC §9), as strict msgspec structs.
+
+An encounter says what was done, not which codes: the payer, place of service, date,
+diagnoses, and each procedure with its levels, side, guidance, purpose, nerves, muscles
+and minutes. :mod:`pain_asp.modes.code` turns it into claim lines with the code-selection
+program in ``kb/code/``; :mod:`pain_asp.inputs.procedure_text` reads the same procedures from a
+line of free text.
+
+Validation is strict, as for claims (:mod:`pain_asp.models`): unknown keys are errors,
+levels must be adjacent spinal segments (stored in the canonical form ``L4-L5``), nerves
+must be in the vocabulary below, and :func:`procedure_problems` says which fields a kind of
+procedure needs, which it cannot take, and which guidance its codes allow. Nothing is
+guessed: a missing field that decides the code is an error that names it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal, Optional
+
+import msgspec
+from msgspec import Meta, Struct
+from msgspec.structs import force_setattr
+
+from ..models import (
+    Clinical, HistoryEntry, Patient, Purpose, Side, check_service_date, dotted_diagnoses, numbers_as_text,
+    place_of_service_code,
+)
+from ..tokens import parse_level, segment_name
+
+__all__ = [
+    "Encounter",
+    "Procedure",
+    "ProcedureKind",
+    "Guidance",
+    "KINDS",
+    "NERVES",
+    "GENICULAR_STANDARD",
+    "KIND_FIELDS",
+    "parse_encounter",
+    "procedure_problems",
+    "encounter_problems",
+    "canonical_level",
+    "nerve_key",
+    "encounter_schema",
+    "encounter_format_markdown",
+]
+
+ProcedureKind = Literal[
+    "transforaminal_esi", "interlaminar_esi", "caudal_esi",
+    "facet_injection", "facet_rfa",
+    "si_joint_injection", "si_joint_nerve_block", "si_joint_rfa",
+    "genicular_nerve_block", "genicular_rfa",
+    "peripheral_nerve_block", "trigger_point", "major_joint_injection",
+    "office_visit_new", "office_visit_established", "chronic_pain_management",
+]
+Guidance = Literal["fluoroscopy", "ct", "ultrasound", "none"]
+
+KINDS: tuple[str, ...] = ProcedureKind.__args__  # type: ignore[attr-defined]
+
+# Nerves a block can name, with the token the code-selection program knows
+# (kb/code/select.lp maps tokens to codes: reference.md §1.2). Medial and lateral branches
+# are facet and SI joint procedures, not peripheral nerve blocks.
+NERVES: dict[str, str] = {
+    "superolateral genicular": "superolateral_genicular",
+    "superomedial genicular": "superomedial_genicular",
+    "inferomedial genicular": "inferomedial_genicular",
+    "inferolateral genicular": "inferolateral_genicular",
+    "greater occipital": "greater_occipital",
+    "lesser occipital": "lesser_occipital",
+    "third occipital": "third_occipital",
+    "suprascapular": "suprascapular",
+    "sciatic": "sciatic",
+    "ilioinguinal": "ilioinguinal_iliohypogastric",
+    "iliohypogastric": "ilioinguinal_iliohypogastric",
+    "trigeminal": "trigeminal",
+    "lateral femoral cutaneous": "other_lateral_femoral_cutaneous",
+    "saphenous": "other_saphenous",
+    "femoral": "other_femoral",
+    "obturator": "other_obturator",
+    "pudendal": "other_pudendal",
+    "intercostal": "other_intercostal",
+    "genitofemoral": "other_genitofemoral",
+    "superficial peroneal": "other_superficial_peroneal",
+    "sural": "other_sural",
+    "supraorbital": "other_supraorbital",
+    "auriculotemporal": "other_auriculotemporal",
+}
+GENICULAR_BRANCHES = ("superolateral genicular", "superomedial genicular",
+                      "inferomedial genicular", "inferolateral genicular")
+# The three branches a complete genicular injection (64454) treats (reference §1.2, and
+# kb/rules/coding/genicular.lp).
+GENICULAR_STANDARD = ("superolateral genicular", "superomedial genicular", "inferomedial genicular")
+
+_ALL_FIELDS = ("levels", "side", "guidance", "purpose", "nerves", "muscles", "minutes",
+               "separate_problem")
+
+# Per kind: the fields it needs (*) and may take; the guidance its codes allow.
+# Guidance decides the code for interlaminar/caudal ESI (62321/62323 with imaging, 62320/
+# 62322 without), facet injections (64490-64495 fluoroscopy/CT, 0213T-0218T ultrasound) and
+# major joints (20611 with ultrasound); codes that include fluoroscopy or CT in their
+# descriptor cannot report ultrasound or no imaging (reference §1.1-§1.3).
+KIND_FIELDS: dict[str, dict[str, Any]] = {
+    "transforaminal_esi": {"required": ("levels", "side"), "optional": ("guidance", "purpose"),
+                           "guidance": ("fluoroscopy", "ct")},
+    "interlaminar_esi": {"required": ("levels", "guidance"), "optional": ("side", "purpose"),
+                         "guidance": ("fluoroscopy", "ct", "none")},
+    "caudal_esi": {"required": ("guidance",), "optional": ("levels", "purpose"),
+                   "guidance": ("fluoroscopy", "ct", "none")},
+    "facet_injection": {"required": ("levels", "side", "guidance"), "optional": ("purpose",),
+                        "guidance": ("fluoroscopy", "ct", "ultrasound")},
+    "facet_rfa": {"required": ("levels", "side"), "optional": ("guidance",),
+                  "guidance": ("fluoroscopy", "ct")},
+    "si_joint_injection": {"required": ("side",), "optional": ("guidance", "purpose"),
+                           "guidance": ("fluoroscopy", "ct")},
+    "si_joint_nerve_block": {"required": ("side",), "optional": ("guidance", "purpose"),
+                             "guidance": ("fluoroscopy", "ct")},
+    "si_joint_rfa": {"required": ("side",), "optional": ("guidance",),
+                     "guidance": ("fluoroscopy", "ct")},
+    "genicular_nerve_block": {"required": ("side", "nerves"), "optional": ("guidance", "purpose"),
+                              "guidance": ("fluoroscopy", "ct", "ultrasound", "none")},
+    "genicular_rfa": {"required": ("side",), "optional": ("nerves", "guidance"),
+                      "guidance": ("fluoroscopy", "ct", "ultrasound", "none")},
+    "peripheral_nerve_block": {"required": ("side", "nerves"), "optional": ("guidance", "purpose"),
+                               "guidance": ("fluoroscopy", "ct", "ultrasound", "none")},
+    "trigger_point": {"required": ("muscles",), "optional": ("guidance",),
+                      "guidance": ("fluoroscopy", "ct", "ultrasound", "none")},
+    "major_joint_injection": {"required": ("side",), "optional": ("guidance", "purpose"),
+                              "guidance": ("fluoroscopy", "ct", "ultrasound", "none")},
+    "office_visit_new": {"required": ("minutes",), "optional": ("separate_problem",), "guidance": ()},
+    "office_visit_established": {"required": ("minutes",), "optional": ("separate_problem",),
+                                 "guidance": ()},
+    "chronic_pain_management": {"required": ("minutes",), "optional": (), "guidance": ()},
+}
+
+_WHAT = {
+    "levels": "the spinal levels (e.g. L4-L5, L5-S1)",
+    "side": "the side (left, right or bilateral)",
+    "guidance": "the image guidance (fluoroscopy, CT, ultrasound, or none)",
+    "purpose": "the purpose (diagnostic or therapeutic)",
+    "nerves": "the nerves injected",
+    "muscles": "the muscles injected",
+    "minutes": "the minutes spent",
+    "separate_problem": "whether the visit addressed a problem beyond the decision to do the procedure",
+}
+
+
+class _Strict(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True, omit_defaults=True):
+    """Base: unknown keys are errors; instances are immutable; defaults are not written."""
+
+
+def canonical_level(text: str) -> Optional[str]:
+    """``L4-5`` -> ``L4-L5``; None when ``text`` is not one adjacent pair of segments."""
+    level = parse_level(text)
+    if level is None:
+        return None
+    return f"{segment_name(level[0])}-{segment_name(level[1])}"
+
+
+def nerve_key(name: str) -> str:
+    """A nerve name as the vocabulary writes it: lower case, single spaces, no 'nerve'.
+
+    A bare genicular branch (``superolateral``) gets ``genicular``.
+    """
+    key = " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+    for suffix in (" nerve branch", " nerve", " branch", " branches", " nerves"):
+        key = key.removesuffix(suffix)
+    if key in ("superolateral", "superomedial", "inferomedial", "inferolateral"):
+        key += " genicular"
+    return key
+
+
+class Procedure(_Strict):
+    """One procedure of the encounter. Absent fields are unknown, never false."""
+
+    procedure: ProcedureKind
+    levels: Optional[list[str]] = None
+    side: Optional[Side] = None
+    guidance: Optional[Guidance] = None
+    purpose: Optional[Purpose] = None
+    nerves: Optional[list[str]] = None
+    muscles: Optional[list[str]] = None
+    minutes: Optional[Annotated[int, Meta(ge=1, le=10000)]] = None
+    separate_problem: Optional[bool] = None
+    dx: Annotated[list[Annotated[int, Meta(ge=1, le=12)]], Meta(max_length=4)] = []
+
+    def __post_init__(self) -> None:
+        if self.levels is not None:
+            seen: list[str] = []
+            for text in self.levels:
+                level = canonical_level(str(text))
+                if level is None:
+                    raise ValueError("levels: spinal levels as adjacent segments, e.g. L4-L5, L4-5, L5-S1, "
+                                     "T12-L1, C5-C6")
+                if level not in seen:
+                    seen.append(level)
+            force_setattr(self, "levels", seen)
+        if self.nerves is not None:
+            names: list[str] = []
+            for text in self.nerves:
+                key = nerve_key(str(text))
+                if key not in NERVES:
+                    raise ValueError("nerves: known nerve names (" + ", ".join(NERVES) + ")")
+                if key not in names:
+                    names.append(key)
+            force_setattr(self, "nerves", names)
+        if self.muscles is not None:
+            muscles: list[str] = []
+            for text in self.muscles:
+                key = " ".join(str(text).lower().split())
+                if not key:
+                    raise ValueError("muscles: muscle names such as left trapezius")
+                if key not in muscles:
+                    muscles.append(key)
+            force_setattr(self, "muscles", sorted(muscles))
+
+    def segments(self) -> list[tuple[int, int]]:
+        """The levels as (upper, lower) segment numbers."""
+        return [parse_level(level) for level in self.levels or []]  # type: ignore[misc]
+
+
+class Encounter(_Strict):
+    """What was done in one encounter, for one payer and place of service (SPEC §9)."""
+
+    payer: str
+    place_of_service: str
+    date: dt.date
+    procedures: Annotated[list[Procedure], Meta(min_length=1, max_length=20)]
+    diagnoses: Annotated[list[str], Meta(max_length=12)] = []
+    encounter_id: Optional[str] = None
+    patient: Optional[Patient] = None
+    prior_authorization: Optional[str] = None
+    clinical: Optional[Clinical] = None
+    history: list[HistoryEntry] = []
+
+    def __post_init__(self) -> None:
+        force_setattr(self, "place_of_service", place_of_service_code(self.place_of_service))
+        force_setattr(self, "diagnoses", dotted_diagnoses(self.diagnoses))
+        check_service_date("date", self.date)
+        if not self.payer.strip():
+            raise ValueError("payer: a non-empty value")
+
+
+_TEXT_FIELDS = {"payer", "place_of_service", "prior_authorization", "code", "id", "encounter_id"}
+_TEXT_LISTS = {"modifiers", "diagnoses", "levels"}
+
+
+def _texts(value: Any) -> Any:
+    return numbers_as_text(value, _TEXT_FIELDS, _TEXT_LISTS)
+
+
+def parse_encounter(raw: Any) -> Encounter:
+    """Validate a raw mapping (parsed JSON or YAML) into an Encounter; raises ValidationError."""
+    return msgspec.convert(_texts(raw), Encounter, strict=False)
+
+
+def procedure_problems(proc: Procedure) -> list[str]:
+    """What is missing from, or does not apply to, one procedure (empty when it can be coded)."""
+    spec = KIND_FIELDS[proc.procedure]
+    allowed = set(spec["required"]) | set(spec["optional"])
+    out = []
+    missing = [name for name in spec["required"] if getattr(proc, name) in (None, [])]
+    if missing:
+        out.append(f"{proc.procedure} needs " + "; ".join(_WHAT[m] for m in missing))
+    extra = [name for name in _ALL_FIELDS if name not in allowed and getattr(proc, name) is not None]
+    if extra:
+        out.append(f"{', '.join(extra)} do(es) not apply to {proc.procedure}")
+    if proc.guidance is not None and "guidance" in allowed and proc.guidance not in spec["guidance"]:
+        out.append(f"{proc.procedure} cannot be reported with guidance {proc.guidance}: its codes "
+                   f"take {', '.join(spec['guidance'])}")
+    if proc.nerves:
+        out.extend(_nerve_problems(proc))
+    return out
+
+
+def _nerve_problems(proc: Procedure) -> list[str]:
+    other = [n for n in proc.nerves or [] if n not in GENICULAR_BRANCHES]
+    if proc.procedure in ("genicular_nerve_block", "genicular_rfa") and other:
+        return [f"{proc.procedure} names non-genicular nerves ({', '.join(other)}): describe them as "
+                "a peripheral_nerve_block"]
+    genicular = [n for n in proc.nerves or [] if n in GENICULAR_BRANCHES]
+    if proc.procedure == "peripheral_nerve_block" and genicular:
+        return [f"genicular branches ({', '.join(genicular)}) are one procedure, genicular_nerve_block "
+                "(64454): describe them as such"]
+    return []
+
+
+def encounter_problems(enc: Encounter) -> list[str]:
+    """Every problem of the encounter's procedures, each prefixed with its position."""
+    out = []
+    for n, proc in enumerate(enc.procedures, start=1):
+        for problem in procedure_problems(proc):
+            out.append(f"procedures[{n}]: {problem}")
+        for pointer in proc.dx:
+            if pointer > len(enc.diagnoses):
+                out.append(f"procedures[{n}].dx: pointer {pointer} is past the diagnosis list "
+                           f"({len(enc.diagnoses)} diagnoses)")
+    return out
+
+
+def encounter_schema() -> dict[str, Any]:
+    """The JSON Schema of an encounter (msgspec)."""
+    return msgspec.json.schema(Encounter)
+
+
+# --- docs/encounter-format.md ------------------------------------------------------------
+
+_CODES_BY_KIND = {
+    "transforaminal_esi": "64479 (+64480 per further level) cervical/thoracic, T12-L1 included; "
+                          "64483 (+64484) lumbar/sacral",
+    "interlaminar_esi": "62321 / 62323 with fluoroscopy or CT, 62320 / 62322 without imaging; "
+                        "one unit per level",
+    "caudal_esi": "62323 (62322 without imaging)",
+    "facet_injection": "64490 (+64491 second, +64492 third and further: one unit) cervical/thoracic; "
+                       "64493 (+64494, +64495) lumbar/sacral; 0213T-0218T under ultrasound",
+    "facet_rfa": "64633 (+64634 per further joint) cervical/thoracic; 64635 (+64636) lumbar/sacral",
+    "si_joint_injection": "27096",
+    "si_joint_nerve_block": "64451",
+    "si_joint_rfa": "64625",
+    "genicular_nerve_block": "64454 (with 52 when fewer than the three standard branches)",
+    "genicular_rfa": "64624",
+    "peripheral_nerve_block": "64400 trigeminal, 64405 greater occipital, 64418 suprascapular, "
+                              "64425 ilioinguinal/iliohypogastric, 64445 sciatic, 64450 every other "
+                              "nerve; one unit per nerve; +77002 fluoroscopy, 76942 ultrasound, 77012 CT",
+    "trigger_point": "20552 (one or two muscles), 20553 (three or more); +77002 with fluoroscopy",
+    "major_joint_injection": "20610 (+77002 fluoroscopy, 77012 CT); 20611 with ultrasound",
+    "office_visit_new": "99202 (15 min), 99203 (30), 99204 (45), 99205 (60)",
+    "office_visit_established": "99212 (10 min), 99213 (20), 99214 (30), 99215 (40)",
+    "chronic_pain_management": "G3002 (30 minutes in the month) + G3003 per further 15 minutes",
+}
+
+_FORMAT_HEAD = """# Encounter format (`pain-asp code`)
+
+Coders start from what was done, not from codes. `pain-asp code` takes an **encounter** (a
+file, YAML or JSON) or **a line of free text** and returns the claim lines the payer takes
+at that place of service: codes, modifiers in the payer's bilateral format, units, diagnosis
+pointers. The lines are then checked by every rule, so the output also shows the findings.
+This page is generated by `pain-asp docs` from `pain_asp/inputs/encounter.py`; the JSON Schema at
+the end is the exact contract.
+
+```sh
+pain-asp code "bilateral L4-5 and L5-S1 transforaminal ESI under fluoroscopy" \\
+    --payer medicare --pos 11 --date 2026-03-02 --dx M54.16
+pain-asp code encounter.yaml                      # payer, place of service, date from the file
+pain-asp code encounter.yaml --payer commercial_asc_rtlt --pos 24   # same encounter, other payer
+pain-asp code "right L5-S1 TFESI, fluoroscopy" --payer medicare --pos 11 --format claim > claim.json
+pain-asp check claim.json                          # the claim feeds check unchanged
+```
+
+`--format text` (default) shows the encounter as read, what the text reader recognised and
+did not, the lines, notes and findings; `--format json` gives the same as one object
+(`reading`, `encounter`, `lines`, `notes`, `claim`, `status`, `findings`); `--format claim`
+prints only the claim (SPEC §3), ready for `pain-asp check`. Exit codes: 0 no `deny`
+finding, 1 some `deny` finding, 2 input that cannot be coded (with what is missing).
+
+## Encounter file
+
+```yaml
+encounter_id: ENC-17             # optional: becomes the claim id (default ENCOUNTER-1)
+payer: medicare                  # required: a payer policy id (pain-asp payers list)
+place_of_service: "22"           # required: CMS POS code
+date: 2026-03-02                 # required: date of service
+diagnoses: [M47.816, M54.16]     # ICD-10-CM; lines point to those that support them
+patient: {id: P-001}             # optional (default id "unknown")
+prior_authorization: PA-7781     # optional
+clinical: {pain_duration_months: 6, conservative_care_weeks: 8}   # optional, as in a claim
+history: []                      # optional: earlier services, as in a claim
+procedures:
+  - procedure: facet_injection   # one of the kinds below
+    levels: [L4-L5, L5-S1]       # spinal levels (joints for facet procedures)
+    side: bilateral              # left | right | bilateral
+    guidance: fluoroscopy        # fluoroscopy | ct | ultrasound | none
+    purpose: diagnostic          # diagnostic | therapeutic
+  - procedure: office_visit_established
+    minutes: 30
+    separate_problem: true       # addressed more than the decision to do the procedure
+  - procedure: peripheral_nerve_block
+    nerves: [greater occipital]
+    side: right
+    dx: [1]                      # optional explicit diagnosis pointers (1-based)
+```
+
+An absent field is unknown, never false. A field the code depends on is required (the
+encounter is refused with what is missing, never guessed); a field that does not apply to a
+kind is an error; fields that only document (purpose where no KX applies, guidance for a code
+that includes it) travel with the claim so that the documentation rules can verify it.
+
+## Procedure kinds
+
+| procedure | needs | may give | guidance its codes take | codes |
+|---|---|---|---|---|
+"""
+
+_FORMAT_TAIL = """
+## How the lines are chosen
+
+The code-selection program is ASP in `kb/code/` and reads the same catalog
+(`kb/catalog/codes.lp`), spinal anatomy (`kb/spine.lp`) and payer parameters as the rules.
+
+- **Levels and regions**: each level belongs to the region of its upper segment (T12-L1 is
+  cervical/thoracic, A58993). Per region, the first level is the primary code and each further
+  level an add-on: 64480/64484/64634/64636 one unit per level; 64491/64494 the second level;
+  64492/64495 the third and every further level in **one** unit. Levels in two regions give
+  two primaries (and the check reports `esi-regions-per-session` where the payer allows one).
+- **Sides**: one side is RT or LT. Both sides follow the payer's `bilateral_format` for the
+  place of service: one line with 50 (`single_line_50`), a line each with RT and LT
+  (`two_lines_rt_lt`), or a plain line plus a 50 line (`line_plus_50`). Codes whose bilateral
+  indicator is 0 (62320-62323, 20552/20553) never take 50.
+- **KX** on every line of a diagnostic procedure whose family is in the payer's `kx_families`
+  (Medicare: transforaminal ESI and facet injections). Purpose not stated: no KX, and a note.
+- **Imaging guidance** only where the procedure's code does not include it: 77002
+  (fluoroscopy), 76942 (ultrasound) or 77012 (CT) for peripheral nerve blocks; 77002 for
+  trigger points and major joints (20611 replaces 20610 under ultrasound). One guidance line
+  per code for the encounter. Never 77003.
+- **Genicular**: 64454 for the genicular branches, with 52 when fewer than the superolateral,
+  superomedial and inferomedial branches were injected.
+- **Visits** by total time (CPT 2021/2024 times, unverified in the domain reference). On the
+  day of a 0- or 10-day global procedure a visit is billed with 25 only when it addressed a
+  separate problem (`separate_problem: true`, which also documents `em_separate_problem`), is
+  left out when it did not, and is refused when the encounter does not say.
+- **Chronic pain management**: G3002 for 30 minutes in the month, G3003 per further full
+  15 minutes; the minutes become `clinical.cpm_minutes`.
+- **Diagnosis pointers**: those the procedure gives, else the diagnoses on the payer's
+  coverage list for the code (`dx_coverage`), in order, at most four; else the first four
+  (and the check says `dx-not-supporting`).
+- **Validity**: a code not valid on the date of service (64454 before 2020, G3002 before
+  2023) refuses the encounter.
+
+The claim carries the encounter's documentation per line (guidance as `imaging`, side, the
+levels of the line's region, purpose, the nerves coded on the line, muscles), its clinical
+facts, prior authorization and history. Facts the encounter does not give stay unknown: the
+check then asks for `review` (conservative care, pain duration), never denies on them.
+
+## Free text
+
+One description per procedure; several are separated by `;`. The reader reports every
+phrase it recognised and every word it did not, and refuses to guess.
+
+- Levels: `L4-5`, `L4-L5`, `L4/5`, `L5-S1`, `T12-L1`, `C5-6`. A single segment (`L4 and L5`,
+  `C6`) is a nerve root, read only for transforaminal injections as the foramen it leaves by
+  (`L5` is L5-S1, `T12` is T12-L1, `C6` is C5-C6, `C8` is C7-T1). A range over several levels
+  (`L3-S1`) is an error asking for the levels.
+- Sides: left, right, bilateral (`lt`, `rt`, `bilat`, `b/l`, `both sides`). Left and right
+  together is an error (write bilateral, or one description per side).
+- Procedures: transforaminal (`TFESI`, `TF`, `SNRB`, selective nerve root block),
+  interlaminar (`ILESI`, `IL`), caudal, facet / medial branch (`MBB`), ablation (`RFA`, `RF`,
+  radiofrequency, neurotomy, rhizotomy) of facet, genicular or SI joint targets, genicular
+  (`GNB`, branches `SLGN`, `SMGN`, `IMGN`, `ILGN`, "all three"), SI joint (`SIJ`, sacroiliac;
+  with lateral branch or nerve block: 64451), named nerves (`GON`, greater/lesser/third
+  occipital, suprascapular, sciatic, ilioinguinal, lateral femoral cutaneous ...), trigger
+  points (`TPI`, with the muscles named, sides per muscle), knee/shoulder/hip injections,
+  office visits (new or established patient, minutes, "separate problem" or "procedure
+  decision only"), chronic pain management (`CPM`, minutes).
+- Guidance: fluoroscopy (`fluoro`, C-arm), CT, ultrasound (`US`), without imaging.
+- Purpose: diagnostic, therapeutic. Diagnoses written with a dot (`M54.16`) are taken too.
+- Errors name what is missing: no procedure; an epidural without its approach; an ablation
+  without its target; "occipital" without greater/lesser/third; a facet injection without
+  levels, side or guidance; two procedures in one description; two sides, guidances or
+  purposes.
+
+Not supported: S1 (and lower) foramina, interlaminar/transforaminal injections under
+ultrasound, G0260, visits by medical decision making, prolonged services, and more than one
+chronic pain management procedure per encounter.
+
+## JSON Schema
+
+```json
+"""
+
+
+def encounter_format_markdown() -> str:
+    """docs/encounter-format.md: the format, how it is coded, the free text, the schema."""
+    import json
+
+    rows = []
+    for kind in KINDS:
+        spec = KIND_FIELDS[kind]
+        rows.append(f"| `{kind}` | {', '.join(spec['required']) or '-'} | "
+                    f"{', '.join(spec['optional']) or '-'} | {', '.join(spec['guidance']) or '-'} | "
+                    f"{_CODES_BY_KIND[kind]} |")
+    schema = json.dumps(encounter_schema(), indent=2, sort_keys=True)
+    return _FORMAT_HEAD + "\n".join(rows) + "\n" + _FORMAT_TAIL + schema + "\n```\n"

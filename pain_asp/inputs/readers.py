@@ -1,0 +1,210 @@
+"""Read claims from JSON, YAML and JSON Lines files into validated models (SPEC §3, §11).
+
+A file holds one claim, a list of claims, or JSON Lines (one claim per line). Reading is
+streamed: every claim comes back as a :class:`Record`, in input order, either with a valid
+:class:`~pain_asp.models.Claim` or with the errors that explain why it is not one. A bad
+claim never stops the others.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .files import CLAIM_SUFFIXES, is_x12
+from .records import BOM, Record, cross_check, json_problem, load_json, validate_record
+
+__all__ = ["read_claims", "records_from_text"]
+
+# Input limits (docs/claim-format.md, "Input limits"). A claim is a few kilobytes; a JSON or
+# YAML file is read whole, so batches beyond this size belong in JSON Lines, read as a stream.
+MAX_FILE_BYTES = 64 << 20
+MAX_LINE_BYTES = 1 << 20
+
+
+def read_claims(
+    paths: Iterable[str | Path], known_payers: Iterable[str] | None = None
+) -> Iterator[Record]:
+    """Yield a record for every claim in ``paths``, in order; directories are walked sorted."""
+    payers = set(known_payers) if known_payers is not None else None
+    seen_ids: dict[str, str] = {}
+    for path in _expand(paths):
+        read = 0
+        for record in _read_file(path):
+            read += 1
+            if record.claim is not None:
+                cross_check(record, payers, seen_ids)
+            record.line_at = None
+            yield record
+        if not read:  # nothing is silently empty (SPEC §11)
+            yield Record(str(path), 1, errors=[InputError(str(path), None, "", "", _NO_CLAIMS)])
+
+
+def records_from_text(
+    text: str, name: str, kind: str, known_payers: Iterable[str] | None = None
+) -> Iterator[Record]:
+    """Yield a record for every claim of ``text`` held in memory (an HTTP request body), as
+    :func:`read_claims` reads a file of that ``kind``: json, jsonl, yaml or x12 (an 837P)."""
+    payers = set(known_payers) if known_payers is not None else None
+    seen_ids: dict[str, str] = {}
+    if kind == "x12":
+        from .x12 import records_from_text as x12_records
+
+        records: Iterable[Record] = x12_records(text, name)
+    elif kind == "jsonl":
+        records = _read_json_lines(name, io.BytesIO(text.encode("utf-8")))
+    elif kind == "json":
+        records = _read_json(name, text.removeprefix(BOM))
+    else:
+        records = _read_yaml(name, text.removeprefix(BOM))
+    for record in records:
+        if record.claim is not None:
+            cross_check(record, payers, seen_ids)
+        yield record
+
+
+_NO_CLAIMS = "at least one claim: no claim was read from it"
+_NOT_CLAIMS = ("not a claim file: neither an X12 837P (an ISA segment at the start) nor named "
+               ".json, .jsonl, .ndjson, .yaml or .yml")
+
+
+def _expand(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """The files to read; a folder's files sorted, each file it skips named on stderr, and the
+    folder itself when it has no claim file (reading it then says so)."""
+    for item in paths:
+        path = Path(item)
+        if not path.is_dir():
+            yield path
+            continue
+        found = False
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            if file.suffix.lower() in CLAIM_SUFFIXES or is_x12(file):
+                found = True
+                yield file
+            else:
+                sys.stderr.write(f"pain-asp: skipped {file}: {_NOT_CLAIMS}\n")
+        if not found:
+            yield path
+
+
+def _read_file(path: Path) -> Iterator[Record]:
+    name = str(path)
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        yield Record(name, 1, errors=[InputError(
+            name, None, "", "", "a folder with at least one claim file (X12 837P, .json, .jsonl, "
+            ".ndjson, .yaml or .yml); it has none")])
+        return
+    try:
+        if path.stat().st_size == 0:
+            return  # read_claims says no claim was read
+    except OSError:
+        pass  # opening it below names the problem
+    if is_x12(path):
+        from .x12 import read_x12
+
+        yield from read_x12(path)
+        return
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        yield Record(name, 1, errors=[InputError(name, None, "", "", f"a readable file ({exc.strerror})")])
+        return
+    with handle:
+        if suffix not in CLAIM_SUFFIXES:
+            yield Record(name, 1, errors=[InputError(name, None, "", "", _NOT_CLAIMS)])
+            return
+        if suffix in (".jsonl", ".ndjson"):
+            yield from _read_json_lines(name, handle)
+            return
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        yield Record(name, 1, errors=[InputError(
+            name, None, "", "", f"a file of at most {MAX_FILE_BYTES:,} bytes (use JSON Lines for "
+            "larger batches: one claim per line, read as a stream)")])
+        return
+    try:
+        text = data.decode("utf-8").removeprefix(BOM)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        yield Record(name, 1, errors=[InputError(name, None, "", "", "UTF-8 text", line=line)])
+        return
+    yield from (_read_json if suffix == ".json" else _read_yaml)(name, text)
+
+
+def _read_json(name: str, text: str) -> Iterator[Record]:
+    try:
+        document = load_json(text)
+    except (ValueError, RecursionError) as exc:
+        yield Record(name, 1, errors=[InputError(name, None, "", "", json_problem(exc))])
+        return
+    items = document if isinstance(document, list) else [document]
+    for position, raw in enumerate(items, start=1):
+        yield validate_record(raw, name, position)
+
+
+def _read_yaml(name: str, text: str) -> Iterator[Record]:
+    """One record per claim; a claim that breaks a limit or repeats a key is that claim's error."""
+    from .yamlsafe import YAMLError, check_limits, compose_all, construct, expectation, line_of
+
+    try:
+        documents = list(compose_all(text))
+    except YAMLError as exc:
+        expected, line = expectation(exc, text)
+        yield Record(name, 1, errors=[InputError(name, None, "", "", expected, line=line)])
+        return
+    position = 0
+    for document in documents:
+        if document.tag.endswith(":null"):
+            continue
+        items = document.value if document.tag.endswith(":seq") else [document]
+        for item in items:
+            position += 1
+            try:
+                check_limits(item)
+                raw = construct(item)
+            except YAMLError as exc:
+                expected, line = expectation(exc, text)
+                yield Record(name, position, errors=[InputError(
+                    name, None, "", "", expected, line=line or item.start_mark.line + 1)])
+                continue
+            yield validate_record(raw, name, position, lambda keys, item=item: line_of(item, keys))
+
+
+def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
+    """One record per non-blank line of a binary handle; a bad line is an error record."""
+    position = 0
+    number = 0
+    while True:
+        data = handle.readline(MAX_LINE_BYTES + 1)
+        if not data:
+            return
+        number += 1
+        if len(data) > MAX_LINE_BYTES and not data.endswith(b"\n"):
+            while data and not data.endswith(b"\n"):
+                data = handle.readline(MAX_LINE_BYTES + 1)
+            position += 1
+            yield Record(name, position, errors=[InputError(
+                name, None, "", "", f"a line of at most {MAX_LINE_BYTES:,} bytes (one claim)", line=number)])
+            continue
+        if not data.strip():
+            continue
+        position += 1
+        try:
+            raw = load_json(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            yield Record(name, position, errors=[InputError(name, None, "", "", "UTF-8 text", line=number)])
+            continue
+        except json.JSONDecodeError as exc:
+            yield Record(name, position, errors=[InputError(
+                name, None, "", "", f"a JSON object ({exc.msg}, column {exc.colno})", line=number)])
+            continue
+        except (ValueError, RecursionError) as exc:
+            yield Record(name, position, errors=[InputError(name, None, "", "", json_problem(exc), line=number)])
+            continue
+        yield validate_record(raw, name, position, lambda keys, number=number: number)

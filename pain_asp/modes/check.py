@@ -1,0 +1,966 @@
+"""Batch checking at scale: streaming, worker processes, progress (SPEC §7, §11, §12).
+
+A billing company checks a day of claims for many practices at once. Two things make that
+more than a loop over :meth:`pain_asp.engine.Checker.check`:
+
+* **Batch history needs every claim of a patient.** A claim sees the patient's other claims
+  of the batch dated on or before its first date of service (SPEC §7), and those may come
+  later in the file. So a batch is read twice:
+
+  1. **Index pass.** Every claim is read and validated once (:func:`pain_asp.inputs.readers.read_claims`,
+     so JSON Lines, JSON, YAML and X12 837P all work). What a later claim needs of it (its
+     services: date, code, modifiers, units, purpose, relief, levels, side; see
+     :func:`pain_asp.history.claim_services`) goes into a :class:`PatientIndex`, encoded as
+     a few hundred bytes per claim; patients with a single claim are dropped from it at the
+     end. The validated records themselves go to a *spool*: a temporary file of msgpack
+     frames, one frame per chunk, so that nothing is parsed or validated twice (owner-only
+     and without a name, so that no patient data outlives the process; see :class:`_Spool`).
+  2. **Check pass.** The spool is read back a chunk at a time; each claim gets its history
+     from the index (plus the history store with ``--history``), exactly as
+     :func:`pain_asp.history.batch_history` would give it, and the chunk goes to a worker.
+
+  Small inputs (up to :attr:`BatchOptions.in_memory_limit` claims) skip the spool and the
+  workers: they are read once, checked in this process, as before.
+
+* **clingo never forgets a term.** A process that grounds many claims keeps growing (SPEC
+  §12 measured about 8 KB a claim). Checking happens in worker processes
+  (:class:`WorkerPool`) that retire once they have checked
+  :attr:`BatchOptions.recycle_claims` claims or their resident memory passes
+  :attr:`BatchOptions.recycle_mb`, and are replaced by fresh ones. Each worker builds one
+  :class:`~pain_asp.engine.Checker` and reuses it for every chunk it checks.
+
+Order and completeness (SPEC §11): chunks are numbered, results come back in any order and
+are released in input order, with at most ``2 x workers`` chunks held at once. Every input
+claim yields exactly one item, an unreadable claim an error record. A worker that dies
+(killed, out of memory) is replaced and its chunk is tried again once; if it dies again,
+each claim of that chunk gets an error record saying it was not checked, and the batch goes
+on. Because every claim's history is computed in this process from the whole batch, the
+results do not depend on how many workers there are, nor on how claims fall into chunks.
+
+Workers render each result in the output format (:func:`pain_asp.render.results.render_result`),
+so the parent only writes strings; :class:`~pain_asp.render.results.ResultWriter` adds the header, the
+separators and the summary. Messages between processes are msgpack bytes, never pickles of
+claims.
+
+Memory: the parent holds the patient index (a few hundred bytes a claim, only for patients
+with more than one claim), at most ``2 x workers`` chunks, and no result once written; each
+worker stays under its recycling limit.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, TextIO
+
+import msgspec
+
+from ..errors import InputError, PainAspError
+from ..models import ORIGINAL, VOID, Claim, HistoryEntry
+from ..vocabulary import FORMATS
+
+__all__ = [
+    "BatchOptions", "BatchSummary", "Checked", "PatientIndex", "Progress",
+    "WorkerPool", "check_files", "check_partition", "claim_identity", "default_workers",
+    "duplicate_positions", "iter_checked", "patient_key",
+]
+
+
+
+def default_workers() -> int:
+    """The cores this process may run on (``--workers`` default)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class BatchOptions:
+    """How a batch is read, split and checked."""
+
+    workers: Optional[int] = None     # worker processes; None: default_workers()
+    chunk_size: int = 1500            # claims per chunk (one clingo Control each)
+    in_memory_limit: int = 1000       # up to this many claims: one pass, checked in this process
+    recycle_claims: int = 4500        # a worker retires after checking this many claims ...
+    recycle_mb: float = 160.0         # ... or once its resident memory passes this (MB)
+    fmt: str = "jsonl"                # what workers render: text, json, jsonl, csv
+    colour: bool = False              # ANSI colour in text output
+    with_charges: bool = False        # attach each claim's line charges (for the report)
+    spool_dir: Optional[str] = None   # where the spool file goes (default: the temp folder)
+
+    def worker_count(self) -> int:
+        """The number of worker processes to use: ``workers``, at most the machine's cores."""
+        cores = default_workers()
+        return max(1, min(self.workers, cores) if self.workers is not None else cores)
+
+
+@dataclass(slots=True)
+class Checked:
+    """One checked input claim, rendered: what a writer, a progress line and a report need."""
+
+    claim_id: Optional[str]
+    payer: Optional[str]
+    status: str              # clean, info, warn, review, deny or error
+    rank: int                # worst severity rank (0 deny .. 3 info), 9 when there is no finding
+    findings: int            # number of findings
+    text: str                # the result in the output format (one entry; see ResultWriter)
+    charges: Optional[list[tuple[str, Optional[int]]]] = None  # (code, charge in cents) per line (with_charges)
+
+
+@dataclass
+class BatchSummary:
+    """Counts over a whole batch, for the exit code and the progress line."""
+
+    claims: int = 0
+    findings: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    worst_rank: int = 9
+    errors: int = 0
+    mode: str = "in-process"  # in-process | workers
+    workers: int = 0
+    workers_started: int = 0  # worker processes started, replacements included
+    workers_retired: int = 0  # ... that retired at their claim or memory limit
+    workers_died: int = 0     # ... that stopped unexpectedly
+
+    def add(self, item: Checked) -> None:
+        """Count one checked claim."""
+        self.claims += 1
+        self.findings += item.findings
+        self.statuses[item.status] = self.statuses.get(item.status, 0) + 1
+        if item.status == "error":
+            self.errors += 1
+        self.worst_rank = min(self.worst_rank, item.rank)
+
+    def exit_code(self, fail_on: str) -> int:
+        """SPEC §4: 2 for input errors, 1 for a finding at ``fail_on`` or worse, else 0."""
+        from ..vocabulary import SEVERITY_RANK
+
+        if self.errors:
+            return 2
+        if fail_on == "never":
+            return 0
+        return 1 if self.worst_rank <= SEVERITY_RANK[fail_on] else 0
+
+
+def _checked(result: Any, fmt: str, colour: bool,
+             charges: Optional[list[tuple[str, Optional[int]]]] = None) -> Checked:
+    from ..render.results import render_result
+    from ..vocabulary import SEVERITY_RANK
+
+    rank = min((SEVERITY_RANK[f.severity] for f in result.findings), default=9)
+    return Checked(result.claim_id, result.payer, result.status, rank, len(result.findings),
+                   render_result(result, fmt, colour), charges)
+
+
+def _line_charges(claim: Optional[Claim]) -> Optional[list[tuple[str, Optional[int]]]]:
+    """Each line's code and charge in cents (None when not billed with a charge)."""
+    if claim is None:
+        return None
+    return [(line.code, int(line.charge * 100) if line.charge is not None else None) for line in claim.lines]
+
+
+# --- progress ------------------------------------------------------------------------------
+
+class Progress:
+    """A one-line progress bar on a terminal: claims done, claims/s, findings so far.
+
+    Silent unless ``stream`` is a terminal (pipes, files and CI stay clean), and silent for
+    the first ``delay`` seconds so that a quick check never flashes a bar.
+    """
+
+    def __init__(self, stream: Optional[TextIO] = None, enabled: Optional[bool] = None,
+                 delay: float = 0.5, interval: float = 0.25) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        if enabled is None:
+            isatty = getattr(self.stream, "isatty", None)
+            enabled = bool(isatty and isatty())
+        self.enabled = enabled
+        self.delay, self.interval = delay, interval
+        self.start = time.monotonic()
+        self._last = 0.0
+        self._shown = False
+        self.total: Optional[int] = None
+
+    def _due(self, force: bool) -> bool:
+        if not self.enabled:
+            return False
+        now = time.monotonic()
+        if not force and (now - self.start < self.delay or now - self._last < self.interval):
+            return False
+        self._last = now
+        return True
+
+    def _show(self, text: str) -> None:
+        self.stream.write("\r" + text + "\x1b[K")
+        self.stream.flush()
+        self._shown = True
+
+    def reading(self, count: int, force: bool = False) -> None:
+        """During the index pass: how many claims have been read."""
+        if self._due(force):
+            rate = count / max(time.monotonic() - self.start, 1e-9)
+            self._show(f"pain-asp: reading {count:,} claims ({rate:,.0f}/s)")
+
+    def checking(self, summary: BatchSummary, force: bool = False) -> None:
+        """During the check pass: a bar, claims done, claims/s, findings so far."""
+        if not self._due(force):
+            return
+        done = summary.claims
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        rate = done / elapsed
+        deny = summary.statuses.get("deny", 0)
+        head = "pain-asp: "
+        if self.total:
+            share = min(done / self.total, 1.0)
+            filled = int(share * 24)
+            eta = (self.total - done) / rate if rate > 0 else 0.0
+            head += f"[{'#' * filled}{'.' * (24 - filled)}] {share:4.0%} {done:,}/{self.total:,}"
+            tail = f"  eta {int(eta) // 60}:{int(eta) % 60:02d}" if done < self.total else ""
+        else:
+            head += f"{done:,}"
+            tail = ""
+        self._show(f"{head} claims  {rate:,.0f} claims/s  {summary.findings:,} findings  "
+                   f"{deny:,} denied{tail}")
+
+    def close(self, summary: Optional[BatchSummary] = None) -> None:
+        """Show the final figures (if a bar was shown) and end the line."""
+        if not self.enabled or not self._shown:
+            return
+        if summary is not None:
+            self.checking(summary, force=True)
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+# --- the patient index ----------------------------------------------------------------------
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODERS: dict[str, Any] = {}
+
+
+def _decoder(name: str) -> Any:
+    """msgpack decoders, built on first use (building one costs milliseconds at start-up)."""
+    if name not in _DECODERS:
+        types = {"history": list[HistoryEntry], "tasks": list[_Task], "spooled": list[_Spooled],
+                 "claim": Claim,
+                 "results": tuple[int, list[tuple[Optional[str], Optional[str], str, int, int, str]]]}
+        _DECODERS[name] = msgspec.msgpack.Decoder(types[name])
+    return _DECODERS[name]
+
+
+def merge_history(claim: Claim, services: Iterable[bytes] = ()) -> list[HistoryEntry]:
+    """The claim's own history plus ``services`` dated on or before its first day, sorted.
+
+    ``services`` are the encoded services (:meth:`PatientIndex.others`) of the patient's
+    other claims in input order; the result is what :func:`pain_asp.history.batch_history`
+    gives the claim (the same entries, in the same order).
+    """
+    entries = list(claim.history)
+    if services:
+        first_day = claim.first_day
+        decode = _decoder("history").decode
+        for blob in services:
+            entries.extend(e for e in decode(blob) if e.date <= first_day)
+    entries.sort(key=lambda e: (e.date, e.code))
+    return entries
+
+
+class PatientIndex:
+    """Each patient's services in the batch, compact: what batch history needs, no more.
+
+    Per claim: its id and its services (:func:`pain_asp.history.claim_services`) as msgpack
+    bytes, about 200 bytes a claim. :meth:`history` gives a claim exactly what
+    :func:`pain_asp.history.batch_history` over the same claims would; :meth:`others` gives
+    the encoded part a worker decodes itself (:func:`merge_history`).
+    """
+
+    def __init__(self) -> None:
+        self._by_patient: dict[str, list[tuple[str, bytes]]] = {}
+        self._replaced: dict[str, set[str]] = {}
+
+    def add(self, claim: Claim) -> None:
+        """Record a valid claim's services (claims are added in input order). A replacement
+        or void takes the place of the patient's claim with its claim id, as in
+        :func:`pain_asp.history.current_claims`."""
+        from ..history import claim_services
+
+        held = self._by_patient.setdefault(claim.patient.id, [])
+        if claim.frequency != ORIGINAL:
+            self._replaced.setdefault(claim.patient.id, set()).add(claim.claim_id)
+            held[:] = [entry for entry in held if entry[0] != claim.claim_id]
+        if claim.frequency != VOID:
+            held.append((claim.claim_id, _ENCODER.encode(claim_services(claim))))
+
+    def freeze(self) -> None:
+        """Drop patients with one claim: their claim sees nothing of the batch but itself."""
+        self._by_patient = {k: v for k, v in self._by_patient.items() if len(v) > 1}
+
+    def __len__(self) -> int:
+        return len(self._by_patient)
+
+    def nbytes(self) -> int:
+        """The size of the encoded services held."""
+        return sum(len(b) for v in self._by_patient.values() for _, b in v)
+
+    def others(self, patient_id: str, claim_id: str) -> list[bytes]:
+        """The encoded services of the patient's other claims, in input order."""
+        return [blob for other, blob in self._by_patient.get(patient_id, ()) if other != claim_id]
+
+    def history(self, claim: Claim) -> list[HistoryEntry]:
+        """The claim's own history plus its patient's other claims dated on or before its first day."""
+        return merge_history(claim, self.others(claim.patient.id, claim.claim_id))
+
+    __call__ = history
+
+    def replaced_ids(self, patient_id: str) -> set[str]:
+        """As :meth:`pain_asp.history.BatchHistory.replaced_ids`."""
+        return self._replaced.get(patient_id, set())
+
+
+# --- the spool: validated records on disk ----------------------------------------------------
+
+_Errors = list[tuple[str, Optional[str], str, str, str, Optional[int]]]  # InputError fields, in order
+_NIL = msgspec.Raw(b"\xc0")  # msgpack nil: "no claim"
+
+
+class _Spooled(msgspec.Struct, array_like=True):
+    """One validated record in the spool: the claim stays encoded until a worker needs it."""
+
+    file: str
+    position: int
+    claim_id: Optional[str]
+    errors: _Errors
+    claim: msgspec.Raw                  # an encoded Claim, or msgpack nil
+    payer: Optional[str] = None
+    patient: Optional[str] = None
+    charges: Optional[list[tuple[str, Optional[int]]]] = None
+
+
+class _Outgoing(msgspec.Struct, array_like=True):
+    """A record on its way to a worker (the same layout as :class:`_Task`)."""
+
+    file: str
+    position: int
+    claim_id: Optional[str]
+    errors: _Errors
+    claim: msgspec.Raw
+    history: Optional[list[HistoryEntry]] = None   # the full history (with a history store)
+    others: Optional[list[bytes]] = None           # else: the batch part, merged by the worker
+
+
+class _Task(msgspec.Struct, array_like=True):
+    """A record as a worker decodes it."""
+
+    file: str
+    position: int
+    claim_id: Optional[str]
+    errors: _Errors
+    claim: Optional[Claim]
+    history: Optional[list[HistoryEntry]] = None
+    others: Optional[list[bytes]] = None
+
+
+_FRAME = struct.Struct("<I")
+
+
+def _spooled(record: Any, with_charges: bool) -> _Spooled:
+    errors = [(e.file, e.claim_id, e.field, e.value, e.expected, e.line) for e in record.errors]
+    claim = record.claim
+    if claim is None:
+        return _Spooled(record.file, record.position, record.claim_id, errors, _NIL)
+    return _Spooled(record.file, record.position, record.claim_id, errors,
+                    msgspec.Raw(_ENCODER.encode(claim)), claim.payer, claim.patient.id,
+                    _line_charges(claim) if with_charges else None)
+
+
+class _Spool:
+    """Validated records in a temporary file, one msgpack frame per chunk.
+
+    The records hold patient data, so the file is its owner's only and has no name: it is
+    unlinked as it is created (``O_TMPFILE`` on Linux), and the system frees it when this
+    process ends, however it ends (a signal, or a kill that no clean-up survives). It goes
+    into ``folder`` (``--spool-dir``, else beside the output file), where the user keeps the
+    data, rather than a shared temporary folder.
+    """
+
+    def __init__(self, folder: Optional[str], chunk_size: int, with_charges: bool) -> None:
+        import tempfile
+
+        self._handle = tempfile.TemporaryFile(prefix="pain-asp-spool-", dir=folder)
+        self.chunk_size = chunk_size
+        self.with_charges = with_charges
+        self._pending: list[_Spooled] = []
+        self.count = 0
+
+    def add(self, record: Any) -> None:
+        self._pending.append(_spooled(record, self.with_charges))
+        self.count += 1
+        if len(self._pending) >= self.chunk_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = _ENCODER.encode(self._pending)
+            self._handle.write(_FRAME.pack(len(data)))
+            self._handle.write(data)
+            self._pending = []
+
+    def fileno(self) -> int:
+        return self._handle.fileno()
+
+    def chunks(self) -> Iterator[list[_Spooled]]:
+        self._flush()
+        handle = self._handle
+        handle.seek(0)
+        while True:
+            head = handle.read(_FRAME.size)
+            if not head:
+                return
+            (size,) = _FRAME.unpack(head)
+            yield _decoder("spooled").decode(handle.read(size))
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+# --- the worker side ---------------------------------------------------------------------------
+
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux), else its peak so far."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            pages = int(handle.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    except (OSError, ValueError, IndexError, AttributeError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[tuple[Any, ...]]:
+    """Check one chunk (msgpack ``_Task`` list) and render each result; runs in a worker.
+
+    Returns one ``(claim_id, payer, status, rank, findings, text)`` per task, in order.
+    """
+    from ..inputs.records import Record
+
+    tasks = _decoder("tasks").decode(payload)
+    records = []
+    past: dict[int, list[HistoryEntry]] = {}
+    for task in tasks:
+        errors = [InputError(*e) for e in task.errors]
+        records.append(Record(task.file, task.position, claim=task.claim, errors=errors,
+                              claim_id=task.claim_id))
+        if task.claim is not None:
+            past[id(task.claim)] = task.history if task.history is not None \
+                else merge_history(task.claim, task.others or ())
+    out = []
+    for result in checker.check(records, history=lambda claim: past[id(claim)]):
+        item = _checked(result, fmt, colour)
+        out.append((item.claim_id, item.payer, item.status, item.rank, item.findings, item.text))
+    return out
+
+
+def _worker_main(conn: Any, options: Any, fmt: str, colour: bool, recycle_claims: int,
+                 recycle_mb: float, task: Callable[..., list[tuple[Any, ...]]]) -> None:
+    """A worker: one Checker, chunks in, rendered results out, until it is told to stop or retires.
+
+    Replies are ``b"R"`` (results) or ``b"X"`` (retiring after these results) followed by
+    msgpack ``(chunk number, items)``; ``b"U"`` + message for a user error (the knowledge
+    base or a payer file did not load); ``b"B"`` + traceback for a bug.
+    """
+    import signal
+
+    from ..engine import Checker
+
+    # Ctrl-C reaches the whole process group: the parent stops the workers, they do not
+    # print tracebacks of their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        checker = Checker(options)
+    except PainAspError as exc:
+        conn.send_bytes(b"U" + str(exc).encode("utf-8", "replace"))
+        return
+    done = 0
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if not message:
+            return
+        number = int.from_bytes(message[:8], "little")
+        try:
+            items = task(checker, message[8:], fmt, colour)
+        except PainAspError as exc:
+            conn.send_bytes(b"U" + str(exc).encode("utf-8", "replace"))
+            return
+        except Exception:  # noqa: BLE001 - reported to the parent with its traceback
+            import traceback
+
+            conn.send_bytes(b"B" + traceback.format_exc().encode("utf-8", "replace"))
+            return
+        done += len(items)
+        retire = done >= recycle_claims or _rss_mb() >= recycle_mb
+        try:
+            conn.send_bytes((b"X" if retire else b"R") + _ENCODER.encode((number, items)))
+        except OSError:  # the parent is gone (stopped or killed): nothing to report to
+            return
+        if retire:
+            return
+
+
+class _Worker:
+    def __init__(self, context: Any, args: tuple[Any, ...]) -> None:
+        parent, child = context.Pipe(duplex=True)
+        self.conn = parent
+        self.process = context.Process(target=_worker_main, args=(child, *args), daemon=True)
+        self.process.start()
+        child.close()
+        self.chunk: Optional[int] = None
+
+    def stop(self, wait: float = 5.0) -> None:
+        try:
+            self.conn.send_bytes(b"")
+        except (OSError, ValueError):
+            pass
+        self.process.join(wait)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(wait)
+        self.conn.close()
+
+
+def _context() -> Any:
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        # Workers fork from a server that has already imported clingo and the engine; the
+        # server starts from a clean interpreter, so no state of this process is shared.
+        context.set_forkserver_preload(["pain_asp.modes.check", "pain_asp.engine", "clingo"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+class WorkerPool:
+    """Worker processes that check chunks; results come back in chunk order.
+
+    ``task(checker, payload, fmt, colour)`` is run in a worker for each chunk (default
+    :func:`check_task`; it must be importable by name). Workers retire after
+    ``recycle_claims`` claims or past ``recycle_mb`` of resident memory and are replaced.
+    """
+
+    def __init__(self, workers: int, options: Any, fmt: str, colour: bool,
+                 recycle_claims: int, recycle_mb: float,
+                 task: Callable[..., list[tuple[Any, ...]]] = check_task) -> None:
+        self.size = max(1, workers)
+        self._context = _context()
+        self._args = (options, fmt, colour, max(1, recycle_claims), recycle_mb, task)
+        self._workers: list[_Worker] = []
+        self.started = 0
+        self.retired = 0
+        self.died = 0
+        self._streak = 0  # deaths since the last chunk checked
+
+    def start(self, count: int) -> None:
+        """Start workers now (up to ``count`` in all), e.g. while the batch is still being read."""
+        while len(self._workers) < min(count, self.size):
+            self._spawn()
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker(self._context, self._args)
+        self._workers.append(worker)
+        self.started += 1
+        return worker
+
+    def run(self, chunks: Iterable[tuple[bytes, int]],
+            on_failure: Callable[[int, str], list[tuple[Any, ...]]]) -> Iterator[list[tuple[Any, ...]]]:
+        """Check ``(payload, claims)`` chunks; yield each chunk's items, in chunk order.
+
+        ``on_failure(chunk number, why)`` gives the items for a chunk whose worker died twice.
+        """
+        from multiprocessing.connection import wait
+
+        source = iter(chunks)
+        payloads: dict[int, bytes] = {}
+        attempts: dict[int, int] = {}
+        retry: list[int] = []
+        done: dict[int, list[tuple[Any, ...]]] = {}
+        next_in = next_out = 0
+        exhausted = False
+        window = 2 * self.size
+        try:
+            self.start(self.size)
+            while True:
+                for worker in self._workers:
+                    if worker.chunk is not None:
+                        continue
+                    if retry:
+                        number = retry.pop(0)
+                    elif not exhausted and next_in - next_out < window:
+                        try:
+                            payload, _ = next(source)
+                        except StopIteration:
+                            exhausted = True
+                            continue
+                        number = next_in
+                        next_in += 1
+                        payloads[number] = payload
+                        attempts[number] = 0
+                    else:
+                        continue
+                    worker.chunk = number
+                    try:
+                        worker.conn.send_bytes(number.to_bytes(8, "little") + payloads[number])
+                    except (OSError, ValueError):
+                        pass  # the worker is gone; its sentinel says so below
+                busy = [w for w in self._workers if w.chunk is not None]
+                if not busy:
+                    if exhausted and not retry:
+                        break
+                    if not self._workers:
+                        self._spawn()
+                    continue
+                ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+                for worker in busy:
+                    if worker.conn in ready or worker.conn.poll():
+                        if not self._receive(worker, done, payloads):
+                            self._died(worker, attempts, retry, done, payloads, on_failure)
+                    elif worker.process.sentinel in ready:
+                        self._died(worker, attempts, retry, done, payloads, on_failure)
+                while next_out in done:
+                    yield done.pop(next_out)
+                    next_out += 1
+        finally:
+            self.close()
+
+    def _receive(self, worker: _Worker, done: dict[int, list[tuple[Any, ...]]],
+                 payloads: dict[int, bytes]) -> bool:
+        """Take a worker's reply; False when there was none (the worker died)."""
+        try:
+            message = worker.conn.recv_bytes()
+        except (EOFError, OSError):
+            message = b""
+        kind, body = message[:1], message[1:]
+        if kind == b"U":
+            raise PainAspError(body.decode("utf-8", "replace"))
+        if kind == b"B":
+            raise RuntimeError("a batch worker failed:\n" + body.decode("utf-8", "replace"))
+        if kind not in (b"R", b"X"):  # the pipe closed without a reply: the worker died
+            return False
+        number, items = _decoder("results").decode(body)
+        self._streak = 0
+        done[number] = items
+        payloads.pop(number, None)
+        worker.chunk = None
+        if kind == b"X":
+            self.retired += 1
+            self._workers.remove(worker)
+            worker.process.join(5.0)
+            worker.conn.close()
+            self._spawn()
+        return True
+
+    def _died(self, worker: _Worker, attempts: dict[int, int], retry: list[int],
+              done: dict[int, list[tuple[Any, ...]]], payloads: dict[int, bytes],
+              on_failure: Callable[[int, str], list[tuple[Any, ...]]]) -> None:
+        number = worker.chunk
+        worker.process.join(1.0)
+        code = worker.process.exitcode
+        self.died += 1
+        self._streak += 1
+        self._workers.remove(worker)
+        worker.conn.close()
+        if self._streak > 2 * self.size + 2:
+            raise PainAspError(f"the worker processes keep stopping without checking anything "
+                               f"(last exit code {code}); try --workers 1 or a smaller batch")
+        self._spawn()
+        if number is None:
+            return
+        attempts[number] += 1
+        if attempts[number] >= 2:
+            done[number] = on_failure(number, f"the worker process checking it stopped twice (exit code {code})")
+            payloads.pop(number, None)
+        else:
+            retry.append(number)
+
+    def close(self) -> None:
+        """Stop every worker."""
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            try:
+                worker.conn.send_bytes(b"")
+            except (OSError, ValueError):
+                pass
+        for worker in workers:
+            worker.stop()
+
+
+# --- the batch ---------------------------------------------------------------------------------
+
+def iter_checked(files: Iterable[str | Path], checker: Any = None, *,
+                 history_db: Optional[str | Path] = None,
+                 options: Optional[BatchOptions] = None,
+                 progress: Optional[Progress] = None,
+                 summary: Optional[BatchSummary] = None,
+                 task: Callable[..., list[tuple[Any, ...]]] = check_task) -> Iterator[Checked]:
+    """Check every claim of ``files``; yield one :class:`Checked` per input claim, in input order.
+
+    ``checker`` (a :class:`~pain_asp.engine.Checker`, default a new one with the shipped
+    policy) decides the payers known; its options go to the workers. ``summary`` is filled
+    in as items are yielded.
+    """
+    from ..engine import Checker
+    from ..inputs.readers import read_claims
+
+    options = options or BatchOptions()
+    if options.fmt not in FORMATS:
+        raise PainAspError(f"--format {options.fmt}: expected one of {', '.join(FORMATS)}")
+    checker = checker or Checker()
+    summary = summary if summary is not None else BatchSummary()
+    progress = progress or Progress(enabled=False)
+    chunk_size = max(1, options.chunk_size)
+    limit = max(0, options.in_memory_limit)
+    records: Optional[list[Any]] = []
+    spool: Optional[_Spool] = None
+    pool: Optional[WorkerPool] = None
+    index = PatientIndex()
+    count = 0
+    store = None
+    if history_db is not None:  # opened first: a missing store fails before any output
+        from ..store import HistoryStore
+
+        store = HistoryStore(history_db, create=False)
+    try:
+        for record in read_claims(files, checker.known_payers()):
+            count += 1
+            progress.reading(count)
+            if spool is not None:
+                spool.add(record)
+                if record.claim is not None:
+                    index.add(record.claim)
+                continue
+            assert records is not None
+            records.append(record)
+            if len(records) > limit:
+                spool = _Spool(options.spool_dir, chunk_size, options.with_charges)
+                # Workers start while the rest is read (their start-up is hidden behind it).
+                pool = WorkerPool(options.worker_count(), checker.options, options.fmt, options.colour,
+                                  options.recycle_claims, options.recycle_mb, task)
+                pool.start(2)
+                for held in records:
+                    spool.add(held)
+                    if held.claim is not None:
+                        index.add(held.claim)
+                records = None
+        progress.total = count
+        if spool is None:
+            assert records is not None
+            yield from _in_process(records, checker, store, options, progress, summary)
+            return
+        index.freeze()
+        assert pool is not None
+        yield from _with_workers(spool, index, pool, store, options, progress, summary)
+    finally:
+        if pool is not None:
+            pool.close()
+        if spool is not None:
+            spool.close()
+        if store is not None:
+            store.close()
+        progress.close(summary if summary.claims else None)
+
+
+def _in_process(records: list[Any], checker: Any, store: Any, options: BatchOptions,
+                progress: Progress, summary: BatchSummary) -> Iterator[Checked]:
+    """A small batch: one pass, checked here, with :func:`pain_asp.history.batch_history`."""
+    from ..history import batch_history
+
+    summary.mode, summary.workers = "in-process", 0
+    provider = batch_history([r.claim for r in records if r.claim is not None])
+    if store is not None:
+        from ..store import store_history
+
+        provider = store_history(store, base=provider)
+    for record, result in zip(records, checker.check(records, history=provider)):
+        charges = _line_charges(record.claim) if options.with_charges else None
+        item = _checked(result, options.fmt, options.colour, charges)
+        summary.add(item)
+        progress.checking(summary)
+        yield item
+
+
+def _failure_item(entry: _Spooled, why: str, fmt: str, colour: bool) -> tuple[Any, ...]:
+    """The error record of a claim whose chunk could not be checked (its input errors, if any)."""
+    from ..findings import Result
+
+    errors = [InputError(*e).as_dict() for e in entry.errors] or [{
+        "file": entry.file, "claim_id": entry.claim_id, "field": "", "value": "",
+        "expected": "a completed check", "message": f"not checked: {why}"}]
+    result = Result(entry.file, entry.position, entry.claim_id, payer=entry.payer, errors=errors)
+    item = _checked(result, fmt, colour)
+    return (item.claim_id, item.payer, item.status, item.rank, item.findings, item.text)
+
+
+def _with_workers(spool: _Spool, index: PatientIndex, pool: WorkerPool, store: Any,
+                  options: BatchOptions, progress: Progress, summary: BatchSummary) -> Iterator[Checked]:
+    """A large batch: spool chunks, each claim's history from the index, checked by workers."""
+    chunk_count = -(-spool.count // max(1, options.chunk_size))
+    pool.size = max(1, min(options.worker_count(), chunk_count))
+    summary.mode, summary.workers = "workers", pool.size
+    held: dict[int, list[_Spooled]] = {}
+    provider: Optional[Callable[[Claim], list[HistoryEntry]]] = None
+    if store is not None:  # the store needs the claim itself: decode it here
+        from ..store import store_history
+
+        provider = store_history(store, base=index)
+
+    def outgoing(entry: _Spooled) -> _Outgoing:
+        out = _Outgoing(entry.file, entry.position, entry.claim_id, entry.errors, entry.claim)
+        if entry.patient is not None and entry.claim_id is not None:
+            if provider is not None:
+                out.history = provider(_decoder("claim").decode(entry.claim))
+            else:  # the worker merges the claim's own history with these
+                out.others = index.others(entry.patient, entry.claim_id)
+        return out
+
+    def chunks() -> Iterator[tuple[bytes, int]]:
+        for number, entries in enumerate(spool.chunks()):
+            held[number] = entries
+            yield _ENCODER.encode([outgoing(e) for e in entries]), len(entries)
+
+    def failed(number: int, why: str) -> list[tuple[Any, ...]]:
+        return [_failure_item(t, why, options.fmt, options.colour) for t in held[number]]
+
+    try:
+        for number, items in enumerate(pool.run(chunks(), failed)):
+            entries = held.pop(number)
+            for entry, (claim_id, payer, status, rank, findings, text) in zip(entries, items):
+                item = Checked(claim_id, payer, status, rank, findings, text, entry.charges)
+                summary.add(item)
+                yield item
+            progress.checking(summary)
+    finally:
+        summary.workers_started = pool.started
+        summary.workers_retired = pool.retired
+        summary.workers_died = pool.died
+
+
+def check_files(files: Iterable[str | Path], out: TextIO, *, fmt: str = "text", colour: bool = False,
+                checker: Any = None, history_db: Optional[str | Path] = None,
+                options: Optional[BatchOptions] = None, progress: Optional[Progress] = None) -> BatchSummary:
+    """Check ``files`` and write every result to ``out`` as it is ready (``pain-asp check``).
+
+    The output is the same bytes whatever the number of workers. Returns the batch's counts.
+    """
+    from ..render.results import ResultWriter
+
+    options = options or BatchOptions()
+    options.fmt, options.colour = fmt, colour
+    summary = BatchSummary()
+    writer = ResultWriter(fmt, out, colour)
+    for item in iter_checked(files, checker, history_db=history_db, options=options,
+                             progress=progress, summary=summary):
+        writer.write(item)
+    writer.end()
+    return summary
+
+
+# --- partitions for a distributed engine (docs/scaling.md) ------------------------------------
+
+def patient_key(raw: Any) -> Optional[str]:
+    """The patient id of a raw claim mapping, or None when it has none (then any partition will do)."""
+    if isinstance(raw, dict):
+        patient = raw.get("patient")
+        if isinstance(patient, dict):
+            value = patient.get("id")
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
+                return str(value)
+    return None
+
+
+def claim_identity(raw: Any) -> Optional[str]:
+    """The claim id of a raw claim mapping that validates as a claim, else None.
+
+    Only such claims take part in the batch's duplicate-id check (as in
+    :func:`pain_asp.inputs.readers.read_claims`), and only originals: a replacement or void repeats
+    the claim id of the claim it replaces.
+    """
+    from ..models import ValidationError, parse_claim
+
+    if not isinstance(raw, dict):
+        return None
+    try:
+        claim = parse_claim(raw)
+    except (ValidationError, ValueError, TypeError):
+        return None
+    return claim.claim_id if claim.frequency == ORIGINAL else None
+
+
+def duplicate_positions(ids: Iterable[tuple[int, Optional[str]]]) -> dict[int, int]:
+    """``(position, claim_identity)`` pairs -> {position: position of the first claim with that id}."""
+    first: dict[str, int] = {}
+    out: dict[int, int] = {}
+    for position, claim_id in sorted(ids, key=lambda pair: pair[0]):
+        if claim_id is None:
+            continue
+        if claim_id in first:
+            out[position] = first[claim_id]
+        else:
+            first[claim_id] = position
+    return out
+
+
+def check_partition(rows: Iterable[tuple[int, Any]], *, file: str = "<batch>",
+                    duplicates: Optional[dict[int, int]] = None, checker: Any = None,
+                    fmt: str = "jsonl") -> list[tuple[int, str]]:
+    """Check one partition of a batch that holds *all* the claims of its patients.
+
+    ``rows`` are ``(position, raw claim mapping)`` pairs of one input file named ``file``
+    (positions count from 1, as in the file); ``duplicates`` maps the positions whose claim
+    id an earlier claim of the whole batch already used to that claim's position
+    (:func:`duplicate_positions`), so that they get the error record a one-machine run
+    gives them. Returns ``(position, rendered result)`` pairs: sorting every partition's
+    pairs by position gives the one-machine output of ``pain-asp check --format jsonl``.
+    This is the unit of work for Dask, Ray or any engine that can group by a key (see
+    docs/scaling.md).
+    """
+    from ..history import batch_history
+    from ..inputs.records import cross_check, validate_record
+    from ..render.results import render_result
+
+    checker = checker or _partition_checker()
+    payers = set(checker.known_payers())
+    duplicates = duplicates or {}
+    records = []
+    for position, raw in sorted(rows, key=lambda row: row[0]):
+        record = validate_record(raw, file, position, lambda keys, line=position: line)  # a JSON Lines line
+        if record.claim is not None:
+            seen = {}
+            if position in duplicates:
+                seen[record.claim.claim_id] = f"{file} claim {duplicates[position]}"
+            cross_check(record, payers, seen)
+        records.append(record)
+    provider = batch_history([r.claim for r in records if r.claim is not None])
+    return [(record.position, render_result(result, fmt))
+            for record, result in zip(records, checker.check(records, history=provider))]
+
+
+_PARTITION_CHECKER: dict[str, Any] = {}
+
+
+def _partition_checker() -> Any:
+    from ..engine import Checker
+
+    if "checker" not in _PARTITION_CHECKER:
+        _PARTITION_CHECKER["checker"] = Checker()
+    return _PARTITION_CHECKER["checker"]
