@@ -673,11 +673,11 @@ def test_fix_exit_codes_and_output_formats(tmp_path: Path) -> None:
 
 def test_bench_fix_reports_throughput() -> None:
     """The shipped fix benchmark runs on generated claims with deny findings, all optimal."""
-    from pain_asp.modes.fix import bench_fix
+    from pain_asp.bench.fix import bench_fix
 
     figures = bench_fix(30, 5, claims_per_solve=10)
     assert figures["claims"] == 30 and figures["claims_per_s"] > 0
     assert figures["optimal"] + figures["not_proven"] + figures["statuses"].get("timeout", 0) \
         + figures["statuses"].get("error", 0) == 30
     assert figures["not_proven"] == 0 and "timeout" not in figures["statuses"]
-    assert figures["command"].startswith("python -m pain_asp.modes.fix --claims 30 --seed 5")
+    assert figures["command"].startswith("python -m pain_asp.bench.fix --claims 30 --seed 5")
