@@ -1,6 +1,6 @@
 """The ``pain-asp`` command line (typer). Commands parse options and delegate.
 
-Exit codes (SPEC §4): 0 no ``deny`` finding; 1 some ``deny`` finding (``--fail-on`` widens or
+Exit codes (docs/rules.md): 0 no ``deny`` finding; 1 some ``deny`` finding (``--fail-on`` widens or
 disables); 2 usage or input error. Heavy modules (clingo, pydantic) are imported inside the
 commands that need them, to keep the one-claim path lean.
 """
@@ -792,7 +792,7 @@ def report_command(
     data = build_report(files, checker=checker, history_db=history, batch_options=options,
                         progress=Progress(sys.stderr), on_result=results.append if eras else None)
     if data.claims == data.error_count and not any(e["claim_id"] for e in data.errors):
-        # no claim at all was read (SPEC §11: nothing is silently empty); unreadable claims
+        # no claim at all was read (docs/architecture.md: nothing is silently empty); unreadable claims
         # with an id are listed in the report instead
         for error in data.errors[:10]:
             sys.stderr.write(f"pain-asp: {error['message']}\n")
@@ -907,7 +907,7 @@ def bench_command(
     cli_runs: Annotated[int, typer.Option("--cli-runs", help="Runs of the one-claim CLI (0 skips).")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
-    """Benchmark a batch check (SPEC §12): claims/s at each worker setting, the fresh-Control
+    """Benchmark a batch check (docs/scaling.md): claims/s at each worker setting, the fresh-Control
     baseline and peak memory, all from one run, with the command that reproduces them."""
     import json
 

@@ -1,4 +1,4 @@
-"""Run claims through the knowledge base with clingo (SPEC §2, §12).
+"""Run claims through the knowledge base with clingo (docs/architecture.md, docs/scaling.md).
 
 Claims are grounded in chunks (1,500 per clingo Control by default, facts keyed by the
 claim's position K in the chunk): a fresh Control per claim is some sixty times slower.

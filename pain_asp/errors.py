@@ -11,7 +11,7 @@ __all__ = ["InputError", "PainAspError", "PayerError", "describe"]
 
 def describe(value: Any) -> str:
     """What a value is, never what it says: errors describe input, they do not quote it
-    (SPEC §11), so a stray name or date of birth in a claim file is never printed back."""
+    (docs/architecture.md), so a stray name or date of birth in a claim file is never printed back."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -1,4 +1,4 @@
-"""Translate validated claims into ASP facts (SPEC §11).
+"""Translate validated claims into ASP facts (docs/architecture.md).
 
 Only validated tokens reach clingo: the claim's position in the solve (K) and its line
 numbers are integers chosen here, codes and modifiers have matched the strict patterns of

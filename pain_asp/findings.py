@@ -1,4 +1,4 @@
-"""Findings and per-claim results: grouping violation atoms and filling in messages (SPEC §4)."""
+"""Findings and per-claim results: grouping violation atoms and filling in messages (docs/rules.md)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class Finding:
     payer_parameters: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the SPEC §4 fields, plus the facts that triggered it)."""
+        """JSON-ready form (the docs/rules.md fields, plus the facts that triggered it)."""
         return {
             "rule": self.rule, "severity": self.severity, "title": self.title,
             "message": self.message, "lines": self.lines, "codes": self.codes,
@@ -86,7 +86,7 @@ def record_header(claim_id: str | None, file: str, position: int, payer: str | N
 
 
 def ncci_data_summary(data: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """The NCCI tables a result was checked with, and which of them are not CMS's (SPEC §11:
+    """The NCCI tables a result was checked with, and which of them are not CMS's (docs/architecture.md:
     a check on starter data says so in every record)."""
     return {"ptp": data["ptp"]["name"], "mue": data["mue"]["name"], "aoc": data["aoc"]["name"],
             "not_cms": [kind for kind, info in data.items() if info["cms"] == "no"]}

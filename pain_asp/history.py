@@ -1,4 +1,4 @@
-"""Earlier services of a patient, as seen by the history rules (SPEC §7).
+"""Earlier services of a patient, as seen by the history rules (docs/architecture.md).
 
 Three sources are merged: the claim's own ``history`` list, the patient's other claims in
 the same batch (services dated before this claim's, or the same day on another claim), and

@@ -1,11 +1,11 @@
-"""Validated claim models (SPEC §3), as strict msgspec structs.
+"""Validated claim models (docs/claim-format.md), as strict msgspec structs.
 
 Models are strict: unknown keys are errors, codes/modifiers/diagnoses must match the
 patterns in :mod:`pain_asp.tokens`, documentation uses a closed vocabulary, levels must be
 adjacent spinal segments. A model that validates is safe to translate into ASP facts.
 
 msgspec is used rather than pydantic because a one-claim check must start in well under
-200 ms (SPEC §12): msgspec imports in ~5 ms, pydantic and these models took ~150 ms.
+200 ms (docs/scaling.md): msgspec imports in ~5 ms, pydantic and these models took ~150 ms.
 ``parse_claim`` is the only entry point for raw input; constructing a struct directly runs
 the same checks in ``__post_init__``.
 """
@@ -307,7 +307,7 @@ def dotted_diagnoses(texts: list[str]) -> list[str]:
 
 
 class Claim(_Strict):
-    """One professional claim (SPEC §3)."""
+    """One professional claim, as read from a claim file or an 837P."""
 
     claim_id: Id
     payer: Id
@@ -326,7 +326,7 @@ class Claim(_Strict):
 
     @property
     def first_day(self) -> dt.date:
-        """The earliest date of service on the claim (batch and store history end there, SPEC §7)."""
+        """The earliest date of service on the claim (batch and store history end there, docs/architecture.md)."""
         return min(line.date for line in self.lines)
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""Output files: never onto an input, never half-written (SPEC §11).
+"""Output files: never onto an input, never half-written (docs/architecture.md).
 
 Every command that writes a file (``check``, ``fix``, ``report`` with ``--output``, ``docs``)
 checks the path first (:func:`check_output`, :func:`check_folder`): an output that is one of

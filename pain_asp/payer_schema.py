@@ -191,7 +191,7 @@ def lookup_key(spec: ParamSpec) -> str | None:
 
     Such parameters become ``payer_keyed(Payer, Name, Key, Value, From, To)`` facts as well,
     so kb/payer.lp joins each line only with the entries for its own family or code instead of
-    copying every entry onto every line (grounding cost, SPEC §12). None: looked up as a whole.
+    copying every entry onto every line (grounding cost, docs/scaling.md). None: looked up as a whole.
     """
     keyed = ("family", "code", "family_or_code")
     if spec.kind == "list" and spec.item in keyed:

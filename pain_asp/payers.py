@@ -1,4 +1,4 @@
-"""Payer policy files (SPEC §6): load, validate, resolve ``extends``, write facts.
+"""Payer policy files (docs/payers.md): load, validate, resolve ``extends``, write facts.
 
 A payer file sets parameters for the generic rules and per-rule severity or ``off``. It
 never contains ASP. Values may be date-indexed (a list of ``{since: DATE, value: ...}``);

@@ -1,4 +1,4 @@
-"""The patient history store: earlier services in one SQLite file (SPEC §7, §11).
+"""The patient history store: earlier services in one SQLite file (docs/architecture.md).
 
 ``pain-asp history add`` records checked claims here; ``check --history DB`` reads a
 patient's earlier services back through :func:`store_history`; ``history forget`` erases a

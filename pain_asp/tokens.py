@@ -1,6 +1,6 @@
 """Strict patterns for everything that reaches clingo as a token.
 
-Claim text never becomes ASP source (SPEC §11): codes, modifiers and diagnoses are checked
+Claim text never becomes ASP source (docs/architecture.md): codes, modifiers and diagnoses are checked
 against these patterns, spinal levels are parsed into segment numbers, and names of nerves
 are mapped to a fixed vocabulary. Anything else stays in Python.
 """

@@ -6,7 +6,7 @@ must fire) or ``pass_*.yaml`` (the rule must not fire). It holds:
     description: what the case shows and which source sentence it comes from
     payer_dirs: [relative/dir]        # optional: extra payer files for this case
     ncci: relative/dir                # optional: NCCI tables in CMS layout for this case
-    claim: {...}                      # one claim (SPEC §3)  -- or --
+    claim: {...}                      # one claim (docs/claim-format.md)  -- or --
     claims: [{...}, {...}]            # several claims checked as one batch
     expect:                           # every finding of every claim, nothing less or more
       - {rule: imaging-included, severity: deny, lines: [2]}

@@ -1,4 +1,4 @@
-"""Consistency of the knowledge base (SPEC §10): ``pain-asp kb check`` and ``kb diff``.
+"""Consistency of the knowledge base (docs/authoring.md): ``pain-asp kb check`` and ``kb diff``.
 
 ``kb check`` looks for three kinds of trouble and reports each with where it is:
 

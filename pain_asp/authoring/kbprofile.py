@@ -1,4 +1,4 @@
-"""Where grounding time goes, rule by rule: ``pain-asp kb profile`` (SPEC §10, §12).
+"""Where grounding time goes, rule by rule: ``pain-asp kb profile`` (docs/authoring.md, docs/scaling.md).
 
 clingo reports no time per rule, so this measures it: generated claims (with history) are
 checked once to get the whole model; a fresh Control then holds that model as facts and

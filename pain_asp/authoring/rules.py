@@ -1,4 +1,4 @@
-"""Rule authoring (SPEC §10): show a rule, run its cases, measure coverage, lint, scaffold.
+"""Rule authoring (docs/authoring.md): show a rule, run its cases, measure coverage, lint, scaffold.
 
 Compliance analysts write rules in ``kb/rules/<category>/*.lp`` (metadata as facts, one
 concern per file) and example claims in ``tests/cases/<rule-id>/fire_*.yaml`` and

@@ -1,4 +1,4 @@
-"""The batch benchmark behind ``pain-asp bench`` (SPEC §12): 100,000 claims, 1 and 2 workers.
+"""The batch benchmark behind ``pain-asp bench`` (docs/scaling.md): 100,000 claims, 1 and 2 workers.
 
 One run, one machine, every figure from the same run so that ratios hold however loaded
 the machine is:
@@ -41,7 +41,7 @@ from typing import Any, Optional
 
 __all__ = ["run_batch_bench", "format_batch_report", "cli_wall_of_first_claim", "TreeSampler", "TARGETS"]
 
-# SPEC §12 targets.
+# docs/scaling.md targets.
 TARGETS = {"batch_1": 3000.0, "batch_2": 6000.0, "ratio": 60.0, "memory_mb": 500.0, "cli_ms": 200.0}
 
 
@@ -287,9 +287,9 @@ def _verdict(value: Optional[float], target: float, higher: bool = True) -> str:
 
 
 def format_batch_report(figures: dict[str, Any]) -> str:
-    """The figures as a table with the SPEC §12 targets and the command that reproduces them."""
+    """The figures as a table with the docs/scaling.md targets and the command that reproduces them."""
     base = figures["baseline"]
-    rows: list[tuple[str, str, str, str]] = [("measure", "figure", "target (SPEC §12)", "")]
+    rows: list[tuple[str, str, str, str]] = [("measure", "figure", "target (docs/scaling.md)", "")]
     by_workers = {r["workers"]: r for r in figures["runs"]}
     for run in figures["runs"]:
         w = run["workers"]

@@ -1,4 +1,4 @@
-"""The fix benchmark: fix throughput on generated claims with deny findings (SPEC §12).
+"""The fix benchmark: fix throughput on generated claims with deny findings (docs/scaling.md).
 
 ``python -m pain_asp.bench.fix --claims 2000`` prints the figures (``--json`` for JSON).
 """
@@ -16,7 +16,7 @@ __all__ = ["bench_fix"]
 
 def bench_fix(n: int, seed: int, *, claims_per_solve: int = 100, workers: int = 1,
               timeout: float = 20.0, attribute: bool = True) -> dict[str, Any]:
-    """Fix throughput on ``n`` generated claims that have deny findings (SPEC §12).
+    """Fix throughput on ``n`` generated claims that have deny findings (docs/scaling.md).
 
     Claims come from :func:`pain_asp.bench.generate.generate_claims` (``seed``), in order; a first,
     untimed check keeps the first ``n`` with at least one deny finding (correctable or not).

@@ -1,4 +1,4 @@
-"""Realistic random claims, deterministic from a seed (SPEC §3, §12).
+"""Realistic random claims, deterministic from a seed (docs/claim-format.md, docs/scaling.md).
 
 The benchmark (:mod:`pain_asp.bench.batch`) and the property tests (``tests/strategies.py``) use
 these claims. Each claim is what a pain-management practice sends in a day: one encounter
@@ -11,7 +11,7 @@ in ``history``. About a quarter of the claims carry one realistic coding error (
 laterality or KX modifier, imaging billed with a code that includes it, an invalid
 diagnosis header, an add-on without its primary, a duplicate line, ...).
 
-Claims are plain dicts in the input format of SPEC §3 with ISO dates, so they can be
+Claims are plain dicts in the input format of docs/claim-format.md with ISO dates, so they can be
 written as JSON Lines (:func:`write_jsonl`) or validated with
 :func:`pain_asp.inputs.readers.validate_claim`. The same seed always gives the same claims, and
 the first ``n`` claims of a longer run are the claims of a run of ``n``.
@@ -84,7 +84,7 @@ ALL_CODES = tuple(sorted(set(
     ESI_CODES + FACET_CODES + RFA_CODES + SOMATIC_CODES + SI_CODES + GENICULAR_CODES
     + TRIGGER_POINT_CODES + JOINT_CODES + IMAGING_CODES + EM_CODES + CHRONIC_PAIN_CODES)))
 
-# Billable FY2026 ICD-10-CM codes, grouped by what they support (reference.md §6).
+# Billable FY2026 ICD-10-CM codes, grouped by what they support (kb/catalog/dx_families.lp).
 DIAGNOSES: dict[str, tuple[str, ...]] = {
     "radicular_lumbar": ("M54.16", "M54.17", "M51.16", "M51.17", "M48.062", "M47.26", "M51.362"),
     "radicular_cervical": ("M54.12", "M54.13", "M50.121", "M50.122", "M47.22"),
@@ -638,7 +638,7 @@ def _new_patient(rng: random.Random, seed: int, number: int) -> dict[str, Any]:
 
 
 def generate_claims(n: int, seed: int) -> Iterator[dict[str, Any]]:
-    """Yield ``n`` realistic claims (SPEC §3 dicts, ISO dates), the same for the same seed."""
+    """Yield ``n`` realistic claims (docs/claim-format.md dicts, ISO dates), the same for the same seed."""
     if n < 0:
         raise ValueError("n must be >= 0")
     rng = random.Random(seed)

@@ -1,4 +1,4 @@
-"""Structured encounters for ``pain-asp code`` (SPEC §9), as strict msgspec structs.
+"""Structured encounters for ``pain-asp code`` (docs/encounter-format.md), as strict msgspec structs.
 
 An encounter says what was done, not which codes: the payer, place of service, date,
 diagnoses, and each procedure with its levels, side, guidance, purpose, nerves, muscles
@@ -59,7 +59,7 @@ Guidance = Literal["fluoroscopy", "ct", "ultrasound", "none"]
 KINDS: tuple[str, ...] = ProcedureKind.__args__  # type: ignore[attr-defined]
 
 # Nerves a block can name, with the token the code-selection program knows
-# (kb/code/select.lp maps tokens to codes: reference.md §1.2). Medial and lateral branches
+# (kb/code/select.lp maps tokens to codes, with its sources). Medial and lateral branches
 # are facet and SI joint procedures, not peripheral nerve blocks.
 NERVES: dict[str, str] = {
     "superolateral genicular": "superolateral_genicular",
@@ -220,7 +220,7 @@ class Procedure(_Strict):
 
 
 class Encounter(_Strict):
-    """What was done in one encounter, for one payer and place of service (SPEC §9)."""
+    """What was done in one encounter, for one payer and place of service (docs/encounter-format.md)."""
 
     payer: str
     place_of_service: str
@@ -350,7 +350,7 @@ pain-asp check claim.json                          # the claim feeds check uncha
 `--format text` (default) shows the encounter as read, what the text reader recognised and
 did not, the lines, notes and findings; `--format json` gives the same as one object
 (`reading`, `encounter`, `lines`, `notes`, `claim`, `status`, `findings`); `--format claim`
-prints only the claim (SPEC §3), ready for `pain-asp check`. Exit codes: 0 no `deny`
+prints only the claim (the format of docs/claim-format.md), ready for `pain-asp check`. Exit codes: 0 no `deny`
 finding, 1 some `deny` finding, 2 input that cannot be coded (with what is missing).
 
 ## Encounter file

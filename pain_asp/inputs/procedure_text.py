@@ -1,4 +1,4 @@
-"""Read procedures from a line of free text (SPEC §9): what was recognised, what was not.
+"""Read procedures from a line of free text (docs/encounter-format.md): what was recognised, what was not.
 
 ``bilateral L4-5 and L5-S1 transforaminal ESI under fluoroscopy`` becomes a
 :class:`~pain_asp.inputs.encounter.Procedure` (transforaminal_esi, levels L4-L5 and L5-S1, side

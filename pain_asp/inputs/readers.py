@@ -1,4 +1,4 @@
-"""Read claims from JSON, YAML and JSON Lines files into validated models (SPEC §3, §11).
+"""Read claims from JSON, YAML and JSON Lines files into validated models (docs/claim-format.md, docs/architecture.md).
 
 A file holds one claim, a list of claims, or JSON Lines (one claim per line). Reading is
 streamed: every claim comes back as a :class:`Record`, in input order, either with a valid
@@ -41,7 +41,7 @@ def read_claims(
                 cross_check(record, payers, seen_ids)
             record.line_at = None
             yield record
-        if not read:  # nothing is silently empty (SPEC §11)
+        if not read:  # nothing is silently empty (docs/architecture.md)
             yield Record(str(path), 1, errors=[InputError(str(path), None, "", "", _NO_CLAIMS)])
 
 

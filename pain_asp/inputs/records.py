@@ -1,5 +1,5 @@
 """Validate a parsed claim into a :class:`Record`: the claim model, or the input errors that say
-which field of which claim, on which line, should have been what (SPEC §3, §11).
+which field of which claim, on which line, should have been what (docs/claim-format.md, docs/architecture.md).
 
 The readers (:mod:`pain_asp.inputs.readers`, :mod:`pain_asp.inputs.x12`) parse files and hand each
 claim's mapping here; the batch check validates in its workers with the same functions.

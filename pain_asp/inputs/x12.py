@@ -1,4 +1,4 @@
-"""X12 837P (005010X222A1) claims in and out, with pyx12 (SPEC §2, §3, §11).
+"""X12 837P (005010X222A1) claims in and out, with pyx12 (docs/architecture.md, docs/claim-format.md).
 
 Reading. pyx12's ``X12ContextReader`` walks the file against its 005010X222A1 map and,
 with an error handler attached, validates every segment against the implementation guide
@@ -6,7 +6,7 @@ with an error handler attached, validates every segment against the implementati
 numbering, SE/GE/IEA counts). It hands back each 2300 claim loop as a tree and every other
 segment alone, each tagged with its loop, so this module only tracks the hierarchy (billing
 provider 2000A, subscriber 2000B, patient 2000C) and reads the elements the claim model
-needs (reference.md §8):
+needs (the 837P implementation guide 005010X222A1, as pyx12 maps it):
 
 =========================  =====================================================
 claim model                837P
@@ -1195,8 +1195,8 @@ def validate_x12(text: str) -> list[str]:
 class Provider:
     """Submitter and billing provider for claims that did not come from an 837P.
 
-    The defaults are placeholders that validate (the NPI is the check-digit-valid example
-    of reference.md §8); replace them before a file is submitted.
+    The defaults are placeholders that validate (the NPI is a made-up number with a valid
+    check digit); replace them before a file is submitted.
     """
 
     name: str = "BILLING PROVIDER"

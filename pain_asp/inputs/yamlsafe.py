@@ -11,7 +11,7 @@ So ``000123`` is the id ``"000123"`` (YAML 1.1 read it as the octal number 83), 
 code, ``2026-02-30`` is text that a date field then rejects for its claim alone, and ``yes``,
 ``on`` or ``1_000`` are text. A canonical whole number reads back to exactly its text.
 
-Every document is bounded before it is built (SPEC §11): a key repeated in one mapping is an
+Every document is bounded before it is built (docs/architecture.md): a key repeated in one mapping is an
 error with its line, nesting is at most :data:`MAX_DEPTH` levels, and a document (or one item
 of a top-level list) holds at most :data:`MAX_NODES` values once aliases are expanded, so an
 alias bomb ("billion laughs") is refused in milliseconds; a recursive alias is refused too.

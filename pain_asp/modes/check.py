@@ -1,10 +1,10 @@
-"""Batch checking at scale: streaming, worker processes, progress (SPEC §7, §11, §12).
+"""Batch checking at scale: streaming, worker processes, progress (docs/architecture.md, docs/scaling.md).
 
 A billing company checks a day of claims for many practices at once. Two things make that
 more than a loop over :meth:`pain_asp.engine.Checker.check`:
 
 * **Batch history needs every claim of a patient.** A claim sees the patient's other claims
-  of the batch dated on or before its first date of service (SPEC §7), and those may come
+  of the batch dated on or before its first date of service (docs/architecture.md), and those may come
   later in the file. So a batch is read twice:
 
   1. **Index pass.** Every claim is read and validated once (:func:`pain_asp.inputs.readers.read_claims`,
@@ -22,14 +22,14 @@ more than a loop over :meth:`pain_asp.engine.Checker.check`:
   Small inputs (up to :attr:`BatchOptions.in_memory_limit` claims) skip the spool and the
   workers: they are read once, checked in this process, as before.
 
-* **clingo never forgets a term.** A process that grounds many claims keeps growing (SPEC
-  §12 measured about 8 KB a claim). Checking happens in worker processes
+* **clingo never forgets a term.** A process that grounds many claims keeps growing (about 8 KB a
+  claim was measured, docs/scaling.md). Checking happens in worker processes
   (:class:`WorkerPool`) that retire once they have checked
   :attr:`BatchOptions.recycle_claims` claims or their resident memory passes
   :attr:`BatchOptions.recycle_mb`, and are replaced by fresh ones. Each worker builds one
   :class:`~pain_asp.engine.Checker` and reuses it for every chunk it checks.
 
-Order and completeness (SPEC §11): chunks are numbered, results come back in any order and
+Order and completeness (docs/architecture.md): chunks are numbered, results come back in any order and
 are released in input order, with at most ``2 x workers`` chunks held at once. Every input
 claim yields exactly one item, an unreadable claim an error record. A worker that dies
 (killed, out of memory) is replaced and its chunk is tried again once; if it dies again,
@@ -138,7 +138,7 @@ class BatchSummary:
         self.worst_rank = min(self.worst_rank, item.rank)
 
     def exit_code(self, fail_on: str) -> int:
-        """SPEC §4: 2 for input errors, 1 for a finding at ``fail_on`` or worse, else 0."""
+        """docs/rules.md: 2 for input errors, 1 for a finding at ``fail_on`` or worse, else 0."""
         from ..vocabulary import SEVERITY_RANK
 
         if self.errors:

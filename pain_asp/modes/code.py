@@ -1,11 +1,11 @@
-"""From an encounter to payer-correct claim lines, checked by the same rules (SPEC §9).
+"""From an encounter to payer-correct claim lines, checked by the same rules (docs/encounter-format.md).
 
 The flow is one direction: a validated :class:`~pain_asp.inputs.encounter.Encounter` becomes
 facts (validated tokens only: kinds, sides, modalities, nerve tokens, segment numbers,
 ICD-10-CM codes that matched the strict pattern), clingo solves the code-selection program
 ``kb/code/`` (the catalog, the spinal anatomy and the payer's parameters in force on the
 date: bilateral format per place of service, KX families, coverage lists), the lines it
-chooses become a claim in the input format of SPEC §3 (with the documentation the encounter
+chooses become a claim in the input format of docs/claim-format.md (with the documentation the encounter
 gives, so that the documentation rules can pass), and :class:`~pain_asp.engine.Checker`
 checks that claim with every rule. A procedure that cannot be coded without guessing is a
 :class:`CodingError` that says what is missing.
@@ -59,7 +59,7 @@ class CodeResult:
         return self.result.status
 
     def claim_dict(self) -> dict[str, Any]:
-        """The claim in the input format of SPEC §3, without empty fields (feeds ``check``)."""
+        """The claim in the input format of docs/claim-format.md, without empty fields (feeds ``check``)."""
         return _prune(as_dict(self.claim))
 
     def as_dict(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Smallest corrections of claims (SPEC §8): the engine behind ``pain-asp fix``.
+"""Smallest corrections of claims (docs/fix.md): the engine behind ``pain-asp fix``.
 
 clingo chooses edits of a claim's lines and minimises their cost over the very rules that
 ``check`` uses: the knowledge base (``kb/check.lp``) is loaded with the repair layer
@@ -34,7 +34,7 @@ API
     replace_modifier, set_units, replace_code, split_bilateral, merge_bilateral,
     repoint_dx; ``line``: the billed line, numbered as in the input; ``details``: a dict;
     ``description``; ``resolves``: the findings of the billed claim the edit clears);
-    ``corrected``: the corrected claim as a dict in the input format (SPEC §3), or None;
+    ``corrected``: the corrected claim as a dict in the input format (docs/claim-format.md), or None;
     ``action_items``: list of :class:`ActionItem` (findings of the corrected claim that no
     edit clears: deny findings of non-correctable rules, and review findings, each with
     the rule's ``action`` or fix hint: document X, appeal, obtain authorization, ABN);
@@ -315,7 +315,7 @@ class Repairer:
         """Fix claims again against the history their corrected form has, until they agree.
 
         A claim's batch and store history are the services dated on or before its first date
-        of service (SPEC §7), so a correction can change what the rules see: an edit to one
+        of service (docs/architecture.md), so a correction can change what the rules see: an edit to one
         claim of a patient changes the history of the patient's other claims of the batch (a
         side modifier put on an earlier session, a dropped duplicate), and dropping a claim's
         earliest line moves its own first day, letting later services in. Each round

@@ -15,7 +15,7 @@ files for the line charges), and writes one HTML file with:
 Charts are inline SVG; the page has no script, no external style sheet, font or image,
 and no link that leaves the page, so it opens offline and can be mailed as one file. Only
 claim ids, payer ids, codes and the findings' own messages appear: no patient id, name or
-birth date (SPEC §11). The same input gives the same bytes.
+birth date (docs/architecture.md). The same input gives the same bytes.
 
 Memory stays flat: results are aggregated as they are read; the drill-down tables keep at
 most :data:`DRILL_ROWS` claims per rule and the work list :data:`WORK_ROWS` claims.

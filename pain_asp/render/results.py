@@ -1,7 +1,7 @@
-"""Render check results: text for people, JSON, JSON Lines and CSV for machines (SPEC §4).
+"""Render check results: text for people, JSON, JSON Lines and CSV for machines (docs/rules.md).
 
 Output is deterministic: the same input gives byte-identical output. Claim text cannot take
-over a terminal or a spreadsheet (SPEC §11): in text output every control character (line
+over a terminal or a spreadsheet (docs/architecture.md): in text output every control character (line
 breaks, carriage returns, ANSI escapes, bidirectional overrides) is shown as an escape
 (:func:`visible`); a CSV cell that a spreadsheet would read as a formula gets a leading
 single quote and a carriage return cannot split a row (:func:`csv_cell`, the OWASP

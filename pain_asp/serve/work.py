@@ -1,6 +1,6 @@
 """What the check processes of ``pain-asp serve`` run: check, explain, fix and code requests.
 
-clingo never forgets a term (SPEC §12: a process that grounds many claims keeps growing), so,
+clingo never forgets a term (docs/scaling.md: a process that grounds many claims keeps growing), so,
 as in batch mode, the solving happens in worker processes that are replaced after a number of
 claims (:class:`pain_asp.serve.app.Checks`). Each worker loads the knowledge base, payer
 policies and NCCI tables once (:func:`start`) and keeps them for every request it serves.
