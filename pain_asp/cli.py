@@ -129,37 +129,6 @@ def _spool_folder(spool_dir: Path | None, output: Path | None) -> str | None:
     return str(output.parent) if output is not None else None
 
 
-def _run(files: list[Path], payer_dirs: list[Path] | None, ncci_dir: Path | None,
-         history_db: Path | None):  # noqa: ANN202
-    """Read, validate and check every claim; returns (checker, results)."""
-    from .history import batch_history
-    from .inputs.readers import read_claims
-
-    for path in files:
-        if not path.exists():
-            raise _fail(f"{path}: no such file or folder")
-    checker = _checker(payer_dirs, ncci_dir)
-    records = list(read_claims(files, checker.known_payers()))
-    provider = batch_history([r.claim for r in records if r.claim is not None])
-    if history_db is None:
-        return checker, list(checker.check(records, history=provider))
-    from .store import HistoryStore, store_history
-
-    with HistoryStore(history_db, create=False) as store:
-        return checker, list(checker.check(records, history=store_history(store, base=provider)))
-
-
-def _exit_code(results: list, fail_on: FailOn) -> int:
-    from .vocabulary import SEVERITY_RANK
-
-    if any(r.errors for r in results):
-        return 2
-    if fail_on == FailOn.never:
-        return 0
-    limit = SEVERITY_RANK[fail_on.value]
-    worst = [SEVERITY_RANK[f.severity] for r in results for f in r.findings]
-    return 1 if worst and min(worst) <= limit else 0
-
 
 @app.command()
 @_user_errors

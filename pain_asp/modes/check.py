@@ -304,10 +304,6 @@ class PatientIndex:
     def __len__(self) -> int:
         return len(self._by_patient)
 
-    def nbytes(self) -> int:
-        """The size of the encoded services held."""
-        return sum(len(b) for v in self._by_patient.values() for _, b in v)
-
     def others(self, patient_id: str, claim_id: str) -> list[bytes]:
         """The encoded services of the patient's other claims, in input order."""
         return [blob for other, blob in self._by_patient.get(patient_id, ()) if other != claim_id]

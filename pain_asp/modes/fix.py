@@ -586,10 +586,6 @@ def _split_model(symbols: list, n: int, only: set[int] | None = None) -> tuple[l
     return edits, atoms
 
 
-def _origin_line(line: int) -> int:
-    return line - _SPLIT_OFFSET if line > _SPLIT_OFFSET else line
-
-
 def _key(f: Finding) -> tuple[str, str, str]:
     """What tells one finding from another: rule, severity and the facts of its Why."""
     return (f.rule, f.severity, json.dumps(f.facts, sort_keys=True, default=str))
