@@ -129,6 +129,17 @@ def _spool_folder(spool_dir: Path | None, output: Path | None) -> str | None:
     return str(output.parent) if output is not None else None
 
 
+def _exit_code(results: list, fail_on: FailOn) -> int:
+    from .vocabulary import SEVERITY_RANK
+
+    if any(r.errors for r in results):
+        return 2
+    if fail_on == FailOn.never:
+        return 0
+    limit = SEVERITY_RANK[fail_on.value]
+    worst = [SEVERITY_RANK[f.severity] for r in results for f in r.findings]
+    return 1 if worst and min(worst) <= limit else 0
+
 
 @app.command()
 @_user_errors
