@@ -13,6 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from .vocabulary import FORMATS, SEVERITIES
+
 __all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -26,11 +28,9 @@ app.add_typer(payers_app, name="payers")
 app.add_typer(history_app, name="history")
 
 
-class Format(str, Enum):
-    text = "text"
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
+# Choices named once, in pain_asp/vocabulary.py: the output formats of check, and the
+# severities (plus never) that --fail-on takes.
+Format = Enum("Format", {name: name for name in FORMATS}, type=str)
 
 
 class TextOrJson(str, Enum):
@@ -40,12 +40,7 @@ class TextOrJson(str, Enum):
     json = "json"
 
 
-class FailOn(str, Enum):
-    deny = "deny"
-    review = "review"
-    warn = "warn"
-    info = "info"
-    never = "never"
+FailOn = Enum("FailOn", {name: name for name in (*SEVERITIES, "never")}, type=str)
 
 
 PayerDirs = Annotated[Optional[list[Path]], typer.Option(
