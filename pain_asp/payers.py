@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import PayerError
 from .payer_schema import PARAMETERS, ParamSpec, encode_value, lookup_key
-from .vocabulary import SEVERITIES
+from .vocabulary import CONFIDENCE_LEVELS, SEVERITIES
 from .resources import payers_dir
 
 __all__ = ["Payer", "PayerRegistry", "load_registry", "Dated"]
@@ -27,7 +27,6 @@ __all__ = ["Payer", "PayerRegistry", "load_registry", "Dated"]
 _ID_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 _TOP_KEYS = ("id", "name", "description", "extends", "example", "sources", "rules", "parameters")
 _SOURCE_KEYS = ("document", "url", "confidence", "effective", "note")
-_CONFIDENCE = ("source_verified", "secondary", "unverified", "payer_policy")
 _OPEN = dt.date(9999, 12, 31)
 _EPOCH = dt.date(1900, 1, 1)
 
@@ -306,8 +305,8 @@ def _check_source(source: Any, keys: tuple[Any, ...], where: _Where) -> dict[str
     for key in source:
         if key not in _SOURCE_KEYS:
             raise where.error(keys + (key,), "one of " + ", ".join(_SOURCE_KEYS) + _suggest(key, list(_SOURCE_KEYS)))
-    if source["confidence"] not in _CONFIDENCE:
-        raise where.error(keys + ("confidence",), "one of " + ", ".join(_CONFIDENCE))
+    if source["confidence"] not in CONFIDENCE_LEVELS:
+        raise where.error(keys + ("confidence",), "one of " + ", ".join(CONFIDENCE_LEVELS))
     return {k: str(v) for k, v in source.items()}
 
 

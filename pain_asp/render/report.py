@@ -33,6 +33,8 @@ from typing import Any, Optional
 
 import msgspec
 
+from ..vocabulary import SEVERITIES, SEVERITY_RANK, STATUSES
+
 __all__ = ["ReportData", "build_report", "read_results", "is_results_file", "render_html",
            "DRILL_ROWS", "WORK_ROWS"]
 
@@ -41,11 +43,8 @@ WORK_ROWS = 200      # claims in the "work first" list
 ERROR_ROWS = 100     # input errors listed
 CHART_ROWS = 15      # bars per chart
 
-STATUSES = ("clean", "info", "warn", "review", "deny", "error")
-SEVERITIES = ("deny", "review", "warn", "info")
 COLOURS = {"clean": "#2e7d32", "info": "#0288d1", "warn": "#8e24aa", "review": "#f9a825",
            "deny": "#c62828", "error": "#455a64"}
-_RANK = {s: n for n, s in enumerate(SEVERITIES)}
 
 LineInfo = tuple[str, Optional[int]]   # (code, charge in cents or None)
 
@@ -199,7 +198,7 @@ class ReportData:
                     for code in finding.get("codes") or []:
                         self.codes.setdefault(str(code), _Tally()).deny_lines += 1
         if status != "clean":
-            worst = min((_RANK.get(str(f.get("severity")), 9) for f in findings), default=9)
+            worst = min((SEVERITY_RANK.get(str(f.get("severity")), 9) for f in findings), default=9)
             # Best first is the smallest (no denial?, -cost, -denied lines, worst severity,
             # order); the heap holds the negated key so that its root is the weakest claim kept.
             negated = (-(0 if denied else 1), cost, len(denied), -worst, -self._order)
@@ -223,7 +222,7 @@ def _cost(numbers: Iterable[int], lines: list[LineInfo]) -> int:
 
 
 def _rule_rank(findings: list[dict[str, Any]], rule: str) -> int:
-    return min((_RANK.get(str(f.get("severity")), 9) for f in findings if f.get("rule") == rule), default=9)
+    return min((SEVERITY_RANK.get(str(f.get("severity")), 9) for f in findings if f.get("rule") == rule), default=9)
 
 
 # --- reading ------------------------------------------------------------------------------------
