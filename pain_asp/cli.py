@@ -214,7 +214,8 @@ def explain(
     """
     import json
 
-    from .modes.explain import explain_result, explanation_text
+    from .modes.explain import explain_result
+    from .render.explain import explanation_text
 
     checker, results, fixes, _ = _run_and_fix([file], payer_dir, ncci_dir, history)
     fix_of = {id(result): fixed for result, fixed in zip(results, fixes)}
@@ -698,8 +699,8 @@ def fix(
     """
     import json
 
-    from .outputs import check_output
     from .modes.fix import format_fix_report
+    from .outputs import check_output
 
     if output is not None:
         if output.suffix.lower() not in CORRECTED_SUFFIXES:
@@ -747,8 +748,8 @@ def report_command(
     """
     from .modes.check import BatchOptions, Progress
     from .outputs import check_output, write_output
-    from .render.results import visible
     from .render.report import build_report, render_html
+    from .render.results import visible
 
     for path in files:
         if not path.exists():
@@ -823,10 +824,11 @@ def remit_command(
     Exit codes: 0 compared; 2 usage or input error (a remittance that does not read or validate is
     reported with file, segment and element, and the rest is still compared).
     """
+    from .modes.remit import checked_lines_of, compare, require_remittances
     from .outputs import check_output, write_output
-    from .modes.remit import as_json, checked_lines_of, compare, render_text, require_remittances
-    from .render.results import visible
+    from .render.remit import comparison_json, comparison_text
     from .render.report import ReportData, is_results_file, read_results, render_html
+    from .render.results import visible
 
     eras = require_remittances(remittances)
     for path in against:
@@ -845,14 +847,14 @@ def remit_command(
     comparison = compare(eras, results, lines)
     comparison.result_files = [str(p) for p in result_files]
     if fmt == RemitFormat.json:
-        text = as_json(comparison)
+        text = comparison_json(comparison)
     elif fmt == RemitFormat.html:
         data = ReportData(sources=[p.name for p in result_files])
         for result in results:
             data.add(result)
         text = render_html(data, remittance=comparison)
     else:
-        text = render_text(comparison)
+        text = comparison_text(comparison)
     if output is None:
         sys.stdout.write(text)
     else:

@@ -16,11 +16,11 @@ from typing import Any
 from .errors import PainAspError
 from .facts import claim_facts, dx_facts
 from .findings import Result, build_findings
+from .inputs.records import Record
 from .kb import main_file, read_predicates, rule_catalog
 from .models import Claim, HistoryEntry
 from .ncci import load_tables
 from .payers import PayerRegistry, load_registry
-from .inputs.records import Record
 from .resources import kb_dir
 from .terms import parse_term
 

@@ -38,8 +38,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .inputs.cms_files import KINDS, table_texts, wrong_kind
 from .errors import PainAspError
+from .inputs.cms_files import KINDS, table_texts, wrong_kind
 from .resources import kb_dir
 
 __all__ = [

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from collections.abc import Callable
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,8 +19,8 @@ from typing import Any
 
 from .errors import PayerError
 from .payer_schema import PARAMETERS, ParamSpec, encode_value, lookup_key
-from .vocabulary import CONFIDENCE_LEVELS, SEVERITIES
 from .resources import payers_dir
+from .vocabulary import CONFIDENCE_LEVELS, SEVERITIES
 
 __all__ = ["Payer", "PayerRegistry", "load_registry", "Dated"]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pain_asp.authoring.rules import layout, parse_kb, rule_text
 from pain_asp.authoring.casefiles import find_cases, load_case, run_case, run_cases
+from pain_asp.authoring.rules import layout, parse_kb, rule_text
 from pain_asp.cli import app
 
 runner = CliRunner()

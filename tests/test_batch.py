@@ -20,14 +20,24 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from pain_asp.modes.check import (BatchOptions, BatchSummary, PatientIndex, Progress, check_files,
-                            check_partition, check_task, claim_identity, duplicate_positions,
-                            iter_checked, patient_key)
+from pain_asp.bench.generate import generate_claims
 from pain_asp.cli import app
 from pain_asp.engine import Checker
-from pain_asp.bench.generate import generate_claims
 from pain_asp.history import batch_history
 from pain_asp.inputs.readers import read_claims
+from pain_asp.modes.check import (
+    BatchOptions,
+    BatchSummary,
+    PatientIndex,
+    Progress,
+    check_files,
+    check_partition,
+    check_task,
+    claim_identity,
+    duplicate_positions,
+    iter_checked,
+    patient_key,
+)
 from pain_asp.render.results import ResultWriter, render_result
 
 runner = CliRunner()

@@ -17,12 +17,15 @@ import yaml
 from typer.testing import CliRunner
 
 from pain_asp.cli import app
-from pain_asp.modes.code import Coder, CodingError
 from pain_asp.inputs.encounter import (
-    Encounter, encounter_format_markdown, encounter_schema, parse_encounter,
+    Encounter,
+    encounter_format_markdown,
+    encounter_schema,
+    parse_encounter,
 )
-from pain_asp.models import as_dict
 from pain_asp.inputs.procedure_text import TextError, read_procedure_text
+from pain_asp.models import as_dict
+from pain_asp.modes.code import Coder, CodingError
 
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs"

@@ -26,14 +26,22 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from pain_asp.modes.code import Coder
 from pain_asp.inputs.encounter import (
-    GENICULAR_BRANCHES, KIND_FIELDS, NERVES, Procedure, parse_encounter,
+    GENICULAR_BRANCHES,
+    KIND_FIELDS,
+    NERVES,
+    Procedure,
+    parse_encounter,
 )
-from pain_asp.payers import load_registry
 from pain_asp.inputs.procedure_text import (
-    MUSCLES, TextError, encounter_text, procedure_text, read_procedure_text,
+    MUSCLES,
+    TextError,
+    encounter_text,
+    procedure_text,
+    read_procedure_text,
 )
+from pain_asp.modes.code import Coder
+from pain_asp.payers import load_registry
 
 PAYERS = ("medicare", "commercial", "commercial_asc_rtlt", "commercial_strict_esi", "commercial_prior_auth")
 PLACES = ("11", "19", "22", "24")

@@ -51,12 +51,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from strategies import claims as random_claims
 
 import pain_asp.modes.fix as repair_module
 from pain_asp.bench.generate import generate_claims
 from pain_asp.history import batch_history
-from pain_asp.models import parse_claim
 from pain_asp.inputs.records import validate_claim
+from pain_asp.inputs.yamlsafe import safe_load
+from pain_asp.models import parse_claim
 from pain_asp.modes.fix import (
     EDIT_KINDS,
     FixResult,
@@ -68,9 +70,6 @@ from pain_asp.modes.fix import (
     edit_cost,
     unpriced_units_removed,
 )
-from pain_asp.inputs.yamlsafe import safe_load
-
-from strategies import claims as random_claims
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).resolve().parent / "fix_cases"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pain_asp.authoring.kbcheck import hypothesis_claims, space_search
 from pain_asp.authoring.rules import layout
 from pain_asp.cli import app
-from pain_asp.authoring.kbcheck import hypothesis_claims, space_search
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from pain_asp.cli import app
 from pain_asp.authoring.kbprofile import profile_kb
+from pain_asp.cli import app
 from pain_asp.resources import kb_dir
 
 SLOW_RULE = "profile_slow_pair(K, L, K2, L2) :- line(K, L), line(K2, L2).\n"

@@ -12,15 +12,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_ncci_import import DATA, MUE, PTP, own_data_folder  # noqa: F401  (the autouse fixture: an empty data folder)
 from typer.testing import CliRunner
 
 from pain_asp.cli import app
 from pain_asp.engine import Checker, CheckOptions
 from pain_asp.errors import PainAspError
-from pain_asp.ncci import AOC_FILE, import_ncci, load_tables, read_aoc
 from pain_asp.inputs.records import validate_claim
-
-from test_ncci_import import DATA, MUE, PTP, own_data_folder  # noqa: F401  (the autouse fixture: an empty data folder)
+from pain_asp.ncci import AOC_FILE, import_ncci, load_tables, read_aoc
 
 AOC = DATA / "AOC_V2026Q2-MCR.txt"
 runner = CliRunner()

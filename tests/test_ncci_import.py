@@ -18,11 +18,20 @@ from typer.testing import CliRunner
 from pain_asp.cli import app
 from pain_asp.engine import Checker, CheckOptions
 from pain_asp.errors import PainAspError
-from pain_asp.ncci import (
-    MANIFEST, MUE_FILE, PTP_FILE, import_ncci, installed_dir, load_tables, ncci_version, read_mue,
-    read_ptp, resolve_dir, status,
-)
 from pain_asp.inputs.records import validate_claim
+from pain_asp.ncci import (
+    MANIFEST,
+    MUE_FILE,
+    PTP_FILE,
+    import_ncci,
+    installed_dir,
+    load_tables,
+    ncci_version,
+    read_mue,
+    read_ptp,
+    resolve_dir,
+    status,
+)
 from pain_asp.resources import kb_dir
 
 DATA = Path(__file__).resolve().parent / "data" / "ncci"

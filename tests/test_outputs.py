@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pain_asp.modes.check import BatchOptions, _Spool, default_workers
+from pain_asp.bench.generate import write_jsonl
 from pain_asp.cli import app
 from pain_asp.errors import PainAspError
-from pain_asp.bench.generate import write_jsonl
+from pain_asp.modes.check import BatchOptions, _Spool, default_workers
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples" / "claims.yaml"

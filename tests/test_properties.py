@@ -37,22 +37,29 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import (
+    CODES,
+    DIAGNOSES,
+    MODIFIERS,
+    claims,
+    hostile_text,
+    hostile_token,
+    muscle_key,
+    nerve_key,
+    unknown_nerve,
+    valid_claims,
+)
 
 from pain_asp.bench import generate as g
-from pain_asp.modes.check import BatchOptions, check_files
 from pain_asp.engine import Checker, CheckOptions
 from pain_asp.findings import Result
-from pain_asp.vocabulary import SEVERITY_RANK
 from pain_asp.history import batch_history
-from pain_asp.models import MAX_AUTHORIZATION_LENGTH, MAX_ID_LENGTH
-from pain_asp.inputs.records import Record, validate_claim
 from pain_asp.inputs.readers import read_claims
+from pain_asp.inputs.records import Record, validate_claim
+from pain_asp.models import MAX_AUTHORIZATION_LENGTH, MAX_ID_LENGTH
+from pain_asp.modes.check import BatchOptions, check_files
 from pain_asp.tokens import nerve_token
-
-from strategies import (
-    CODES, DIAGNOSES, MODIFIERS, claims, hostile_text, hostile_token, muscle_key, nerve_key,
-    unknown_nerve, valid_claims,
-)
+from pain_asp.vocabulary import SEVERITY_RANK
 
 _PLACEHOLDER = re.compile(r"\{[a-z_][a-z0-9_]*\}")  # the template placeholders: {code}, {lines}
 

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from era_files import interchange, service, transaction
-from pain_asp.inputs.era import read_835
+
 from pain_asp.errors import InputError
+from pain_asp.inputs.era import read_835
 
 pytest.importorskip("pyx12")
 
@@ -171,9 +171,10 @@ def test_text_and_html(checked, tmp_path):
 
 
 def test_lines_match_by_control_number_before_code(tmp_path):
-    from pain_asp.modes.remit import CheckedLine, _match_lines  # noqa: PLC2701 (the matcher is the unit)
-    from pain_asp.inputs.era import RemitLine
     import datetime as dt
+
+    from pain_asp.inputs.era import RemitLine
+    from pain_asp.modes.remit import CheckedLine, _match_lines  # noqa: PLC2701 (the matcher is the unit)
 
     day = dt.date(2026, 3, 2)
     checked = [CheckedLine("64483", frozenset({"RT"}), "2026-03-02", "A1"),

@@ -13,15 +13,15 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
+from test_cli import DENIED as CLI_DENIED  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from pain_asp.modes.check import check_files  # noqa: E402
 from pain_asp.authoring.casefiles import load_case  # noqa: E402
 from pain_asp.cli import app as cli  # noqa: E402
 from pain_asp.engine import Checker  # noqa: E402
+from pain_asp.modes.check import check_files  # noqa: E402
 from pain_asp.serve.app import ServeOptions, create_app  # noqa: E402
 from pain_asp.serve.work import Settings  # noqa: E402
-from test_cli import DENIED as CLI_DENIED  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples" / "claims.yaml"

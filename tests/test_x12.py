@@ -22,11 +22,16 @@ from pain_asp.cli import app
 from pain_asp.engine import Checker
 from pain_asp.errors import PainAspError
 from pain_asp.history import batch_history
-from pain_asp.models import as_dict, parse_claim
 from pain_asp.inputs.readers import read_claims
 from pain_asp.inputs.x12 import (
-    Provider, X12Context, contexts_of, records_from_text, validate_x12, write_837,
+    Provider,
+    X12Context,
+    contexts_of,
+    records_from_text,
+    validate_x12,
+    write_837,
 )
+from pain_asp.models import as_dict, parse_claim
 
 X12 = Path(__file__).resolve().parent / "data" / "x12"
 MULTI = X12 / "multi_claim.837"

@@ -497,8 +497,8 @@ def hypothesis_claims(payers: list[str], codes: list[str], budget: int, seed: in
 
 def _case_claims(place: Any) -> list[tuple[str, list[dict[str, Any]], list[str], str | None]]:
     """(case name, its claims, payer folders, NCCI folder) of every case that loads."""
-    from .casefiles import find_cases, load_case
     from ..inputs.yamlsafe import YAMLError
+    from .casefiles import find_cases, load_case
 
     if place.cases is None:
         return []
@@ -551,8 +551,8 @@ class _Batch:
 # --- never fire ------------------------------------------------------------------------------
 
 def _space_facts(checker: Any, payer_ids: list[str], codes: list[str]) -> str:
-    from ..facts import dx_facts
     from ..bench.generate import ESI_CODES, FACET_CODES, RFA_CODES
+    from ..facts import dx_facts
 
     def day(d: dt.date) -> str:
         return f"{d.toordinal()}, {d.year * 10000 + d.month * 100 + d.day}"
@@ -983,9 +983,9 @@ def _shrink(search: _Contradictions, claim: dict[str, Any], a: str, b: str, roun
 
 def _write_case(out_dir: Path, claim: dict[str, Any], a: str, b: str, kb: Path,
                 payer_dirs: list[str]) -> Path:
-    from .rules import case_yaml
     from ..engine import Checker, CheckOptions
     from ..inputs.records import validate_claim
+    from .rules import case_yaml
 
     checker = Checker(CheckOptions(payer_dirs=payer_dirs, kb_dir=str(kb)))
     record = validate_claim(claim, "kb check", 1, checker.known_payers())
@@ -1227,8 +1227,8 @@ class DiffReport:
 
 def _corpus(paths: list[Path]) -> tuple[list[Path], list[tuple[str, list[dict[str, Any]], list[str], str | None]]]:
     """Split CLAIMS into claim files/folders and case files (fire_/pass_ YAML) with their claims."""
-    from .casefiles import find_cases, load_case
     from ..inputs.yamlsafe import YAMLError
+    from .casefiles import find_cases, load_case
 
     plain: list[Path] = []
     cases = []

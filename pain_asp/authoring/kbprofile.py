@@ -81,11 +81,11 @@ def profile_kb(claims: int = 1000, seed: int = 1, repeats: int = 3, kb_dir: str 
     import clingo
     from clingo import ast
 
-    from ..engine import Checker, CheckOptions
     from ..bench.generate import generate_claims
+    from ..engine import Checker, CheckOptions
     from ..history import batch_history
-    from ..kb import main_file
     from ..inputs.records import validate_claim
+    from ..kb import main_file
 
     checker = Checker(CheckOptions(kb_dir=kb_dir))
     payers = checker.known_payers()

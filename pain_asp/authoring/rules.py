@@ -275,10 +275,10 @@ def _first_line(text: str, width: int = 110) -> str:
 
 def show_rule(rule_id: str, place: Layout, payer_dirs: list[str] | None = None) -> dict[str, Any]:
     """Everything about one rule, JSON-ready."""
-    from .casefiles import find_cases, load_case
     from ..kb import rule_catalog
     from ..payer_schema import PARAMETERS
     from ..payers import load_registry
+    from .casefiles import find_cases, load_case
 
     rules = rule_catalog(str(place.kb))
     if rule_id not in rules:
@@ -451,9 +451,8 @@ def collect_cases(ids: list[str], paths: list[Path], place: Layout) -> list[Path
 
 def run_tests(files: list[Path], place: Layout, payer_dirs: list[str] | None = None) -> TestRun:
     """Load and run case files (in one batch per set of payer folders and NCCI tables)."""
-    from .casefiles import load_case, run_cases
-
     from ..inputs.yamlsafe import YAMLError
+    from .casefiles import load_case, run_cases
 
     cases, broken = [], []
     for path in files:
@@ -704,8 +703,8 @@ def _lint_metadata(rules: dict[str, Any], statements: list[Statement], files: di
 
 
 def _lint_cases(rules: dict[str, Any], place: Layout) -> list[LintProblem]:
-    from .casefiles import find_cases, load_case
     from ..inputs.yamlsafe import YAMLError
+    from .casefiles import find_cases, load_case
 
     if place.cases is None:
         return [LintProblem("cases", str(place.kb), "no case folder found (give --cases DIR)")]
@@ -922,8 +921,8 @@ def scaffold_rule(rule_id: str, category: str, codes: list[str], place: Layout,
     """Write a rule file (metadata block, a helper and a violation), include it in check.lp,
     and write a firing and a non-firing case for it."""
     from ..kb import rule_catalog
-    from ..vocabulary import SEVERITIES
     from ..tokens import CODE_RE
+    from ..vocabulary import SEVERITIES
 
     if not _RULE_ID_RE.match(rule_id):
         raise PainAspError(f"{rule_id}: a rule id is lower case letters, digits and hyphens (esi-same-day-facet)")

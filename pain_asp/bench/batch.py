@@ -209,8 +209,8 @@ def run_batch_bench(n_claims: int = 100_000, seed: int = 1, baseline: int = 200,
         raise ValueError("claims, baseline and workers must be >= 1")
     import clingo
 
-    from .generate import write_jsonl
     from ..kb import rule_catalog
+    from .generate import write_jsonl
 
     figures: dict[str, Any] = {
         "claims": n_claims, "seed": seed, "workers": list(workers), "baseline_claims": min(baseline, n_claims),

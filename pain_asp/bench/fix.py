@@ -33,8 +33,8 @@ def bench_fix(n: int, seed: int, *, claims_per_solve: int = 100, workers: int = 
 
     import clingo
 
-    from .generate import generate_claims
     from ..inputs.records import validate_claim
+    from .generate import generate_claims
 
     if n < 1 or workers < 1 or claims_per_solve < 1:
         raise ValueError("n, workers and claims_per_solve must be >= 1")

@@ -23,7 +23,14 @@ from msgspec import Meta, Struct
 from msgspec.structs import force_setattr
 
 from ..models import (
-    Clinical, HistoryEntry, Patient, Purpose, Side, check_service_date, dotted_diagnoses, numbers_as_text,
+    Clinical,
+    HistoryEntry,
+    Patient,
+    Purpose,
+    Side,
+    check_service_date,
+    dotted_diagnoses,
+    numbers_as_text,
     place_of_service_code,
 )
 from ..tokens import parse_level, segment_name

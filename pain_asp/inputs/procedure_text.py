@@ -25,9 +25,9 @@ from typing import Any
 
 import msgspec
 
-from .encounter import GENICULAR_BRANCHES, GENICULAR_STANDARD, NERVES, Procedure, procedure_problems
 from ..errors import PainAspError
 from ..tokens import SEGMENTS, normalise_dx, parse_level, segment_name
+from .encounter import GENICULAR_BRANCHES, GENICULAR_STANDARD, NERVES, Procedure, procedure_problems
 
 __all__ = ["Recognised", "TextReading", "TextError", "read_procedure_text", "procedure_text",
            "encounter_text", "MUSCLES"]

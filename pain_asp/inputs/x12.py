@@ -67,8 +67,8 @@ from typing import Any
 
 from ..errors import InputError, PainAspError
 from ..models import Claim, Line, Providers
-from .records import Record, validate_claim
 from ..resources import payers_dir
+from .records import Record, validate_claim
 
 __all__ = [
     "IMPLEMENTATION",

@@ -18,11 +18,11 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..inputs.encounter import KINDS, NERVES, Encounter, encounter_problems
 from ..errors import PainAspError, describe
 from ..facts import day_number
 from ..findings import Result
-from ..models import Claim, as_dict, parse_claim, ValidationError
+from ..inputs.encounter import KINDS, NERVES, Encounter, encounter_problems
+from ..models import Claim, ValidationError, as_dict, parse_claim
 from ..resources import kb_dir
 
 __all__ = ["Coder", "CodeResult", "CodingError", "MODIFIER_ORDER", "coded_output", "read_description", "run_code"]

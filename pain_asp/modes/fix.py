@@ -94,9 +94,9 @@ from typing import Any
 from ..engine import Checker, CheckOptions, TimedOut, grounded_control, solve_within
 from ..facts import CLINGO_INT_MAX, charge_cents, claim_money, money_unit
 from ..findings import Finding, Result, build_findings, record_header
+from ..inputs.records import Record
 from ..kb import main_file
 from ..models import Claim, HistoryEntry, as_dict, parse_claim
-from ..inputs.records import Record
 
 __all__ = [
     "ActionItem",

@@ -12,7 +12,6 @@ from a file named :data:`REQUEST`, less the ``file`` fields. Request bodies stay
 from __future__ import annotations
 
 import datetime as dt
-
 import json
 import logging
 import time
