@@ -93,6 +93,7 @@ class BatchOptions:
     colour: bool = False              # ANSI colour in text output
     with_charges: bool = False        # attach each claim's line charges (for the report)
     spool_dir: Optional[str] = None   # where the spool file goes (default: the temp folder)
+    dask: Optional[str] = None        # check chunks on Dask: "local" or "tcp://HOST:PORT" (dask_pool.py)
 
     def worker_count(self) -> int:
         """The number of worker processes to use: ``workers``, at most the machine's cores."""
@@ -122,7 +123,7 @@ class BatchSummary:
     statuses: dict[str, int] = field(default_factory=dict)
     worst_rank: int = 9
     errors: int = 0
-    mode: str = "in-process"  # in-process | workers
+    mode: str = "in-process"  # in-process | workers | dask
     workers: int = 0
     workers_started: int = 0  # worker processes started, replacements included
     workers_retired: int = 0  # ... that retired at their claim or memory limit
@@ -813,7 +814,7 @@ def iter_checked(files: Iterable[str | Path], checker: Any = None, *,
     limit = max(0, options.in_memory_limit)
     records: Optional[list[Any]] = []
     spool: Optional[_Spool] = None
-    pool: Optional[WorkerPool] = None
+    pool: Any = None  # WorkerPool or DaskPool
     index = PatientIndex()
     count = 0
     store = None
@@ -835,8 +836,7 @@ def iter_checked(files: Iterable[str | Path], checker: Any = None, *,
             if len(records) > limit:
                 spool = _Spool(options.spool_dir, chunk_size, options.with_charges)
                 # Workers start while the rest is read (their start-up is hidden behind it).
-                pool = WorkerPool(options.worker_count(), checker.options, options.fmt, options.colour,
-                                  options.recycle_claims, options.recycle_mb, task)
+                pool = _pool(options, checker.options, task)
                 pool.start(2)
                 for held in records:
                     spool.add(held)
@@ -859,6 +859,17 @@ def iter_checked(files: Iterable[str | Path], checker: Any = None, *,
         if store is not None:
             store.close()
         progress.close(summary if summary.claims else None)
+
+
+def _pool(options: BatchOptions, check_options: Any, task: Callable[..., list[tuple[Any, ...]]]) -> Any:
+    """The processes that check chunks: local workers, or Dask with ``options.dask``."""
+    if options.dask:
+        from .dask_pool import DaskPool
+
+        return DaskPool(options.dask, options.worker_count(), check_options, options.fmt,
+                        options.colour, options.recycle_mb)
+    return WorkerPool(options.worker_count(), check_options, options.fmt, options.colour,
+                      options.recycle_claims, options.recycle_mb, task)
 
 
 def _in_process(records: list[Any], checker: Any, store: Any, options: BatchOptions,
@@ -896,8 +907,8 @@ def _with_workers(spool: _Spool, index: PatientIndex, pool: WorkerPool, store: A
                   options: BatchOptions, progress: Progress, summary: BatchSummary) -> Iterator[Checked]:
     """A large batch: spool chunks, each claim's history from the index, checked by workers."""
     chunk_count = -(-spool.count // max(1, options.chunk_size))
-    pool.size = max(1, min(options.worker_count(), chunk_count))
-    summary.mode, summary.workers = "workers", pool.size
+    pool.size = max(1, min(pool.size, chunk_count))
+    summary.mode, summary.workers = "dask" if options.dask else "workers", pool.size
     held: dict[int, list[_Spooled]] = {}
     provider: Optional[Callable[[Claim], list[HistoryEntry]]] = None
     if store is not None:  # the store needs the claim itself: decode it here

@@ -181,6 +181,10 @@ def check(
     require_data: Annotated[bool, typer.Option(
         "--require-data", help="Fail (exit 2) instead of checking when the NCCI PTP, MUE or add-on "
         "tables in use are not CMS's (pain-asp data status).")] = False,
+    dask: Annotated[Optional[str], typer.Option(
+        "--dask", help="Check a batch of more than 1,000 claims on Dask: local (a LocalCluster of --workers "
+        "processes) or tcp://HOST:PORT (a running scheduler); the same output as --workers "
+        "(pip install 'pain-asp[scale]').")] = None,
 ) -> None:
     """Check claims and report every finding with its rule, denial code, source and fix.
 
@@ -199,7 +203,10 @@ def check(
             raise _fail(f"{path}: no such file or folder")
     if output is not None:
         check_output(output, [*files, *([history] if history else [])])
-    options = BatchOptions(workers=_worker_count(workers), spool_dir=_spool_folder(spool_dir, output))
+    if dask is not None and dask != "local" and not dask.startswith("tcp://"):
+        raise _fail(f"--dask {dask}: expected local or tcp://HOST:PORT")
+    options = BatchOptions(workers=_worker_count(workers), spool_dir=_spool_folder(spool_dir, output),
+                           dask=dask)
     checker = _checker(payer_dir, ncci_dir)
     from .ncci import starter_notice
 

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import zlib
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -189,12 +190,13 @@ def test_history_store_is_read_the_same_way_by_workers(tmp_path: Path, checker: 
     path = tmp_path / "later.jsonl"
     path.write_text("\n".join(json.dumps(c) for c in later) + "\n")
     outputs = []
-    for limit in (1000, 0):
+    runs = [(1000, None), (0, None)] + ([(0, "local")] if find_spec("distributed") is not None else [])
+    for limit, dask in runs:  # in this process, worker processes, a Dask LocalCluster
         out = io.StringIO()
         check_files([path], out, fmt="jsonl", checker=checker, history_db=db,
-                    options=BatchOptions(workers=2, in_memory_limit=limit, chunk_size=9))
+                    options=BatchOptions(workers=2, in_memory_limit=limit, chunk_size=9, dask=dask))
         outputs.append(out.getvalue())
-    assert outputs[0] == outputs[1]
+    assert len(set(outputs)) == 1
 
 
 class _Terminal(io.StringIO):
@@ -261,20 +263,22 @@ def test_partitions_by_patient_give_the_one_machine_output(batch_file: Path, che
             assert a == b, n
 
 
-@pytest.mark.skipif(__import__("importlib").util.find_spec("dask") is None,
-                    reason="dask is not installed (pip install 'pain-asp[scale]')")
-def test_dask_example_matches_the_one_machine_run(tmp_path: Path, checker: Checker) -> None:
-    import subprocess
-    import sys
+needs_dask = pytest.mark.skipif(find_spec("distributed") is None,
+                                reason="Dask is not installed (pip install 'pain-asp[scale]')")
 
-    source = tmp_path / "claims.jsonl"
-    source.write_text("\n".join(line for line in _batch_lines() if line != "{not json") + "\n")
-    target = tmp_path / "results.jsonl"
-    script = Path(__file__).resolve().parent.parent / "docs" / "examples" / "dask_check.py"
-    done = subprocess.run([sys.executable, str(script), str(source), str(target), "--partitions", "3",
-                           "--blocksize", "8KiB"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert target.read_text() == _reference([source], "jsonl", checker)
+
+@needs_dask
+def test_dask_local_cluster_gives_the_same_bytes(batch_file: Path, checker: Checker) -> None:
+    """Workers render as with --workers and the command frames: one format covers both parts."""
+    text, summary = _streamed([batch_file], "json", checker, workers=2, dask="local", in_memory_limit=0,
+                              chunk_size=7)
+    assert summary.mode == "dask" and summary.claims == 52
+    assert text == _reference([batch_file], "json", checker)
+
+
+def test_cli_dask_option_names_what_it_expects(batch_file: Path) -> None:
+    done = runner.invoke(app, ["check", str(batch_file), "--dask", "cluster-1"])
+    assert done.exit_code == 2 and "--dask cluster-1: expected local or tcp://HOST:PORT" in done.output
 
 
 def test_837p_files_stream_through_the_same_path(checker: Checker) -> None:

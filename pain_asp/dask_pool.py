@@ -1,0 +1,175 @@
+"""Chunks of a batch checked on Dask: ``pain-asp check --dask local|tcp://HOST:PORT`` (docs/scaling.md).
+
+:class:`DaskPool` is a drop-in for :class:`pain_asp.batch.WorkerPool`: the command reads,
+validates and indexes the batch as always (:func:`pain_asp.batch.iter_checked`), so every
+claim leaves with its history from every claim of its patient in the whole batch (and the
+history store); Dask workers check chunks and render each result; results come back in any
+order and are released in input order, at most ``2 x workers`` chunks in flight. The output
+is therefore the bytes ``--workers`` writes, whichever worker took which chunk.
+
+``local`` starts a :class:`distributed.LocalCluster` of ``workers`` single-threaded worker
+processes on this machine; ``tcp://HOST:PORT`` uses a running scheduler, whose workers must
+have pain-asp installed and see the same ``--payer-dir``/``--ncci-dir`` paths.
+
+clingo keeps every term a process has seen (SPEC §12): a worker whose resident memory passes
+``recycle_mb`` after a chunk is restarted by its nanny (a chunk it held is run again
+elsewhere; results are keyed by chunk, so nothing is written twice).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .errors import PainAspError
+
+__all__ = ["DaskPool", "check_chunk_on_worker"]
+
+_CHECKERS: dict[Any, Any] = {}
+
+
+def check_chunk_on_worker(payload: bytes, options: Any, fmt: str, colour: bool) -> tuple[bytes, str, float]:
+    """Run in a Dask worker: check one chunk (as :func:`pain_asp.batch.check_task`).
+
+    Returns the msgpack-encoded ``(0, items)``, the worker's address and its resident memory
+    (MB) afterwards. One :class:`~pain_asp.engine.Checker` per worker process and options.
+    """
+    from distributed import get_worker
+
+    from .batch import _ENCODER, _rss_mb, check_task
+    from .engine import Checker
+
+    key = repr(options)
+    if key not in _CHECKERS:
+        _CHECKERS[key] = Checker(options)
+    items = check_task(_CHECKERS[key], payload, fmt, colour)
+    return _ENCODER.encode((0, items)), get_worker().address, _rss_mb()
+
+
+def _client(address: str, workers: int) -> tuple[Any, Any]:
+    """A Dask client (and the LocalCluster it owns, for ``local``)."""
+    try:
+        import logging
+
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise PainAspError("--dask needs Dask's distributed scheduler: pip install 'pain-asp[scale]'") from None
+    if address == "local":
+        import sys
+
+        import dask
+
+        # On Linux the worker processes are forked from this one, which has imported the
+        # engine and reads claims in its main thread only: they start in under a second
+        # instead of the several that spawning a fresh interpreter each takes.
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR)
+        return Client(cluster), cluster
+    if not address.startswith("tcp://"):
+        raise PainAspError(f"--dask {address}: expected local or tcp://HOST:PORT")
+    try:
+        return Client(address, timeout=30), None
+    except OSError:
+        raise PainAspError(f"--dask {address}: no Dask scheduler answered there") from None
+
+
+class DaskPool:
+    """Checks chunks on Dask; the interface of :class:`pain_asp.batch.WorkerPool`."""
+
+    def __init__(self, address: str, workers: int, options: Any, fmt: str, colour: bool,
+                 recycle_mb: float) -> None:
+        self.address = address
+        self.size = max(1, workers)
+        self._args = (options, fmt, colour)
+        self.recycle_mb = recycle_mb
+        self._client: Any = None
+        self._cluster: Any = None
+        self.started = 0
+        self.retired = 0
+        self.died = 0
+
+    def start(self, count: int = 0) -> None:
+        """Start the cluster (or connect), e.g. while the batch is still being read."""
+        if self._client is None:
+            self._client, self._cluster = _client(self.address, self.size)
+            self.started = len(self._client.scheduler_info()["workers"])
+            if self._cluster is None:  # a running cluster: as many chunks in flight as it has threads
+                self.size = max(1, sum(w["nthreads"] for w in self._client.scheduler_info()["workers"].values()))
+
+    def run(self, chunks: Iterable[tuple[bytes, int]],
+            on_failure: Callable[[int, str], list[tuple[Any, ...]]]) -> Iterator[list[tuple[Any, ...]]]:
+        """Check ``(payload, claims)`` chunks; yield each chunk's items, in chunk order."""
+        from distributed import as_completed
+
+        from .batch import _decoder
+
+        self.start()
+        client = self._client
+        run_id = uuid.uuid4().hex
+        source = iter(chunks)
+        numbers: dict[Any, int] = {}
+        done: dict[int, list[tuple[Any, ...]]] = {}
+        pending = as_completed()
+        next_in = next_out = 0
+
+        def submit() -> bool:
+            nonlocal next_in
+            try:
+                payload, _ = next(source)
+            except StopIteration:
+                return False
+            future = client.submit(check_chunk_on_worker, payload, *self._args,
+                                   key=f"pain-asp-{run_id}-{next_in}", pure=False, retries=1)
+            numbers[future.key] = next_in
+            next_in += 1
+            pending.add(future)
+            return True
+
+        while next_in < 2 * self.size and submit():
+            pass
+        for future in pending:
+            number = numbers.pop(future.key)
+            if future.status == "error":
+                done[number] = self._failed(future, number, on_failure)
+            else:
+                body, worker, rss = future.result()
+                done[number] = _decoder("results").decode(body)[1]
+                if rss >= self.recycle_mb:
+                    self._recycle(worker)
+            future.release()
+            while next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+            while next_in - next_out < 2 * self.size and submit():
+                pass
+
+    def _failed(self, future: Any, number: int, on_failure: Callable[[int, str], list[tuple[Any, ...]]]) -> list:
+        from distributed import KilledWorker
+
+        error = future.exception()
+        if isinstance(error, PainAspError):
+            raise PainAspError(str(error))
+        if isinstance(error, KilledWorker):
+            self.died += 1
+            return on_failure(number, "the Dask workers checking it stopped")
+        raise RuntimeError(f"a Dask worker failed: {type(error).__name__}: {error}")
+
+    def _recycle(self, worker: str) -> None:
+        """Restart a worker past its memory limit (its nanny starts a fresh process)."""
+        try:
+            self._client.restart_workers([worker], raise_for_error=False)
+            self.retired += 1
+            self.started += 1
+        except (OSError, ValueError):
+            pass  # no nanny (a cluster started without one): the worker keeps running
+
+    def close(self) -> None:
+        """Disconnect; stop the LocalCluster this pool started."""
+        if self._client is not None:
+            self._client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+            self._client = self._cluster = None
