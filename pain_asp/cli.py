@@ -913,9 +913,12 @@ def bench_command(
     seed: Annotated[int, typer.Option("--seed", help="Generator seed.")] = 1,
     cli_runs: Annotated[int, typer.Option("--cli-runs", help="Runs of the one-claim CLI (0 skips).")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    dask: Annotated[bool, typer.Option(
+        "--dask", help="Also run the batch with --dask local at the largest --workers setting.")] = False,
 ) -> None:
-    """Benchmark a batch check (SPEC §12): claims/s at each worker setting, the fresh-Control
-    baseline and peak memory, all from one run, with the command that reproduces them."""
+    """Benchmark a batch check (SPEC §12): claims/s, parallel efficiency, the parent's CPU share and
+    peak memory at each worker setting, the fresh-Control baseline and (--dask) the Dask run, all
+    from one run, with the command that reproduces them."""
     import json
 
     from .bench_batch import format_batch_report, run_batch_bench
@@ -923,7 +926,7 @@ def bench_command(
     settings = tuple(workers or (1, 2))
     if claims < 1 or baseline < 1 or min(settings) < 1 or cli_runs < 0:
         raise _fail("--claims, --baseline and --workers must be 1 or more, --cli-runs 0 or more")
-    figures = run_batch_bench(claims, seed, baseline, settings, cli_runs)
+    figures = run_batch_bench(claims, seed, baseline, settings, cli_runs, dask=dask)
     sys.stdout.write(json.dumps(figures, indent=2) + "\n" if as_json else format_batch_report(figures))
 
 

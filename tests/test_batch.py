@@ -290,6 +290,15 @@ def test_837p_files_stream_through_the_same_path(checker: Checker) -> None:
     assert text == _reference(files, "jsonl", checker)
 
 
+def test_amdahl_efficiency_of_the_parent_share() -> None:
+    from pain_asp.bench_batch import amdahl_efficiency
+
+    assert amdahl_efficiency(0.0) == pytest.approx(1.0)
+    assert amdahl_efficiency(0.015) == pytest.approx((1 + 0.015) / (1 + 16 * 0.015))  # 81.9 %
+    assert amdahl_efficiency(0.02) < 0.80 < amdahl_efficiency(0.015)
+    assert amdahl_efficiency(1.0, workers=2) == pytest.approx(2 / 3)  # half the time serial: 1.33x of 2
+
+
 def test_bench_command_reports_figures_from_one_run() -> None:
     done = runner.invoke(app, ["bench", "--claims", "40", "--baseline", "3", "--cli-runs", "0",
                                "--workers", "1", "--workers", "2", "--json"])
@@ -298,8 +307,10 @@ def test_bench_command_reports_figures_from_one_run() -> None:
     assert [r["workers"] for r in figures["runs"]] == [1, 2] and figures["identical_outputs"]
     assert sum(figures["statuses"].values()) == 40
     assert figures["baseline"]["claims"] == 3 and figures["baseline"]["claims_per_s"] > 0
+    assert figures["runs"][0]["efficiency"] == 1.0 and figures["runs"][1]["efficiency"] > 0
     for run in figures["runs"]:
         assert run["claims_per_s"] > 0 and run["ratio_to_baseline"] > 0
+        assert run["parent_cpu_s"] > 0 and run["peak_parent_mb"] >= 0
         if Path("/proc/self/status").exists():
             assert run["peak_rss_mb"] > 20 and run["peak_process_mb"] > 20
     assert figures["command"] == "pain-asp bench --claims 40 --seed 1 --baseline 3 --workers 1 --workers 2"
