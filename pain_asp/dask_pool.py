@@ -4,8 +4,8 @@
 validates and indexes the batch as always (:func:`pain_asp.batch.iter_checked`), so every
 claim leaves with its history from every claim of its patient in the whole batch (and the
 history store); Dask workers check chunks and render each result; results come back in any
-order and are released in input order, at most ``2 x workers`` chunks in flight. The output
-is therefore the bytes ``--workers`` writes, whichever worker took which chunk.
+order and are released in input order (one chunk per worker in flight, at most ``2 x workers``
+held). The output is therefore the bytes ``--workers`` writes, whichever worker took which chunk.
 
 ``local`` starts a :class:`distributed.LocalCluster` of ``workers`` single-threaded worker
 processes on this machine; ``tcp://HOST:PORT`` uses a running scheduler, whose workers must
@@ -65,8 +65,10 @@ def _client(address: str, workers: int) -> tuple[Any, Any]:
         # instead of the several that spawning a fresh interpreter each takes.
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+            # On loopback only; the scheduler's HTTP routes on a free port, not 8787 (which
+            # another cluster may hold: a warning on standard error).
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+                                   host="127.0.0.1", dashboard_address=":0", silence_logs=logging.ERROR)
         return Client(cluster), cluster
     if not address.startswith("tcp://"):
         raise PainAspError(f"--dask {address}: expected local or tcp://HOST:PORT")
@@ -90,6 +92,7 @@ class DaskPool:
         self.started = 0
         self.retired = 0
         self.died = 0
+        self._recycle: set[str] = set()  # workers past recycle_mb, restarted once idle
 
     def start(self, count: int = 0) -> None:
         """Start the cluster (or connect), e.g. while the batch is still being read."""
@@ -128,7 +131,7 @@ class DaskPool:
             pending.add(future)
             return True
 
-        while next_in < 2 * self.size and submit():
+        while next_in < self.size and submit():
             pass
         for future in pending:
             number = numbers.pop(future.key)
@@ -138,12 +141,13 @@ class DaskPool:
                 body, worker, rss = future.result()
                 done[number] = _decoder("results").decode(body)[1]
                 if rss >= self.recycle_mb:
-                    self._recycle(worker)
+                    self._recycle.add(worker)
             future.release()
+            self._restart_idle()
             while next_out in done:
                 yield done.pop(next_out)
                 next_out += 1
-            while next_in - next_out < 2 * self.size and submit():
+            while pending.count() < self.size and next_in - next_out < 2 * self.size and submit():
                 pass
 
     def _failed(self, future: Any, number: int, on_failure: Callable[[int, str], list[tuple[Any, ...]]]) -> list:
@@ -157,14 +161,18 @@ class DaskPool:
             return on_failure(number, "the Dask workers checking it stopped")
         raise RuntimeError(f"a Dask worker failed: {type(error).__name__}: {error}")
 
-    def _recycle(self, worker: str) -> None:
-        """Restart a worker past its memory limit (its nanny starts a fresh process)."""
-        try:
-            self._client.restart_workers([worker], raise_for_error=False)
-            self.retired += 1
-            self.started += 1
-        except (OSError, ValueError):
-            pass  # no nanny (a cluster started without one): the worker keeps running
+    def _restart_idle(self) -> None:
+        """Restart the workers past their memory limit that hold no chunk (a nanny starts a
+        fresh process; a worker busy with a chunk waits, so no chunk is ever cut short)."""
+        if not self._recycle:
+            return
+        busy = self._client.processing(workers=list(self._recycle))
+        idle = [w for w in self._recycle if not busy.get(w)]
+        if idle:
+            self._client.restart_workers(idle, raise_for_error=False)
+            self.retired += len(idle)
+            self.started += len(idle)
+            self._recycle.difference_update(idle)
 
     def close(self) -> None:
         """Disconnect; stop the LocalCluster this pool started."""
