@@ -14,15 +14,20 @@ the machine is:
    command, its fork server and its workers): the peak of the summed resident set (RSS,
    which counts pages shared between processes once per process, so it overstates) and,
    where Linux offers it, of the summed proportional set (PSS, shared pages split between
-   their processes: the memory the batch really holds). The outputs of every setting are
-   compared byte for byte.
+   their processes: the memory the batch really holds), and the largest resident set of the
+   command itself and of any one process below it (a worker). The outputs of every setting
+   are compared byte for byte. From the same samples: the CPU time of the command itself
+   against that of the processes below it (the workers), whose ratio is the parent's share
+   of the work per claim and gives, by Amdahl's law, the efficiency 16 workers would reach
+   (:func:`amdahl_efficiency`); and the parallel efficiency of each setting against
+   ``N x`` the one-worker rate. With ``dask`` the largest setting runs again with
+   ``--dask local`` (a LocalCluster of as many processes), compared in time and bytes.
 3. **Baseline.** The first ``baseline`` claims of the same file through a fresh clingo
    Control per claim (``CheckOptions(chunk_size=1)``), in this process, with batch history:
    what checking claim by claim would cost. The Checker is built before the clock starts.
 4. **One claim through the CLI**: median wall of ``python -m pain_asp.cli check claim.yaml``.
 
-``pain-asp bench --claims 100000 --workers 1 --workers 2 --baseline 200 --dask`` runs it; with
-``--dask`` the batch is also checked with ``--dask local`` at the largest worker setting.
+``pain-asp bench --claims 100000 --workers 1 --workers 2 --baseline 200 --dask`` runs it.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["run_batch_bench", "format_batch_report", "cli_wall_of_first_claim", "TreeSampler", "TARGETS"]
+__all__ = ["run_batch_bench", "format_batch_report", "cli_wall_of_first_claim", "TreeSampler", "TARGETS",
+           "amdahl_efficiency"]
 
 # SPEC §12 targets.
 TARGETS = {"per_core": 1500.0, "ratio": 60.0, "worker_mb": 150.0, "cli_ms": 200.0, "parent_share": 0.015,
