@@ -203,8 +203,10 @@ def check(
             raise _fail(f"{path}: no such file or folder")
     if output is not None:
         check_output(output, [*files, *([history] if history else [])])
-    if dask is not None and dask != "local" and not dask.startswith("tcp://"):
-        raise _fail(f"--dask {dask}: expected local or tcp://HOST:PORT")
+    if dask is not None:
+        from .dask_pool import check_address
+
+        check_address(dask)  # before anything is read
     options = BatchOptions(workers=_worker_count(workers), spool_dir=_spool_folder(spool_dir, output),
                            dask=dask)
     checker = _checker(payer_dir, ncci_dir)

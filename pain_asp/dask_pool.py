@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import PainAspError
 
-__all__ = ["DaskPool", "check_chunk_on_worker"]
+__all__ = ["DaskPool", "check_address", "check_chunk_on_worker"]
 
 _CHECKERS: dict[Any, Any] = {}
 
@@ -45,6 +45,12 @@ def check_chunk_on_worker(payload: bytes, options: Any, fmt: str, colour: bool) 
         _CHECKERS[key] = Checker(options)
     items = check_task(_CHECKERS[key], payload, fmt, colour)
     return _ENCODER.encode((0, items)), get_worker().address, _rss_mb()
+
+
+def check_address(address: str) -> None:
+    """Raise a PainAspError unless ``address`` is ``local`` or ``tcp://HOST:PORT``-shaped."""
+    if address != "local" and not address.startswith("tcp://"):
+        raise PainAspError(f"--dask {address}: expected local or tcp://HOST:PORT")
 
 
 def _client(address: str, workers: int) -> tuple[Any, Any]:
@@ -70,8 +76,7 @@ def _client(address: str, workers: int) -> tuple[Any, Any]:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    host="127.0.0.1", dashboard_address=":0", silence_logs=logging.ERROR)
         return Client(cluster), cluster
-    if not address.startswith("tcp://"):
-        raise PainAspError(f"--dask {address}: expected local or tcp://HOST:PORT")
+    check_address(address)
     try:
         return Client(address, timeout=30), None
     except OSError:
