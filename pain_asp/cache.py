@@ -10,7 +10,7 @@ import os
 import zlib
 from pathlib import Path
 
-__all__ = ["cache_dir", "stamp_key", "write_atomic"]
+__all__ = ["cache_dir", "read_cached", "stamp_key", "write_atomic", "write_cached"]
 
 
 def cache_dir() -> Path:
@@ -41,3 +41,23 @@ def write_atomic(path: Path, text: str) -> None:
         write_output(path, text)
     except OSError:
         pass
+
+
+def read_cached(name: str, stamp: str) -> str | None:
+    """The text cached as ``name`` for ``stamp``, or None (no cache, unreadable, another stamp).
+
+    A cache file holds the stamp's length, a newline, the full stamp and the text, so a
+    reader compares the whole stamp, never only a key derived from it.
+    """
+    try:
+        text = (cache_dir() / name).read_text(encoding="utf-8")
+        head, rest = text.split("\n", 1)
+        size = int(head)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return rest[size:] if rest[:size] == stamp else None
+
+
+def write_cached(name: str, stamp: str, text: str) -> None:
+    """Cache ``text`` as ``name`` for ``stamp`` (see :func:`read_cached`)."""
+    write_atomic(cache_dir() / name, f"{len(stamp)}\n{stamp}{text}")

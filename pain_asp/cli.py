@@ -156,6 +156,10 @@ def check(
     require_data: Annotated[bool, typer.Option(
         "--require-data", help="Fail (exit 2) instead of checking when the NCCI PTP, MUE or add-on "
         "tables in use are not CMS's (pain-asp data status).")] = False,
+    dask: Annotated[Optional[str], typer.Option(
+        "--dask", help="Check a batch of more than 1,000 claims on Dask: local (a LocalCluster of --workers "
+        "processes) or tcp://HOST:PORT (a running scheduler); the same output as --workers "
+        "(pip install 'pain-asp[scale]').")] = None,
 ) -> None:
     """Check claims and report every finding with its rule, denial code, source and fix.
 
@@ -174,7 +178,12 @@ def check(
             raise _fail(f"{path}: no such file or folder")
     if output is not None:
         check_output(output, [*files, *([history] if history else [])])
-    options = BatchOptions(workers=_worker_count(workers), spool_dir=_spool_folder(spool_dir, output))
+    if dask is not None:
+        from .modes.dask_pool import check_address
+
+        check_address(dask)  # before anything is read
+    options = BatchOptions(workers=_worker_count(workers), spool_dir=_spool_folder(spool_dir, output),
+                           dask=dask)
     checker = _checker(payer_dir, ncci_dir)
     from .ncci import starter_notice
 
@@ -883,9 +892,12 @@ def bench_command(
     seed: Annotated[int, typer.Option("--seed", help="Generator seed.")] = 1,
     cli_runs: Annotated[int, typer.Option("--cli-runs", help="Runs of the one-claim CLI (0 skips).")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    dask: Annotated[bool, typer.Option(
+        "--dask", help="Also run the batch with --dask local at the largest --workers setting.")] = False,
 ) -> None:
-    """Benchmark a batch check (docs/scaling.md): claims/s at each worker setting, the fresh-Control
-    baseline and peak memory, all from one run, with the command that reproduces them."""
+    """Benchmark a batch check (docs/scaling.md): claims/s, parallel efficiency, the parent's CPU share and
+    peak memory at each worker setting, the fresh-Control baseline and (--dask) the Dask run, all
+    from one run, with the command that reproduces them."""
     import json
 
     from .bench.batch import format_batch_report, run_batch_bench
@@ -893,7 +905,7 @@ def bench_command(
     settings = tuple(workers or (1, 2))
     if claims < 1 or baseline < 1 or min(settings) < 1 or cli_runs < 0:
         raise _fail("--claims, --baseline and --workers must be 1 or more, --cli-runs 0 or more")
-    figures = run_batch_bench(claims, seed, baseline, settings, cli_runs)
+    figures = run_batch_bench(claims, seed, baseline, settings, cli_runs, dask=dask)
     sys.stdout.write(json.dumps(figures, indent=2) + "\n" if as_json else format_batch_report(figures))
 
 

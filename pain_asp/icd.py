@@ -9,7 +9,6 @@ came from; ``icd10cm.tsv.gz`` has one line per code with one status character pe
 
 from __future__ import annotations
 
-import gzip
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -59,9 +58,22 @@ def periods() -> tuple[Period, ...]:
 @lru_cache(maxsize=1)
 def _table() -> str:
     """The table's text after a newline, so that ``\\n<code>\\t`` finds a code's line (parsing
-    every line into a mapping would cost a one-claim check some 0.3 s)."""
-    with gzip.open(kb_dir() / "data" / "icd10cm" / "icd10cm.tsv.gz", "rt", encoding="ascii") as handle:
-        return "\n" + handle.read()
+    every line into a mapping would cost a one-claim check some 0.3 s). The unpacked text is
+    kept in the user cache (:mod:`pain_asp.cache`): unpacking costs a one-claim check ~10 ms."""
+    from .cache import read_cached, stamp_key, write_cached
+
+    path = kb_dir() / "data" / "icd10cm" / "icd10cm.tsv.gz"
+    info = path.stat()
+    stamp = f"{path.resolve()}|{info.st_mtime_ns}|{info.st_size}"
+    name = f"icd10cm-{stamp_key(stamp)}.tsv"
+    text = read_cached(name, stamp)
+    if text is None:
+        import gzip
+
+        with gzip.open(path, "rt", encoding="ascii") as handle:
+            text = handle.read()
+        write_cached(name, stamp, text)
+    return "\n" + text
 
 
 @lru_cache(maxsize=65536)

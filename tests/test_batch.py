@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import zlib
+from importlib.util import find_spec
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -203,12 +204,13 @@ def test_history_store_is_read_the_same_way_by_workers(tmp_path: Path, checker: 
     path = tmp_path / "later.jsonl"
     path.write_text("\n".join(json.dumps(c) for c in later) + "\n")
     outputs = []
-    for limit in (1000, 0):
+    runs = [(1000, None), (0, None)] + ([(0, "local")] if find_spec("distributed") is not None else [])
+    for limit, dask in runs:  # in this process, worker processes, a Dask LocalCluster
         out = io.StringIO()
         check_files([path], out, fmt="jsonl", checker=checker, history_db=db,
-                    options=BatchOptions(workers=2, in_memory_limit=limit, chunk_size=9))
+                    options=BatchOptions(workers=2, in_memory_limit=limit, chunk_size=9, dask=dask))
         outputs.append(out.getvalue())
-    assert outputs[0] == outputs[1]
+    assert len(set(outputs)) == 1
 
 
 class _Terminal(io.StringIO):
@@ -275,20 +277,22 @@ def test_partitions_by_patient_give_the_one_machine_output(batch_file: Path, che
             assert a == b, n
 
 
-@pytest.mark.skipif(__import__("importlib").util.find_spec("dask") is None,
-                    reason="dask is not installed (pip install 'pain-asp[scale]')")
-def test_dask_example_matches_the_one_machine_run(tmp_path: Path, checker: Checker) -> None:
-    import subprocess
-    import sys
+needs_dask = pytest.mark.skipif(find_spec("distributed") is None,
+                                reason="Dask is not installed (pip install 'pain-asp[scale]')")
 
-    source = tmp_path / "claims.jsonl"
-    source.write_text("\n".join(line for line in _batch_lines() if line != "{not json") + "\n")
-    target = tmp_path / "results.jsonl"
-    script = Path(__file__).resolve().parent.parent / "docs" / "examples" / "dask_check.py"
-    done = subprocess.run([sys.executable, str(script), str(source), str(target), "--partitions", "3",
-                           "--blocksize", "8KiB"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert target.read_text() == _reference([source], "jsonl", checker)
+
+@needs_dask
+def test_dask_local_cluster_gives_the_same_bytes(batch_file: Path, checker: Checker) -> None:
+    """Workers render as with --workers and the command frames: one format covers both parts."""
+    text, summary = _streamed([batch_file], "json", checker, workers=2, dask="local", in_memory_limit=0,
+                              chunk_size=7)
+    assert summary.mode == "dask" and summary.claims == 52
+    assert text == _reference([batch_file], "json", checker)
+
+
+def test_cli_dask_option_names_what_it_expects(batch_file: Path) -> None:
+    done = runner.invoke(app, ["check", str(batch_file), "--dask", "cluster-1"])
+    assert done.exit_code == 2 and "--dask cluster-1: expected local or tcp://HOST:PORT" in done.output
 
 
 def test_837p_files_stream_through_the_same_path(checker: Checker) -> None:
@@ -300,6 +304,15 @@ def test_837p_files_stream_through_the_same_path(checker: Checker) -> None:
     assert text == _reference(files, "jsonl", checker)
 
 
+def test_amdahl_efficiency_of_the_parent_share() -> None:
+    from pain_asp.bench.batch import amdahl_efficiency
+
+    assert amdahl_efficiency(0.0) == pytest.approx(1.0)
+    assert amdahl_efficiency(0.015) == pytest.approx((1 + 0.015) / (1 + 16 * 0.015))  # 81.9 %
+    assert amdahl_efficiency(0.02) < 0.80 < amdahl_efficiency(0.015)
+    assert amdahl_efficiency(1.0, workers=2) == pytest.approx(2 / 3)  # half the time serial: 1.33x of 2
+
+
 def test_bench_command_reports_figures_from_one_run() -> None:
     done = runner.invoke(app, ["bench", "--claims", "40", "--baseline", "3", "--cli-runs", "0",
                                "--workers", "1", "--workers", "2", "--json"])
@@ -308,8 +321,10 @@ def test_bench_command_reports_figures_from_one_run() -> None:
     assert [r["workers"] for r in figures["runs"]] == [1, 2] and figures["identical_outputs"]
     assert sum(figures["statuses"].values()) == 40
     assert figures["baseline"]["claims"] == 3 and figures["baseline"]["claims_per_s"] > 0
+    assert figures["runs"][0]["efficiency"] == 1.0 and figures["runs"][1]["efficiency"] > 0
     for run in figures["runs"]:
         assert run["claims_per_s"] > 0 and run["ratio_to_baseline"] > 0
+        assert run["parent_cpu_s"] > 0 and run["peak_parent_mb"] >= 0
         if Path("/proc/self/status").exists():
             assert run["peak_rss_mb"] > 20 and run["peak_process_mb"] > 20
     assert figures["command"] == "pain-asp bench --claims 40 --seed 1 --baseline 3 --workers 1 --workers 2"

@@ -42,3 +42,66 @@ def test_rule_metadata_file_with_another_stamp_is_rebuilt(cache: Path) -> None:
     assert json.loads(path.read_text(encoding="utf-8"))["stamp"] == stamp
     kb._metadata.cache_clear()
     assert set(kb.rule_catalog()) == set(rules)  # now read from the rebuilt file
+
+
+def test_payer_data_comes_from_the_cache_only_for_the_same_text(cache: Path, tmp_path: Path) -> None:
+    from pain_asp.payers import _cached_load
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("id: p\nparameters:\n  esi_max_sessions: 4\n", encoding="utf-8")
+    first = _cached_load(policy, policy.read_text(encoding="utf-8"))
+    assert first == {"id": "p", "parameters": {"esi_max_sessions": 4}}
+    assert len(list(cache.glob("payer-*.json"))) == 1
+    assert _cached_load(policy, policy.read_text(encoding="utf-8")) == first  # from the cache
+    policy.write_text("id: p\nparameters:\n  esi_max_sessions: 6\n", encoding="utf-8")  # same size
+    assert _cached_load(policy, policy.read_text(encoding="utf-8"))["parameters"] == {"esi_max_sessions": 6}
+
+
+def test_payer_data_json_cannot_carry_is_not_cached(cache: Path, tmp_path: Path) -> None:
+    from pain_asp.payers import _cached_load
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("id: p\ncodes:\n  1: one\n", encoding="utf-8")
+    assert _cached_load(policy, policy.read_text(encoding="utf-8")) == {"id": "p", "codes": {1: "one"}}
+    assert not list(cache.glob("payer-*.json"))
+
+
+def test_icd_table_file_with_another_stamp_is_rebuilt(cache: Path) -> None:
+    from pain_asp import icd
+
+    icd._table.cache_clear()
+    icd.dx_marks.cache_clear()
+    try:
+        real = icd.dx_marks("M47.816")
+        icd._table.cache_clear()
+        icd.dx_marks.cache_clear()
+        (path,) = cache.glob("icd10cm-*.tsv")
+        text = path.read_text(encoding="utf-8")
+        size, rest = text.split("\n", 1)
+        stamp = rest[:int(size)] + "|other"
+        path.write_text(f"{len(stamp)}\n{stamp}M47.816\t{'-' * len(real)}\n", encoding="utf-8")
+        assert icd.dx_marks("M47.816") == real and "B" in real
+    finally:
+        icd._table.cache_clear()
+        icd.dx_marks.cache_clear()
+
+
+def test_one_json_claim_is_checked_without_importing_yaml(cache: Path, tmp_path: Path) -> None:
+    """A JSON claim needs no YAML parser once the payer files are cached (start-up, SPEC §12)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    claims = yaml.safe_load((Path(__file__).parents[1] / "docs" / "examples" / "claims.yaml").read_text(
+        encoding="utf-8"))
+    claim = claims[0] if isinstance(claims, list) else claims
+    source = tmp_path / "claim.json"
+    source.write_text(json.dumps(claim, default=str), encoding="utf-8")
+    script = ("import sys\nfrom pain_asp.cli import main\nsys.argv = ['pain-asp', 'check', sys.argv[1], "
+              "'--format', 'json', '--fail-on', 'never']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+              "sys.stderr.write('yaml imported' if 'yaml' in sys.modules else 'no yaml')\n")
+    runs = [subprocess.run([sys.executable, "-c", script, str(source)], capture_output=True, text=True,
+                           check=True) for _ in range(2)]  # the first fills the cache
+    assert runs[1].stderr.endswith("no yaml"), runs[1].stderr[-300:]
+    assert runs[0].stdout == runs[1].stdout and '"claim_id"' in runs[1].stdout

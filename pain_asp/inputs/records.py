@@ -16,11 +16,9 @@ from typing import Any
 
 from ..errors import InputError, describe
 from ..models import EXPECTED, MAX_ID_LENGTH, ORIGINAL, Claim, ValidationError, parse_claim
-from .yamlsafe import MAX_DEPTH
 
 __all__ = ["Record", "cross_check", "json_problem", "load_json", "validate_claim", "validate_record"]
 
-_TOO_DEEP = f"at most {MAX_DEPTH} levels of nesting (a claim needs 6)"
 BOM = "\ufeff"
 
 
@@ -70,12 +68,18 @@ def load_json(text: str) -> Any:
     return json.loads(text.removeprefix(BOM), object_pairs_hook=_object)
 
 
+def _too_deep() -> str:
+    from .yamlsafe import MAX_DEPTH  # the same bound as YAML's (yaml is imported only for YAML)
+
+    return f"at most {MAX_DEPTH} levels of nesting (a claim needs 6)"
+
+
 def json_problem(exc: Exception) -> str:
     """What the JSON text that raised ``exc`` in :func:`load_json` should have been."""
     if isinstance(exc, json.JSONDecodeError):
         return f"valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
     if isinstance(exc, RecursionError):
-        return _TOO_DEEP
+        return _too_deep()
     if isinstance(exc, _DuplicateKey):
         return "each key once in an object (a key is repeated)"
     return "numbers of at most 4,300 digits"  # int() refuses longer ones (sys.get_int_max_str_digits)
@@ -95,8 +99,10 @@ def validate_record(raw: Any, file: str, position: int,
     except (ValidationError, RecursionError) as exc:
         # A claim that validates nests 6 levels at most, so depth is measured only for one
         # that does not (a valid claim is not walked twice).
+        from .yamlsafe import MAX_DEPTH
+
         if isinstance(exc, RecursionError) or _deeper_than(raw, MAX_DEPTH):
-            record.errors.append(InputError(file, claim_id, "", "", _TOO_DEEP, line=_line(record, [])))
+            record.errors.append(InputError(file, claim_id, "", "", _too_deep(), line=_line(record, [])))
         else:
             record.errors.append(_input_error(str(exc), raw, record))
     return record

@@ -61,6 +61,7 @@ from typing import Any, Optional, TextIO
 import msgspec
 
 from ..errors import InputError, PainAspError
+from ..memory import rss_mb
 from ..models import ORIGINAL, VOID, Claim, HistoryEntry
 from ..vocabulary import FORMATS
 
@@ -88,11 +89,14 @@ class BatchOptions:
     chunk_size: int = 1500            # claims per chunk (one clingo Control each)
     in_memory_limit: int = 1000       # up to this many claims: one pass, checked in this process
     recycle_claims: int = 4500        # a worker retires after checking this many claims ...
-    recycle_mb: float = 160.0         # ... or once its resident memory passes this (MB)
+    recycle_mb: float = 115.0         # ... or once its resident memory passes this (MB): a fresh worker
+                                      # peaks near 145 MB in its first chunk and keeps ~120 MB after it,
+                                      # so it retires before a second chunk takes it past 150 MB (SPEC §12)
     fmt: str = "jsonl"                # what workers render: text, json, jsonl, csv
     colour: bool = False              # ANSI colour in text output
     with_charges: bool = False        # attach each claim's line charges (for the report)
     spool_dir: Optional[str] = None   # where the spool file goes (default: the temp folder)
+    dask: Optional[str] = None        # check chunks on Dask: "local" or "tcp://HOST:PORT" (dask_pool.py)
 
     def worker_count(self) -> int:
         """The number of worker processes to use: ``workers``, at most the machine's cores."""
@@ -122,7 +126,7 @@ class BatchSummary:
     statuses: dict[str, int] = field(default_factory=dict)
     worst_rank: int = 9
     errors: int = 0
-    mode: str = "in-process"  # in-process | workers
+    mode: str = "in-process"  # in-process | workers | dask
     workers: int = 0
     workers_started: int = 0  # worker processes started, replacements included
     workers_retired: int = 0  # ... that retired at their claim or memory limit
@@ -427,19 +431,6 @@ class _Spool:
 
 # --- the worker side ---------------------------------------------------------------------------
 
-def _rss_mb() -> float:
-    """This process's resident memory now (Linux), else its peak so far."""
-    try:
-        with open("/proc/self/statm", "rb") as handle:
-            pages = int(handle.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
-    except (OSError, ValueError, IndexError, AttributeError):
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
 def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[tuple[Any, ...]]:
     """Check one chunk (msgpack ``_Task`` list) and render each result; runs in a worker.
 
@@ -504,7 +495,7 @@ def _worker_main(conn: Any, options: Any, fmt: str, colour: bool, recycle_claims
             conn.send_bytes(b"B" + traceback.format_exc().encode("utf-8", "replace"))
             return
         done += len(items)
-        retire = done >= recycle_claims or _rss_mb() >= recycle_mb
+        retire = done >= recycle_claims or rss_mb() >= recycle_mb
         try:
             conn.send_bytes((b"X" if retire else b"R") + _ENCODER.encode((number, items)))
         except OSError:  # the parent is gone (stopped or killed): nothing to report to
@@ -728,7 +719,7 @@ def iter_checked(files: Iterable[str | Path], checker: Any = None, *,
     limit = max(0, options.in_memory_limit)
     records: Optional[list[Any]] = []
     spool: Optional[_Spool] = None
-    pool: Optional[WorkerPool] = None
+    pool: Any = None  # WorkerPool or DaskPool
     index = PatientIndex()
     count = 0
     store = None
@@ -750,8 +741,7 @@ def iter_checked(files: Iterable[str | Path], checker: Any = None, *,
             if len(records) > limit:
                 spool = _Spool(options.spool_dir, chunk_size, options.with_charges)
                 # Workers start while the rest is read (their start-up is hidden behind it).
-                pool = WorkerPool(options.worker_count(), checker.options, options.fmt, options.colour,
-                                  options.recycle_claims, options.recycle_mb, task)
+                pool = _pool(options, checker.options, task)
                 pool.start(2)
                 for held in records:
                     spool.add(held)
@@ -774,6 +764,17 @@ def iter_checked(files: Iterable[str | Path], checker: Any = None, *,
         if store is not None:
             store.close()
         progress.close(summary if summary.claims else None)
+
+
+def _pool(options: BatchOptions, check_options: Any, task: Callable[..., list[tuple[Any, ...]]]) -> Any:
+    """The processes that check chunks: local workers, or Dask with ``options.dask``."""
+    if options.dask:
+        from .dask_pool import DaskPool
+
+        return DaskPool(options.dask, options.worker_count(), check_options, options.fmt,
+                        options.colour, options.recycle_mb, task)
+    return WorkerPool(options.worker_count(), check_options, options.fmt, options.colour,
+                      options.recycle_claims, options.recycle_mb, task)
 
 
 def _in_process(records: list[Any], checker: Any, store: Any, options: BatchOptions,
@@ -811,8 +812,8 @@ def _with_workers(spool: _Spool, index: PatientIndex, pool: WorkerPool, store: A
                   options: BatchOptions, progress: Progress, summary: BatchSummary) -> Iterator[Checked]:
     """A large batch: spool chunks, each claim's history from the index, checked by workers."""
     chunk_count = -(-spool.count // max(1, options.chunk_size))
-    pool.size = max(1, min(options.worker_count(), chunk_count))
-    summary.mode, summary.workers = "workers", pool.size
+    pool.size = max(1, min(pool.size, chunk_count))
+    summary.mode, summary.workers = "dask" if options.dask else "workers", pool.size
     held: dict[int, list[_Spooled]] = {}
     provider: Optional[Callable[[Claim], list[HistoryEntry]]] = None
     if store is not None:  # the store needs the claim itself: decode it here
