@@ -56,7 +56,7 @@ _CODING: dict[str, ParamSpec] = {
     ),
 }
 
-# --- sessions, frequency, prerequisites and global periods (kb/rules/payer/*sessions*, rfa*) --
+# --- sessions, frequency, prerequisites and global periods (kb/sessions.lp, kb/rules/history/) ---
 _SESSIONS: dict[str, ParamSpec] = {
     "esi_frequency": ParamSpec(
         "record",
@@ -89,7 +89,7 @@ _SESSIONS: dict[str, ParamSpec] = {
         "How contiguous T12-L1 and L1-L2 facet interventions of one session are billed and "
         "counted: lumbar_session (64490 + 64494 or 64633 + 64636, one lumbar region and one "
         "lumbar session, as several MAC billing articles instruct) or cpt_regions (each code "
-        "keeps its CPT region; the default) (kb/rules/payer/facet_sessions.lp).",
+        "keeps its CPT region; the default) (kb/sessions.lp).",
         choices=("lumbar_session", "cpt_regions"),
     ),
     "facet_frequency": ParamSpec(

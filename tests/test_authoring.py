@@ -248,6 +248,20 @@ def test_rules_lint_finds_each_kind_of_problem(kb_copy: Path, tmp_path: Path) ->
     assert "typo.yaml:4: [payers] parameters.esi_frequncy" in out and "did you mean 'esi_frequency'" in out
 
 
+def test_rules_lint_finds_a_rule_outside_its_category_folder(kb_copy: Path) -> None:
+    # Rule folders equal rule categories: a history rule filed under rules/coding is reported.
+    (kb_copy / "rules" / "coding" / "void.lp").write_text(
+        "%# A void\n%\n% Source:   X12.\n\n"
+        'rule("void-elsewhere", history, info).\n'
+        'violation("void-elsewhere", K, L, ()) :- claim_void(K), billed_line(K, L, _, _).\n', encoding="utf-8")
+    _include(kb_copy, "rules/coding/void.lp")
+    result = invoke("rules", "lint", "--kb", kb_copy, "--cases", CASES)
+    assert result.exit_code == 1
+    misfiled = [p for p in result.stdout.splitlines() if "in the folder of its category" in p]
+    assert len(misfiled) == 1, result.stdout
+    assert "void.lp (void-elsewhere)" in misfiled[0] and "rules/history/" in misfiled[0]
+
+
 def test_rules_lint_reports_stale_docs(tmp_path: Path) -> None:
     from types import SimpleNamespace
 

@@ -650,6 +650,9 @@ def _lint_metadata(rules: dict[str, Any], statements: list[Statement], files: di
             problem("rule ids are lower case letters, digits and hyphens")
         if rule.category not in CATEGORIES:
             problem(f"category {rule.category}: expected one of {', '.join(CATEGORIES)}")
+        elif rule.id in files and files[rule.id].parent.name != rule.category:
+            problem(f"a {rule.category} rule: its file belongs in the folder of its category, "
+                    f"rules/{rule.category}/")
         if rule.severity not in SEVERITIES:
             problem(f"default severity {rule.severity}: expected one of {', '.join(SEVERITIES)}")
         required = ["title", "message", "correctable"]
