@@ -415,11 +415,32 @@ class Repairer:
                        "the unedited claim)")
             return [_failed(r, [_solver_message(r, message)]) for r in chunk]
         symbols, proven, _ = solved
-        answers = _split_model(symbols, len(chunk))
+        answers = _split_model(symbols, len(chunk), _edit_kinds(ctl))
         resolved_without: dict[tuple[int, int], set] = {}
         if self.options.attribute:
             resolved_without = self._replay(ctl, chunk, [a.edits for a in answers])
+        self._read_corrected(ctl, answers)
         return [self._result(chunk[k], answers[k], proven, resolved_without, k) for k in range(len(chunk))]
+
+    def _read_corrected(self, ctl: Any, answers: list[_Answer]) -> None:
+        """The edited claims of the optimum, from the claim view: kb/repair/corrected.lp is
+        loaded and grounded only now (any rule loaded before, even of a part grounded later,
+        can lead the search to another of several equally good edit sets), and solved with the
+        chosen edits fixed."""
+        if not any(a.edits for a in answers):
+            return
+        ctl.load(str(self.kb / "repair" / "corrected.lp"))
+        ctl.ground([("corrected", [])])
+        chosen = {f"edit({k},{e.line},{e.term()})" for k, a in enumerate(answers) for e in a.edits}
+        ctl.configuration.solve.opt_mode = "ignore"
+        try:
+            solved = self._solve(ctl, _assumptions(_edit_atoms(ctl), chosen))
+        finally:
+            ctl.configuration.solve.opt_mode = "opt"
+        assert solved is not None, "the optimum's own edits are an answer"
+        for symbol in solved[0]:
+            if symbol.name not in ("edit", "finding"):
+                _read_view_atom(parse_term(str(symbol)), answers)
 
     def _replay(self, ctl: Any, chunk: list[Result], edits: list[list[RawEdit]]) -> dict[tuple[int, int], set]:
         """For edit position r of claim k: the finding keys of k's edit set without that edit.
@@ -434,10 +455,10 @@ class Repairer:
             return {}
         ctl.configuration.solve.opt_mode = "ignore"
         chosen = {f"edit({k},{e.line},{e.term()})" for k, es in enumerate(edits) for e in es}
-        atoms = [(a.literal, str(a.symbol)) for a in ctl.symbolic_atoms.by_signature("edit", 3)]
+        atoms = _edit_atoms(ctl)
 
         def assumptions(left_out: set[str]) -> list[int]:
-            return [lit if text in chosen and text not in left_out else -lit for lit, text in atoms]
+            return _assumptions(atoms, chosen - left_out)
 
         out: dict[tuple[int, int], set] = {}
         facts_of: dict[str, str] = {}
@@ -458,7 +479,7 @@ class Repairer:
                         symbols = attempt[0]
                     else:
                         symbols = solved[0]
-                    found = _split_model(symbols, len(chunk), set(group))
+                    found = _split_model(symbols, len(chunk), only=set(group))
                     for k in group:
                         out[(k, r)] = {(rule, sev, _facts_key(why, facts_of))
                                        for rule, _, why, sev in found[k].findings}
@@ -535,8 +556,8 @@ class Repairer:
 
 @dataclass
 class _Answer:
-    """What a model shows of one claim (kb/repair/show.lp): its edits, the findings of the
-    edited claim, and, when it has an edit, the edited claim as the claim view has it."""
+    """What the solve shows of one claim: its edits and the findings of the edited claim
+    (kb/repair/show.lp) and, when it has an edit, the edited claim (kb/repair/corrected.lp)."""
 
     edits: list[RawEdit] = field(default_factory=list)
     findings: list[tuple[str, int, Any, str]] = field(default_factory=list)
@@ -545,7 +566,7 @@ class _Answer:
     pointers: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # line -> (pointer, place)
     charges: dict[int, Fn] = field(default_factory=dict)
     merged: dict[int, int] = field(default_factory=dict)  # merged line -> the line merged into it
-    chart: dict[int, list[Fn]] = field(default_factory=dict)  # merged line -> its documentation atoms
+    chart: dict[int, list[Fn]] = field(default_factory=dict)  # merged line -> its documentation (without K, L)
     unpriced_units: int = 0
     units_removed: set[int] = field(default_factory=set)  # lines whose new units remove services
     tie_break: int = 0
@@ -568,34 +589,37 @@ def _raw_edit(symbol: Any, kinds: dict[str, tuple[str, int]]) -> RawEdit:
     return RawEdit(line, term.name, tuple(args), kind, rank)
 
 
-def _edit_kinds(symbols: Iterable[Any]) -> dict[str, tuple[str, int]]:
-    """Edit term name -> (kind shown to users, tie-break rank), from ``repair_edit_kind/3`` atoms."""
-    return {s.arguments[0].name: (s.arguments[1].name, s.arguments[2].number) for s in symbols}
+def _edit_kinds(ctl: Any) -> dict[str, tuple[str, int]]:
+    """Edit term name -> (kind shown to users, tie-break rank): ``repair_edit_kind/3``."""
+    return {a.symbol.arguments[0].name: (a.symbol.arguments[1].name, a.symbol.arguments[2].number)
+            for a in ctl.symbolic_atoms.by_signature("repair_edit_kind", 3)}
 
 
-def _split_model(symbols: list, n: int, only: set[int] | None = None) -> list[_Answer]:
-    """What the model shows of each claim (of the claims ``only``: their findings)."""
+def _edit_atoms(ctl: Any) -> list[tuple[int, str]]:
+    """The literal and the text of every edit atom of the ground program."""
+    return [(a.literal, str(a.symbol)) for a in ctl.symbolic_atoms.by_signature("edit", 3)]
+
+
+def _assumptions(atoms: list[tuple[int, str]], chosen: set[str]) -> list[int]:
+    """Every edit atom fixed: true when its text is in ``chosen``, else false."""
+    return [lit if text in chosen else -lit for lit, text in atoms]
+
+
+def _split_model(symbols: list, n: int, kinds: dict[str, tuple[str, int]] | None = None,
+                 only: set[int] | None = None) -> list[_Answer]:
+    """The edits (with ``kinds``) and the findings of each claim of a model (of the claims
+    ``only``: their findings)."""
     answers = [_Answer() for _ in range(n)]
-    edits: list[Any] = []
-    kinds: list[Any] = []
     for sym in symbols:
-        name = sym.name
-        if name == "finding":
-            args = sym.arguments
-            k = args[0].number
-            if only is None or k in only:
-                answers[k].findings.append((args[1].string, args[2].number, args[3], str(args[4])))
-        elif only is not None:
+        args = sym.arguments
+        k = args[0].number
+        if only is not None and k not in only:
             continue
-        elif name == "edit":
-            edits.append(sym)
-        elif name == "repair_edit_kind":
-            kinds.append(sym)
+        if len(args) == 3:
+            if kinds is not None:
+                answers[k].edits.append(_raw_edit(sym, kinds))
         else:
-            _read_view_atom(parse_term(str(sym)), answers)
-    known = _edit_kinds(kinds)
-    for sym in edits:
-        answers[sym.arguments[0].number].edits.append(_raw_edit(sym, known))
+            answers[k].findings.append((args[1].string, args[2].number, args[3], str(args[4])))
     for answer in answers:
         answer.edits.sort(key=lambda e: (e.line, e.rank, e.term()))
     return answers
@@ -607,11 +631,11 @@ def _read_view_atom(atom: Fn, answers: list[_Answer]) -> None:
     answer = answers[k]
     if atom.name == "fixed_line":
         answer.lines.append((line, *rest))
-    elif atom.name == "line_mod_at":
+    elif atom.name == "fixed_mod":
         answer.mods.setdefault(line, []).append((rest[0], rest[1]))
-    elif atom.name == "line_ptr_at":
+    elif atom.name == "fixed_ptr":
         answer.pointers.setdefault(line, []).append((rest[0], rest[1]))
-    elif atom.name == "repair_charge":
+    elif atom.name == "fixed_charge":
         answer.charges[line] = rest[0]
     elif atom.name == "view_merged":
         answer.merged[line] = rest[0]
@@ -731,7 +755,7 @@ def _money(cents: int) -> float:
 
 
 def _corrected(claim: Claim, answer: _Answer) -> tuple[dict[str, Any], dict[int, int]]:
-    """The edited claim the solve shows (kb/repair/show.lp), written in the claim format, and
+    """The edited claim the solve shows (kb/repair/corrected.lp), written in the claim format, and
     the map from its claim-view line numbers to the lines written.
 
     Lines come in the order of the billed lines they come from (a split copy right after its
@@ -784,7 +808,7 @@ def _in_place(items: list[tuple[Any, Any]], billed: list[Any]) -> list[Any]:
 
 
 def _charge(term: Fn | None, claim: Claim) -> int | None:
-    """A ``repair_charge/3`` term (kb/repair/optimise.lp) in cents, from the billed charges."""
+    """A ``fixed_charge/3`` term (kb/repair/corrected.lp) in cents, from the billed charges."""
     if term is None:
         return None
     if term.name == "sum":
@@ -817,21 +841,21 @@ def _merged_chart(claim: Claim, line: int, partner: int, atoms: list[Fn]) -> dic
     nerve_count = muscles = None
     for atom in atoms:
         if atom.name == "line_doc":
-            field_name, value = atom.args[1], atom.args[2]
+            field_name, value = atom.args[0].name, atom.args[1]
             if field_name == "nerve_count":
                 nerve_count = value
             elif field_name == "relief_months":
                 values["relief_duration_months"] = value
             else:
-                values[field_name] = value.name if isinstance(value, Fn) else value
+                values[field_name] = value.name
         elif atom.name == "line_relief":
-            values["relief_pct"] = atom.args[1]
+            values["relief_pct"] = atom.args[0]
         elif atom.name == "line_level":
-            levels.add((atom.args[1], atom.args[2]))
+            levels.add(atom.args)
         elif atom.name == "line_nerve":
-            nerves.add(atom.args[1].name)
-        else:
-            muscles = atom.args[1]
+            nerves.add(atom.args[0].name)
+        else:  # line_muscles
+            muscles = atom.args[0]
     taken: set[tuple[int, int]] = set()
     for source in sources:
         texts = [t for t in source.get("levels") or [] if parse_level(t) in levels - taken]
@@ -921,7 +945,7 @@ def candidate_edits(repairer: Repairer, result: Result, history: HistoryProvider
 
 
 def _candidates(ctl: Any) -> list[RawEdit]:
-    kinds = _edit_kinds(a.symbol for a in ctl.symbolic_atoms.by_signature("repair_edit_kind", 3))
+    kinds = _edit_kinds(ctl)
     out = [_raw_edit(a.symbol, kinds) for a in ctl.symbolic_atoms.by_signature("edit", 3)]
     return sorted(out, key=lambda e: (e.line, e.rank, e.term()))
 
@@ -936,13 +960,14 @@ def edit_set_costs(repairer: Repairer, result: Result, history: HistoryProvider 
     candidates = _candidates(ctl)
     if len(candidates) > limit:
         return None
-    literal = {a.symbol: a.literal for a in ctl.symbolic_atoms.by_signature("edit", 3)}
-    ctl.configuration.solve.opt_mode = "ignore"
+    atoms = _edit_atoms(ctl)
+    ctl.configuration.solve.opt_mode = "enum"  # every model with its cost, the first is enough
+    ctl.configuration.solve.models = 1
     costs = []
     for n in range(len(candidates) + 1):
         for subset in itertools.combinations(candidates, n):
             chosen = {f"edit(0,{e.line},{e.term()})" for e in subset}
-            solved = repairer._solve(ctl, [lit if str(sym) in chosen else -lit for sym, lit in literal.items()])
+            solved = repairer._solve(ctl, _assumptions(atoms, chosen))
             if solved is not None:
                 costs.append(tuple(solved[2].get(priority, 0) for priority in (5, 4, 3, 2, 1)))
     return costs
