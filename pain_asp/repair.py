@@ -63,11 +63,12 @@ Cost (kb/repair/optimise.lp), compared in this order, smaller first (money first
        with the rank of its kind (``repair_edit_kind/3``: least intrusive kind first), then
        the line a correctable deny finding names, then the later line.
 
-The edited claim is read from the solve: the claim view (kb/claim_view.lp) applies the edits,
-and kb/repair/show.lp shows its lines (origin, code, units, modifiers and pointers with their
-places, charge, the documentation of a merged line); :func:`_corrected` only writes them
-back in the claim format. Edit kinds, their names and ranks are ``repair_edit_kind/3`` in
-kb/repair/optimise.lp; the costs of each claim are read from the solve too.
+The edited claim is read from the solve: the claim view (kb/claim_view.lp) applies the
+edits, and kb/repair/corrected.lp shows, once the optimum is known, each line of the edited
+claim (where it comes from, code, units, modifiers and pointers with their places, charge, the
+documentation of a merged line); :func:`_corrected` only writes them back in the claim
+format. Edit kinds, their names and tie-break ranks are ``repair_edit_kind/3`` in
+kb/repair/optimise.lp; each claim's costs are read from the solve as well.
 
 Never (kb/repair/candidates.lp): a service that was not billed (units only go down; a code
 is only replaced by a code for the same service; a split is the same service), a
@@ -89,7 +90,6 @@ of the billed claim that the fix clears resolves to every edit whose removal bri
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -953,23 +953,22 @@ def _candidates(ctl: Any) -> list[RawEdit]:
 def edit_set_costs(repairer: Repairer, result: Result, history: HistoryProvider | None = None,
                    limit: int = 10) -> list[tuple[int, ...]] | None:
     """The cost (priorities 5 to 1 of kb/repair/optimise.lp) of every subset of the candidate
-    edits of the claim of ``result`` that the repair layer accepts, each solved with its edits
-    fixed; None when there are more than ``limit`` candidates. Their least is the optimum fix
-    must find (an exhaustive proof, for tests)."""
+    edits of the claim of ``result`` that the repair layer accepts (every answer of the repair
+    program); None when there are more than ``limit`` candidates. Their least is the optimum
+    fix must find (an exhaustive proof, for tests)."""
     ctl = repairer._control([result.claim], [result], history)  # type: ignore[list-item]
     candidates = _candidates(ctl)
     if len(candidates) > limit:
         return None
-    atoms = _edit_atoms(ctl)
-    ctl.configuration.solve.opt_mode = "enum"  # every model with its cost, the first is enough
-    ctl.configuration.solve.models = 1
-    costs = []
-    for n in range(len(candidates) + 1):
-        for subset in itertools.combinations(candidates, n):
-            chosen = {f"edit(0,{e.line},{e.term()})" for e in subset}
-            solved = repairer._solve(ctl, _assumptions(atoms, chosen))
-            if solved is not None:
-                costs.append(tuple(solved[2].get(priority, 0) for priority in (5, 4, 3, 2, 1)))
+    ctl.configuration.solve.opt_mode = "enum"  # every answer (one per accepted edit set) with its cost
+    ctl.configuration.solve.models = 0
+    costs: list[tuple[int, ...]] = []
+
+    def on_model(model: Any) -> None:
+        cost = dict(zip(model.priority, model.cost))
+        costs.append(tuple(cost.get(priority, 0) for priority in (5, 4, 3, 2, 1)))
+
+    solve_within(ctl, repairer.options.timeout, on_model)
     return costs
 
 
