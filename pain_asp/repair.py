@@ -416,13 +416,14 @@ class Repairer:
             return [_failed(r, [_solver_message(r, message)]) for r in chunk]
         symbols, proven, _ = solved
         answers = _split_model(symbols, len(chunk), _edit_kinds(ctl))
+        atoms = _edit_atoms(ctl)
         resolved_without: dict[tuple[int, int], set] = {}
         if self.options.attribute:
-            resolved_without = self._replay(ctl, chunk, [a.edits for a in answers])
-        self._read_corrected(ctl, answers)
+            resolved_without = self._replay(ctl, chunk, [a.edits for a in answers], atoms)
+        self._read_corrected(ctl, answers, atoms)
         return [self._result(chunk[k], answers[k], proven, resolved_without, k) for k in range(len(chunk))]
 
-    def _read_corrected(self, ctl: Any, answers: list[_Answer]) -> None:
+    def _read_corrected(self, ctl: Any, answers: list[_Answer], atoms: list[tuple[int, str]]) -> None:
         """The edited claims of the optimum, from the claim view: kb/repair/corrected.lp is
         loaded and grounded only now (any rule loaded before, even of a part grounded later,
         can lead the search to another of several equally good edit sets), and solved with the
@@ -434,7 +435,7 @@ class Repairer:
         chosen = {f"edit({k},{e.line},{e.term()})" for k, a in enumerate(answers) for e in a.edits}
         ctl.configuration.solve.opt_mode = "ignore"
         try:
-            solved = self._solve(ctl, _assumptions(_edit_atoms(ctl), chosen))
+            solved = self._solve(ctl, _assumptions(atoms, chosen))
         finally:
             ctl.configuration.solve.opt_mode = "opt"
         assert solved is not None, "the optimum's own edits are an answer"
@@ -442,7 +443,8 @@ class Repairer:
             if symbol.name not in ("edit", "finding"):
                 _read_view_atom(parse_term(str(symbol)), answers)
 
-    def _replay(self, ctl: Any, chunk: list[Result], edits: list[list[RawEdit]]) -> dict[tuple[int, int], set]:
+    def _replay(self, ctl: Any, chunk: list[Result], edits: list[list[RawEdit]],
+                atoms: list[tuple[int, str]]) -> dict[tuple[int, int], set]:
         """For edit position r of claim k: the finding keys of k's edit set without that edit.
 
         Replays run on the ground program of the optimisation, with every edit atom fixed by
@@ -455,7 +457,6 @@ class Repairer:
             return {}
         ctl.configuration.solve.opt_mode = "ignore"
         chosen = {f"edit({k},{e.line},{e.term()})" for k, es in enumerate(edits) for e in es}
-        atoms = _edit_atoms(ctl)
 
         def assumptions(left_out: set[str]) -> list[int]:
             return _assumptions(atoms, chosen - left_out)
