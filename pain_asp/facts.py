@@ -17,7 +17,7 @@ from .models import VOID, Claim, Documentation, HistoryEntry, Line
 from .tokens import PAYER_ID_RE, nerve_token, npi_status
 
 __all__ = ["CLINGO_INT_MAX", "HistoryItem", "charge_cents", "claim_facts", "claim_money",
-           "day_number", "dx_facts", "from_day_number", "money_unit"]
+           "day_number", "dx_facts", "from_day_number", "money_unit", "muscle_count", "nerve_facts"]
 
 HistoryItem = HistoryEntry
 
@@ -155,13 +155,25 @@ def _documentation(k: int, n: int, doc: Documentation) -> list[str]:
     for upper, lower in doc.segments():
         out.append(f"doc_level({k}, {n}, {upper}, {lower}).")
     if doc.nerves is not None:
-        for nerve in sorted({nerve_token(name) for name in doc.nerves}):
+        tokens, count = nerve_facts(doc.nerves)
+        for nerve in sorted(tokens):
             out.append(f"doc_nerve({k}, {n}, {nerve}).")
-        out.append(f"doc({k}, {n}, nerve_count, {len({name.strip().lower() for name in doc.nerves})}).")
+        out.append(f"doc({k}, {n}, nerve_count, {count}).")
     if doc.muscles is not None:
-        count = len({" ".join(name.lower().split()) for name in doc.muscles})
-        out.append(f"doc_muscles({k}, {n}, {count}).")
+        out.append(f"doc_muscles({k}, {n}, {muscle_count(doc.muscles)}).")
     return out
+
+
+def nerve_facts(names: Iterable[str]) -> tuple[frozenset[str], int]:
+    """Documented nerve names as the facts give them: their vocabulary tokens and how many
+    different names there are."""
+    names = list(names)
+    return frozenset(nerve_token(name) for name in names), len({name.strip().lower() for name in names})
+
+
+def muscle_count(names: Iterable[str]) -> int:
+    """How many different muscles the names document (the facts only count them)."""
+    return len({" ".join(name.lower().split()) for name in names})
 
 
 def _history(k: int, h: int, entry: HistoryEntry) -> list[str]:

@@ -23,8 +23,7 @@ Case files live in ``tests/fix_cases/<rule-id or topic>/<name>.yaml``:
       actions: [rule-id, ...]  # the rules of the action items (compared when given)
 
 Every case also checks that the corrected claim, checked again, has exactly the findings
-fix predicted (the Python application of the edits agrees with kb/claim_view.lp), and that
-fixing the corrected claim changes nothing.
+fix reported, and that fixing the corrected claim changes nothing.
 
 Properties (Hypothesis, on the claims of tests/strategies.py):
 (a) soundness: a corrected claim re-checks to the findings fix reports, and has no
@@ -34,13 +33,13 @@ Properties (Hypothesis, on the claims of tests/strategies.py):
     code or a code for the same service, and no more units), a diagnosis, or a modifier
     the documentation does not support;
 (d) minimality: on small claims the cost equals the least cost of a brute-force search
-    over every consistent subset of the candidate edits (a proof, not a sample);
+    over every subset of the candidate edits the repair layer accepts (a proof, not a
+    sample);
 (e) batching: claims optimised together get the cost each gets alone.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
 import sys
@@ -59,17 +58,7 @@ from pain_asp.history import batch_history
 from pain_asp.inputs.records import validate_claim
 from pain_asp.inputs.yamlsafe import safe_load
 from pain_asp.models import parse_claim
-from pain_asp.modes.fix import (
-    EDIT_KINDS,
-    FixResult,
-    RawEdit,
-    Repairer,
-    RepairOptions,
-    apply_edits,
-    candidate_edits,
-    edit_cost,
-    unpriced_units_removed,
-)
+from pain_asp.modes.fix import FixResult, RawEdit, Repairer, RepairOptions, edit_set_costs
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).resolve().parent / "fix_cases"
@@ -103,8 +92,7 @@ def _check(repairer: Repairer, raws: list[dict[str, Any]]) -> list:
 
 def _edit_view(raw: RawEdit) -> dict[str, Any]:
     """An edit as a case file writes it."""
-    kind = EDIT_KINDS[raw.op][0]
-    out: dict[str, Any] = {"kind": kind, "line": raw.line}
+    out: dict[str, Any] = {"kind": raw.kind, "line": raw.line}
     if raw.op in ("add_mod", "remove_mod"):
         out["modifier"] = raw.args[0]
     elif raw.op == "replace_mod":
@@ -178,7 +166,7 @@ def test_fix_case(path: Path) -> None:
         if "actions" in want:
             assert sorted({a.rule for a in fixed.action_items}) == sorted(want["actions"]), report
         for edit in fixed.edits:
-            assert edit.description and edit.kind in {k for k, _ in EDIT_KINDS.values()}
+            assert edit.description and edit.kind in _KINDS
         if fixed.edits and fixed.status == "fixed":
             resolved = {f.rule for e in fixed.edits for f in e.resolves}
             denied = {f.rule for f in fixed.before if f.severity == "deny" and f.correctable}
@@ -197,92 +185,18 @@ def test_every_correctable_rule_has_a_fix_case() -> None:
 
 # --- brute force ------------------------------------------------------------------------------
 
-_LAYOUT = {"RT", "LT", "50"}
-
-
-def _consistent(edits: tuple[RawEdit, ...]) -> bool:
-    """The consistency constraints of kb/fix/generate.lp, written out in Python."""
-    by_line: dict[int, list[RawEdit]] = {}
-    for e in edits:
-        by_line.setdefault(e.line, []).append(e)
-    merged = [e for e in edits if e.op == "merge"]
-    partners = [e.args[0] for e in merged]
-    if len(partners) != len(set(partners)) or any(p in by_line for p in partners):
-        return False
-    for mine in by_line.values():
-        ops = [e.op for e in mine]
-        if "drop" in ops and len(mine) > 1:
-            return False
-        added = [e.args[0] for e in mine if e.op == "add_mod"] + [e.args[1] for e in mine if e.op == "replace_mod"]
-        if len(added) != len(set(added)):
-            return False
-        replaced = {e.args[0] for e in mine if e.op == "replace_mod"}
-        if any(e.op == "remove_mod" and e.args[0] in replaced for e in mine):
-            return False
-        layout = "split" in ops or "merge" in ops
-        if layout and (set(added) & _LAYOUT or any(e.op == "remove_mod" and e.args[0] in _LAYOUT for e in mine)
-                       or replaced & _LAYOUT):
-            return False
-        if "split" in ops and "merge" in ops or ops.count("merge") > 1:
-            return False
-        if "merge" in ops and ({"replace_code", "set_units"} & set(ops)):
-            return False
-        for single in ("set_units", "replace_code", "split"):
-            if ops.count(single) > 1:
-                return False
-        if len(replaced) != ops.count("replace_mod"):
-            return False
-        sources = [e.args[0] for e in mine if e.op == "repoint"]
-        if len(sources) != len(set(sources)):
-            return False
-    return True
-
-
-def _cost_of(claim_raw: dict[str, Any], checked_before: Any, subset: tuple[RawEdit, ...],
-             rechecked: Any, view_to_new: dict[int, int]) -> tuple[int, int, int, int, int] | None:
-    """The objective of kb/fix/optimise.lp (levels 5 to 1) for one applied subset, or None
-    when a hard constraint of kb/fix/test.lp excludes it."""
-    new_to_origin = {new: (view - 100 if view > 100 else view) for view, new in view_to_new.items()}
-    corrected = rechecked.claim
-    if not corrected.lines or len(corrected.lines) > 50:
-        return None
-    if any(len(set(line.modifiers)) > 4 for line in corrected.lines):
-        return None
-    before = {(f.rule, n) for f in checked_before.findings if f.severity == "deny" for n in f.lines}
-    for f in rechecked.findings:
-        if f.severity == "deny" and not f.correctable:
-            if any((f.rule, new_to_origin[n]) not in before for n in f.lines):
-                return None
-    claim = checked_before.claim
-    return (sum(1 for f in rechecked.findings if f.severity == "deny" and f.correctable),
-            sum(unpriced_units_removed(e, claim) for e in subset),
-            sum(edit_cost(e, claim) for e in subset), len(subset),
-            sum(1 for f in rechecked.findings if f.severity in ("review", "warn")))
+_KINDS = {"drop_line", "add_modifier", "remove_modifier", "replace_modifier", "set_units", "replace_code",
+          "repoint_dx", "split_bilateral", "merge_bilateral"}  # docs/fix.md, Edits
 
 
 def _brute_force(repairer: Repairer, raw: dict[str, Any], limit: int) -> tuple[int, int, int, int, int] | None:
-    """The least cost over every consistent subset of the candidate edits (None if too many)."""
+    """The least cost over every subset of the candidate edits the repair layer accepts, each
+    solved with its edits fixed (None if there are too many candidates)."""
     records = _records(repairer, [raw])
     provider = batch_history([records[0].claim])
     before = list(repairer.checker.check(records, history=provider))[0]
-    candidates = candidate_edits(repairer, before, provider)
-    if len(candidates) > limit:
-        return None
-    subsets = [s for n in range(len(candidates) + 1) for s in itertools.combinations(candidates, n)
-               if _consistent(s)]
-    applied = []
-    for subset in subsets:
-        corrected, view_to_new = apply_edits(before.claim, subset)
-        if not corrected["lines"] or any(len(line.get("modifiers", [])) > 4 for line in corrected["lines"]) \
-                or len(corrected["lines"]) > 50:
-            continue
-        applied.append((subset, corrected, view_to_new))
-    records = [validate_claim(c, "bf", n, repairer.known_payers()) for n, (_, c, _) in enumerate(applied, 1)]
-    assert all(r.ok for r in records)
-    checked = list(repairer.checker.check(records, history=lambda claim: list(before.claim.history)))
-    costs = [_cost_of(raw, before, subset, again, v2n)
-             for (subset, _, v2n), again in zip(applied, checked)]
-    return min(c for c in costs if c is not None)
+    costs = edit_set_costs(repairer, before, provider, limit)
+    return None if costs is None else min(costs)
 
 
 def _cost_tuple(fixed: FixResult) -> tuple[int, int, int, int, int]:

@@ -51,8 +51,8 @@ Cost (kb/fix/optimise.lp), compared in this order, smaller first (money first):
        removed in favour of services whose charges are known;
     3. billed revenue removed, in cents: the charge of a dropped line, and the share of the
        charge of units taken off a line without modifier 50 (``charge - charge * new_units
-       // billed_units``; a 50 line is one bilateral service and keeps its charge, see
-       :func:`removes_units`). The solver counts it in the claim's money unit
+       // billed_units``; a 50 line is one bilateral service and keeps its charge,
+       ``repair_units_removed`` in kb/fix/optimise.lp). The solver counts it in the claim's money unit
        (:func:`pain_asp.facts.money_unit`: cents, coarser only for a claim whose charges add
        up past 21,474,836.47), and claims are solved together only while their charges add
        up within clingo's integers, so no claim's cost overflows or depends on the claims
@@ -60,10 +60,15 @@ Cost (kb/fix/optimise.lp), compared in this order, smaller first (money first):
     4. number of edits;
     5. review and warn findings of the corrected claim;
     6. tie-break: per edit, ``rank * 100 + (0 if a rule flagged the line else 50) + 50 - line``
-       with the kind ranks replace_modifier 1, add_modifier 2, remove_modifier 3, repoint_dx 4,
-       set_units 5, split_bilateral 6, merge_bilateral 7, replace_code 8, drop_line 9 (least
-       intrusive kind first, then the line a correctable deny finding names, then the later
-       line).
+       with the rank of its kind (``repair_edit_kind/3``: least intrusive kind first), then
+       the line a correctable deny finding names, then the later line.
+
+The edited claim is read from the solve: the claim view (kb/claim_view.lp) applies the
+edits, and kb/fix/corrected.lp shows, once the optimum is known, each line of the edited
+claim (where it comes from, code, units, modifiers and pointers with their places, charge, the
+documentation of a merged line); :func:`_corrected` only writes them back in the claim
+format. Edit kinds, their names and tie-break ranks are ``repair_edit_kind/3`` in
+kb/fix/optimise.lp; each claim's costs are read from the solve as well.
 
 Never (kb/fix/candidates.lp): a service that was not billed (units only go down; a code
 is only replaced by a code for the same service; a split is the same service), a
@@ -92,49 +97,36 @@ from decimal import Decimal
 from typing import Any
 
 from ..engine import Checker, CheckOptions, TimedOut, grounded_control, solve_within
-from ..facts import CLINGO_INT_MAX, charge_cents, claim_money, money_unit
+from ..facts import CLINGO_INT_MAX, charge_cents, claim_money, muscle_count, nerve_facts
 from ..findings import Finding, Result, build_findings, record_header
 from ..inputs.records import Record
 from ..kb import main_file
-from ..models import Claim, HistoryEntry, as_dict, parse_claim
+from ..models import Claim, Documentation, HistoryEntry, as_dict, parse_claim
+from ..terms import Fn, parse_term
+from ..tokens import parse_level
 
 __all__ = [
     "ActionItem",
     "Edit",
-    "EDIT_KINDS",
     "FixResult",
     "RepairOptions",
     "Repairer",
-    "apply_edits",
     "candidate_edits",
-    "edit_cost",
+    "edit_set_costs",
     "format_fix_report",
-    "unpriced_units_removed",
 ]
 
 HistoryProvider = Callable[[Claim], list[HistoryEntry]]
 
-# ASP edit term name -> (kind shown to users, tie-break rank)
-EDIT_KINDS: dict[str, tuple[str, int]] = {
-    "replace_mod": ("replace_modifier", 1),
-    "add_mod": ("add_modifier", 2),
-    "remove_mod": ("remove_modifier", 3),
-    "repoint": ("repoint_dx", 4),
-    "set_units": ("set_units", 5),
-    "split": ("split_bilateral", 6),
-    "merge": ("merge_bilateral", 7),
-    "replace_code": ("replace_code", 8),
-    "drop": ("drop_line", 9),
-}
 SETTLE_ROUNDS = 4  # rounds of fixing claims again against the history their correction gives (Repairer._settle)
-_SPLIT_OFFSET = 100  # a split copy of line L is line L + 100 in the claim view
 
 
 # --- results ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class RawEdit:
-    """One ``edit(K, L, Term)`` atom: ``op`` is the term's name, ``args`` its arguments.
+    """One ``edit(K, L, Term)`` atom: ``op`` is the term's name, ``args`` its arguments,
+    ``kind`` and ``rank`` the name and tie-break rank of its kind (``repair_edit_kind/3``).
 
     Strings stay strings (modifiers, codes), numbers stay ints (units, pointers, lines) and
     constants become their names (split formats).
@@ -142,12 +134,9 @@ class RawEdit:
 
     line: int
     op: str
-    args: tuple[Any, ...] = ()
-
-    @property
-    def rank(self) -> int:
-        """Tie-break rank of the edit kind."""
-        return EDIT_KINDS[self.op][1]
+    args: tuple[Any, ...]
+    kind: str
+    rank: int
 
     def term(self) -> str:
         """The ASP term as clingo prints it, e.g. ``replace_mod("59","XS")``."""
@@ -423,28 +412,37 @@ class Repairer:
             message = ("the repair program has no answer (a constraint of kb/fix/ excludes even "
                        "the unedited claim)")
             return [_failed(r, [_solver_message(r, message)]) for r in chunk]
-        symbols, proven, cost = solved
-        edits, atoms = _split_model(symbols, len(chunk))
+        symbols, proven, _ = solved
+        answers = _split_model(symbols, len(chunk), _edit_kinds(ctl))
+        atoms = _edit_atoms(ctl)
         resolved_without: dict[tuple[int, int], set] = {}
         if self.options.attribute:
-            resolved_without = self._replay(ctl, chunk, edits)
-        fixed = [self._result(chunk[k], edits[k], atoms[k], proven, resolved_without, k)
-                 for k in range(len(chunk))]
-        levels = ("unresolved", "unpriced_units_removed", "revenue_removed_cents", "edits",
-                  "minor_findings", "tie_break")
-        counted = [sum(f.cost.get(name, 0) for f in fixed) for name in levels]
-        counted[2] = sum(edit_cost(e, claim, money_unit(claim))  # type: ignore[arg-type]
-                         for claim, mine in zip(claims, edits) for e in mine)  # in money units
-        solver = [cost.get(priority, 0) for priority in (5, 4, 3, 2, 1, 0)]
-        if counted != solver:
-            for f in fixed:  # the Python account of the edits disagrees with the solver's
-                f.optimal = False
-                f.errors.append({"file": f.file, "claim_id": f.claim_id, "field": "", "value": "",
-                                 "expected": "the solver's cost", "message": f"internal: solver cost "
-                                 f"{solver} is not the cost of the edits {counted}"})
-        return fixed
+            resolved_without = self._replay(ctl, chunk, [a.edits for a in answers], atoms)
+        self._read_corrected(ctl, answers, atoms)
+        return [self._result(chunk[k], answers[k], proven, resolved_without, k) for k in range(len(chunk))]
 
-    def _replay(self, ctl: Any, chunk: list[Result], edits: list[list[RawEdit]]) -> dict[tuple[int, int], set]:
+    def _read_corrected(self, ctl: Any, answers: list[_Answer], atoms: list[tuple[int, str]]) -> None:
+        """The edited claims of the optimum, from the claim view: kb/fix/corrected.lp is
+        loaded and grounded only now (any rule loaded before, even of a part grounded later,
+        can lead the search to another of several equally good edit sets), and solved with the
+        chosen edits fixed."""
+        if not any(a.edits for a in answers):
+            return
+        ctl.load(str(self.kb / "fix" / "corrected.lp"))
+        ctl.ground([("corrected", [])])
+        chosen = {f"edit({k},{e.line},{e.term()})" for k, a in enumerate(answers) for e in a.edits}
+        ctl.configuration.solve.opt_mode = "ignore"
+        try:
+            solved = self._solve(ctl, _assumptions(atoms, chosen))
+        finally:
+            ctl.configuration.solve.opt_mode = "opt"
+        assert solved is not None, "the optimum's own edits are an answer"
+        for symbol in solved[0]:
+            if symbol.name not in ("edit", "finding"):
+                _read_view_atom(parse_term(str(symbol)), answers)
+
+    def _replay(self, ctl: Any, chunk: list[Result], edits: list[list[RawEdit]],
+                atoms: list[tuple[int, str]]) -> dict[tuple[int, int], set]:
         """For edit position r of claim k: the finding keys of k's edit set without that edit.
 
         Replays run on the ground program of the optimisation, with every edit atom fixed by
@@ -457,10 +455,9 @@ class Repairer:
             return {}
         ctl.configuration.solve.opt_mode = "ignore"
         chosen = {f"edit({k},{e.line},{e.term()})" for k, es in enumerate(edits) for e in es}
-        atoms = [(a.literal, str(a.symbol)) for a in ctl.symbolic_atoms.by_signature("edit", 3)]
 
         def assumptions(left_out: set[str]) -> list[int]:
-            return [lit if text in chosen and text not in left_out else -lit for lit, text in atoms]
+            return _assumptions(atoms, chosen - left_out)
 
         out: dict[tuple[int, int], set] = {}
         facts_of: dict[str, str] = {}
@@ -481,9 +478,10 @@ class Repairer:
                         symbols = attempt[0]
                     else:
                         symbols = solved[0]
-                    _, found = _split_model(symbols, len(chunk), set(group))
+                    found = _split_model(symbols, len(chunk), only=set(group))
                     for k in group:
-                        out[(k, r)] = {(rule, sev, _facts_key(why, facts_of)) for rule, _, why, sev in found[k]}
+                        out[(k, r)] = {(rule, sev, _facts_key(why, facts_of))
+                                       for rule, _, why, sev in found[k].findings}
         except TimedOut:
             pass  # the edits are proven optimal already; the rest is attributed by line
         finally:
@@ -506,23 +504,26 @@ class Repairer:
             claim_id=result.claim_id, file=result.file, position=result.position, payer=result.payer,
             status="actions_only" if actions else "clean", corrected=claim_dict(claim),
             action_items=actions, remaining=[], before=list(result.findings),
-            after=list(result.findings), cost=_cost(claim, [], result.findings, set()), claim=claim,
+            after=list(result.findings), cost=_cost(claim, _Answer(), claim_dict(claim), result.findings),
+            claim=claim,
             corrected_claim=claim)
 
-    def _result(self, result: Result, raw: list[RawEdit], atoms: list, proven: bool,
+    def _result(self, result: Result, answer: _Answer, proven: bool,
                 resolved_without: dict[tuple[int, int], set], k: int) -> FixResult:
         claim = result.claim
         assert claim is not None
-        corrected, view_to_new = apply_edits(claim, raw)
+        raw = answer.edits
+        corrected, view_to_new = _corrected(claim, answer)
         try:
             fixed_claim = parse_claim(corrected) if raw else claim
         except Exception as exc:  # noqa: BLE001  (an internal inconsistency, reported per claim)
             return _failed(result, [_solver_message(result, f"the corrected claim does not validate: {exc}")])
-        mapped = [(rule, view_to_new[line], why, sev) for rule, line, why, sev in atoms if line in view_to_new]
+        mapped = [(rule, view_to_new[line], why, sev) for rule, line, why, sev in answer.findings
+                  if line in view_to_new]
         after = build_findings(mapped, self.rules, fixed_claim, claim.payer, self._payer(claim.payer),
                                self.checker.data)
         after_keys = {_key(f) for f in after}
-        edits = [_describe(e, claim, view_to_new) for e in raw]
+        edits = [_describe(e, claim, answer, view_to_new) for e in raw]
         resolved = [f for f in result.findings if _key(f) not in after_keys]
         for f in resolved:
             key = _key(f)
@@ -546,13 +547,31 @@ class Repairer:
         return FixResult(
             claim_id=result.claim_id, file=result.file, position=result.position, payer=result.payer,
             status=status, edits=edits, corrected=corrected, action_items=actions, remaining=remaining,
-            cost=_cost(claim, raw, after, _flagged(result)), before=list(result.findings), after=after,
+            cost=_cost(claim, answer, corrected, after), before=list(result.findings), after=after,
             optimal=proven, claim=claim, corrected_claim=fixed_claim)
 
 
 # --- helpers: model, keys, costs ---------------------------------------------------------------
 
-def _raw_edit(symbol: Any) -> RawEdit:
+@dataclass
+class _Answer:
+    """What the solve shows of one claim: its edits and the findings of the edited claim
+    (kb/fix/show.lp) and, when it has an edit, the edited claim (kb/fix/corrected.lp)."""
+
+    edits: list[RawEdit] = field(default_factory=list)
+    findings: list[tuple[str, int, Any, str]] = field(default_factory=list)
+    lines: list[tuple[int, int, str, int]] = field(default_factory=list)  # line, origin, code, units
+    mods: dict[int, list[tuple[str, Any]]] = field(default_factory=dict)  # line -> (modifier, place)
+    pointers: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # line -> (pointer, place)
+    charges: dict[int, Fn] = field(default_factory=dict)
+    merged: dict[int, int] = field(default_factory=dict)  # merged line -> the line merged into it
+    chart: dict[int, list[Fn]] = field(default_factory=dict)  # merged line -> its documentation (without K, L)
+    unpriced_units: int = 0
+    units_removed: set[int] = field(default_factory=set)  # lines whose new units remove services
+    tie_break: int = 0
+
+
+def _raw_edit(symbol: Any, kinds: dict[str, tuple[str, int]]) -> RawEdit:
     import clingo
 
     line = symbol.arguments[1].number
@@ -565,25 +584,68 @@ def _raw_edit(symbol: Any) -> RawEdit:
             args.append(a.string)
         else:
             args.append(a.name)
-    return RawEdit(line, term.name, tuple(args))
+    kind, rank = kinds[term.name]
+    return RawEdit(line, term.name, tuple(args), kind, rank)
 
 
-def _split_model(symbols: list, n: int, only: set[int] | None = None) -> tuple[list[list[RawEdit]], list[list]]:
-    """The edits and the finding atoms of each claim of a model (of the claims ``only``)."""
-    edits: list[list[RawEdit]] = [[] for _ in range(n)]
-    atoms: list[list] = [[] for _ in range(n)]
+def _edit_kinds(ctl: Any) -> dict[str, tuple[str, int]]:
+    """Edit term name -> (kind shown to users, tie-break rank): ``repair_edit_kind/3``."""
+    return {a.symbol.arguments[0].name: (a.symbol.arguments[1].name, a.symbol.arguments[2].number)
+            for a in ctl.symbolic_atoms.by_signature("repair_edit_kind", 3)}
+
+
+def _edit_atoms(ctl: Any) -> list[tuple[int, str]]:
+    """The literal and the text of every edit atom of the ground program."""
+    return [(a.literal, str(a.symbol)) for a in ctl.symbolic_atoms.by_signature("edit", 3)]
+
+
+def _assumptions(atoms: list[tuple[int, str]], chosen: set[str]) -> list[int]:
+    """Every edit atom fixed: true when its text is in ``chosen``, else false."""
+    return [lit if text in chosen else -lit for lit, text in atoms]
+
+
+def _split_model(symbols: list, n: int, kinds: dict[str, tuple[str, int]] | None = None,
+                 only: set[int] | None = None) -> list[_Answer]:
+    """The edits (with ``kinds``) and the findings of each claim of a model (of the claims
+    ``only``: their findings)."""
+    answers = [_Answer() for _ in range(n)]
     for sym in symbols:
         args = sym.arguments
         k = args[0].number
         if only is not None and k not in only:
             continue
         if len(args) == 3:
-            edits[k].append(_raw_edit(sym))
+            if kinds is not None:
+                answers[k].edits.append(_raw_edit(sym, kinds))
         else:
-            atoms[k].append((args[1].string, args[2].number, args[3], str(args[4])))
-    for es in edits:
-        es.sort(key=lambda e: (e.line, e.rank, e.term()))
-    return edits, atoms
+            answers[k].findings.append((args[1].string, args[2].number, args[3], str(args[4])))
+    for answer in answers:
+        answer.edits.sort(key=lambda e: (e.line, e.rank, e.term()))
+    return answers
+
+
+def _read_view_atom(atom: Fn, answers: list[_Answer]) -> None:
+    """One shown atom of the edited claim or of its costs into its claim's answer."""
+    k, line, *rest = atom.args
+    answer = answers[k]
+    if atom.name == "fixed_line":
+        answer.lines.append((line, *rest))
+    elif atom.name == "fixed_mod":
+        answer.mods.setdefault(line, []).append((rest[0], rest[1]))
+    elif atom.name == "fixed_ptr":
+        answer.pointers.setdefault(line, []).append((rest[0], rest[1]))
+    elif atom.name == "fixed_charge":
+        answer.charges[line] = rest[0]
+    elif atom.name == "view_merged":
+        answer.merged[line] = rest[0]
+    elif atom.name == "repair_unpriced_units":
+        answer.unpriced_units += rest[1]
+    elif atom.name == "repair_units_removed":
+        answer.units_removed.add(line)
+    elif atom.name == "repair_tie_break":
+        answer.tie_break += rest[1]
+    else:  # line_doc, line_relief, line_level, line_nerve, line_muscles of a merged line
+        answer.chart.setdefault(line, []).append(Fn(atom.name, tuple(rest)))
 
 
 def _key(f: Finding) -> tuple[str, str, str]:
@@ -607,55 +669,18 @@ def _touches(edit: RawEdit, lines: list[int]) -> bool:
     return edit.op == "merge" and edit.args[0] in lines
 
 
-def removes_units(edit: RawEdit, claim: Claim) -> bool:
-    """The edit lowers the units of a one-side line, taking services off. On a line billed
-    with modifier 50 the units were a reporting error: the line is one bilateral service and
-    its charge is the charge for both sides (CMS IOM 100-04 ch. 12 §40.7), so lowering them
-    removes nothing (kb/fix/optimise.lp, ``repair_units_removed``)."""
-    return edit.op == "set_units" and "50" not in claim.lines[edit.line - 1].modifiers
-
-
-def edit_cost(edit: RawEdit, claim: Claim, unit: int = 1) -> int:
-    """Billed revenue the edit removes, in cents, or with ``unit`` (the claim's
-    :func:`~pain_asp.facts.money_unit`) in money units as kb/fix/optimise.lp counts it."""
-    cents = charge_cents(claim, edit.line)
-    if cents is None:
-        return 0
-    value = cents // unit
-    if edit.op == "drop":
-        return value
-    if removes_units(edit, claim):
-        billed = claim.lines[edit.line - 1].units
-        return value - value * edit.args[0] // billed
-    return 0
-
-
-def _flagged(result: Result) -> set[int]:
-    """The billed lines with a correctable deny finding (the tie-break prefers editing them)."""
-    return {n for f in result.findings if f.severity == "deny" and f.correctable for n in f.lines}
-
-
-def unpriced_units_removed(edit: RawEdit, claim: Claim) -> int:
-    """Units of service of a line without a charge the edit removes (kb/fix/optimise.lp)."""
-    if claim.lines[edit.line - 1].charge is not None:
-        return 0
-    units = claim.lines[edit.line - 1].units
-    if edit.op == "drop":
-        return units
-    if removes_units(edit, claim):
-        return units - edit.args[0]
-    return 0
-
-
-def _cost(claim: Claim, raw: list[RawEdit], after: list[Finding], flagged: set[int]) -> dict[str, int]:
-    """The objective of kb/fix/optimise.lp for one claim, level by level."""
+def _cost(claim: Claim, answer: _Answer, corrected: dict[str, Any], after: list[Finding]) -> dict[str, int]:
+    """The objective of kb/fix/optimise.lp for one claim, level by level, with the money
+    in cents: the charges billed less the charges of the corrected claim."""
+    billed = sum(charge_cents(claim, n) or 0 for n in range(1, len(claim.lines) + 1))
+    kept = sum(round(Decimal(str(line["charge"])) * 100) for line in corrected["lines"] if "charge" in line)
     return {
         "unresolved": sum(1 for f in after if f.severity == "deny" and f.correctable),
-        "unpriced_units_removed": sum(unpriced_units_removed(e, claim) for e in raw),
-        "revenue_removed_cents": sum(edit_cost(e, claim) for e in raw),
-        "edits": len(raw),
+        "unpriced_units_removed": answer.unpriced_units,
+        "revenue_removed_cents": billed - kept,
+        "edits": len(answer.edits),
         "minor_findings": sum(1 for f in after if f.severity in ("review", "warn")),
-        "tie_break": sum(e.rank * 100 + (0 if e.line in flagged else 50) + 50 - e.line for e in raw),
+        "tie_break": answer.tie_break,
     }
 
 
@@ -702,7 +727,7 @@ def _solver_message(result: Result, message: str) -> dict[str, Any]:
             "expected": "a correction", "message": message}
 
 
-# --- applying edits in Python (mirrors kb/claim_view.lp) --------------------------------------
+# --- the corrected claim in the claim format ----------------------------------------------------
 
 def claim_dict(claim: Claim) -> dict[str, Any]:
     """``claim`` as a dict in the input format: no empty optional fields, charges as numbers."""
@@ -728,125 +753,121 @@ def _money(cents: int) -> float:
     return float(Decimal(cents) / 100)
 
 
-def apply_edits(claim: Claim, edits: Iterable[RawEdit]) -> tuple[dict[str, Any], dict[int, int]]:
-    """The corrected claim (input format) and the map from claim-view line numbers to its lines.
+def _corrected(claim: Claim, answer: _Answer) -> tuple[dict[str, Any], dict[int, int]]:
+    """The edited claim the solve shows (kb/fix/corrected.lp), written in the claim format, and
+    the map from its claim-view line numbers to the lines written.
 
-    The same semantics as kb/claim_view.lp: a split copy of line L (view line L + 100) comes
-    right after L; a merge keeps the lower line with 50 and the partner's documentation
-    where the lower line has none (levels united, side bilateral).
+    Lines come in the order of the billed lines they come from (a split copy right after its
+    line); a line the rules cannot check is not in the view and is written as read. Each
+    view line is its billed line with the view's code, units, modifiers and pointers (in the
+    order of their places), charge and, for a merged line, documentation. A claim without an
+    edit is the billed claim.
     """
     raw = as_dict(claim)
-    by_line: dict[int, list[RawEdit]] = {}
-    for e in edits:
-        by_line.setdefault(e.line, []).append(e)
-    merged_away = {e.args[0] for es in by_line.values() for e in es if e.op == "merge"}
+    if not answer.edits:
+        return _clean(raw), {n: n for n in range(1, len(claim.lines) + 1)}
+    rows = [(line, origin, code, units) for line, origin, code, units in answer.lines]
+    rows += [(n, n, None, None) for n, line in enumerate(claim.lines, 1) if line.not_checked is not None]
     lines_out: list[dict[str, Any]] = []
     view_to_new: dict[int, int] = {}
-    for n, line in enumerate(raw["lines"], start=1):
-        mine = by_line.get(n, [])
-        ops = {e.op for e in mine}
-        if "drop" in ops or n in merged_away:
-            continue
-        new, copy = _edit_line(claim, n, dict(line), mine, raw["lines"])
-        lines_out.append(new)
-        view_to_new[n] = len(lines_out)
-        if copy is not None:
-            lines_out.append(copy)
-            view_to_new[n + _SPLIT_OFFSET] = len(lines_out)
+    for line, origin, code, units in sorted(rows, key=lambda row: (row[1], row[0])):
+        out = dict(raw["lines"][origin - 1])
+        if code is not None:
+            billed = claim.lines[origin - 1]
+            out.update(code=code, units=units,
+                       modifiers=_in_place(answer.mods.get(line, []), billed.modifiers),
+                       dx=_in_place(answer.pointers.get(line, []), list(dict.fromkeys(billed.dx))))
+            cents = _charge(answer.charges.get(line), claim)
+            out["charge"] = None if cents is None else _money(cents)
+            if line in answer.merged:
+                out["documented"] = _merged_chart(claim, origin, answer.merged[line], answer.chart.get(line, []))
+        lines_out.append(out)
+        view_to_new[line] = len(lines_out)
     raw["lines"] = lines_out
     return _clean(raw), view_to_new
 
 
-def _edit_line(claim: Claim, n: int, line: dict[str, Any], mine: list[RawEdit],
-               all_lines: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    billed_units = line["units"]
-    cents = None if line.get("charge") is None else int(Decimal(line["charge"]) * 100)
-    removed: set[str] = set()
-    replaced: dict[str, str] = {}
-    added: list[str] = []
-    layout: list[str] = []
-    split = merge = None
-    pointers = list(dict.fromkeys(line.get("dx") or []))
-    for e in mine:
-        if e.op == "replace_code":
-            line["code"] = e.args[0]
-        elif e.op == "set_units":
-            line["units"] = e.args[0]
-            if cents is not None and removes_units(e, claim):
-                cents = cents * e.args[0] // billed_units
-        elif e.op == "remove_mod":
-            removed.add(e.args[0])
-        elif e.op == "replace_mod":
-            replaced[e.args[0]] = e.args[1]
-        elif e.op == "add_mod":
-            added.append(e.args[0])
-        elif e.op == "repoint":
-            old, new = e.args
-            pointers = [new] if old == 0 else [new if p == old else p for p in pointers]
-        elif e.op == "split":
-            split = e.args[0]
-            removed.add("50")
-            if split == "two_lines_rt_lt":
-                layout.append("RT")
-        elif e.op == "merge":
-            merge = e.args[0]
-            removed.update(("RT", "LT"))
-            layout.append("50")
-    mods: list[str] = []
-    for m in dict.fromkeys(line.get("modifiers") or []):
-        if m in replaced:
-            mods.append(replaced[m])
-        elif m not in removed:
-            mods.append(m)
-    for m in added + layout:
-        if m not in mods:
-            mods.append(m)
-    line["modifiers"] = mods
-    line["dx"] = list(dict.fromkeys(pointers))
-    if merge is not None:
-        partner = all_lines[merge - 1]
-        if partner.get("charge") is not None:
-            cents = (cents or 0) + int(Decimal(partner["charge"]) * 100)
-        line["documented"] = _merged_documentation(line.get("documented"), partner.get("documented"))
-    copy = None
-    if split is not None:
-        copy = dict(line)
-        if split == "two_lines_rt_lt":
-            copy["modifiers"] = [m for m in mods if m != "RT"] + ["LT"]
-        else:
-            copy["modifiers"] = mods + ["50"]
-        copy["dx"] = list(line["dx"])
-        if cents is not None:
-            copy["charge"] = _money(cents // 2)
-            cents -= cents // 2
-    if cents is not None:
-        line["charge"] = _money(cents)
-    return line, copy
+def _in_place(items: list[tuple[Any, Any]], billed: list[Any]) -> list[Any]:
+    """Modifiers or pointers in the order of their places: where the billed item named by the
+    place stood (a pointer's place 0: first), then ``added``, then ``layout``; an item with
+    two places stands at the first."""
+    def place(where: Any) -> tuple[int, Any]:
+        if isinstance(where, Fn):
+            if where.name == "billed":
+                return (0, billed.index(where.args[0]))
+            return (1 if where.name == "added" else 2, "")
+        return (0, billed.index(where) if where else -1)
+
+    first: dict[Any, tuple[int, Any]] = {}
+    for item, where in items:
+        key = place(where)
+        if item not in first or key < first[item]:
+            first[item] = key
+    return sorted(first, key=lambda item: (first[item], item))
 
 
-def _merged_documentation(first: dict[str, Any] | None, second: dict[str, Any] | None) -> dict[str, Any] | None:
-    if first is None and second is None:
+def _charge(term: Fn | None, claim: Claim) -> int | None:
+    """A ``fixed_charge/3`` term (kb/fix/corrected.lp) in cents, from the billed charges."""
+    if term is None:
         return None
-    a = {k: v for k, v in (first or {}).items() if v is not None}
-    b = {k: v for k, v in (second or {}).items() if v is not None}
-    out = dict(a)
-    for name, value in b.items():
-        if name in ("side", "levels"):
-            continue
-        out.setdefault(name, value)
-    if "side" in a or "side" in b:
-        out["side"] = "bilateral"
-    from ..tokens import parse_level
+    if term.name == "sum":
+        return sum(c for c in (charge_cents(claim, n) for n in term.args) if c is not None)
+    cents = charge_cents(claim, term.args[0])
+    assert cents is not None
+    if term.name == "share":
+        return cents * term.args[1] // term.args[2]
+    if term.name == "half":
+        return cents // 2
+    if term.name == "rest":
+        return cents - cents // 2
+    return cents  # billed
 
-    levels = list(a.get("levels") or [])
-    seen = {parse_level(x) for x in levels}
-    for text in b.get("levels") or []:
-        if parse_level(text) not in seen:
-            levels.append(text)
-            seen.add(parse_level(text))
-    if levels:
-        out["levels"] = levels
-    return out
+
+_CHART_ORDER = [name for name in Documentation.__struct_fields__ if name not in ("side", "levels")] + ["side", "levels"]
+
+
+def _merged_chart(claim: Claim, line: int, partner: int, atoms: list[Fn]) -> dict[str, Any] | None:
+    """The documentation of merged line ``line`` as the view has it (``atoms``), written with
+    the chart's own words (levels, nerves, muscles) taken from the two billed lines: the
+    fields of the line first, as billed, then those it has from its partner."""
+    charts = [claim.lines[n - 1].documented for n in (line, partner)]
+    if charts == [None, None]:
+        return None
+    sources = [{k: v for k, v in as_dict(c).items() if v is not None} if c is not None else {} for c in charts]
+    values: dict[str, Any] = {}
+    levels: set[tuple[int, int]] = set()
+    nerves: set[str] = set()
+    nerve_count = muscles = None
+    for atom in atoms:
+        if atom.name == "line_doc":
+            field_name, value = atom.args[0].name, atom.args[1]
+            if field_name == "nerve_count":
+                nerve_count = value
+            elif field_name == "relief_months":
+                values["relief_duration_months"] = value
+            else:
+                values[field_name] = value.name
+        elif atom.name == "line_relief":
+            values["relief_pct"] = atom.args[0]
+        elif atom.name == "line_level":
+            levels.add(atom.args)
+        elif atom.name == "line_nerve":
+            nerves.add(atom.args[0].name)
+        else:  # line_muscles
+            muscles = atom.args[0]
+    taken: set[tuple[int, int]] = set()
+    for source in sources:
+        texts = [t for t in source.get("levels") or [] if parse_level(t) in levels - taken]
+        if texts or source is sources[0] and "levels" in source:
+            values["levels"] = values.get("levels", []) + texts
+        taken |= {parse_level(t) for t in texts}
+    for name, facts in (("nerves", (frozenset(nerves), nerve_count)), ("muscles", muscles)):
+        for source in sources:
+            if name in source and (nerve_facts(source[name]) if name == "nerves" else muscle_count(source[name])) == facts:
+                values[name] = source[name]
+                break
+    order = [k for k in sources[0] if k in values] + [k for k in _CHART_ORDER if k in values and k not in sources[0]]
+    return {k: values[k] for k in order}
 
 
 # --- describing edits --------------------------------------------------------------------------
@@ -870,10 +891,9 @@ _SUPPORT = {
 }
 
 
-def _describe(e: RawEdit, claim: Claim, view_to_new: dict[int, int]) -> Edit:
+def _describe(e: RawEdit, claim: Claim, answer: _Answer, view_to_new: dict[int, int]) -> Edit:
     line = claim.lines[e.line - 1]
     code = line.code
-    kind = EDIT_KINDS[e.op][0]
     details: dict[str, Any] = {"code": code}
     if e.op == "drop":
         charge = f", {line.charge:.2f} removed" if line.charge is not None else ""
@@ -890,7 +910,7 @@ def _describe(e: RawEdit, claim: Claim, view_to_new: dict[int, int]) -> Edit:
     elif e.op == "set_units":
         details.update({"from": line.units, "to": e.args[0]})
         text = f"set the units of line {e.line} ({code}) from {line.units} to {e.args[0]}"
-        if not removes_units(e, claim):
+        if e.line not in answer.units_removed:
             text += " (one bilateral service with 50: its charge, for both sides, is kept)"
     elif e.op == "replace_code":
         details.update({"from": code, "to": e.args[0]})
@@ -905,24 +925,50 @@ def _describe(e: RawEdit, claim: Claim, view_to_new: dict[int, int]) -> Edit:
         else:
             text = f"point line {e.line} ({code}) to diagnosis {new} ({claim.diagnoses[new - 1]})"
     elif e.op == "split":
-        details.update({"format": e.args[0], "new_line": view_to_new.get(e.line + _SPLIT_OFFSET)})
+        copy = next(n for n, origin, _, _ in answer.lines if origin == e.line and n != e.line)
+        details.update({"format": e.args[0], "new_line": view_to_new[copy]})
         shape = "an RT line and an LT line" if e.args[0] == "two_lines_rt_lt" else \
             "a line without modifier and a line with 50"
         text = f"split bilateral line {e.line} ({code}-50) into {shape}"
     else:  # merge
         details.update({"with_line": e.args[0]})
         text = f"merge lines {e.line} and {e.args[0]} ({code}) into one line with modifier 50"
-    return Edit(kind=kind, line=e.line, details=details, description=text, raw=e)
+    return Edit(kind=e.kind, line=e.line, details=details, description=text, raw=e)
 
 
 # --- candidates (for tests and kb checks) --------------------------------------------------------
 
 def candidate_edits(repairer: Repairer, result: Result, history: HistoryProvider | None = None) -> list[RawEdit]:
     """Every edit the repair layer may choose for the claim of ``result`` (its ground choices)."""
-    assert result.claim is not None
-    ctl = repairer._control([result.claim], [result], history)
-    out = [_raw_edit(a.symbol) for a in ctl.symbolic_atoms.by_signature("edit", 3)]
+    return _candidates(repairer._control([result.claim], [result], history))  # type: ignore[list-item]
+
+
+def _candidates(ctl: Any) -> list[RawEdit]:
+    kinds = _edit_kinds(ctl)
+    out = [_raw_edit(a.symbol, kinds) for a in ctl.symbolic_atoms.by_signature("edit", 3)]
     return sorted(out, key=lambda e: (e.line, e.rank, e.term()))
+
+
+def edit_set_costs(repairer: Repairer, result: Result, history: HistoryProvider | None = None,
+                   limit: int = 10) -> list[tuple[int, ...]] | None:
+    """The cost (priorities 5 to 1 of kb/fix/optimise.lp) of every subset of the candidate
+    edits of the claim of ``result`` that the repair layer accepts (every answer of the repair
+    program); None when there are more than ``limit`` candidates. Their least is the optimum
+    fix must find (an exhaustive proof, for tests)."""
+    ctl = repairer._control([result.claim], [result], history)  # type: ignore[list-item]
+    candidates = _candidates(ctl)
+    if len(candidates) > limit:
+        return None
+    ctl.configuration.solve.opt_mode = "enum"  # every answer (one per accepted edit set) with its cost
+    ctl.configuration.solve.models = 0
+    costs: list[tuple[int, ...]] = []
+
+    def on_model(model: Any) -> None:
+        cost = dict(zip(model.priority, model.cost))
+        costs.append(tuple(cost.get(priority, 0) for priority in (5, 4, 3, 2, 1)))
+
+    solve_within(ctl, repairer.options.timeout, on_model)
+    return costs
 
 
 # --- text report -------------------------------------------------------------------------------
