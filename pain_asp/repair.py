@@ -426,11 +426,11 @@ class Repairer:
                        "the unedited claim)")
             return [_failed(r, [_solver_message(r, message)]) for r in chunk]
         symbols, proven, cost = solved
-        edits, atoms = _split_model(symbols, len(chunk))
+        edits, atoms, used = _split_model(symbols, len(chunk))
         resolved_without: dict[tuple[int, int], set] = {}
         if self.options.attribute:
             resolved_without = self._replay(ctl, chunk, edits)
-        fixed = [self._result(chunk[k], edits[k], atoms[k], proven, resolved_without, k)
+        fixed = [self._result(chunk[k], edits[k], atoms[k], used[k], proven, resolved_without, k)
                  for k in range(len(chunk))]
         levels = ("unresolved", "unpriced_units_removed", "revenue_removed_cents", "edits",
                   "minor_findings", "tie_break")
@@ -483,7 +483,7 @@ class Repairer:
                         symbols = attempt[0]
                     else:
                         symbols = solved[0]
-                    _, found = _split_model(symbols, len(chunk), set(group))
+                    _, found, _ = _split_model(symbols, len(chunk), set(group))
                     for k in group:
                         out[(k, r)] = {(rule, sev, _facts_key(why, facts_of)) for rule, _, why, sev in found[k]}
         except TimedOut:
@@ -511,7 +511,7 @@ class Repairer:
             after=list(result.findings), cost=_cost(claim, [], result.findings, set()), claim=claim,
             corrected_claim=claim)
 
-    def _result(self, result: Result, raw: list[RawEdit], atoms: list, proven: bool,
+    def _result(self, result: Result, raw: list[RawEdit], atoms: list, used: dict[tuple[int, str], int], proven: bool,
                 resolved_without: dict[tuple[int, int], set], k: int) -> FixResult:
         claim = result.claim
         assert claim is not None
@@ -521,8 +521,9 @@ class Repairer:
         except Exception as exc:  # noqa: BLE001  (an internal inconsistency, reported per claim)
             return _failed(result, [_solver_message(result, f"the corrected claim does not validate: {exc}")])
         mapped = [(rule, view_to_new[line], why, sev) for rule, line, why, sev in atoms if line in view_to_new]
+        used_after = {(view_to_new[line], name): start for (line, name), start in used.items() if line in view_to_new}
         after = build_findings(mapped, self.rules, fixed_claim, claim.payer, self._payer(claim.payer),
-                               self.checker.data)
+                               self.checker.data, used_after)
         after_keys = {_key(f) for f in after}
         edits = [_describe(e, claim, view_to_new) for e in raw]
         resolved = [f for f in result.findings if _key(f) not in after_keys]
@@ -570,10 +571,13 @@ def _raw_edit(symbol: Any) -> RawEdit:
     return RawEdit(line, term.name, tuple(args))
 
 
-def _split_model(symbols: list, n: int, only: set[int] | None = None) -> tuple[list[list[RawEdit]], list[list]]:
-    """The edits and the finding atoms of each claim of a model (of the claims ``only``)."""
+def _split_model(symbols: list, n: int, only: set[int] | None = None
+                 ) -> tuple[list[list[RawEdit]], list[list], list[dict[tuple[int, str], int]]]:
+    """The edits, the finding atoms and the payer parameter entries the findings' rules read
+    ((view line, parameter) -> entry start) of each claim of a model (of the claims ``only``)."""
     edits: list[list[RawEdit]] = [[] for _ in range(n)]
     atoms: list[list] = [[] for _ in range(n)]
+    used: list[dict[tuple[int, str], int]] = [{} for _ in range(n)]
     for sym in symbols:
         args = sym.arguments
         k = args[0].number
@@ -581,11 +585,13 @@ def _split_model(symbols: list, n: int, only: set[int] | None = None) -> tuple[l
             continue
         if len(args) == 3:
             edits[k].append(_raw_edit(sym))
+        elif len(args) == 4:
+            used[k][(args[1].number, args[2].name)] = args[3].number
         else:
             atoms[k].append((args[1].string, args[2].number, args[3], str(args[4])))
     for es in edits:
         es.sort(key=lambda e: (e.line, e.rank, e.term()))
-    return edits, atoms
+    return edits, atoms, used
 
 
 def _origin_line(line: int) -> int:

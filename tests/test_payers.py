@@ -89,8 +89,10 @@ parameters:
     assert payer.in_force("esi_frequency", dt.date(2026, 1, 1)).value == \
         registry.get("commercial").in_force("esi_frequency", dt.date(2026, 1, 1)).value
     facts = payer.facts()
-    assert 'payer_param("p1", esi_regions_per_session, 2, 20250101, 20251231).' in facts
-    assert 'payer_param("p1", esi_regions_per_session, 1, 20260101, 99991231).' in facts
+    assert 'payer_entry("p1", esi_regions_per_session, 20250101, 20251231).' in facts
+    assert 'payer_entry("p1", esi_regions_per_session, 20260101, 99991231).' in facts
+    assert 'payer_param("p1", esi_regions_per_session, 2, 20250101).' in facts
+    assert 'payer_value("p1", esi_regions_per_session, 1, 20260101).' in facts
 
 
 def test_shipped_payers_load_and_every_value_has_a_source() -> None:
