@@ -308,7 +308,8 @@ def payers_markdown() -> str:
             shape = " / ".join(spec.choices)
         else:
             shape = spec.kind
-        out.append(f"| `{name}` | {shape} | {spec.help} |")
+        default = f" Unset: as `{spec.default}`." if spec.default else ""
+        out.append(f"| `{name}` | {shape} | {spec.help}{default} |")
     registry = load_registry(known_rules=set(rule_catalog()))
     out += ["", "## Shipped payers", ""]
     for payer_id in registry.ids():

@@ -378,9 +378,9 @@ def _ymd(day: dt.date) -> str:
 
 def _facts(payer: Payer) -> str:
     """``payer_entry/4`` for each dated entry of a parameter (kb/payer.lp decides which is in
-    force on a date), ``payer_param/4`` for each of its values, and ``payer_value/4`` (looked
-    up as a whole) or ``payer_keyed/6`` (looked up by the line's family or code; with the
-    entry's window, see kb/payer.lp)."""
+    force on a date), ``payer_param/5`` for each of its values (with the entry's window), and
+    ``payer_value/4`` (looked up as a whole) or ``payer_keyed/6`` (looked up by the line's
+    family or code, with the entry's window; see kb/payer.lp)."""
     pid = f'"{payer.id}"'
     out = []
     for name, values in sorted(payer.parameters.items()):
@@ -390,7 +390,7 @@ def _facts(payer: Payer) -> str:
             out.append(f"payer_entry({pid}, {name}, {start}, {_ymd(dated.until)}).")
             terms = dated.value if isinstance(dated.value, list) else [dated.value]
             for term in terms:
-                out.append(f"payer_param({pid}, {name}, {term}, {start}).")
+                out.append(f"payer_param({pid}, {name}, {term}, {start}, {_ymd(dated.until)}).")
                 if keyed:
                     key = term[1:].split(", ", 1)[0] if term.startswith("(") else term
                     out.append(f"payer_keyed({pid}, {name}, {key}, {term}, {start}, {_ymd(dated.until)}).")
