@@ -78,7 +78,8 @@ class Payer:
     def entry(self, name: str, start: int) -> Dated:
         """The entry of parameter ``name`` that starts on ``start`` (YYYYMMDD, as the solve
         names it in ``finding_param/4``)."""
-        return next(d for d in self.parameters[name] if int(_ymd(d.since)) == start)
+        day = dt.date(start // 10000, start // 100 % 100, start % 100)
+        return next(d for d in self.parameters[name] if d.since == day)
 
     def facts(self) -> str:
         """The policy as ASP facts (``payer_param/5``, ``payer_severity/5``, ``payer_rule_off/4``)."""
