@@ -362,7 +362,7 @@ def payers_show(
     import datetime as dt
 
     from .kb import rule_catalog
-    from .payer_schema import PARAMETERS, value_text
+    from .payer_schema import value_text
     from .payers import load_registry
 
     registry = load_registry([str(p) for p in payer_dir or []], set(rule_catalog()))
@@ -379,7 +379,7 @@ def payers_show(
         if dated is None:
             continue
         src = dated.source
-        sys.stdout.write(f"  {name} = {value_text(PARAMETERS[name], dated.value)}\n"
+        sys.stdout.write(f"  {name} = {value_text(payer.specs[name], dated.value)}\n"
                          f"      since {dated.start or 'the start'}; "
                          f"source {src.get('document')} [{src.get('confidence')}]"
                          + (f" {src['url']}" if src.get("url") else "") + "\n")

@@ -48,7 +48,7 @@ class Checker:
         self.kb = Path(self.options.kb_dir) if self.options.kb_dir else kb_dir()
         self.rules = rule_catalog(self.options.kb_dir)
         self.reads = read_predicates(self.options.kb_dir)
-        self.payers: PayerRegistry = load_registry(self.options.payer_dirs, set(self.rules))
+        self.payers: PayerRegistry = load_registry(self.options.payer_dirs, set(self.rules), self.options.kb_dir)
         self.payers.validate(self.options.payer_dirs)
         self.tables = load_tables(self.options.ncci_dir)
         self.data = self.tables.data_sets()
@@ -83,13 +83,13 @@ class Checker:
         if not valid:
             return results
         try:
-            atoms = self._solve([chunk[i].claim for i in valid], history)  # type: ignore[misc]
+            atoms, used = self._solve([chunk[i].claim for i in valid], history)  # type: ignore[misc]
         except TimedOut:
-            atoms = {}
+            atoms, used = {}, {}
             for n, i in enumerate(valid):
                 try:
-                    one = self._solve([chunk[i].claim], history)  # type: ignore[list-item]
-                    atoms[n] = one.get(0, [])
+                    one, one_used = self._solve([chunk[i].claim], history)  # type: ignore[list-item]
+                    atoms[n], used[n] = one.get(0, []), one_used.get(0, {})
                 except TimedOut:
                     results[i].errors.append({
                         "file": chunk[i].file, "claim_id": chunk[i].claim_id, "field": "",
@@ -102,7 +102,7 @@ class Checker:
             if results[i].errors:
                 continue
             results[i].findings = build_findings(atoms.get(n, []), self.rules, claim, claim.payer,
-                                                 self.payers.get(claim.payer), self.data)
+                                                 self.payers.get(claim.payer), self.data, used.get(n))
         return results
 
     def facts(self, claims: list[Claim], history: HistoryProvider | None) -> str:
@@ -128,20 +128,29 @@ class Checker:
         parts.extend(self.tables.facts(codes))
         return "\n".join(parts)
 
-    def _solve(self, claims: list[Claim], history: HistoryProvider | None) -> dict[int, list]:
+    def _solve(self, claims: list[Claim], history: HistoryProvider | None
+               ) -> tuple[dict[int, list], dict[int, dict[tuple[int, str], int]]]:
+        """Per claim K: its finding atoms, and the payer parameter entries their rules read
+        ((line, parameter) -> entry start, ``finding_param/4``)."""
         ctl = grounded_control([main_file(self.kb), self.kb / "show.lp"], self.facts(claims, history))
         found: dict[int, list] = {}
+        used: dict[int, dict[tuple[int, str], int]] = {}
 
         def on_model(model: Any) -> None:
             # One call into clingo per atom: its printed form is read in Python (pain_asp.terms).
             for sym in model.symbols(shown=True):
-                k, rule, line, why, severity = parse_term(str(sym)).args
-                found.setdefault(k, []).append((rule, line, why, severity.name))
+                atom = parse_term(str(sym))
+                if atom.name == "finding":
+                    k, rule, line, why, severity = atom.args
+                    found.setdefault(k, []).append((rule, line, why, severity.name))
+                else:
+                    k, line, name, start = atom.args
+                    used.setdefault(k, {})[(line, name.name)] = start
 
         if not solve_within(ctl, self.options.timeout, on_model).satisfiable:
             raise PainAspError("the knowledge base has no answer for these claims (a rule "
                                "made the program unsatisfiable; rules must only derive findings)")
-        return found
+        return found, used
 
 
 class TimedOut(Exception):

@@ -8,7 +8,7 @@ from typing import Any
 from .facts import from_day_number
 from .kb import Rule
 from .models import Claim
-from .payer_schema import PARAMETERS, value_text
+from .payer_schema import value_text
 from .payers import Payer
 from .terms import Fn, parse_term, show_term
 from .vocabulary import SEVERITY_RANK
@@ -128,16 +128,17 @@ def _fill(template: str, values: dict[str, Any]) -> str:
     return template.format_map(_Blank(shown))
 
 
-def _payer_parameters(rule: Rule, policy: Payer | None, claim: Claim, line: int) -> list[dict[str, Any]]:
-    """The payer parameters the rule read, as in force on the finding's first line, with sources."""
-    if policy is None or not rule.reads or not 0 < line <= len(claim.lines):
-        return []
+def _payer_parameters(rule: Rule, policy: Payer | None, line: int,
+                      used: dict[tuple[int, str], int]) -> list[dict[str, Any]]:
+    """The payer parameters the rule read on the finding's first line, with sources: the
+    entries the solve found in force there (``used``: (line, parameter) -> entry start)."""
     out = []
     for name in rule.reads:
-        dated = policy.in_force(name, claim.lines[line - 1].date)
-        if dated is not None:
-            out.append({"parameter": name, "value": value_text(PARAMETERS[name], dated.value), "since": dated.start,
-                        "source": dict(dated.source)})
+        start = used.get((line, name))
+        if policy is not None and start is not None:
+            dated = policy.entry(name, start)
+            out.append({"parameter": name, "value": value_text(policy.specs[name], dated.value),
+                        "since": dated.start, "source": dict(dated.source)})
     return out
 
 
@@ -167,11 +168,13 @@ def _data_source(rule: Rule, facts: dict[str, Any], data: dict[str, dict[str, st
 
 def build_findings(atoms: list[tuple[str, int, Any, str]], rules: dict[str, Rule], claim: Claim,
                    payer: str, policy: Payer | None = None,
-                   data: dict[str, dict[str, str]] | None = None) -> list[Finding]:
+                   data: dict[str, dict[str, str]] | None = None,
+                   used: dict[tuple[int, str], int] | None = None) -> list[Finding]:
     """Group ``(rule, line, why, severity)`` atoms of one claim into findings.
 
-    ``policy`` is the claim's payer: each finding names the payer parameters its rule read
-    and their sources, as in force on the finding's date of service. ``data`` names the NCCI
+    ``policy`` is the claim's payer and ``used`` the entries of its parameters the solve
+    found in force per line (``finding_param/4``, kb/findings.lp): each finding names the
+    payer parameters its rule read and their sources. ``data`` names the NCCI
     tables in use (:meth:`pain_asp.ncci.NcciTables.data_sets`): a finding of a rule that reads
     one cites it first among its sources, as it does the ICD-10-CM release of its date.
     """
@@ -191,7 +194,7 @@ def build_findings(atoms: list[tuple[str, int, Any, str]], rules: dict[str, Rule
         template = rule.meta.get("message", rule.title)
         if severity == "review" and "review_message" in rule.meta:
             template = rule.meta["review_message"]
-        params = _payer_parameters(rule, policy, claim, ordered[0])
+        params = _payer_parameters(rule, policy, ordered[0], used or {})
         message = _fill(template, values) + _cite(payer, params)
         if any(s.confidence == "unverified" for s in rule.sources):
             message += " [unverified source: check before relying on it]"

@@ -1,23 +1,27 @@
 """The knowledge base: where its files are and what its rules say about themselves.
 
 Rule metadata lives in the rule files as facts (``rule/3``, ``rule_meta/3``,
-``rule_source/5``, ``rule_effective/3``, ``rule_reads/2``). It is read once per process by
-solving the knowledge base with no claims and ``kb/show_meta.lp`` as output contract.
+``rule_source/5``, ``rule_effective/3``, ``rule_reads/2``), and so do the declarations of the
+payer parameters the rules read (``parameter/3`` and its companions, kb/payer.lp). They are
+read once per process by solving the knowledge base with no claims and ``kb/show_meta.lp`` as
+output contract.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .cache import cache_dir, stamp_key, write_atomic
 from .errors import PainAspError
+from .payer_schema import ParamSpec, spec_from_dict, specs_from_symbols
 from .resources import kb_dir
 
-__all__ = ["Rule", "Source", "rule_catalog", "code_catalog", "read_predicates", "main_file", "CodeInfo"]
+__all__ = ["Rule", "Source", "rule_catalog", "code_catalog", "parameter_catalog", "read_predicates",
+           "main_file", "CodeInfo"]
 
 
 @dataclass(frozen=True)
@@ -109,9 +113,18 @@ def _kb_stamp(folder: Path) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class _Metadata:
+    rules: dict[str, Rule]
+    codes: dict[str, CodeInfo]
+    reads: frozenset[str]
+    parameters: dict[str, ParamSpec]
+
+
 @lru_cache(maxsize=4)
-def _metadata(directory: str | None) -> tuple[dict[str, Rule], dict[str, CodeInfo], frozenset[str]]:
-    """Rules, codes and read predicates, from the cache when the knowledge base files are unchanged."""
+def _metadata(directory: str | None) -> _Metadata:
+    """Rules, codes, read predicates and payer parameters, from the cache when the knowledge
+    base files are unchanged."""
     folder = Path(directory) if directory else kb_dir()
     stamp = _kb_stamp(folder)
     cache = cache_dir() / f"kb-meta-{stamp_key(stamp)}.json"
@@ -123,10 +136,11 @@ def _metadata(directory: str | None) -> tuple[dict[str, Rule], dict[str, CodeInf
                                [Source(**s) for s in r["sources"]],
                                tuple(r["effective"]) if r["effective"] else None, r["reads"])
                  for r in data["rules"]}
-        return rules, {c["code"]: CodeInfo(**c) for c in data["codes"]}, frozenset(data["reads"])
+        return _Metadata(rules, {c["code"]: CodeInfo(**c) for c in data["codes"]}, frozenset(data["reads"]),
+                         {name: spec_from_dict(spec) for name, spec in data["parameters"].items()})
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    rules, codes = _read_metadata(folder)
+    rules, codes, parameters = _read_metadata(folder)
     reads = _read_predicates(folder)
     write_atomic(cache, json.dumps({
         "stamp": stamp,
@@ -135,8 +149,9 @@ def _metadata(directory: str | None) -> tuple[dict[str, Rule], dict[str, CodeInf
                    "sources": [s.as_dict() for s in r.sources], "effective": r.effective,
                    "reads": r.reads} for r in rules.values()],
         "codes": [vars(c) for c in codes.values()],
+        "parameters": {name: asdict(spec) for name, spec in parameters.items()},
     }))
-    return rules, codes, reads
+    return _Metadata(rules, codes, reads, parameters)
 
 
 def forget_metadata() -> None:
@@ -170,7 +185,7 @@ def _read_predicates(folder: Path) -> frozenset[str]:
     return frozenset(names)
 
 
-def _read_metadata(folder: Path) -> tuple[dict[str, Rule], dict[str, CodeInfo]]:
+def _read_metadata(folder: Path) -> tuple[dict[str, Rule], dict[str, CodeInfo], dict[str, ParamSpec]]:
     symbols = _solve_meta(folder)
     rules: dict[str, Rule] = {}
     codes: dict[str, dict[str, str]] = {}
@@ -206,20 +221,25 @@ def _read_metadata(folder: Path) -> tuple[dict[str, Rule], dict[str, CodeInfo]]:
         for code, info in codes.items()
         if "family" in info
     }
-    return dict(sorted(rules.items())), catalog
+    return dict(sorted(rules.items())), catalog, specs_from_symbols(symbols)
 
 
 def rule_catalog(directory: str | None = None) -> dict[str, Rule]:
     """Every rule of the knowledge base, by id (sorted)."""
-    return _metadata(directory)[0]
+    return _metadata(directory).rules
 
 
 def code_catalog(directory: str | None = None) -> dict[str, CodeInfo]:
     """Every code the catalog knows, by code."""
-    return _metadata(directory)[1]
+    return _metadata(directory).codes
+
+
+def parameter_catalog(directory: str | None = None) -> dict[str, ParamSpec]:
+    """Every payer parameter the rules declare (``parameter/3`` ...), by name (sorted)."""
+    return _metadata(directory).parameters
 
 
 def read_predicates(directory: str | None = None) -> frozenset[str]:
     """Names of the predicates the knowledge base's statements read (an input fact of any
     other predicate cannot change a finding, so the engine does not send it to clingo)."""
-    return _metadata(directory)[2]
+    return _metadata(directory).reads

@@ -1,9 +1,9 @@
-"""The parameters a payer file may set, and how each becomes ASP facts.
+"""What a payer parameter's value looks like, and how each value becomes ASP terms.
 
-Each parameter has a kind that says what its value looks like in YAML and how it is
-written as ``payer_param(Payer, Name, Value, From, To)`` facts. Rules in ``kb/`` read the
-parameters through ``param/4`` (kb/payer.lp). Adding a parameter means adding it here, in
-the rule that reads it (with a ``rule_reads`` fact), and in docs/payers.md.
+The parameters themselves are declared in kb/, beside the rules that read them
+(``parameter/3``, ``parameter_field/4`` ...; kb/payer.lp documents the predicates): this module
+turns those declarations into :class:`ParamSpec` objects and knows the generic kinds and item
+types, never a parameter's name. Rules read the values through ``param/4`` (kb/payer.lp).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from .tokens import CODE_RE, normalise_dx
 
-__all__ = ["ParamSpec", "PARAMETERS", "encode_value", "value_text"]
+__all__ = ["ParamSpec", "encode_value", "value_text", "specs_from_symbols", "spec_from_dict"]
 
 _CONST_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -32,6 +32,12 @@ class ParamSpec:
       ``mapping``   key -> list of items (one (key, item) fact per item).
     Item and field types: ``family`` (a catalog family), ``code`` (CPT/HCPCS), ``dx``
     (ICD-10-CM code or family), ``int``, ``pos`` (place of service), ``choice:a|b``.
+
+    bounds: ``(field, lowest, highest, what a lower value does, what a higher value does)``
+    for the numbers that let the rule both fire and pass (field None: the value itself);
+    row_key: the fields that identify a row of a ``records`` value (two rows with the same
+    key must agree); conflicts: ``(field, other parameter, why)``: a row whose field is an
+    item of the other parameter contradicts it (``pain-asp kb check``).
     """
 
     kind: str
@@ -41,149 +47,78 @@ class ParamSpec:
     fields: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     key: str = "family"
     default: str | None = None   # what the rules do when a payer does not set it
+    bounds: tuple[tuple[str | None, int | None, int | None, str, str], ...] = ()
+    row_key: tuple[str, ...] = ()
+    conflicts: tuple[tuple[str, str, str], ...] = ()
+
+    def bound(self, field_name: str | None) -> tuple[int | None, int | None, str, str] | None:
+        """(lowest, highest, below, above) for a field (None: the value itself), if declared."""
+        for name, low, high, below, above in self.bounds:
+            if name == field_name:
+                return low, high, below, above
+        return None
 
 
-# --- parameters read by the coding rules -------------------------------------------------
-_CODING: dict[str, ParamSpec] = {
-    "laterality_required": ParamSpec(
-        "list", "Families whose lines must carry RT, LT or 50 (else laterality-missing is deny).",
-        item="family",
-    ),
-    "dx_coverage": ParamSpec(
-        "mapping",
-        "Per procedure family (or code): the ICD-10-CM families or codes that support it.",
-        key="family_or_code", item="dx",
-    ),
-}
+def _type_text(symbol: Any) -> str:
+    """An item or field type as declared in kb/ (``code``, ``choice(a, b)``) in its text form."""
+    if symbol.name == "choice" and symbol.arguments:
+        return "choice:" + "|".join(str(a) for a in symbol.arguments)
+    return str(symbol)
 
-# --- sessions, frequency, prerequisites and global periods (kb/sessions.lp, kb/rules/history/) ---
-_SESSIONS: dict[str, ParamSpec] = {
-    "esi_frequency": ParamSpec(
-        "record",
-        "ESI sessions (distinct dates) allowed per spinal region within a rolling window of "
-        "window_months calendar months ending on the date of service (from the same date "
-        "window_months earlier, which still counts; kb/windows.lp).",
-        fields=(("max_sessions", "int"), ("window_months", "int")),
-    ),
-    "esi_min_interval_days": ParamSpec(
-        "int", "Minimum days between two ESI sessions in the same spinal region.",
-    ),
-    "esi_levels_per_session": ParamSpec(
-        "record",
-        "ESI levels allowed in one session and region: transforaminal (primary + add-on units, "
-        "a bilateral level once) and interlaminar/caudal.",
-        fields=(("transforaminal", "int"), ("interlaminar", "int")),
-    ),
-    "esi_regions_per_session": ParamSpec(
-        "int", "Spinal regions (cervical_thoracic, lumbar_sacral) allowed to receive ESI on one date.",
-    ),
-    "facet_levels_per_session": ParamSpec(
-        "int", "Facet levels (joints; a bilateral level once) allowed per session, for injections and for RFA.",
-    ),
-    "facet_appeal_only_codes": ParamSpec(
-        "list", "Facet codes paid only on appeal: billing one is over the per-session level limit.",
-        item="code",
-    ),
-    "facet_thoracolumbar_junction": ParamSpec(
-        "choice",
-        "How contiguous T12-L1 and L1-L2 facet interventions of one session are billed and "
-        "counted: lumbar_session (64490 + 64494 or 64633 + 64636, one lumbar region and one "
-        "lumbar session, as several MAC billing articles instruct) or cpt_regions (each code "
-        "keeps its CPT region; the default) (kb/sessions.lp).",
-        choices=("lumbar_session", "cpt_regions"),
-    ),
-    "facet_frequency": ParamSpec(
-        "records",
-        "Facet sessions allowed per region within a rolling window of window_months calendar "
-        "months (as esi_frequency), per kind: diagnostic injections (purpose diagnostic or KX), "
-        "therapeutic injections, radiofrequency ablation.",
-        fields=(("kind", "choice:diagnostic|therapeutic|rfa"), ("max_sessions", "int"),
-                ("window_months", "int")),
-    ),
-    "rfa_prerequisite": ParamSpec(
-        "record",
-        "Diagnostic facet blocks required in the region before a first facet RFA: how many, the "
-        "least relief each must give, and whether they must be on separate dates.",
-        fields=(("blocks", "int"), ("min_relief_pct", "int"),
-                ("separate_dates", "choice:required|not_required")),
-    ),
-    "rfa_repeat": ParamSpec(
-        "record",
-        "Before a repeat facet RFA in a region: relief (percent) the last RFA must have given and "
-        "for how many months.",
-        fields=(("min_relief_pct", "int"), ("min_months", "int")),
-    ),
-}
 
-# --- claim-level payer policy: formats, modifiers, authorization, coverage, documentation ----
-_CLAIM_POLICY: dict[str, ParamSpec] = {
-    "bilateral_format": ParamSpec(
-        "records",
-        "How a procedure done on both sides is reported, per place of service: single_line_50 "
-        "(one line, modifier 50, 1 unit), two_lines_rt_lt (one line RT and one line LT) or "
-        "line_plus_50 (a line without modifier plus the same code with 50). pos 0 is the default "
-        "for every place of service not listed (kb/rules/payer/bilateral_format.lp).",
-        fields=(("pos", "pos"), ("format", "choice:single_line_50|two_lines_rt_lt|line_plus_50")),
-    ),
-    "distinct_modifiers": ParamSpec(
-        "choice",
-        "Which distinct-procedure modifiers the payer takes: x_required (XE/XS/XP/XU; 59 is "
-        "denied), x_preferred (59 is accepted with a warning), only_59 (X-modifiers are denied), "
-        "either (kb/rules/payer/distinct_modifiers.lp).",
-        choices=("x_required", "x_preferred", "only_59", "either"),
-    ),
-    "kx_families": ParamSpec(
-        "list",
-        "Families whose diagnostic injections must carry KX (kb/rules/payer/kx.lp). Empty: the "
-        "payer does not use KX for these services.",
-        item="family",
-    ),
-    "conservative_care": ParamSpec(
-        "records",
-        "Per family: the weeks of failed conservative care and the months of pain the chart must "
-        "document before the procedure; 0 means no requirement "
-        "(kb/rules/payer/conservative_care.lp).",
-        fields=(("family", "family"), ("min_weeks", "int"), ("min_pain_months", "int")),
-    ),
-    "imaging_required": ParamSpec(
-        "mapping",
-        "Per family: the image-guidance modalities the payer accepts in the chart for codes whose "
-        "descriptor includes imaging (kb/rules/payer/documentation.lp).",
-        key="family", item="choice:fluoroscopy|ct|ultrasound",
-    ),
-    "prior_auth": ParamSpec(
-        "records",
-        "Codes that need prior authorization, per place of service (pos 0: any place of "
-        "service); certainty unverified gives a review finding instead of a denial; "
-        "requested_by says who requests it: practitioner (the professional claim needs the "
-        "number) or facility (the hospital requests it, the professional claim is denied only "
-        "when the request was not affirmed) (kb/rules/payer/prior_auth.lp). Use `since` for "
-        "the start date.",
-        fields=(("code", "code"), ("pos", "pos"), ("certainty", "choice:required|unverified"),
-                ("requested_by", "choice:practitioner|facility")),
-    ),
-    "not_covered": ParamSpec(
-        "list", "Codes the payer does not cover (kb/rules/payer/coverage.lp).", item="code",
-    ),
-    "history_counts": ParamSpec(
-        "choice",
-        "Which of the patient's earlier services the history rules count (sessions per window, "
-        "intervals, diagnostic blocks before RFA, global periods): billed (every service billed, "
-        "whatever the payer did) or paid (a service the payer denied, as recorded from its 835 by "
-        "history add --remit, does not count). Reversed and voided services never count "
-        "(kb/history.lp).",
-        choices=("billed", "paid"), default="billed",
-    ),
-    "care_overlap_severity": ParamSpec(
-        "choice",
-        "Chronic pain management (G3002/G3003) in the same calendar month as CCM, PCM, RPM or "
-        "BHI: deny, or warn that time must not be counted twice "
-        "(kb/rules/chronic_pain/care_overlap.lp).",
-        choices=("deny", "warn"),
-    ),
-}
+def specs_from_symbols(symbols: list[Any]) -> dict[str, ParamSpec]:
+    """The parameter declarations among the knowledge base's metadata atoms, by name (sorted)."""
+    found: dict[str, dict[str, Any]] = {}
+    by_name: dict[str, list[Any]] = {}
+    for sym in symbols:
+        if sym.name == "parameter":
+            name = str(sym.arguments[0])
+            found[name] = {"kind": str(sym.arguments[1]), "help": sym.arguments[2].string}
+        elif sym.name.startswith("parameter_"):
+            by_name.setdefault(str(sym.arguments[0]), []).append(sym)
+    for name, spec in found.items():
+        fields: list[tuple[int, str, str]] = []
+        bounds: dict[str | None, list[Any]] = {}
+        for sym in by_name.get(name, []):
+            args = sym.arguments[1:]
+            if sym.name == "parameter_item":
+                item = _type_text(args[0])
+                if spec["kind"] == "choice":
+                    spec["choices"] = tuple(item.split(":", 1)[1].split("|"))
+                else:
+                    spec["item"] = item
+            elif sym.name == "parameter_key":
+                spec["key"] = _type_text(args[0])
+            elif sym.name == "parameter_field":
+                fields.append((args[0].number, str(args[1]), _type_text(args[2])))
+            elif sym.name == "parameter_default":
+                spec["default"] = str(args[0])
+            elif sym.name in ("parameter_min", "parameter_max"):
+                field_name = str(args[0]) if len(args) == 3 else None
+                low_high = bounds.setdefault(field_name, [None, None, "", ""])
+                at = 0 if sym.name == "parameter_min" else 1
+                low_high[at], low_high[at + 2] = args[-2].number, args[-1].string
+            elif sym.name == "parameter_row_key":
+                spec.setdefault("row_key", []).append(str(args[0]))
+            elif sym.name == "parameter_conflict":
+                spec.setdefault("conflicts", []).append((str(args[0]), str(args[1]), args[2].string))
+        fields.sort()
+        order = [f for _, f, _ in fields]
+        spec["fields"] = tuple((f, kind) for _, f, kind in fields)
+        spec["bounds"] = tuple((f, *b) for f, b in sorted(
+            bounds.items(), key=lambda fb: order.index(fb[0]) if fb[0] in order else -1))
+        spec["row_key"] = tuple(sorted(spec.get("row_key", []), key=order.index))
+        spec["conflicts"] = tuple(sorted(spec.get("conflicts", [])))
+    return {name: ParamSpec(**found[name]) for name in sorted(found)}
 
-PARAMETERS: dict[str, ParamSpec] = {**_CODING, **_SESSIONS, **_CLAIM_POLICY}
+
+def spec_from_dict(data: dict[str, Any]) -> ParamSpec:
+    """A :class:`ParamSpec` from its JSON form (``dataclasses.asdict``; lists become tuples)."""
+    def frozen(value: Any) -> Any:
+        return tuple(frozen(v) for v in value) if isinstance(value, list) else value
+
+    return ParamSpec(**{k: frozen(v) for k, v in data.items()})
+
 
 
 def lookup_key(spec: ParamSpec) -> str | None:

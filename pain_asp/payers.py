@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PayerError
-from .payer_schema import PARAMETERS, ParamSpec, encode_value, lookup_key
+from .kb import parameter_catalog
+from .payer_schema import ParamSpec, encode_value, lookup_key
 from .resources import payers_dir
 from .vocabulary import CONFIDENCE_LEVELS, SEVERITIES
 
@@ -45,6 +46,11 @@ class Dated:
         """The date the value took effect (YYYY-MM-DD), or None for a value given without one."""
         return None if self.since == _EPOCH else self.since.isoformat()
 
+    @property
+    def end(self) -> str | None:
+        """The last date the value is in force (YYYY-MM-DD), or None when no later entry ends it."""
+        return None if self.until == _OPEN else self.until.isoformat()
+
 
 @dataclass
 class Payer:
@@ -60,6 +66,7 @@ class Payer:
     parameters: dict[str, list[Dated]] = field(default_factory=dict)
     rule_severity: dict[str, list[Dated]] = field(default_factory=dict)
     rule_off: dict[str, list[Dated]] = field(default_factory=dict)
+    specs: dict[str, ParamSpec] = field(default_factory=dict)   # the declarations it was read with
 
     def in_force(self, name: str, on: dt.date) -> Dated | None:
         """The value of parameter ``name`` in force on ``on``."""
@@ -67,6 +74,12 @@ class Payer:
             if dated.since <= on <= dated.until:
                 return dated
         return None
+
+    def entry(self, name: str, start: int) -> Dated:
+        """The entry of parameter ``name`` that starts on ``start`` (YYYYMMDD, as the solve
+        names it in ``finding_param/4``)."""
+        day = dt.date(start // 10000, start // 100 % 100, start % 100)
+        return next(d for d in self.parameters[name] if d.since == day)
 
     def facts(self) -> str:
         """The policy as ASP facts (``payer_param/5``, ``payer_severity/5``, ``payer_rule_off/4``)."""
@@ -76,12 +89,14 @@ class Payer:
 class PayerRegistry:
     """All payer files of a directory (plus the shipped ones), loaded lazily and validated."""
 
-    def __init__(self, directories: list[Path], known_rules: set[str] | None = None) -> None:
+    def __init__(self, directories: list[Path], known_rules: set[str] | None = None,
+                 kb_dir: str | None = None) -> None:
         self.files: dict[str, Path] = {}
         for directory in directories:
             for path in sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml")):
                 self.files[path.stem] = path
         self.known_rules = known_rules
+        self.kb_dir = kb_dir   # whose parameter declarations the files are read against
         self._loaded: dict[str, Payer] = {}
 
     def ids(self) -> list[str]:
@@ -115,18 +130,20 @@ class PayerRegistry:
         parent = None
         if raw.get("extends") is not None:
             parent = self._load(str(raw["extends"]), chain + (payer_id,))
-        return _resolve(raw, lines, path, parent, self.known_rules)
+        return _resolve(raw, lines, path, parent, self.known_rules, parameter_catalog(self.kb_dir))
 
 
 @lru_cache(maxsize=8)
-def _registry(extra: tuple[str, ...], known: frozenset[str] | None) -> PayerRegistry:
+def _registry(extra: tuple[str, ...], known: frozenset[str] | None, kb_dir: str | None) -> PayerRegistry:
     dirs = [payers_dir()] + [Path(d) for d in extra]
-    return PayerRegistry(dirs, set(known) if known is not None else None)
+    return PayerRegistry(dirs, set(known) if known is not None else None, kb_dir)
 
 
-def load_registry(extra_dirs: list[str] | None = None, known_rules: set[str] | None = None) -> PayerRegistry:
-    """The registry of shipped payers plus those in ``extra_dirs`` (later ones win)."""
-    return _registry(tuple(extra_dirs or ()), frozenset(known_rules) if known_rules is not None else None)
+def load_registry(extra_dirs: list[str] | None = None, known_rules: set[str] | None = None,
+                  kb_dir: str | None = None) -> PayerRegistry:
+    """The registry of shipped payers plus those in ``extra_dirs`` (later ones win), read
+    against the parameters declared in the knowledge base ``kb_dir`` (default: the shipped one)."""
+    return _registry(tuple(extra_dirs or ()), frozenset(known_rules) if known_rules is not None else None, kb_dir)
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -218,7 +235,7 @@ def _suggest(word: str, choices: list[str]) -> str:
 
 
 def _resolve(raw: dict[str, Any], lines: Callable[[], dict[tuple[Any, ...], int]], path: Path,
-             parent: Payer | None, known_rules: set[str] | None) -> Payer:
+             parent: Payer | None, known_rules: set[str] | None, specs: dict[str, ParamSpec]) -> Payer:
     where = _Where(path, lines)
     for key in raw:
         if key not in _TOP_KEYS:
@@ -230,7 +247,7 @@ def _resolve(raw: dict[str, Any], lines: Callable[[], dict[tuple[Any, ...], int]
         raise where.error(("name",), "a display name")
     payer = Payer(id=payer_id, name=raw["name"], file=str(path),
                   description=str(raw.get("description") or ""),
-                  example=bool(raw.get("example", False)), extends=raw.get("extends"))
+                  example=bool(raw.get("example", False)), extends=raw.get("extends"), specs=specs)
     if parent is not None:
         payer.sources = dict(parent.sources)
         payer.parameters = dict(parent.parameters)
@@ -275,9 +292,9 @@ def _read_parameters(params: Any, payer: Payer, where: _Where) -> None:
         raise where.error(("parameters",), "a mapping of parameter name to value")
     for name, setting in params.items():
         keys = ("parameters", name)
-        spec = PARAMETERS.get(name)
+        spec = payer.specs.get(name)
         if spec is None:
-            raise where.error(keys, "a known parameter" + _suggest(name, sorted(PARAMETERS)))
+            raise where.error(keys, "a known parameter" + _suggest(name, sorted(payer.specs)))
         entries = _dated_entries(setting, keys, where, value_keys=("value",))
         values = []
         for dated, raw in entries:
@@ -387,22 +404,25 @@ def _ymd(day: dt.date) -> str:
 
 
 def _facts(payer: Payer) -> str:
-    """``payer_param/5`` for every value; also ``payer_value/5`` (looked up as a whole) or
-    ``payer_keyed/6`` (looked up by the line's family or code), which kb/payer.lp reads."""
+    """``payer_entry/4`` for each dated entry of a parameter (kb/payer.lp decides which is in
+    force on a date), ``payer_param/5`` for each of its values (with the entry's window), and
+    ``payer_value/4`` (looked up as a whole) or ``payer_keyed/6`` (looked up by the line's
+    family or code, with the entry's window; see kb/payer.lp)."""
     pid = f'"{payer.id}"'
     out = []
     for name, values in sorted(payer.parameters.items()):
-        keyed = lookup_key(PARAMETERS[name]) is not None
+        keyed = lookup_key(payer.specs[name]) is not None
         for dated in values:
+            start = _ymd(dated.since)
+            out.append(f"payer_entry({pid}, {name}, {start}, {_ymd(dated.until)}).")
             terms = dated.value if isinstance(dated.value, list) else [dated.value]
-            window = f"{_ymd(dated.since)}, {_ymd(dated.until)}"
             for term in terms:
-                out.append(f"payer_param({pid}, {name}, {term}, {window}).")
+                out.append(f"payer_param({pid}, {name}, {term}, {start}, {_ymd(dated.until)}).")
                 if keyed:
                     key = term[1:].split(", ", 1)[0] if term.startswith("(") else term
-                    out.append(f"payer_keyed({pid}, {name}, {key}, {term}, {window}).")
+                    out.append(f"payer_keyed({pid}, {name}, {key}, {term}, {start}, {_ymd(dated.until)}).")
                 else:
-                    out.append(f"payer_value({pid}, {name}, {term}, {window}).")
+                    out.append(f"payer_value({pid}, {name}, {term}, {start}).")
     for rule_id, values in sorted(payer.rule_severity.items()):
         for dated in values:
             out.append(f'payer_severity({pid}, "{rule_id}", {dated.value}, {_ymd(dated.since)}, {_ymd(dated.until)}).')

@@ -89,8 +89,10 @@ parameters:
     assert payer.in_force("esi_frequency", dt.date(2026, 1, 1)).value == \
         registry.get("commercial").in_force("esi_frequency", dt.date(2026, 1, 1)).value
     facts = payer.facts()
+    assert 'payer_entry("p1", esi_regions_per_session, 20250101, 20251231).' in facts
+    assert 'payer_entry("p1", esi_regions_per_session, 20260101, 99991231).' in facts
     assert 'payer_param("p1", esi_regions_per_session, 2, 20250101, 20251231).' in facts
-    assert 'payer_param("p1", esi_regions_per_session, 1, 20260101, 99991231).' in facts
+    assert 'payer_value("p1", esi_regions_per_session, 1, 20260101).' in facts
 
 
 def test_shipped_payers_load_and_every_value_has_a_source() -> None:
@@ -136,3 +138,84 @@ rules:
     facts = registry.get("p1").facts()
     assert 'payer_rule_off("p1", "kx-not-applicable", 19000101, 99991231).' in facts
     assert 'payer_severity("p1", "laterality-missing", warn, 20260101, 99991231).' in facts
+
+
+# A payer-parameterised rule written in kb/ only: its parameter is declared beside it.
+DEMO_RULE = '''
+rule("demo-units", payer, deny).
+rule_meta("demo-units", title, "More units than the payer pays").
+rule_meta("demo-units", message, "{units} units; {payer} pays {max} (parameter demo_max_units)").
+rule_meta("demo-units", correctable, no).
+rule_meta("demo-units", carc, "151").
+rule_meta("demo-units", action, "Appeal.").
+rule_source("demo-units", "demo", "", unverified, "").
+rule_reads("demo-units", demo_max_units).
+parameter(demo_max_units, int, "Units a line may carry (a test rule).").
+parameter_min(demo_max_units, 2, "a demo value below 2 means nothing").
+violation("demo-units", K, L, (units(U), max(M))) :- line_units(K, L, U), param(K, L, demo_max_units, M), U > M.
+'''
+
+
+def test_a_parameter_declared_in_kb_is_validated_checked_resolved_and_cited(tmp_path: Path) -> None:
+    """A parameter declared in a rule file (no Python) can be set by a payer file, is bounded by
+    kb check, reaches the rule in force on the line's date, and the finding cites that entry."""
+    import shutil
+
+    from pain_asp.authoring.kbcheck import payer_problems
+    from pain_asp.engine import Checker, CheckOptions
+    from pain_asp.models import parse_claim
+    from pain_asp.resources import kb_dir
+
+    kb = tmp_path / "kb"
+    shutil.copytree(kb_dir(), kb)
+    (kb / "rules" / "payer" / "demo_units.lp").write_text(DEMO_RULE, encoding="utf-8")
+    main = kb / "main.lp"
+    main.write_text(main.read_text(encoding="utf-8").replace(
+        '#include "findings.lp".', '#include "rules/payer/demo_units.lp".\n#include "findings.lp".'))
+    payers = tmp_path / "payers"
+    payers.mkdir()
+    (payers / "demo.yaml").write_text(f"""id: demo
+name: Demo
+extends: medicare
+parameters:
+  demo_max_units:
+    - value: 1
+      {SRC}
+    - since: 2026-03-01
+      value: 3
+      source: {{document: POL-2, confidence: payer_policy}}
+""")
+    checker = Checker(CheckOptions(kb_dir=str(kb), payer_dirs=[str(payers)]))
+    claim = parse_claim({"claim_id": "D-1", "payer": "demo", "place_of_service": "11", "patient": {"id": "P"},
+                         "diagnoses": ["M54.16"],
+                         "lines": [{"code": "99213", "date": "2026-02-27", "units": 2, "dx": [1]},
+                                   {"code": "99213", "date": "2026-03-02", "units": 4, "dx": [1]}]})
+    found = {(f.rule, tuple(f.lines)): f for f in checker.check_claim(claim).findings if f.rule == "demo-units"}
+    assert set(found) == {("demo-units", (1,)), ("demo-units", (2,))}
+    assert [(p["parameter"], p["value"], p["since"], p["source"]["document"])
+            for p in found[("demo-units", (1,))].payer_parameters] == [("demo_max_units", "1", None, "POL-1")]
+    assert [(p["parameter"], p["value"], p["since"], p["source"]["document"])
+            for p in found[("demo-units", (2,))].payer_parameters] == [("demo_max_units", "3", "2026-03-01", "POL-2")]
+    issues = [i for i in payer_problems(kb, ["demo"], [str(payers)]) if i.subject == "demo: demo_max_units"]
+    assert [i.message for i in issues] == ["1: a demo value below 2 means nothing (a meaningful value is at least 2)"]
+
+
+def test_one_resolver_decides_the_entry_in_force_for_check_fix_and_code() -> None:
+    """kb/payer.lp decides which payer entry is in force on a date (param_entry/4); code mode
+    includes it and reads values through it. (kb/repair/candidates.lp keeps its own window
+    test of bilateral_format rows: routing it through param_entry/4 reorders the repair
+    program's grounding and turns one equal-cost tie of kb/repair/optimise.lp the other way.)"""
+    import re
+
+    from pain_asp.resources import kb_dir
+
+    kb = kb_dir()
+    code = {p.relative_to(kb).as_posix(): "\n".join(ln for ln in p.read_text().splitlines() if not ln.startswith("%"))
+            for p in kb.rglob("*.lp")}
+    assert {name for name, text in code.items() if "payer_entry(" in text} == {"payer.lp"}
+    readers = {name for name, text in code.items() if re.search(r"payer_(param|value|keyed)\(", text)}
+    assert readers == {"payer.lp", "coding/input.lp", "repair/candidates.lp"}
+    assert all("param_entry(" in code[name] for name in readers - {"repair/candidates.lp"})
+    assert "payer.lp" in code["coding/input.lp"]  # code mode includes the same resolver
+    facts = load_registry(known_rules=set(rule_catalog())).get("medicare").facts()
+    assert all(re.fullmatch(r'payer_(entry|param|value|keyed|rule_off|severity)\(.*\)\.', ln) for ln in facts.splitlines())

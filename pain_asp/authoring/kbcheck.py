@@ -70,33 +70,6 @@ __all__ = [
 CHECKS = ("payers", "never-fire", "contradictions")
 _LEVELS = ("error", "warning", "info")
 
-# The ranges in which a number lets its rule both fire and pass: (parameter, field) ->
-# (lowest, highest, what a value below does, what a value above does).
-_BOUNDS: dict[tuple[str, str | None], tuple[int | None, int | None, str, str]] = {
-    ("esi_frequency", "max_sessions"): (1, None, "every ESI session is over the limit", ""),
-    ("esi_frequency", "window_months"): (1, 1200, "the window holds no earlier session: esi-frequency can never fire",
-                                         "a window longer than 1200 months reaches back before any date a claim can carry"),
-    ("esi_min_interval_days", None): (1, None, "no interval is ever too short: esi-interval can never fire", ""),
-    ("esi_levels_per_session", "transforaminal"): (1, None, "every transforaminal ESI is over the level limit", ""),
-    ("esi_levels_per_session", "interlaminar"): (1, None, "every interlaminar ESI is over the level limit", ""),
-    ("esi_regions_per_session", None): (1, None, "every ESI session is over the region limit", ""),
-    ("facet_levels_per_session", None): (1, None, "every facet session is over the level limit", ""),
-    ("facet_frequency", "max_sessions"): (1, None, "every facet session is over the limit", ""),
-    ("facet_frequency", "window_months"): (1, 1200, "the window holds no earlier session: facet-frequency can never fire",
-                                           "a window longer than 1200 months reaches back before any date a claim can carry"),
-    ("rfa_prerequisite", "blocks"): (1, None, "no block is required: rfa-prerequisite can never fire", ""),
-    ("rfa_prerequisite", "min_relief_pct"): (0, 100, "", "no block can give more than 100 % relief: every RFA fails"),
-    ("rfa_repeat", "min_relief_pct"): (0, 100, "", "no RFA can give more than 100 % relief: every repeat RFA fails"),
-    ("rfa_repeat", "min_months"): (0, 120, "", "relief is documented for at most 120 months: every repeat RFA fails"),
-    ("conservative_care", "min_weeks"): (0, 5200, "", "a chart documents at most 5200 weeks: every claim of the family fails"),
-    ("conservative_care", "min_pain_months"): (0, 1200, "", "a chart documents at most 1200 months: every claim of the family fails"),
-}
-# Keyed lists: two rows with the same key must not disagree.
-_KEYED: dict[str, tuple[str, ...]] = {
-    "bilateral_format": ("pos",), "conservative_care": ("family",), "facet_frequency": ("kind",),
-    "prior_auth": ("code", "pos"),
-}
-
 # The exhaustive claims of the contradiction search: every catalog code on one line with each
 # of these modifier sets (the chart agrees with the modifiers), and every code as two halves.
 CONTRADICTION_MODIFIER_SETS: tuple[tuple[str, ...], ...] = (
@@ -239,20 +212,19 @@ def payer_problems(kb: Path, payer_ids: list[str] | None = None,
                    payer_dirs: list[str] | None = None) -> list[Issue]:
     """Payer settings that contradict themselves or can never take effect (see the module doc)."""
     from ..icd import dx_status
-    from ..kb import rule_catalog
-    from ..payer_schema import PARAMETERS
+    from ..kb import parameter_catalog, rule_catalog
     from ..payers import load_registry
 
     rules = rule_catalog(str(kb))
-    registry = load_registry(payer_dirs or [], set(rules))
+    parameters = parameter_catalog(str(kb))
+    registry = load_registry(payer_dirs or [], set(rules), str(kb))
     families, codes, dx_families = _catalog_names(kb)
-    readers = {name: [r.id for r in rules.values() if name in r.reads] for name in PARAMETERS}
+    readers = {name: [r.id for r in rules.values() if name in r.reads] for name in parameters}
     out: list[Issue] = []
     for name, who in readers.items():
         if not who:
             out.append(Issue("payers", "error", f"parameter {name}",
-                             "declared in pain_asp/payer_schema.py but no rule reads it (rule_reads)",
-                             "pain_asp/payer_schema.py"))
+                             "declared in kb/ (parameter/3) but no rule reads it (rule_reads)", str(kb)))
     for payer_id in payer_ids or registry.ids():
         payer = registry.get(payer_id)
         path = Path(payer.file)
@@ -270,15 +242,15 @@ def payer_problems(kb: Path, payer_ids: list[str] | None = None,
                 for sev in payer.rule_severity[rule_id]:
                     if off.since <= sev.until and sev.since <= off.until:
                         start, stop = max(off.since, sev.since), min(off.until, sev.until)
-                        dates = "on every date" if start.year <= 1900 and stop.year >= 9999 else \
+                        dates = "on every date" if not any((off.start, sev.start, off.end, sev.end)) else \
                             f"from {start.isoformat()} to {stop.isoformat()}"
                         issue(f"rule {rule_id}", f"switched off and re-graded to {sev.value} {dates}")
         for name, entries in sorted(payer.parameters.items()):
-            spec = PARAMETERS[name]
+            spec = payer.specs[name]
             if not readers.get(name):
                 issue(name, "no rule reads this parameter: it can never take effect")
             for dated in entries:
-                when = "" if dated.since.year <= 1900 else f" (since {dated.since.isoformat()})"
+                when = "" if dated.start is None else f" (since {dated.start})"
                 effective = str(dated.source.get("effective") or "")
                 try:
                     source_day = dt.date.fromisoformat(effective) if effective else None
@@ -291,7 +263,7 @@ def payer_problems(kb: Path, payer_ids: list[str] | None = None,
                 values: list[tuple[str | None, str]] = [(None, str(dated.value))] if spec.kind == "int" else []
                 values += [(f, row[f]) for row in rows for f, kind in spec.fields if kind == "int"]
                 for field_name, text in values:
-                    bound = _BOUNDS.get((name, field_name))
+                    bound = spec.bound(field_name)
                     if bound is None:
                         continue
                     low, high, below, above = bound
@@ -301,8 +273,8 @@ def payer_problems(kb: Path, payer_ids: list[str] | None = None,
                         issue(label, f"{number}{when}: {below} (a meaningful value is at least {low})")
                     if high is not None and number > high:
                         issue(label, f"{number}{when}: {above} (a meaningful value is at most {high})")
-                if name in _KEYED and rows:
-                    keys = _KEYED[name]
+                if spec.row_key and rows:
+                    keys = spec.row_key
                     seen: dict[tuple[str, ...], dict[str, str]] = {}
                     for row in rows:
                         key = tuple(row[k] for k in keys)
@@ -316,12 +288,13 @@ def payer_problems(kb: Path, payer_ids: list[str] | None = None,
                         seen.setdefault(key, row)
                 for item in _dead_references(spec, dated.value, families, codes, dx_families, dx_status):
                     issue(name, f"{item}{when}: can never match a claim", "error")
-        not_covered = {v.strip('"') for d in payer.parameters.get("not_covered", []) for v in d.value}
-        for dated in payer.parameters.get("prior_auth", []):
-            for row in _rows(PARAMETERS["prior_auth"], dated.value):
-                if row["code"] in not_covered:
-                    issue("prior_auth", f"{row['code']} needs prior authorization but the payer does "
-                          "not cover it (not_covered): the two settings contradict each other")
+            for field_name, other, why in spec.conflicts:
+                items = {v.strip('"') for d in payer.parameters.get(other, []) for v in d.value}
+                for dated in entries:
+                    for row in _rows(spec, dated.value):
+                        if row[field_name] in items:
+                            issue(name, f"{row[field_name]} {why} ({other}): the two settings "
+                                  "contradict each other")
     return out
 
 
@@ -378,12 +351,11 @@ def _claim(claim_id: str, payer: str, pos: str, lines: list[dict[str, Any]]) -> 
 def _places(payer: Any, codes: Iterable[str]) -> dict[str, list[str]]:
     """Place of service 11 with every code, and each place a payer parameter names with the
     codes its rows name there (every code when a row for the place names no code)."""
-    from ..payer_schema import PARAMETERS
 
     every = sorted(codes)
     places: dict[str, set[str]] = {"11": set(every)}
     for name, entries in payer.parameters.items():
-        spec = PARAMETERS[name]
+        spec = payer.specs[name]
         for dated in entries:
             for row in _rows(spec, dated.value):
                 if row.get("pos") in (None, "0"):
@@ -697,7 +669,7 @@ def _never_fire(kb: Path, place: Any, payer_ids: list[str], payer_dirs: list[str
     from ..payers import load_registry
 
     rules = rule_catalog(str(kb))
-    registry = load_registry(payer_dirs, set(rules))
+    registry = load_registry(payer_dirs, set(rules), str(kb))
     batch = _Batch()
     corpus = 0
     for name, claims, dirs, ncci in _case_claims(place):
@@ -767,13 +739,11 @@ def _never_fire(kb: Path, place: Any, payer_ids: list[str], payer_dirs: list[str
 
 def _silence_reason(rule: Any, payer: Any) -> str:
     """Why a payer never sees a rule fire, when its settings say so ("" when they do not)."""
-    from ..payer_schema import PARAMETERS
-
     if payer.rule_off.get(rule.id):
         return "the payer switches it off"
-    # A parameter with a default (history_counts) changes how a rule counts, never whether it
-    # can fire: leaving it unset silences nothing.
-    reads = [name for name in rule.reads if name not in PARAMETERS or PARAMETERS[name].default is None]
+    # A parameter with a default (parameter_default/2 in kb/) changes how a rule counts, never
+    # whether it can fire: leaving it unset silences nothing.
+    reads = [name for name in rule.reads if name not in payer.specs or payer.specs[name].default is None]
     unset = [name for name in reads if name not in payer.parameters]
     if reads and len(unset) == len(reads):
         return "the payer does not set " + ", ".join(unset)
@@ -1016,7 +986,7 @@ def _contradictions(kb: Path, place: Any, payer_ids: list[str], payer_dirs: list
     from ..payers import load_registry
 
     rules = rule_catalog(str(kb))
-    registry = load_registry(payer_dirs, set(rules))
+    registry = load_registry(payer_dirs, set(rules), str(kb))
     codes = {c: info for c, info in code_catalog(str(kb)).items() if not only_codes or c in only_codes}
     primaries = addon_primaries(kb)
     batch = _Batch()
@@ -1083,7 +1053,7 @@ def check_kb(place: Any, payer_ids: list[str] | None = None, budget: int = 200, 
 
     kb = place.kb
     dirs = list(payer_dirs or [])
-    registry = load_registry(dirs, set(rule_catalog(str(kb))))
+    registry = load_registry(dirs, set(rule_catalog(str(kb))), str(kb))
     scope = list(payer_ids or registry.ids())
     for payer_id in scope:
         if payer_id not in registry.ids():

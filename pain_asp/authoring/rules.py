@@ -275,8 +275,7 @@ def _first_line(text: str, width: int = 110) -> str:
 
 def show_rule(rule_id: str, place: Layout, payer_dirs: list[str] | None = None) -> dict[str, Any]:
     """Everything about one rule, JSON-ready."""
-    from ..kb import rule_catalog
-    from ..payer_schema import PARAMETERS
+    from ..kb import parameter_catalog, rule_catalog
     from ..payers import load_registry
     from .casefiles import find_cases, load_case
 
@@ -288,10 +287,11 @@ def show_rule(rule_id: str, place: Layout, payer_dirs: list[str] | None = None) 
         raise PainAspError(f"{rule_id}: not a rule id" + (f" (did you mean {close[0]}?)" if close else
                                                           " (see pain-asp rules list)"))
     rule = rules[rule_id]
-    registry = load_registry(payer_dirs or [], set(rules))
+    registry = load_registry(payer_dirs or [], set(rules), str(place.kb))
+    parameters = parameter_catalog(str(place.kb))
     reads = []
     for name in rule.reads:
-        spec = PARAMETERS.get(name)
+        spec = parameters.get(name)
         values = []
         for payer_id in registry.ids():
             payer = registry.get(payer_id)
@@ -512,19 +512,19 @@ def coverage(run: TestRun, place: Layout, payer_dirs: list[str] | None = None) -
     on the date of one of its lines, and the case concerns a rule that reads P: the case is
     in that rule's folder, or the claim gets a finding of that rule.
     """
-    from ..kb import code_catalog, rule_catalog
-    from ..payer_schema import PARAMETERS
+    from ..kb import code_catalog, parameter_catalog, rule_catalog
     from ..payers import load_registry
 
     rules = rule_catalog(str(place.kb))
     codes = code_catalog(str(place.kb))
+    parameters = parameter_catalog(str(place.kb))
     readers: dict[str, set[str]] = {}
     for rule in rules.values():
         for name in rule.reads:
             readers.setdefault(name, set()).add(rule.id)
-    registry = load_registry(payer_dirs or [], set(rules))
+    registry = load_registry(payer_dirs or [], set(rules), str(place.kb))
     by_rule = {r: {"fire_cases": 0, "pass_cases": 0, "fired": 0} for r in rules}
-    params: dict[str, dict[str, int]] = {name: {} for name in PARAMETERS}
+    params: dict[str, dict[str, int]] = {name: {} for name in parameters}
     families: dict[str, int] = {f: 0 for f in sorted({c.family for c in codes.values()})}
     for outcome in run.outcomes:
         case = outcome.case
@@ -558,7 +558,7 @@ def coverage(run: TestRun, place: Layout, payer_dirs: list[str] | None = None) -
                         break
         for name, payer_id in touched:
             params[name][payer_id] = params[name].get(payer_id, 0) + 1
-    set_by: dict[str, list[str]] = {name: [] for name in PARAMETERS}
+    set_by: dict[str, list[str]] = {name: [] for name in parameters}
     for payer_id in registry.ids():
         for name in registry.get(payer_id).parameters:
             set_by.setdefault(name, []).append(payer_id)
@@ -631,8 +631,8 @@ def _placeholders(template: str) -> set[str]:
     return names
 
 
-def _lint_metadata(rules: dict[str, Any], statements: list[Statement], files: dict[str, Path]) -> list[LintProblem]:
-    from ..payer_schema import PARAMETERS
+def _lint_metadata(rules: dict[str, Any], statements: list[Statement], files: dict[str, Path],
+                   parameters: dict[str, Any]) -> list[LintProblem]:
     from ..vocabulary import CONFIDENCE_LEVELS, SEVERITIES
 
     out = []
@@ -678,8 +678,8 @@ def _lint_metadata(rules: dict[str, Any], statements: list[Statement], files: di
                 problem(f"source {source.document!r}: effective {source.effective!r}, expected "
                         "YYYY-MM-DD or empty")
         for name in rule.reads:
-            if name not in PARAMETERS:
-                problem(f"rule_reads {name}: not a parameter of pain_asp/payer_schema.py")
+            if name not in parameters:
+                problem(f"rule_reads {name}: not a parameter declared in kb/ (parameter/3, kb/payer.lp)")
         texts = [rule.title] + [str(v) for v in rule.meta.values()] + [s.document for s in rule.sources]
         if any(FILL_IN in t for t in texts):
             problem(f"scaffold text left to fill in ({FILL_IN!r})")
@@ -737,14 +737,14 @@ def _lint_cases(rules: dict[str, Any], place: Layout) -> list[LintProblem]:
     return out
 
 
-def _lint_payers(rules: dict[str, Any], payer_dirs: list[str]) -> list[LintProblem]:
+def _lint_payers(rules: dict[str, Any], payer_dirs: list[str], kb: Path,
+                 parameters: dict[str, Any]) -> list[LintProblem]:
     from ..errors import PayerError
-    from ..payer_schema import PARAMETERS
     from ..payers import PayerRegistry
     from ..resources import payers_dir
 
     out = []
-    registry = PayerRegistry([payers_dir()] + [Path(d) for d in payer_dirs], set(rules))
+    registry = PayerRegistry([payers_dir()] + [Path(d) for d in payer_dirs], set(rules), str(kb))
     for payer_id in registry.ids():
         try:
             payer = registry.get(payer_id)
@@ -754,9 +754,9 @@ def _lint_payers(rules: dict[str, Any], payer_dirs: list[str]) -> list[LintProbl
         for name in payer.parameters:
             if not any(name in r.reads for r in rules.values()):
                 out.append(LintProblem("payers", payer.file, f"sets {name}, which no rule reads"))
-    for name in PARAMETERS:
+    for name in parameters:
         if not any(name in r.reads for r in rules.values()):
-            out.append(LintProblem("payers", "pain_asp/payer_schema.py",
+            out.append(LintProblem("payers", str(kb),
                                    f"parameter {name} is declared but no rule reads it (rule_reads)"))
     return out
 
@@ -816,17 +816,18 @@ def _lint_docs(place: Layout) -> list[LintProblem]:
 
 def lint(place: Layout, payer_dirs: list[str] | None = None) -> list[LintProblem]:
     """Every problem the linter finds (empty when the knowledge base is clean)."""
-    from ..kb import rule_catalog
+    from ..kb import parameter_catalog, rule_catalog
 
     problems = [LintProblem("clingo", str(place.kb), w) for w in clingo_warnings(place.kb)]
     if problems and any("does not ground" in p.message or "error" in p.message for p in problems):
         return problems  # nothing else can be read from a knowledge base that does not load
     rules = rule_catalog(str(place.kb))
+    parameters = parameter_catalog(str(place.kb))
     statements = parse_kb(place.kb)
     problems += _lint_files(place.kb)
-    problems += _lint_metadata(rules, statements, rule_files(statements))
+    problems += _lint_metadata(rules, statements, rule_files(statements), parameters)
     problems += _lint_cases(rules, place)
-    problems += _lint_payers(rules, payer_dirs or [])
+    problems += _lint_payers(rules, payer_dirs or [], place.kb, parameters)
     problems += _lint_docs(place)
     return problems
 

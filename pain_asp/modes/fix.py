@@ -520,8 +520,10 @@ class Repairer:
             return _failed(result, [_solver_message(result, f"the corrected claim does not validate: {exc}")])
         mapped = [(rule, view_to_new[line], why, sev) for rule, line, why, sev in answer.findings
                   if line in view_to_new]
+        used_after = {(view_to_new[line], name): start for (line, name), start in answer.used.items()
+                      if line in view_to_new}
         after = build_findings(mapped, self.rules, fixed_claim, claim.payer, self._payer(claim.payer),
-                               self.checker.data)
+                               self.checker.data, used_after)
         after_keys = {_key(f) for f in after}
         edits = [_describe(e, claim, answer, view_to_new) for e in raw]
         resolved = [f for f in result.findings if _key(f) not in after_keys]
@@ -560,6 +562,7 @@ class _Answer:
 
     edits: list[RawEdit] = field(default_factory=list)
     findings: list[tuple[str, int, Any, str]] = field(default_factory=list)
+    used: dict[tuple[int, str], int] = field(default_factory=dict)  # (view line, parameter) -> entry start
     lines: list[tuple[int, int, str, int]] = field(default_factory=list)  # line, origin, code, units
     mods: dict[int, list[tuple[str, Any]]] = field(default_factory=dict)  # line -> (modifier, place)
     pointers: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # line -> (pointer, place)
@@ -617,6 +620,8 @@ def _split_model(symbols: list, n: int, kinds: dict[str, tuple[str, int]] | None
         if len(args) == 3:
             if kinds is not None:
                 answers[k].edits.append(_raw_edit(sym, kinds))
+        elif len(args) == 4:  # finding_param: the payer parameter entry a finding's rule read
+            answers[k].used[(args[1].number, args[2].name)] = args[3].number
         else:
             answers[k].findings.append((args[1].string, args[2].number, args[3], str(args[4])))
     for answer in answers:

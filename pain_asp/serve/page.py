@@ -319,7 +319,6 @@ def page_routes() -> APIRouter:
     @router.get("/page/payers/{payer_id}", response_class=HTMLResponse)
     def page_payer(request: Request, payer_id: str, date: str | None = None) -> HTMLResponse:
         from ..authoring.rules import value_text
-        from ..payer_schema import PARAMETERS
 
         registry = request.app.state.registry
         if payer_id not in registry.ids():
@@ -328,9 +327,10 @@ def page_routes() -> APIRouter:
             on = dt.date.fromisoformat(date) if date else dt.date.today()
         except ValueError:
             return _error_page(RequestError.one(422, "date", "a date as YYYY-MM-DD"))
-        info = work.payer_in_force(registry.get(payer_id), on)
+        payer = registry.get(payer_id)
+        info = work.payer_in_force(payer, on)
         def shown(name: str, value: Any) -> str:
-            return value_text(PARAMETERS[name], value) if name in PARAMETERS else str(value)
+            return value_text(payer.specs[name], value)
 
         rows = "".join(f'<tr><td>{escape(p["name"])}</td><td>{escape(shown(p["name"], p["value"]))}</td><td>{_since(p["since"])}</td>'
                        f'<td>{_sources([p["source"]])}</td></tr>' for p in info["parameters"])
