@@ -14,7 +14,10 @@
 Generator limits (each would need a decision no coder can make from the encounter):
 bilateral blocks of two nerves that share one code; a knee injection together with an
 ultrasound-guided nerve block (the shipped starter NCCI rows bundle 76942 into 20610/20611
-with modifier indicator 0); the same kind of procedure twice, interlaminar with caudal.
+with modifier indicator 0); the same kind of procedure twice, interlaminar with caudal; an
+interlaminar or caudal epidural without imaging on the day of a procedure whose fluoroscopy or
+CT guidance is billed (interlaminar-imaging-unbundled reads any such guidance line of the day as
+the epidural's imaging).
 """
 
 from __future__ import annotations
@@ -118,6 +121,11 @@ def encounters(draw: st.DrawFn) -> dict[str, Any]:
             assume(len(codes) == len(set(codes)))
     ultrasound_line = any(p.procedure == "peripheral_nerve_block" and p.guidance == "ultrasound" for p in procs)
     assume(not (ultrasound_line and any(p.procedure == "major_joint_injection" for p in procs)))
+    unguided_interlaminar = any(p.procedure in ("interlaminar_esi", "caudal_esi") and p.guidance == "none"
+                                for p in procs)
+    assume(not (unguided_interlaminar and any(p.procedure in ("peripheral_nerve_block", "trigger_point",
+                                                              "major_joint_injection")
+                                              and p.guidance in ("fluoroscopy", "ct") for p in procs)))
     date = draw(st.dates(dt.date(2024, 1, 2), dt.date(2026, 6, 30)))
     diagnoses = sorted({dx for group in DX.values() for dx in group[:1]} | {draw(st.sampled_from(DX["esi"]))})
     raw: dict[str, Any] = {"date": date.isoformat(), "diagnoses": diagnoses,
