@@ -202,9 +202,9 @@ parameters:
 
 def test_one_resolver_decides_the_entry_in_force_for_check_fix_and_code() -> None:
     """kb/payer.lp decides which payer entry is in force on a date (param_entry/4); code mode
-    includes it and reads values through it. (kb/repair/candidates.lp keeps its own window
+    includes it and reads values through it. (kb/fix/candidates.lp keeps its own window
     test of bilateral_format rows: routing it through param_entry/4 reorders the repair
-    program's grounding and turns one equal-cost tie of kb/repair/optimise.lp the other way.)"""
+    program's grounding and turns one equal-cost tie of kb/fix/optimise.lp the other way.)"""
     import re
 
     from pain_asp.resources import kb_dir
