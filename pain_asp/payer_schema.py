@@ -108,6 +108,13 @@ _SESSIONS: dict[str, ParamSpec] = {
         fields=(("blocks", "int"), ("min_relief_pct", "int"),
                 ("separate_dates", "choice:required|not_required")),
     ),
+    "device_trial": ParamSpec(
+        "records",
+        "Permanent implants that need an earlier trial: the implant code, the trial code, and the "
+        "least relief (percent) the trial must document, 0 for no figure; an earlier implant of "
+        "the same family shows a replacement (kb/rules/payer/neuromodulation.lp).",
+        fields=(("code", "code"), ("trial", "code"), ("min_relief_pct", "int")),
+    ),
     "rfa_repeat": ParamSpec(
         "record",
         "Before a repeat facet RFA in a region: relief (percent) the last RFA must have given and "
@@ -165,6 +172,11 @@ _CLAIM_POLICY: dict[str, ParamSpec] = {
     ),
     "not_covered": ParamSpec(
         "list", "Codes the payer does not cover (kb/rules/payer/coverage.lp).", item="code",
+    ),
+    "pos_not_payable": ParamSpec(
+        "records",
+        "Codes the payer does not pay in a place of service (kb/rules/payer/neuromodulation.lp).",
+        fields=(("code", "code"), ("pos", "pos")),
     ),
     "history_counts": ParamSpec(
         "choice",
