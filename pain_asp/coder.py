@@ -157,6 +157,12 @@ class Coder:
                 out.append(f"enc_minutes({p}, {int(proc.minutes)}).")
             if proc.separate_problem is not None:
                 out.append(f"enc_separate({p}, {'yes' if proc.separate_problem else 'no'}).")
+            if proc.leads is not None:
+                out.append(f"enc_leads({p}, {int(proc.leads)}).")
+            for name in ("reprogramming", "physician_skill"):
+                value = getattr(proc, name)
+                if value is not None:
+                    out.append(f"enc_{name}({p}, {'yes' if value else 'no'}).")
             for pointer in dict.fromkeys(proc.dx):
                 out.append(f"enc_ptr({p}, {int(pointer)}).")
         if enc.payer not in self._payer_facts:
@@ -519,6 +525,12 @@ def render_code_text(coded: CodeResult, reading: Any = None, colour: bool = Fals
             parts.append(f"{proc.minutes} minutes")
         if proc.separate_problem is not None:
             parts.append("separate problem" if proc.separate_problem else "procedure decision only")
+        if proc.leads is not None:
+            parts.append(f"{proc.leads} lead" + ("s" if proc.leads > 1 else ""))
+        if proc.reprogramming is not None:
+            parts.append("with reprogramming" if proc.reprogramming else "without reprogramming")
+        if proc.physician_skill is not None:
+            parts.append("physician skill" if proc.physician_skill else "clinical staff")
         out.append(f"  {n}. " + "; ".join(parts))
     if reading is not None:
         out.append(style("Read from", "bold") + f"  {reading.text!r}")

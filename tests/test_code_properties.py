@@ -96,6 +96,12 @@ def procedures(draw: st.DrawFn, kind: str | None = None) -> Procedure:
         fields["separate_problem"] = draw(st.one_of(st.none(), st.booleans()))
     elif kind == "chronic_pain_management":
         fields["minutes"] = draw(st.integers(30, 150))
+    elif kind == "scs_trial":
+        fields["leads"] = draw(st.integers(1, 4))
+    elif kind in ("pump_refill", "pump_analysis"):
+        fields["reprogramming"] = draw(st.booleans())
+        if kind == "pump_refill":
+            fields["physician_skill"] = draw(st.booleans())
     return Procedure(**{k: v for k, v in fields.items() if v is not None})
 
 
@@ -213,6 +219,9 @@ def policy_breaks(raw: dict[str, Any], payer_id: str, pos: str, codes: list[str]
             family = "facet_injection_us"        # 0213T-0218T: not covered instead
         if family in accepted and proc.guidance is not None and proc.guidance not in accepted[family]:
             must.add("imaging-undocumented")     # documented guidance the payer does not accept
+    kinds = {p.procedure for p in procs}
+    if {"pump_refill", "pump_analysis"} <= kinds:
+        must.add("pump-refill-with-analysis")     # one pump visit coded twice (kb/rules/coding/pump_refill.lp)
     if len(esi_regions) > int(_param(payer, "esi_regions_per_session", on)):
         must.add("esi-regions-per-session")
     if rfa_regions and not raw.get("history"):
@@ -287,7 +296,8 @@ def test_garbage_is_an_error_never_a_code(text: str) -> None:
 
 
 _ASKED = {"levels": "spinal levels", "side": "side", "guidance": "image guidance",
-          "nerves": "nerve", "muscles": "muscles", "minutes": "minutes"}
+          "nerves": "nerve", "muscles": "muscles", "minutes": "minutes", "leads": "leads",
+          "reprogramming": "reprogrammed", "physician_skill": "physician skill"}
 
 
 @given(data=st.data())
