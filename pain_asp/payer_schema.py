@@ -178,6 +178,12 @@ _CLAIM_POLICY: dict[str, ParamSpec] = {
         "Codes the payer does not pay in a place of service (kb/rules/payer/neuromodulation.lp).",
         fields=(("code", "code"), ("pos", "pos")),
     ),
+    "lifetime_units": ParamSpec(
+        "records",
+        "Codes the payer pays at most max_units of per patient per lifetime, counted over the "
+        "history and the claim (kb/rules/payer/neuromodulation.lp).",
+        fields=(("code", "code"), ("max_units", "int")),
+    ),
     "history_counts": ParamSpec(
         "choice",
         "Which of the patient's earlier services the history rules count (sessions per window, "
