@@ -18,7 +18,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .encounter import KINDS, NERVES, Encounter, encounter_problems
+from .encounter import KINDS, NERVES, Encounter, device_phrases, encounter_problems
 from .errors import PainAspError, describe
 from .facts import day_number
 from .findings import Result
@@ -525,12 +525,7 @@ def render_code_text(coded: CodeResult, reading: Any = None, colour: bool = Fals
             parts.append(f"{proc.minutes} minutes")
         if proc.separate_problem is not None:
             parts.append("separate problem" if proc.separate_problem else "procedure decision only")
-        if proc.leads is not None:
-            parts.append(f"{proc.leads} lead" + ("s" if proc.leads > 1 else ""))
-        if proc.reprogramming is not None:
-            parts.append("with reprogramming" if proc.reprogramming else "without reprogramming")
-        if proc.physician_skill is not None:
-            parts.append("physician skill" if proc.physician_skill else "clinical staff")
+        parts.extend(device_phrases(proc))
         out.append(f"  {n}. " + "; ".join(parts))
     if reading is not None:
         out.append(style("Read from", "bold") + f"  {reading.text!r}")

@@ -39,6 +39,7 @@ __all__ = [
     "KIND_FIELDS",
     "parse_encounter",
     "procedure_problems",
+    "device_phrases",
     "encounter_problems",
     "canonical_level",
     "nerve_key",
@@ -262,6 +263,18 @@ def _texts(value: Any) -> Any:
 def parse_encounter(raw: Any) -> Encounter:
     """Validate a raw mapping (parsed JSON or YAML) into an Encounter; raises ValidationError."""
     return msgspec.convert(_texts(raw), Encounter, strict=False)
+
+
+def device_phrases(proc: Procedure) -> list[str]:
+    """The lead count and pump-visit facts of ``proc`` as the text reader reads them back."""
+    phrases = []
+    if proc.leads is not None:
+        phrases.append(f"{proc.leads} lead" + ("s" if proc.leads > 1 else ""))
+    if proc.reprogramming is not None:
+        phrases.append("with reprogramming" if proc.reprogramming else "without reprogramming")
+    if proc.physician_skill is not None:
+        phrases.append("physician skill" if proc.physician_skill else "clinical staff")
+    return phrases
 
 
 def procedure_problems(proc: Procedure) -> list[str]:

@@ -25,7 +25,8 @@ from typing import Any
 
 import msgspec
 
-from .encounter import GENICULAR_BRANCHES, GENICULAR_STANDARD, NERVES, Procedure, procedure_problems
+from .encounter import (GENICULAR_BRANCHES, GENICULAR_STANDARD, NERVES, Procedure, device_phrases,
+                        procedure_problems)
 from .errors import PainAspError
 from .tokens import SEGMENTS, normalise_dx, parse_level, segment_name
 
@@ -637,12 +638,7 @@ def procedure_text(proc: Procedure) -> str:
         extras.append(f"{proc.minutes} minutes")
     if proc.separate_problem is not None:
         extras.append("separate problem" if proc.separate_problem else "procedure decision only")
-    if proc.leads is not None:
-        extras.append(f"{proc.leads} lead" + ("s" if proc.leads > 1 else ""))
-    if proc.reprogramming is not None:
-        extras.append("with reprogramming" if proc.reprogramming else "without reprogramming")
-    if proc.physician_skill is not None:
-        extras.append("physician skill" if proc.physician_skill else "clinical staff")
+    extras.extend(device_phrases(proc))
     return text + ", " + ", ".join(extras) if extras else text
 
 
