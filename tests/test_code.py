@@ -118,6 +118,14 @@ REFUSED = [
     ("left caudal epidural, fluoroscopy", "side do(es) not apply"),
     ("right L4-5 TFESI fluoroscopy 30 minutes", "minutes do(es) not apply"),
     ("x" * 2001, "longer than 2000"),
+    ("spinal cord stimulator trial", "needs the number of percutaneous leads"),
+    ("SCS trial with two leads and three leads", "more than one number of leads"),
+    ("permanent spinal cord stimulator generator", "only a spinal cord stimulator trial"),
+    ("pump refill", "needs whether the pump was reprogrammed"),
+    ("intrathecal pump refill with reprogramming", "physician skill (by the physician) or was done by clinical staff"),
+    ("intrathecal pump trial", "pump trial is an epidural or intrathecal injection"),
+    ("intrathecal pump", "which pump service"),
+    ("pump refill without reprogramming by the nurse, two leads", "number of leads does not apply"),
 ]
 
 

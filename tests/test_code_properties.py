@@ -106,6 +106,12 @@ def procedures(draw: st.DrawFn, kind: str | None = None) -> Procedure:
         fields["separate_problem"] = draw(st.one_of(st.none(), st.booleans()))
     elif kind == "chronic_pain_management":
         fields["minutes"] = draw(st.integers(30, 150))
+    elif kind == "scs_trial":
+        fields["leads"] = draw(st.integers(1, 4))
+    elif kind in ("pump_refill", "pump_analysis"):
+        fields["reprogramming"] = draw(st.booleans())
+        if kind == "pump_refill":
+            fields["physician_skill"] = draw(st.booleans())
     return Procedure(**{k: v for k, v in fields.items() if v is not None})
 
 
@@ -243,7 +249,8 @@ def test_garbage_is_an_error_never_a_code(text: str) -> None:
 
 
 _ASKED = {"levels": "spinal levels", "side": "side", "guidance": "image guidance",
-          "nerves": "nerve", "muscles": "muscles", "minutes": "minutes"}
+          "nerves": "nerve", "muscles": "muscles", "minutes": "minutes", "leads": "leads",
+          "reprogramming": "reprogrammed", "physician_skill": "physician skill"}
 
 
 @given(data=st.data())

@@ -46,6 +46,7 @@ __all__ = [
     "KIND_FIELDS",
     "parse_encounter",
     "procedure_problems",
+    "device_phrases",
     "encounter_problems",
     "canonical_level",
     "nerve_key",
@@ -60,6 +61,7 @@ ProcedureKind = Literal[
     "genicular_nerve_block", "genicular_rfa",
     "peripheral_nerve_block", "trigger_point", "major_joint_injection",
     "office_visit_new", "office_visit_established", "chronic_pain_management",
+    "scs_trial", "pump_refill", "pump_analysis",
 ]
 Guidance = Literal["fluoroscopy", "ct", "ultrasound", "none"]
 
@@ -100,7 +102,7 @@ GENICULAR_BRANCHES = ("superolateral genicular", "superomedial genicular",
 GENICULAR_STANDARD = ("superolateral genicular", "superomedial genicular", "inferomedial genicular")
 
 _ALL_FIELDS = ("levels", "side", "guidance", "purpose", "nerves", "muscles", "minutes",
-               "separate_problem")
+               "separate_problem", "leads", "reprogramming", "physician_skill")
 
 # Per kind: the fields it needs (*) and may take; the guidance its codes allow.
 # Guidance decides the code for interlaminar/caudal ESI (62321/62323 with imaging, 62320/
@@ -138,6 +140,9 @@ KIND_FIELDS: dict[str, dict[str, Any]] = {
     "office_visit_established": {"required": ("minutes",), "optional": ("separate_problem",),
                                  "guidance": ()},
     "chronic_pain_management": {"required": ("minutes",), "optional": (), "guidance": ()},
+    "scs_trial": {"required": ("leads",), "optional": ("guidance",), "guidance": ("fluoroscopy",)},
+    "pump_refill": {"required": ("reprogramming", "physician_skill"), "optional": (), "guidance": ()},
+    "pump_analysis": {"required": ("reprogramming",), "optional": (), "guidance": ()},
 }
 
 _WHAT = {
@@ -149,6 +154,9 @@ _WHAT = {
     "muscles": "the muscles injected",
     "minutes": "the minutes spent",
     "separate_problem": "whether the visit addressed a problem beyond the decision to do the procedure",
+    "leads": "the number of percutaneous leads (electrode arrays) placed",
+    "reprogramming": "whether the pump was reprogrammed (with or without reprogramming)",
+    "physician_skill": "whether the refill needed physician skill (by the physician) or was done by clinical staff",
 }
 
 
@@ -189,6 +197,9 @@ class Procedure(_Strict):
     muscles: Optional[list[str]] = None
     minutes: Optional[Annotated[int, Meta(ge=1, le=10000)]] = None
     separate_problem: Optional[bool] = None
+    leads: Optional[Annotated[int, Meta(ge=1, le=4)]] = None
+    reprogramming: Optional[bool] = None
+    physician_skill: Optional[bool] = None
     dx: Annotated[list[Annotated[int, Meta(ge=1, le=12)]], Meta(max_length=4)] = []
 
     def __post_init__(self) -> None:
@@ -259,6 +270,18 @@ def _texts(value: Any) -> Any:
 def parse_encounter(raw: Any) -> Encounter:
     """Validate a raw mapping (parsed JSON or YAML) into an Encounter; raises ValidationError."""
     return msgspec.convert(_texts(raw), Encounter, strict=False)
+
+
+def device_phrases(proc: Procedure) -> list[str]:
+    """The lead count and pump-visit facts of ``proc`` as the text reader reads them back."""
+    phrases = []
+    if proc.leads is not None:
+        phrases.append(f"{proc.leads} lead" + ("s" if proc.leads > 1 else ""))
+    if proc.reprogramming is not None:
+        phrases.append("with reprogramming" if proc.reprogramming else "without reprogramming")
+    if proc.physician_skill is not None:
+        phrases.append("physician skill" if proc.physician_skill else "clinical staff")
+    return phrases
 
 
 def procedure_problems(proc: Procedure) -> list[str]:
@@ -334,6 +357,10 @@ _CODES_BY_KIND = {
     "office_visit_new": "99202 (15 min), 99203 (30), 99204 (45), 99205 (60)",
     "office_visit_established": "99212 (10 min), 99213 (20), 99214 (30), 99215 (40)",
     "chronic_pain_management": "G3002 (30 minutes in the month) + G3003 per further 15 minutes",
+    "scs_trial": "63650, one unit per percutaneous lead (electrode array)",
+    "pump_refill": "95990 (clinical staff) or 95991 (physician skill) without reprogramming; "
+                   "62369 or 62370 with reprogramming",
+    "pump_analysis": "62367 without reprogramming, 62368 with reprogramming (no refill)",
 }
 
 _FORMAT_HEAD = """# Encounter format (`pain-asp code`)

@@ -27,7 +27,14 @@ import msgspec
 
 from ..errors import PainAspError
 from ..tokens import SEGMENTS, normalise_dx, parse_level, segment_name
-from .encounter import GENICULAR_BRANCHES, GENICULAR_STANDARD, NERVES, Procedure, procedure_problems
+from .encounter import (
+    GENICULAR_BRANCHES,
+    GENICULAR_STANDARD,
+    NERVES,
+    Procedure,
+    device_phrases,
+    procedure_problems,
+)
 
 __all__ = ["Recognised", "TextReading", "TextError", "read_procedure_text", "procedure_text",
            "encounter_text", "MUSCLES"]
@@ -163,6 +170,25 @@ _add("concept", "separate_yes", "separate problem", "separately identifiable", "
      "significant and separately identifiable", "separate complaint")
 _add("concept", "separate_no", "procedure decision only", "decision for procedure",
      "decision to perform procedure", "no separate problem")
+_add("concept", "scs", "scs", "spinal cord stimulator", "spinal cord stimulation", "spinal cord stim",
+     "dorsal column stimulator", "dorsal column stimulation", "scs lead", "scs leads")
+_add("concept", "trial", "trial", "trialing", "temporary", "trial lead", "trial leads")
+_add("concept", "pump", "pump", "intrathecal pump", "pain pump", "drug pump", "infusion pump",
+     "implanted pump", "intrathecal drug pump", "itp", "baclofen pump")
+_add("concept", "refill", "refill", "refilled", "refilling", "pump refill")
+_add("concept", "analysis", "analysis", "interrogation", "interrogated", "electronic analysis")
+_add("concept", "reprogram_yes", "reprogramming", "reprogrammed", "reprogram", "with reprogramming",
+     "and reprogramming", "dose change", "rate change")
+_add("concept", "reprogram_no", "without reprogramming", "no reprogramming", "not reprogrammed",
+     "no dose change", "no rate change")
+_add("concept", "physician_yes", "physician", "by physician", "by the physician", "md", "physician skill",
+     "requiring physician skill")
+_add("concept", "physician_no", "clinical staff", "by clinical staff", "nurse", "by nurse", "by the nurse",
+     "rn")
+_add("leads", "1", "one lead", "1 lead", "single lead", "one array", "1 array")
+_add("leads", "2", "two leads", "2 leads", "dual lead", "dual leads", "two arrays", "2 arrays")
+_add("leads", "3", "three leads", "3 leads", "three arrays", "3 arrays")
+_add("leads", "4", "four leads", "4 leads", "four arrays", "4 arrays")
 _add("concept", "all_three", "all three", "all 3", "three branches", "3 branches",
      "three standard branches", "all three branches", "all 3 branches")
 _add("nerve", "superolateral genicular", "superolateral", "slgn", "superior lateral",
@@ -206,12 +232,13 @@ _GROUP = {"transforaminal": "epidural", "interlaminar": "epidural", "caudal": "e
           "genicular": "genicular", "si_joint": "si_joint", "lateral_branch": "si_joint",
           "trigger_point": "trigger_point", "visit": "visit", "new_patient": "visit",
           "established_patient": "visit", "cpm": "cpm", "major_joint": "major_joint",
-          "occipital": "peripheral"}
+          "occipital": "peripheral", "scs": "scs", "pump": "pump", "refill": "pump"}
 _GROUP_TEXT = {"epidural": "an epidural injection", "facet": "a facet procedure",
                "genicular": "a genicular procedure", "si_joint": "an SI joint procedure",
                "trigger_point": "trigger point injections", "visit": "an office visit",
                "cpm": "chronic pain management", "major_joint": "a major joint injection",
-               "peripheral": "a peripheral nerve block"}
+               "peripheral": "a peripheral nerve block", "scs": "a spinal cord stimulator procedure",
+               "pump": "an implanted pump visit"}
 
 
 def _root_foramen(region: str, number: int) -> tuple[str, str] | None:
@@ -422,6 +449,25 @@ def _kind(seg: _Segment) -> str | None:
         return "office_visit_new" if status[0] == "new_patient" else "office_visit_established"
     if group == "major_joint":
         return "major_joint_injection"
+    if group == "scs":
+        if "trial" in concepts:
+            return "scs_trial"
+        seg.problems.append("only a spinal cord stimulator trial (percutaneous leads, 63650) is coded from "
+                            "text: a permanent lead, paddle, generator, revision or removal must be coded "
+                            "by hand (the same code 63650 also reports permanent percutaneous leads)")
+        return None
+    if group == "pump":
+        if "trial" in concepts:
+            seg.problems.append("an intrathecal pump trial is an epidural or intrathecal injection or "
+                                "catheter infusion: describe that procedure instead")
+            return None
+        if "refill" in concepts:
+            return "pump_refill"
+        if concepts & {"analysis", "reprogram_yes", "reprogram_no"}:
+            return "pump_analysis"
+        seg.problems.append("which pump service: a refill (with or without reprogramming), or an "
+                            "analysis (interrogation) without refill?")
+        return None
     if group == "peripheral":
         if "occipital" in concepts:
             seg.problems.append("which occipital nerve: greater, lesser or third occipital?")
@@ -510,6 +556,7 @@ def _build(seg: _Segment) -> Procedure:
         seg.problems.append("the visit is said both to address a separate problem and not to")
     elif "separate_yes" in concepts or "separate_no" in concepts:
         fields["separate_problem"] = "separate_yes" in concepts
+    _pump_and_leads(seg, kind, fields)
     if seg.problems:
         raise _Refuse(seg.problems)
     try:
@@ -520,6 +567,32 @@ def _build(seg: _Segment) -> Procedure:
     if problems:
         raise _Refuse(problems)
     return procedure
+
+
+def _yes_no(seg: _Segment, yes: str, no: str, what: str) -> bool | None:
+    concepts = seg.values("concept")
+    if yes in concepts and no in concepts:
+        seg.problems.append(f"the text says both with and without {what}")
+        return None
+    if yes in concepts or no in concepts:
+        return yes in concepts
+    return None
+
+
+def _pump_and_leads(seg: _Segment, kind: str, fields: dict[str, Any]) -> None:
+    """The lead count of an SCS trial, and what a pump visit did (reprogramming, who refilled)."""
+    leads = _one(seg, "leads", "number of leads")
+    reprogramming = _yes_no(seg, "reprogram_yes", "reprogram_no", "reprogramming")
+    physician = _yes_no(seg, "physician_yes", "physician_no", "physician skill")
+    if kind == "scs_trial":
+        if leads is not None:
+            fields["leads"] = int(leads)
+    elif leads is not None:
+        seg.problems.append(f"a number of leads does not apply to {kind}")
+    if kind in ("pump_refill", "pump_analysis"):
+        fields["reprogramming"] = reprogramming
+    if kind == "pump_refill":
+        fields["physician_skill"] = physician
 
 
 # --- canonical text ------------------------------------------------------------------------
@@ -541,6 +614,9 @@ _KIND_TEXT = {
     "office_visit_new": "new patient office visit",
     "office_visit_established": "established patient office visit",
     "chronic_pain_management": "chronic pain management",
+    "scs_trial": "spinal cord stimulator trial",
+    "pump_refill": "intrathecal pump refill",
+    "pump_analysis": "intrathecal pump analysis",
 }
 
 
@@ -568,6 +644,7 @@ def procedure_text(proc: Procedure) -> str:
         extras.append(f"{proc.minutes} minutes")
     if proc.separate_problem is not None:
         extras.append("separate problem" if proc.separate_problem else "procedure decision only")
+    extras.extend(device_phrases(proc))
     return text + ", " + ", ".join(extras) if extras else text
 
 

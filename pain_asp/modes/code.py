@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import PainAspError, describe
 from ..facts import day_number
 from ..findings import Result
-from ..inputs.encounter import KINDS, NERVES, Encounter, encounter_problems
+from ..inputs.encounter import KINDS, NERVES, Encounter, device_phrases, encounter_problems
 from ..models import Claim, ValidationError, as_dict, parse_claim
 from ..resources import kb_dir
 
@@ -157,6 +157,12 @@ class Coder:
                 out.append(f"enc_minutes({p}, {int(proc.minutes)}).")
             if proc.separate_problem is not None:
                 out.append(f"enc_separate({p}, {'yes' if proc.separate_problem else 'no'}).")
+            if proc.leads is not None:
+                out.append(f"enc_leads({p}, {int(proc.leads)}).")
+            for name in ("reprogramming", "physician_skill"):
+                value = getattr(proc, name)
+                if value is not None:
+                    out.append(f"enc_{name}({p}, {'yes' if value else 'no'}).")
             for pointer in dict.fromkeys(proc.dx):
                 out.append(f"enc_ptr({p}, {int(pointer)}).")
         if enc.payer not in self._payer_facts:
@@ -519,6 +525,7 @@ def render_code_text(coded: CodeResult, reading: Any = None, colour: bool = Fals
             parts.append(f"{proc.minutes} minutes")
         if proc.separate_problem is not None:
             parts.append("separate problem" if proc.separate_problem else "procedure decision only")
+        parts.extend(device_phrases(proc))
         out.append(f"  {n}. " + "; ".join(parts))
     if reading is not None:
         out.append(style("Read from", "bold") + f"  {reading.text!r}")
