@@ -169,7 +169,7 @@ def test_a_parameter_declared_in_kb_is_validated_checked_resolved_and_cited(tmp_
     kb = tmp_path / "kb"
     shutil.copytree(kb_dir(), kb)
     (kb / "rules" / "payer" / "demo_units.lp").write_text(DEMO_RULE, encoding="utf-8")
-    main = kb / "main.lp"
+    main = kb / "check.lp"
     main.write_text(main.read_text(encoding="utf-8").replace(
         '#include "findings.lp".', '#include "rules/payer/demo_units.lp".\n#include "findings.lp".'))
     payers = tmp_path / "payers"
@@ -214,8 +214,8 @@ def test_one_resolver_decides_the_entry_in_force_for_check_fix_and_code() -> Non
             for p in kb.rglob("*.lp")}
     assert {name for name, text in code.items() if "payer_entry(" in text} == {"payer.lp"}
     readers = {name for name, text in code.items() if re.search(r"payer_(param|value|keyed)\(", text)}
-    assert readers == {"payer.lp", "coding/input.lp", "repair/candidates.lp"}
-    assert all("param_entry(" in code[name] for name in readers - {"repair/candidates.lp"})
-    assert "payer.lp" in code["coding/input.lp"]  # code mode includes the same resolver
+    assert readers == {"payer.lp", "code/input.lp", "fix/candidates.lp"}
+    assert all("param_entry(" in code[name] for name in readers - {"fix/candidates.lp"})
+    assert "payer.lp" in code["code/input.lp"]  # code mode includes the same resolver
     facts = load_registry(known_rules=set(rule_catalog())).get("medicare").facts()
     assert all(re.fullmatch(r'payer_(entry|param|value|keyed|rule_off|severity)\(.*\)\.', ln) for ln in facts.splitlines())
