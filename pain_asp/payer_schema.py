@@ -108,6 +108,33 @@ _SESSIONS: dict[str, ParamSpec] = {
         fields=(("blocks", "int"), ("min_relief_pct", "int"),
                 ("separate_dates", "choice:required|not_required")),
     ),
+    "si_joint_frequency": ParamSpec(
+        "records",
+        "SI-joint injection sessions (27096, G0260, 64451; distinct dates) allowed per kind "
+        "within a rolling window of window_months calendar months (as esi_frequency) "
+        "(kb/rules/payer/si_joint.lp).",
+        fields=(("kind", "choice:diagnostic|therapeutic"), ("max_sessions", "int"),
+                ("window_months", "int")),
+    ),
+    "si_joint_relief": ParamSpec(
+        "record",
+        "Before a therapeutic SI-joint injection: the relief (percent) an earlier diagnostic "
+        "injection must have given, and after a therapeutic one the relief and months it must "
+        "have lasted (kb/rules/payer/si_joint.lp).",
+        fields=(("diagnostic_pct", "int"), ("therapeutic_pct", "int"), ("therapeutic_months", "int")),
+    ),
+    "vertebral_levels_per_session": ParamSpec(
+        "records",
+        "Per family (vertebroplasty, vertebral_augmentation, basivertebral_ablation): the "
+        "vertebral bodies one session may treat, and whether more is a denial or a review "
+        "(kb/rules/payer/vertebral.lp).",
+        fields=(("family", "family"), ("max_levels", "int"), ("severity", "choice:deny|review")),
+    ),
+    "basivertebral_coverage": ParamSpec(
+        "int",
+        "Basivertebral nerve ablation is covered only in L3-S1, with Modic type 1 or 2 changes, "
+        "each body once; the value is the lifetime maximum of bodies (kb/rules/payer/vertebral.lp).",
+    ),
     "rfa_repeat": ParamSpec(
         "record",
         "Before a repeat facet RFA in a region: relief (percent) the last RFA must have given and "
