@@ -144,7 +144,7 @@ def _mapped_payer_ids() -> dict[str, str]:
 
 def _documentation(k: int, n: int, doc: Documentation) -> list[str]:
     out = []
-    for name in ("imaging", "side", "purpose", "distinct", "global_relation"):
+    for name in ("imaging", "side", "purpose", "distinct", "global_relation", "modic"):
         value = getattr(doc, name)
         if value is not None:
             out.append(f"doc({k}, {n}, {name}, {value}).")

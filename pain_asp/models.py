@@ -20,7 +20,7 @@ import msgspec
 from msgspec import Meta, Struct, ValidationError
 from msgspec.structs import force_setattr
 
-from .tokens import CODE_RE, MODIFIER_RE, normalise_dx, parse_level
+from .tokens import CODE_RE, MODIFIER_RE, normalise_dx, parse_spinal_level
 
 __all__ = [
     "Claim",
@@ -97,7 +97,8 @@ EXPECTED = {
     "modifiers": "two-character modifiers such as 50, RT, LT, KX, 25, 59, XS (at most 4)",
     "diagnoses": "ICD-10-CM codes such as M54.16 or M5416 (at most 12)",
     "place_of_service": "an assigned two-digit CMS place-of-service code such as 11, 19, 22 or 24",
-    "levels": "spinal levels as adjacent segments, e.g. L4-L5, L4-5, L5-S1, T12-L1, C5-C6",
+    "levels": "spinal levels as adjacent segments, e.g. L4-L5, L4-5, L5-S1, T12-L1, C5-C6, or "
+              "vertebral bodies, e.g. T12, L1, S1",
     "date": "a date as YYYY-MM-DD",
     "birth_date": "a date as YYYY-MM-DD",
     "dx": "diagnosis pointers 1-12 (at most 4)",
@@ -152,14 +153,14 @@ def check_service_date(field: str, day: dt.date) -> None:
 
 def _check_levels(values: Optional[list[str]]) -> None:
     for text in values or ():
-        if parse_level(text) is None:
+        if parse_spinal_level(text) is None:
             raise ValueError(f"levels: {EXPECTED['levels']}")
 
 
 def _segments(levels: Optional[list[str]]) -> list[tuple[int, int]]:
     seen: list[tuple[int, int]] = []
     for text in levels or []:
-        level = parse_level(text)
+        level = parse_spinal_level(text)
         if level is not None and level not in seen:
             seen.append(level)
     return seen
@@ -179,6 +180,7 @@ class Documentation(_Strict):
     distinct: Optional[Literal[
         "separate_structure", "separate_encounter", "separate_practitioner", "unusual"]] = None
     global_relation: Optional[Literal["staged", "complication", "unrelated"]] = None
+    modic: Optional[Literal["type_1", "type_2", "type_3", "none"]] = None
 
     def __post_init__(self) -> None:
         _check_levels(self.levels)

@@ -19,6 +19,7 @@ __all__ = [
     "normalise_dx",
     "npi_status",
     "parse_level",
+    "parse_spinal_level",
     "nerve_token",
     "segment_name",
 ]
@@ -72,6 +73,20 @@ def parse_level(text: str) -> tuple[int, int] | None:
     if upper is None or lower is None or lower != upper + 1:
         return None
     return upper, lower
+
+
+def parse_spinal_level(text: str) -> tuple[int, int] | None:
+    """Parse an interspace level (``L4-L5``, as :func:`parse_level`) or one vertebral body
+    (``T12``, ``L1``, ``S1``: vertebral augmentation and basivertebral nerve ablation treat
+    bodies, not interspaces).
+
+    A vertebral body N is returned as ``(N, N)``; None when ``text`` is neither.
+    """
+    level = parse_level(text)
+    if level is not None:
+        return level
+    body = SEGMENTS.get(text.strip().upper())
+    return None if body is None else (body, body)
 
 
 def segment_name(number: int) -> str:

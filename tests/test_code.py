@@ -126,6 +126,10 @@ REFUSED = [
     ("intrathecal pump trial", "pump trial is an epidural or intrathecal injection"),
     ("intrathecal pump", "which pump service"),
     ("pump refill without reprogramming by the nurse, two leads", "number of leads does not apply"),
+    ("T12-L1 kyphoplasty", "name each vertebral body"),
+    ("kyphoplasty under fluoroscopy", "needs the spinal levels"),
+    ("L1 kyphoplasty and vertebroplasty", "both kyphoplasty and vertebroplasty"),
+    ("L2 kyphoplasty, ultrasound", "cannot be reported with guidance ultrasound"),
 ]
 
 
@@ -180,6 +184,13 @@ def test_invalid_encounter_is_a_validation_error(raw: dict[str, Any], expected: 
     assert expected in str(info.value)
 
 
+@pytest.mark.parametrize("levels", [["L4-L5"], ["L6"], ["T12-L1"]])
+def test_vertebral_body_procedure_takes_bodies_only(levels: list[str]) -> None:
+    with pytest.raises(msgspec.ValidationError) as info:
+        parse_encounter(_raw({"procedure": "vertebral_augmentation", "levels": levels}))
+    assert "the vertebral bodies treated" in str(info.value)
+
+
 @pytest.mark.parametrize("raw,expected", [
     (_raw({"procedure": "facet_injection", "levels": ["L4-L5"], "side": "left"}), "needs the image guidance"),
     (_raw({"procedure": "trigger_point", "muscles": ["trapezius"], "side": "left"}), "side do(es) not apply"),
@@ -202,6 +213,11 @@ def test_invalid_encounter_is_a_validation_error(raw: dict[str, Any], expected: 
     (_raw({"procedure": "office_visit_established", "minutes": 20},
           {"procedure": "transforaminal_esi", "levels": ["L5-S1"], "side": "left"}), "separate_problem"),
     (_raw({"procedure": "caudal_esi", "guidance": "fluoroscopy", "levels": ["C6-C7"]}), "caudal epidural reaches"),
+    (_raw({"procedure": "vertebral_augmentation", "levels": ["T12", "L1"]}), "two regions"),
+    (_raw({"procedure": "vertebral_augmentation", "levels": ["S1"]}), "vertebral body S1"),
+    (_raw({"procedure": "basivertebral_ablation", "levels": ["T12"]}), "vertebral body T12"),
+    (_raw({"procedure": "basivertebral_ablation", "levels": ["L4", "L5"]}, date="2021-12-31"),
+     "64628 is valid only from 2022-01-01"),
 ])
 def test_encounter_that_cannot_be_coded(raw: dict[str, Any], expected: str, coder: Coder) -> None:
     with pytest.raises(CodingError) as info:

@@ -50,6 +50,12 @@ PLACES = ("11", "19", "22", "24")
 LUMBAR = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
 CERVICAL = ("C2-C3", "C3-C4", "C4-C5", "C5-C6", "C6-C7", "C7-T1")
 THORACIC = ("T10-T11", "T11-T12", "T12-L1")
+# Vertebral bodies: kyphoplasty codes describe thoracic and lumbar bodies, 64628/64629 L3-S1
+# at Medicare (at most two a session), and a first-level code is billed once a session, so
+# one region per procedure.
+THORACIC_BODIES = ("T8", "T9", "T10", "T11", "T12")
+LUMBAR_BODIES = ("L1", "L2", "L3", "L4", "L5")
+BASIVERTEBRAL_BODIES = ("L3", "L4", "L5", "S1")
 PERIPHERAL = tuple(n for n in NERVES if n not in GENICULAR_BRANCHES)
 # Billable on every date drawn (2024-2026), by what they support (reference.md §6).
 DX = {"esi": ("M54.16", "M54.12", "M48.062"), "facet": ("M47.816", "M47.812"), "si": ("M46.1",),
@@ -112,6 +118,10 @@ def procedures(draw: st.DrawFn, kind: str | None = None) -> Procedure:
         fields["reprogramming"] = draw(st.booleans())
         if kind == "pump_refill":
             fields["physician_skill"] = draw(st.booleans())
+    elif kind in ("vertebroplasty", "vertebral_augmentation"):
+        fields["levels"] = draw(_levels((THORACIC_BODIES, LUMBAR_BODIES), 3))
+    elif kind == "basivertebral_ablation":
+        fields["levels"] = draw(_levels((BASIVERTEBRAL_BODIES,), 2))
     return Procedure(**{k: v for k, v in fields.items() if v is not None})
 
 

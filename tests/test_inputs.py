@@ -55,6 +55,16 @@ BAD = {
                  "one of 'left', 'right', 'bilateral'"),
     "bad level": (lambda c: c["lines"][0]["documented"].update(levels=["L4-L6"]),
                   "lines[1].documented.levels", "adjacent segments"),
+    "no such vertebra": (lambda c: c["lines"][0]["documented"].update(levels=["L6"]),
+                         "lines[1].documented.levels", "vertebral bodies"),
+    "thirteenth thoracic": (lambda c: c["lines"][0]["documented"].update(levels=["T13"]),
+                            "lines[1].documented.levels", "vertebral bodies"),
+    "sacral body below S1": (lambda c: c["lines"][0]["documented"].update(levels=["S2"]),
+                             "lines[1].documented.levels", "vertebral bodies"),
+    "level range": (lambda c: c["lines"][0]["documented"].update(levels=["L3-S1"]),
+                    "lines[1].documented.levels", "vertebral bodies"),
+    "history body": (lambda c: c.update(history=[{"date": "2025-05-04", "code": "64628", "levels": ["L9"]}]),
+                     "history[1].levels", "vertebral bodies"),
     "bad diagnosis": (lambda c: c.update(diagnoses=["54.16"]), "diagnoses[1]", "ICD-10-CM"),
     "bad date": (lambda c: c["lines"][0].update(date="2026-13-01"), "lines[1].date", "YYYY-MM-DD"),
     "bad place of service": (lambda c: c.update(place_of_service="ASC"), "place_of_service", "place-of-service"),
@@ -166,3 +176,14 @@ def test_whole_numbers_in_text_fields_are_read_as_text(tmp_path: Path) -> None:
     assert code == 2
     errors = json.loads(out)[0]["errors"]
     assert [(e["claim_id"], e["field"], e["value"]) for e in errors] == [("1234", "lines[1].date", "text of 10 characters")]
+
+
+@pytest.mark.parametrize("levels", [["T12"], ["L1", "L2"], ["S1"], ["l5"], ["T12", "L1-L2"]])
+def test_vertebral_bodies_are_levels(tmp_path: Path, levels: list[str]) -> None:
+    """Vertebral augmentation and basivertebral ablation treat vertebral bodies: a single
+    segment is a level, as an interspace is."""
+    claim = good_claim()
+    claim["lines"][0]["documented"]["levels"] = levels
+    code, out, err = run_check(tmp_path, [claim])
+    assert code in (0, 1)
+    assert json.loads(out)[0]["status"] != "error"

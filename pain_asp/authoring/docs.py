@@ -109,7 +109,7 @@ lines:                           # 1 to 50 lines
     documented:                  # optional chart facts for this line
       imaging: fluoroscopy       # fluoroscopy | ct | ultrasound | none
       side: right                # left | right | bilateral
-      levels: [L5-S1]            # spinal levels: L4-L5, L4-5, L5-S1, T12-L1, C5-C6 ...
+      levels: [L5-S1]            # spinal levels: L4-L5, L4-5, L5-S1, T12-L1, C5-C6 ...; vertebral bodies: T12, L1, S1
       purpose: diagnostic        # diagnostic | therapeutic
       relief_pct: 85             # pain relief after a diagnostic block (0-100)
       relief_duration_months: 7  # how long the relief lasted (repeat RFA)
@@ -117,6 +117,7 @@ lines:                           # 1 to 50 lines
       muscles: [left trapezius, right trapezius, left levator scapulae]
       distinct: separate_structure   # separate_structure | separate_encounter | separate_practitioner | unusual
       global_relation: staged    # in another procedure's post-operative period: staged (58) | complication (78) | unrelated (79)
+      modic: type_1              # Modic endplate changes on MRI (basivertebral nerve ablation): type_1 | type_2 | type_3 | none
 clinical:                        # optional chart facts for the claim
   pain_duration_months: 6
   conservative_care_weeks: 8     # 0 is documented absence

@@ -557,7 +557,7 @@ def _space_facts(checker: Any, payer_ids: list[str], codes: list[str]) -> str:
     facts += [f"space_clinical({f}, {v})." for f, values in clinical.items() for v in values]
     facts += [f"space_care({c})." for c in ("physical_therapy", "nsaids")]
     facts += [f"space_hist({h})." for h in range(1, SPACE_BOUND["history"] + 1)]
-    history_codes = sorted(set(ESI_CODES + FACET_CODES + RFA_CODES + ("99213", "G3002", "64454")) & set(codes))
+    history_codes = sorted(set(ESI_CODES + FACET_CODES + RFA_CODES + ("99213", "G3002", "64454", "27096")) & set(codes))
     facts += [f'space_hist_code("{c}").' for c in history_codes]
     facts += [f"space_hist_day({day(_DAY - dt.timedelta(days=n))})." for n in (7, 30, 200, 400)]
     facts += checker.tables.facts(set(codes))

@@ -33,7 +33,7 @@ from ..models import (
     numbers_as_text,
     place_of_service_code,
 )
-from ..tokens import parse_level, segment_name
+from ..tokens import parse_level, parse_spinal_level, segment_name
 
 __all__ = [
     "Encounter",
@@ -62,6 +62,7 @@ ProcedureKind = Literal[
     "peripheral_nerve_block", "trigger_point", "major_joint_injection",
     "office_visit_new", "office_visit_established", "chronic_pain_management",
     "scs_trial", "pump_refill", "pump_analysis",
+    "vertebroplasty", "vertebral_augmentation", "basivertebral_ablation",
 ]
 Guidance = Literal["fluoroscopy", "ct", "ultrasound", "none"]
 
@@ -143,7 +144,14 @@ KIND_FIELDS: dict[str, dict[str, Any]] = {
     "scs_trial": {"required": ("leads",), "optional": ("guidance",), "guidance": ("fluoroscopy",)},
     "pump_refill": {"required": ("reprogramming", "physician_skill"), "optional": (), "guidance": ()},
     "pump_analysis": {"required": ("reprogramming",), "optional": (), "guidance": ()},
+    "vertebroplasty": {"required": ("levels",), "optional": ("guidance",), "guidance": ("fluoroscopy", "ct")},
+    "vertebral_augmentation": {"required": ("levels",), "optional": ("guidance",),
+                               "guidance": ("fluoroscopy", "ct")},
+    "basivertebral_ablation": {"required": ("levels",), "optional": ("guidance",),
+                               "guidance": ("fluoroscopy", "ct")},
 }
+# Kinds whose levels are vertebral bodies (T12, L1), not interspaces (kb/coding/select.lp).
+BODY_KINDS = ("vertebroplasty", "vertebral_augmentation", "basivertebral_ablation")
 
 _WHAT = {
     "levels": "the spinal levels (e.g. L4-L5, L5-S1)",
@@ -162,6 +170,14 @@ _WHAT = {
 
 class _Strict(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True, omit_defaults=True):
     """Base: unknown keys are errors; instances are immutable; defaults are not written."""
+
+
+def canonical_body(text: str) -> Optional[str]:
+    """``l1`` -> ``L1``; None when ``text`` is not one vertebral body (an interspace is not)."""
+    level = parse_spinal_level(text)
+    if level is None or level[0] != level[1]:
+        return None
+    return segment_name(level[0])
 
 
 def canonical_level(text: str) -> Optional[str]:
@@ -206,10 +222,15 @@ class Procedure(_Strict):
         if self.levels is not None:
             seen: list[str] = []
             for text in self.levels:
-                level = canonical_level(str(text))
-                if level is None:
-                    raise ValueError("levels: spinal levels as adjacent segments, e.g. L4-L5, L4-5, L5-S1, "
-                                     "T12-L1, C5-C6")
+                if self.procedure in BODY_KINDS:
+                    level = canonical_body(str(text))
+                    if level is None:
+                        raise ValueError("levels: the vertebral bodies treated, e.g. T12, L1")
+                else:
+                    level = canonical_level(str(text))
+                    if level is None:
+                        raise ValueError("levels: spinal levels as adjacent segments, e.g. L4-L5, L4-5, "
+                                         "L5-S1, T12-L1, C5-C6")
                 if level not in seen:
                     seen.append(level)
             force_setattr(self, "levels", seen)
@@ -234,7 +255,7 @@ class Procedure(_Strict):
 
     def segments(self) -> list[tuple[int, int]]:
         """The levels as (upper, lower) segment numbers."""
-        return [parse_level(level) for level in self.levels or []]  # type: ignore[misc]
+        return [parse_spinal_level(level) for level in self.levels or []]  # type: ignore[misc]
 
 
 class Encounter(_Strict):
@@ -361,6 +382,9 @@ _CODES_BY_KIND = {
     "pump_refill": "95990 (clinical staff) or 95991 (physician skill) without reprogramming; "
                    "62369 or 62370 with reprogramming",
     "pump_analysis": "62367 without reprogramming, 62368 with reprogramming (no refill)",
+    "vertebroplasty": "22510 cervical/thoracic or 22511 lumbar/sacral first body, +22512 per further body",
+    "vertebral_augmentation": "22513 thoracic or 22514 lumbar first body, +22515 per further body",
+    "basivertebral_ablation": "64628 the first two lumbar or sacral bodies, +64629 per further body",
 }
 
 _FORMAT_HEAD = """# Encounter format (`pain-asp code`)
@@ -457,6 +481,12 @@ The code-selection program is ASP in `kb/code/` and reads the same catalog
 - **Diagnosis pointers**: those the procedure gives, else the diagnoses on the payer's
   coverage list for the code (`dx_coverage`), in order, at most four; else the first four
   (and the check says `dx-not-supporting`).
+- **Vertebral bodies** (vertebroplasty, kyphoplasty, basivertebral nerve ablation): levels are
+  the bodies treated (`T12`, `L1`). The first body is the primary code (22510/22511,
+  22513/22514 by region; 64628 covers the first two bodies) and each further body one unit of
+  the add-on (22512, 22515, 64629). Bodies in two regions are refused (the first-level code is
+  billed once a session: the coder chooses it), as are bodies no code describes (a sacral
+  kyphoplasty, a thoracic basivertebral ablation).
 - **Validity**: a code not valid on the date of service (64454 before 2020, G3002 before
   2023) refuses the encounter.
 
@@ -484,7 +514,9 @@ phrase it recognised and every word it did not, and refuses to guess.
   occipital, suprascapular, sciatic, ilioinguinal, lateral femoral cutaneous ...), trigger
   points (`TPI`, with the muscles named, sides per muscle), knee/shoulder/hip injections,
   office visits (new or established patient, minutes, "separate problem" or "procedure
-  decision only"), chronic pain management (`CPM`, minutes).
+  decision only"), chronic pain management (`CPM`, minutes), kyphoplasty (vertebral
+  augmentation), vertebroplasty and basivertebral nerve ablation (`BVN`, Intracept) with the
+  vertebral bodies named one by one (`T12 and L1`; an interspace or a range is an error).
 - Guidance: fluoroscopy (`fluoro`, C-arm), CT, ultrasound (`US`), without imaging.
 - Purpose: diagnostic, therapeutic. Diagnoses written with a dot (`M54.16`) are taken too.
 - Errors name what is missing: no procedure; an epidural without its approach; an ablation

@@ -28,6 +28,7 @@ import msgspec
 from ..errors import PainAspError
 from ..tokens import SEGMENTS, normalise_dx, parse_level, segment_name
 from .encounter import (
+    BODY_KINDS,
     GENICULAR_BRANCHES,
     GENICULAR_STANDARD,
     NERVES,
@@ -166,6 +167,11 @@ _add("concept", "new_patient", "new patient", "new")
 _add("concept", "established_patient", "established patient", "established", "est patient",
      "follow up", "followup", "return patient")
 _add("concept", "cpm", "chronic pain management", "cpm", "chronic pain care management")
+_add("concept", "kyphoplasty", "kyphoplasty", "kyphoplasties", "balloon kyphoplasty", "vertebral augmentation",
+     "vertebral body augmentation")
+_add("concept", "vertebroplasty", "vertebroplasty", "vertebroplasties")
+_add("concept", "basivertebral", "basivertebral", "basivertebral nerve", "bvn", "bvna", "intracept",
+     "intraosseous basivertebral nerve", "basivertebral nerve ablation")
 _add("concept", "separate_yes", "separate problem", "separately identifiable", "separate issue",
      "significant and separately identifiable", "separate complaint")
 _add("concept", "separate_no", "procedure decision only", "decision for procedure",
@@ -217,7 +223,8 @@ nerve nerves joint joints level levels steroid steroids anesthetic local needle 
 side sided patient plus x was were is each one two three four single total times image imaging
 contrast time spent face bilevel multilevel multiple muscle muscles point points by also then
 including included injections blocks this that from done as per target targeted targeting lumbar
-cervical thoracic sacral spine spinal region mg ml into branch
+cervical thoracic sacral spine spinal region mg ml into branch vertebral body bodies vertebra vertebrae
+cement
 """.split()}
 
 _ICD = re.compile(r"(?<![A-Za-z0-9.])([A-TV-Za-tv-z][0-9][0-9A-Za-z]\.[0-9A-Za-z]{1,4})(?![A-Za-z0-9])")
@@ -232,13 +239,15 @@ _GROUP = {"transforaminal": "epidural", "interlaminar": "epidural", "caudal": "e
           "genicular": "genicular", "si_joint": "si_joint", "lateral_branch": "si_joint",
           "trigger_point": "trigger_point", "visit": "visit", "new_patient": "visit",
           "established_patient": "visit", "cpm": "cpm", "major_joint": "major_joint",
-          "occipital": "peripheral", "scs": "scs", "pump": "pump", "refill": "pump"}
+          "occipital": "peripheral", "scs": "scs", "pump": "pump", "refill": "pump",
+          "kyphoplasty": "vertebral", "vertebroplasty": "vertebral", "basivertebral": "basivertebral"}
 _GROUP_TEXT = {"epidural": "an epidural injection", "facet": "a facet procedure",
                "genicular": "a genicular procedure", "si_joint": "an SI joint procedure",
                "trigger_point": "trigger point injections", "visit": "an office visit",
                "cpm": "chronic pain management", "major_joint": "a major joint injection",
                "peripheral": "a peripheral nerve block", "scs": "a spinal cord stimulator procedure",
-               "pump": "an implanted pump visit"}
+               "pump": "an implanted pump visit", "vertebral": "a vertebral augmentation",
+               "basivertebral": "a basivertebral nerve ablation"}
 
 
 def _root_foramen(region: str, number: int) -> tuple[str, str] | None:
@@ -410,7 +419,8 @@ def _kind(seg: _Segment) -> str | None:
     group = next(iter(groups), None)
     ablation = "ablation" in concepts
     if ablation:
-        targets = {"facet": "facet_rfa", "genicular": "genicular_rfa", "si_joint": "si_joint_rfa"}
+        targets = {"facet": "facet_rfa", "genicular": "genicular_rfa", "si_joint": "si_joint_rfa",
+                   "basivertebral": "basivertebral_ablation"}
         target = targets.get(group or "")
         if target is None:
             seg.problems.append("radiofrequency ablation of what: facet joints (medial branches), "
@@ -438,6 +448,14 @@ def _kind(seg: _Segment) -> str | None:
         return "si_joint_nerve_block" if nerve_block else "si_joint_injection"
     if group == "trigger_point":
         return "trigger_point"
+    if group == "basivertebral":
+        return "basivertebral_ablation"
+    if group == "vertebral":
+        if {"kyphoplasty", "vertebroplasty"} <= concepts:
+            seg.problems.append("the text names both kyphoplasty and vertebroplasty: describe each "
+                                "procedure separately")
+            return None
+        return "vertebral_augmentation" if "kyphoplasty" in concepts else "vertebroplasty"
     if group == "cpm":
         return "chronic_pain_management"
     if group == "visit":
@@ -521,7 +539,12 @@ def _build(seg: _Segment) -> Procedure:
     fields["guidance"] = _one(seg, "guidance", "guidance")
     fields["purpose"] = _one(seg, "purpose", "purpose")
     levels = list(seg.levels)
-    if seg.roots:
+    if kind in BODY_KINDS:
+        if levels:
+            seg.problems.append(f"{', '.join(levels)}: name each vertebral body treated (e.g. T12, L1), "
+                                "not an interspace")
+        levels = list(seg.roots)
+    elif seg.roots:
         if kind == "transforaminal_esi":
             for root in seg.roots:
                 foramen = _root_foramen(root[0], int(root[1:]))
@@ -617,6 +640,9 @@ _KIND_TEXT = {
     "scs_trial": "spinal cord stimulator trial",
     "pump_refill": "intrathecal pump refill",
     "pump_analysis": "intrathecal pump analysis",
+    "vertebroplasty": "vertebroplasty",
+    "vertebral_augmentation": "kyphoplasty",
+    "basivertebral_ablation": "basivertebral nerve ablation",
 }
 
 

@@ -24,6 +24,7 @@ from ..findings import Result
 from ..inputs.encounter import KINDS, NERVES, Encounter, device_phrases, encounter_problems
 from ..models import Claim, ValidationError, as_dict, parse_claim
 from ..resources import kb_dir
+from ..tokens import segment_name
 
 __all__ = ["Coder", "CodeResult", "CodingError", "MODIFIER_ORDER", "coded_output", "read_description", "run_code"]
 
@@ -319,6 +320,13 @@ class Coder:
         if kind == "caudal_levels":
             return head + ("a caudal epidural reaches lumbar and sacral levels; the levels given are "
                            "cervical or thoracic")
+        if kind == "vertebral_regions":
+            return head + ("the vertebral bodies lie in two regions, and the first-level code is billed "
+                           "once a session: choose it and code the other bodies as further bodies")
+        if kind == "vertebral_body_not_coded":
+            return head + (f"no code of this procedure describes vertebral body {segment_name(args[0].number)} "
+                           "(kyphoplasty: thoracic and lumbar bodies; basivertebral ablation: lumbar and "
+                           "sacral bodies)")
         if kind == "cpm_minutes":
             return head + (f"{args[0].number} minutes: G3002 needs at least 30 minutes of chronic pain "
                            "management in the calendar month")
