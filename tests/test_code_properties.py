@@ -189,6 +189,8 @@ def _region(level: str) -> str:
 PROCEDURE_RULES = frozenset({
     "esi-levels-per-session", "facet-levels-per-session", "esi-regions-per-session",
     "rfa-prerequisite", "not-covered", "prior-auth-missing", "imaging-undocumented",
+    "si-joint-relief", "si-joint-frequency", "vertebral-levels-per-session", "basivertebral-levels",
+    "basivertebral-modic", "pos-not-payable", "lifetime-units",
 })
 # A third level done on both sides is written as one 50 line with those units
 # (kb/code/modifiers.lp, not formalised): it is denied only beside a levels denial.
