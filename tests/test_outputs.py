@@ -172,7 +172,7 @@ def test_docs_into_a_missing_folder_or_a_file_is_exit_2(tmp_path: Path) -> None:
     fresh.mkdir()
     done = runner.invoke(app, ["docs", "--out", str(fresh)])
     assert done.exit_code == 0, done.output
-    assert _listing(fresh) == sorted(["claim-format.md", "encounter-format.md", "payers.md", "rules.md"])
+    assert _listing(fresh) == sorted(["claim-format.md", "encounter-format.md", "payers.md", "rules.md", "sources.md"])
 
 
 def test_code_on_an_encounter_with_an_impossible_date_is_a_field_error(tmp_path: Path) -> None:
