@@ -166,6 +166,19 @@ _CLAIM_POLICY: dict[str, ParamSpec] = {
     "not_covered": ParamSpec(
         "list", "Codes the payer does not cover (kb/rules/payer/coverage.lp).", item="code",
     ),
+    "clinical_study_codes": ParamSpec(
+        "list", "Codes the payer covers only in an approved clinical study: Q0, Z00.6 and the "
+        "study's NCT number (kb/rules/payer/clinical_study.lp).", item="code",
+    ),
+    "wastage_modifier_codes": ParamSpec(
+        "list", "Single-dose drug codes whose lines must carry JW (discarded amount) or JZ "
+        "(nothing discarded) (kb/rules/payer/drugs.lp). Use `since` for the start date.",
+        item="code",
+    ),
+    "drug_line_required": ParamSpec(
+        "mapping", "Per injection code: the drug codes one of which must be billed on the same "
+        "date in the office (kb/rules/payer/drugs.lp).", key="code", item="code",
+    ),
     "history_counts": ParamSpec(
         "choice",
         "Which of the patient's earlier services the history rules count (sessions per window, "
