@@ -115,6 +115,11 @@ REFUSED = [
     ("left caudal epidural, fluoroscopy", "side do(es) not apply"),
     ("right L4-5 TFESI fluoroscopy 30 minutes", "minutes do(es) not apply"),
     ("x" * 2001, "longer than 2000"),
+    ("left sympathetic block under fluoroscopy", "which sympathetic block"),
+    ("bilateral celiac plexus block", "side do(es) not apply"),
+    ("lumbar epidural adhesiolysis, 3 days", "does not code epidural adhesiolysis"),
+    ("botox chemodenervation for chronic migraine", "does not code"),
+    ("right knee and wrist injection", "more than one procedure"),
 ]
 
 
