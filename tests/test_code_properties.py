@@ -117,8 +117,13 @@ def encounters(draw: st.DrawFn) -> dict[str, Any]:
         if proc.procedure == "peripheral_nerve_block" and proc.side == "bilateral":
             codes = [c.split(":")[0] for c in _codes_of_nerves(proc)]
             assume(len(codes) == len(set(codes)))
-    ultrasound_line = any(p.procedure == "peripheral_nerve_block" and p.guidance == "ultrasound" for p in procs)
-    assume(not (ultrasound_line and any(p.procedure == "major_joint_injection" for p in procs)))
+    # 76942 for a block beside a joint code that includes ultrasound (or has a PTP edit with it)
+    # is an NCCI edit, not a coding slip: left out of the "clean" property.
+    separate_us = ("peripheral_nerve_block", "stellate_ganglion_block", "lumbar_sympathetic_block",
+                   "celiac_plexus_block", "hypogastric_plexus_block")
+    joints = ("major_joint_injection", "small_joint_injection", "intermediate_joint_injection")
+    ultrasound_line = any(p.procedure in separate_us and p.guidance == "ultrasound" for p in procs)
+    assume(not (ultrasound_line and any(p.procedure in joints for p in procs)))
     date = draw(st.dates(dt.date(2024, 1, 2), dt.date(2026, 6, 30)))
     diagnoses = sorted({dx for group in DX.values() for dx in group[:1]} | {draw(st.sampled_from(DX["esi"]))})
     raw: dict[str, Any] = {"date": date.isoformat(), "diagnoses": diagnoses,
