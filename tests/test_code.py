@@ -130,6 +130,11 @@ REFUSED = [
     ("kyphoplasty under fluoroscopy", "needs the spinal levels"),
     ("L1 kyphoplasty and vertebroplasty", "both kyphoplasty and vertebroplasty"),
     ("L2 kyphoplasty, ultrasound", "cannot be reported with guidance ultrasound"),
+    ("left sympathetic block under fluoroscopy", "which sympathetic block"),
+    ("bilateral celiac plexus block", "side do(es) not apply"),
+    ("lumbar epidural adhesiolysis, 3 days", "does not code epidural adhesiolysis"),
+    ("botox chemodenervation for chronic migraine", "does not code"),
+    ("right knee and wrist injection", "more than one procedure"),
 ]
 
 

@@ -143,8 +143,13 @@ def encounters(draw: st.DrawFn) -> dict[str, Any]:
         if proc.procedure == "peripheral_nerve_block" and proc.side == "bilateral":
             codes = [c.split(":")[0] for c in _codes_of_nerves(proc)]
             assume(len(codes) == len(set(codes)))
-    ultrasound_line = any(p.procedure == "peripheral_nerve_block" and p.guidance == "ultrasound" for p in procs)
-    assume(not (ultrasound_line and any(p.procedure == "major_joint_injection" for p in procs)))
+    # 76942 for a block beside a joint code that includes ultrasound (or has a PTP edit with it)
+    # is an NCCI edit, not a coding slip: left out of the "clean" property.
+    separate_us = ("peripheral_nerve_block", "stellate_ganglion_block", "lumbar_sympathetic_block",
+                   "celiac_plexus_block", "hypogastric_plexus_block")
+    joints = ("major_joint_injection", "small_joint_injection", "intermediate_joint_injection")
+    ultrasound_line = any(p.procedure in separate_us and p.guidance == "ultrasound" for p in procs)
+    assume(not (ultrasound_line and any(p.procedure in joints for p in procs)))
     unguided_interlaminar = any(p.procedure in ("interlaminar_esi", "caudal_esi") and p.guidance == "none"
                                 for p in procs)
     assume(not (unguided_interlaminar and any(p.procedure in ("peripheral_nerve_block", "trigger_point",

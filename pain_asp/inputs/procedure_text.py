@@ -160,6 +160,22 @@ _add("concept", "injection", "injection", "inj", "injected", "shot", "arthrocent
 _add("concept", "trigger_point", "trigger point", "tpi", "tpis", "trigger point injection")
 _add("concept", "major_joint", "knee", "shoulder", "hip", "major joint", "knee joint",
      "shoulder joint", "hip joint", "intra articular knee", "glenohumeral joint")
+_add("concept", "small_joint", "finger joint", "toe joint", "small joint", "interphalangeal joint",
+     "metacarpophalangeal joint", "metatarsophalangeal joint", "finger", "toe")
+_add("concept", "intermediate_joint", "wrist", "elbow", "ankle", "intermediate joint", "wrist joint",
+     "elbow joint", "ankle joint", "acromioclavicular joint", "ac joint", "temporomandibular joint",
+     "tmj", "olecranon bursa")
+_add("concept", "stellate", "stellate", "stellate ganglion", "stellate ganglion block", "sgb",
+     "cervical sympathetic")
+_add("concept", "lumbar_sympathetic", "lumbar sympathetic", "lumbar sympathetic block", "lsb",
+     "thoracic sympathetic", "paravertebral sympathetic", "sympathetic chain")
+_add("concept", "celiac", "celiac", "celiac plexus", "celiac plexus block", "coeliac plexus")
+_add("concept", "hypogastric", "hypogastric", "superior hypogastric", "superior hypogastric plexus",
+     "hypogastric plexus", "hypogastric plexus block")
+_add("concept", "sympathetic", "sympathetic", "sympathetic block")
+_add("concept", "not_coded", "adhesiolysis", "lysis of adhesions", "racz", "epidural lysis",
+     "pild", "percutaneous decompression", "lumbar decompression", "botox", "botulinum",
+     "chemodenervation", "onabotulinumtoxina")
 _add("concept", "occipital", "occipital", "onb", "occipital nerve", "occipital nerve block")
 _add("concept", "visit", "office visit", "visit", "e/m", "em", "evaluation and management",
      "outpatient visit", "consult")
@@ -240,14 +256,20 @@ _GROUP = {"transforaminal": "epidural", "interlaminar": "epidural", "caudal": "e
           "trigger_point": "trigger_point", "visit": "visit", "new_patient": "visit",
           "established_patient": "visit", "cpm": "cpm", "major_joint": "major_joint",
           "occipital": "peripheral", "scs": "scs", "pump": "pump", "refill": "pump",
-          "kyphoplasty": "vertebral", "vertebroplasty": "vertebral", "basivertebral": "basivertebral"}
+          "kyphoplasty": "vertebral", "vertebroplasty": "vertebral", "basivertebral": "basivertebral",
+          "small_joint": "small_joint", "intermediate_joint": "intermediate_joint", "stellate": "stellate",
+          "lumbar_sympathetic": "lumbar_sympathetic", "celiac": "celiac", "hypogastric": "hypogastric",
+          "not_coded": "not_coded"}
 _GROUP_TEXT = {"epidural": "an epidural injection", "facet": "a facet procedure",
                "genicular": "a genicular procedure", "si_joint": "an SI joint procedure",
                "trigger_point": "trigger point injections", "visit": "an office visit",
                "cpm": "chronic pain management", "major_joint": "a major joint injection",
                "peripheral": "a peripheral nerve block", "scs": "a spinal cord stimulator procedure",
                "pump": "an implanted pump visit", "vertebral": "a vertebral augmentation",
-               "basivertebral": "a basivertebral nerve ablation"}
+               "basivertebral": "a basivertebral nerve ablation", "small_joint": "a small joint injection",
+               "intermediate_joint": "an intermediate joint injection",
+               "stellate": "a stellate ganglion block", "lumbar_sympathetic": "a lumbar sympathetic block",
+               "celiac": "a celiac plexus block", "hypogastric": "a superior hypogastric plexus block"}
 
 
 def _root_foramen(region: str, number: int) -> tuple[str, str] | None:
@@ -411,6 +433,12 @@ def _kind(seg: _Segment) -> str | None:
         groups.discard("major_joint")          # "knee": where the genicular nerves are
     if "peripheral" in groups and "occipital" in concepts and len(nerves) > 0:
         concepts.discard("occipital")
+    if "not_coded" in groups:       # "epidural adhesiolysis" names it, not an epidural injection
+        seg.problems.append("code mode does not code epidural adhesiolysis, percutaneous lumbar "
+                            "decompression or botulinum toxin chemodenervation: they depend on the "
+                            "days of the series, the clinical study, or the drug and its units; "
+                            "write the claim lines (62263/62264, 0275T, 64615 with its drug line)")
+        return None
     if len(groups) > 1:
         shown = " and ".join(sorted(_GROUP_TEXT[g] for g in groups))
         seg.problems.append(f"the text describes more than one procedure ({shown}): describe one "
@@ -465,8 +493,12 @@ def _kind(seg: _Segment) -> str | None:
                                 else "the visit is said to be for both a new and an established patient")
             return None
         return "office_visit_new" if status[0] == "new_patient" else "office_visit_established"
-    if group == "major_joint":
-        return "major_joint_injection"
+    simple = {"major_joint": "major_joint_injection", "small_joint": "small_joint_injection",
+              "intermediate_joint": "intermediate_joint_injection",
+              "stellate": "stellate_ganglion_block", "lumbar_sympathetic": "lumbar_sympathetic_block",
+              "celiac": "celiac_plexus_block", "hypogastric": "hypogastric_plexus_block"}
+    if group in simple:
+        return simple[group]
     if group == "scs":
         if "trial" in concepts:
             return "scs_trial"
@@ -491,13 +523,18 @@ def _kind(seg: _Segment) -> str | None:
             seg.problems.append("which occipital nerve: greater, lesser or third occipital?")
             return None
         return "peripheral_nerve_block"
+    if "sympathetic" in concepts:
+        seg.problems.append("which sympathetic block: stellate ganglion, lumbar (or thoracic) "
+                            "sympathetic chain, celiac plexus or superior hypogastric plexus?")
+        return None
     if concepts & {"nerve_block", "block"}:
         seg.problems.append("a block of which nerve (e.g. greater occipital, suprascapular, genicular, "
                             "medial branch, SI joint lateral branch)?")
         return None
     seg.problems.append("no procedure recognised: name one (e.g. transforaminal ESI, interlaminar ESI, "
                         "caudal ESI, facet injection or MBB, RFA, SI joint injection, genicular block, "
-                        "occipital nerve block, trigger point injection, knee injection, office visit, "
+                        "occipital nerve block, trigger point injection, knee, wrist or finger joint "
+                        "injection, stellate ganglion or lumbar sympathetic block, office visit, "
                         "chronic pain management)")
     return None
 
@@ -634,6 +671,12 @@ _KIND_TEXT = {
     "peripheral_nerve_block": "nerve block",
     "trigger_point": "trigger point injections",
     "major_joint_injection": "major joint injection",
+    "small_joint_injection": "small joint injection",
+    "intermediate_joint_injection": "intermediate joint injection",
+    "stellate_ganglion_block": "stellate ganglion block",
+    "lumbar_sympathetic_block": "lumbar sympathetic block",
+    "celiac_plexus_block": "celiac plexus block",
+    "hypogastric_plexus_block": "superior hypogastric plexus block",
     "office_visit_new": "new patient office visit",
     "office_visit_established": "established patient office visit",
     "chronic_pain_management": "chronic pain management",
