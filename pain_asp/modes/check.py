@@ -19,6 +19,14 @@ more than a loop over :meth:`pain_asp.engine.Checker.check`:
      from the index (plus the history store with ``--history``), exactly as
      :func:`pain_asp.history.batch_history` would give it, and the chunk goes to a worker.
 
+  JSON Lines, the format of large batches, is not parsed here at all (:func:`_with_lines`):
+  this process cuts the files into lines and spools those; in the index pass the workers
+  parse and validate each chunk and send back each claim's ids and encoded services, which
+  this process takes in input order for the claim-id check and the index; in the check pass
+  a worker parses the chunk again and checks it. So this process's work per claim is a
+  line read, a few dictionary look-ups and a result written. JSON, YAML and 837P files (and
+  any batch with a history store or charges for the report) are read and validated here.
+
   Small inputs (up to :attr:`BatchOptions.in_memory_limit` claims) skip the spool and the
   workers: they are read once, checked in this process, as before.
 
