@@ -983,16 +983,25 @@ def _with_workers(spool: _Spool, index: PatientIndex, pool: WorkerPool, store: A
 
     try:
         for number, items in enumerate(pool.run(chunks(), failed)):
-            entries = held.pop(number)
-            for entry, (claim_id, payer, status, rank, findings, text) in zip(entries, items):
-                item = Checked(claim_id, payer, status, rank, findings, text, entry.charges)
-                summary.add(item)
-                yield item
-            progress.checking(summary)
+            yield from _released(items, [entry.charges for entry in held.pop(number)], summary, progress)
     finally:
-        summary.workers_started = pool.started
-        summary.workers_retired = pool.retired
-        summary.workers_died = pool.died
+        _count_workers(summary, pool)
+
+
+def _released(items: list[Any], charges: list[Any], summary: BatchSummary,
+              progress: Progress) -> Iterator[Checked]:
+    """One chunk's results (``charges``: each claim's, or Nones), counted in ``summary``."""
+    for (claim_id, payer, status, rank, findings, text), claim_charges in zip(items, charges):
+        item = Checked(claim_id, payer, status, rank, findings, text, claim_charges)
+        summary.add(item)
+        yield item
+    progress.checking(summary)
+
+
+def _count_workers(summary: BatchSummary, pool: Any) -> None:
+    summary.workers_started = pool.started
+    summary.workers_retired = pool.retired
+    summary.workers_died = pool.died
 
 
 def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progress: Progress,
@@ -1096,15 +1105,9 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
             else:
                 items = next(results)
                 sent.pop(number, None)
-            for claim_id, payer, status, rank, findings, text in items:
-                item = Checked(claim_id, payer, status, rank, findings, text)
-                summary.add(item)
-                yield item
-            progress.checking(summary)
+            yield from _released(items, [None] * len(items), summary, progress)
     finally:
-        summary.workers_started = pool.started
-        summary.workers_retired = pool.retired
-        summary.workers_died = pool.died
+        _count_workers(summary, pool)
         pool.close()
         spool.close()
         progress.close(summary if summary.claims else None)
