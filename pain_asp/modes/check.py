@@ -25,7 +25,7 @@ more than a loop over :meth:`pain_asp.engine.Checker.check`:
   this process takes in input order for the claim-id check and the index; in the check pass
   a worker parses the chunk again and checks it. So this process's work per claim is a
   line read, a few dictionary look-ups and a result written. JSON, YAML and 837P files (and
-  any batch with a history store, charges for the report or Dask) are read and validated here.
+  any batch with a history store or charges for the report) are read and validated here.
 
   Small inputs (up to :attr:`BatchOptions.in_memory_limit` claims) skip the spool and the
   workers: they are read once, checked in this process, as before.
@@ -856,9 +856,8 @@ def iter_checked(files: Iterable[str | Path], checker: Any = None, *,
 
         store = HistoryStore(history_db, create=False)
     files = list(files)
-    if store is None and not options.with_charges and not options.dask and json_lines_only(files):
+    if store is None and not options.with_charges and json_lines_only(files):
         # JSON Lines: this process only splits the file into lines; workers parse and validate.
-        # (Not on Dask: a Dask worker that parsed a chunk then checks one past 150 MB.)
         lines = split_json_lines(files)
         head = list(itertools.islice(lines, limit + 1))
         if len(head) > limit:
