@@ -102,6 +102,48 @@ def test_worker_path_gives_the_same_bytes(batch_file: Path, checker: Checker, fm
     assert summary.claims == len(_batch_lines()) and summary.errors == 4
 
 
+def test_json_lines_claims_are_parsed_and_validated_in_the_workers(
+        batch_file: Path, checker: Checker, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The command only cuts a large JSON Lines batch into lines: validating a claim in this
+    # process fails the test (the workers start from a clean interpreter, unpatched).
+    expected = _reference([batch_file], "jsonl", checker)
+
+    def refused(raw: Any) -> Any:
+        raise AssertionError("a claim was validated in the command's own process")
+
+    monkeypatch.setattr("pain_asp.inputs.records.parse_claim", refused)
+    text, summary = _streamed([batch_file], "jsonl", checker, workers=2, in_memory_limit=0, chunk_size=6)
+    assert summary.mode == "workers" and text == expected
+
+
+def test_replacements_voids_and_reused_ids_across_chunks(tmp_path: Path, checker: Checker) -> None:
+    claims = list(generate_claims(30, 17))
+    invalid = dict(claims[4], claim_id="REUSED", lines=[])                  # not a claim: its id is free
+    reused = dict(claims[4], claim_id="REUSED")
+    replacement = dict(claims[2], frequency=7, replaces="PCN-3", lines=claims[2]["lines"][:1])
+    void = dict(claims[6], frequency=8, replaces="PCN-7")
+    after_replacement = dict(claims[9], claim_id=claims[2]["claim_id"])    # an original reusing the id
+    bad_dx = dict(claims[11], claim_id="BAD-DX", lines=[dict(claims[11]["lines"][0], dx=[9])])
+    again = dict(claims[12], claim_id="BAD-DX")                            # BAD-DX was still used
+    rows = claims[:10] + [invalid, replacement, reused, void, bad_dx, after_replacement, again] + claims[10:]
+    path = tmp_path / "life.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    text, summary = _streamed([path], "jsonl", checker, workers=2, in_memory_limit=0, chunk_size=3)
+    assert summary.mode == "workers"
+    assert text == _reference([path], "jsonl", checker)
+    statuses = {row["claim_id"]: row["status"] for row in map(json.loads, text.splitlines())}
+    assert statuses["REUSED"] != "error" and summary.errors == 4  # invalid, bad_dx, after_replacement, again
+
+
+def test_a_large_batch_of_other_formats_is_read_by_the_command(tmp_path: Path, batch_file: Path,
+                                                                checker: Checker) -> None:
+    listed = tmp_path / "more.json"
+    listed.write_text(json.dumps([dict(c, claim_id=f"J-{n}") for n, c in enumerate(generate_claims(9, 12))]))
+    text, summary = _streamed([batch_file, listed], "jsonl", checker, workers=2, in_memory_limit=0, chunk_size=5)
+    assert summary.mode == "workers"
+    assert text == _reference([batch_file, listed], "jsonl", checker)
+
+
 def test_one_record_per_claim_in_input_order_across_files(tmp_path: Path, batch_file: Path, checker: Checker) -> None:
     second = tmp_path / "second.jsonl"
     second.write_text("\n".join(json.dumps(dict(c, claim_id=f"S-{n}"))

@@ -19,7 +19,7 @@ from ..errors import InputError
 from .files import CLAIM_SUFFIXES, is_x12
 from .records import BOM, Record, cross_check, json_problem, load_json, validate_record
 
-__all__ = ["read_claims", "records_from_text"]
+__all__ = ["json_lines_only", "read_claims", "record_from_line", "records_from_text", "split_json_lines"]
 
 # Input limits (docs/claim-format.md, "Input limits"). A claim is a few kilobytes; a JSON or
 # YAML file is read whole, so batches beyond this size belong in JSON Lines, read as a stream.
@@ -178,6 +178,43 @@ def _read_yaml(name: str, text: str) -> Iterator[Record]:
 
 def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
     """One record per non-blank line of a binary handle; a bad line is an error record."""
+    for item in _json_lines(name, handle):
+        yield item if isinstance(item, Record) else record_from_line(*item)
+
+
+def json_lines_only(paths: Iterable[str | Path]) -> bool:
+    """True when every path is a regular JSON Lines file (named .jsonl or .ndjson, not an 837P)."""
+    for item in paths:
+        path = Path(item)
+        if not path.is_file() or path.suffix.lower() not in (".jsonl", ".ndjson") or is_x12(path):
+            return False
+    return True
+
+
+def split_json_lines(paths: Iterable[str | Path]) -> Iterator[tuple[str, int, int, bytes] | Record]:
+    """The claims of JSON Lines files (:func:`json_lines_only`), unparsed and in order: each
+    as ``(file, position, line number, bytes)`` for :func:`record_from_line`, or, where
+    :func:`read_claims` gives an error record without parsing anything (a file that cannot be
+    opened or holds no claim, an over-long line), that record."""
+    for path in paths:
+        name = str(path)
+        read = 0
+        try:
+            handle = Path(path).open("rb")
+        except OSError as exc:
+            yield Record(name, 1, errors=[InputError(name, None, "", "", f"a readable file ({exc.strerror})")])
+            continue
+        with handle:
+            for item in _json_lines(name, handle):
+                read += 1
+                yield item
+        if not read:
+            yield Record(name, 1, errors=[InputError(name, None, "", "", _NO_CLAIMS)])
+
+
+def _json_lines(name: str, handle: Any) -> Iterator[tuple[str, int, int, bytes] | Record]:
+    """Each non-blank line of a binary handle as ``(file, position, line number, bytes)``;
+    an over-long line is an error record."""
     position = 0
     number = 0
     while True:
@@ -195,16 +232,18 @@ def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
         if not data.strip():
             continue
         position += 1
-        try:
-            raw = load_json(data.decode("utf-8"))
-        except UnicodeDecodeError:
-            yield Record(name, position, errors=[InputError(name, None, "", "", "UTF-8 text", line=number)])
-            continue
-        except json.JSONDecodeError as exc:
-            yield Record(name, position, errors=[InputError(
-                name, None, "", "", f"a JSON object ({exc.msg}, column {exc.colno})", line=number)])
-            continue
-        except (ValueError, RecursionError) as exc:
-            yield Record(name, position, errors=[InputError(name, None, "", "", json_problem(exc), line=number)])
-            continue
-        yield validate_record(raw, name, position, lambda keys, number=number: number)
+        yield name, position, number, data
+
+
+def record_from_line(name: str, position: int, number: int, data: bytes) -> Record:
+    """Parse and validate one JSON Lines line (``number`` in file ``name``); a bad line is an error record."""
+    try:
+        raw = load_json(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return Record(name, position, errors=[InputError(name, None, "", "", "UTF-8 text", line=number)])
+    except json.JSONDecodeError as exc:
+        return Record(name, position, errors=[InputError(
+            name, None, "", "", f"a JSON object ({exc.msg}, column {exc.colno})", line=number)])
+    except (ValueError, RecursionError) as exc:
+        return Record(name, position, errors=[InputError(name, None, "", "", json_problem(exc), line=number)])
+    return validate_record(raw, name, position, lambda keys, number=number: number)

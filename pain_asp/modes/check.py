@@ -19,6 +19,14 @@ more than a loop over :meth:`pain_asp.engine.Checker.check`:
      from the index (plus the history store with ``--history``), exactly as
      :func:`pain_asp.history.batch_history` would give it, and the chunk goes to a worker.
 
+  JSON Lines, the format of large batches, is not parsed here at all (:func:`_with_lines`):
+  this process cuts the files into lines and spools those; in the index pass the workers
+  parse and validate each chunk and send back each claim's ids and encoded services, which
+  this process takes in input order for the claim-id check and the index; in the check pass
+  a worker parses the chunk again and checks it. So this process's work per claim is a
+  line read, a few dictionary look-ups and a result written. JSON, YAML and 837P files (and
+  any batch with a history store or charges for the report) are read and validated here.
+
   Small inputs (up to :attr:`BatchOptions.in_memory_limit` claims) skip the spool and the
   workers: they are read once, checked in this process, as before.
 
@@ -49,6 +57,7 @@ worker stays under its recycling limit.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import sys
@@ -252,8 +261,9 @@ def _decoder(name: str) -> Any:
     """msgpack decoders, built on first use (building one costs milliseconds at start-up)."""
     if name not in _DECODERS:
         types = {"history": list[HistoryEntry], "tasks": list[_Task], "spooled": list[_Spooled],
-                 "claim": Claim,
-                 "results": tuple[int, list[tuple[Optional[str], Optional[str], str, int, int, str]]]}
+                 "claim": Claim, "lines": list[_Line],
+                 "line tasks": tuple[msgspec.Raw, list[tuple[int, Optional[str], Optional[list[bytes]]]]],
+                 "results": tuple[int, list[Any]]}
         _DECODERS[name] = msgspec.msgpack.Decoder(types[name])
     return _DECODERS[name]
 
@@ -287,6 +297,8 @@ class PatientIndex:
     def __init__(self) -> None:
         self._by_patient: dict[str, list[tuple[str, bytes]]] = {}
         self._replaced: dict[str, set[str]] = {}
+        self._numbered: dict[str, list[tuple[int, str]]] = {}  # patient -> (number, claim id) of its claims
+        self._keys: dict[int, tuple[str, str]] = {}             # after freeze: number -> (patient, claim id)
 
     def add(self, claim: Claim) -> None:
         """Record a valid claim's services (claims are added in input order). A replacement
@@ -294,16 +306,33 @@ class PatientIndex:
         :func:`pain_asp.history.current_claims`."""
         from ..history import claim_services
 
-        held = self._by_patient.setdefault(claim.patient.id, [])
-        if claim.frequency != ORIGINAL:
-            self._replaced.setdefault(claim.patient.id, set()).add(claim.claim_id)
-            held[:] = [entry for entry in held if entry[0] != claim.claim_id]
-        if claim.frequency != VOID:
-            held.append((claim.claim_id, _ENCODER.encode(claim_services(claim))))
+        self.add_services(claim.patient.id, claim.claim_id, claim.frequency,
+                          _ENCODER.encode(claim_services(claim)))
+
+    def add_services(self, patient_id: str, claim_id: str, frequency: int, services: bytes,
+                     number: Optional[int] = None) -> None:
+        """:meth:`add` for a claim validated elsewhere (a worker), given its encoded services;
+        ``number`` (the claim's place in the batch) makes it one of :meth:`key`'s."""
+        held = self._by_patient.setdefault(patient_id, [])
+        if frequency != ORIGINAL:
+            self._replaced.setdefault(patient_id, set()).add(claim_id)
+            held[:] = [entry for entry in held if entry[0] != claim_id]
+        if frequency != VOID:
+            held.append((claim_id, services))
+        if number is not None:
+            self._numbered.setdefault(patient_id, []).append((number, claim_id))
 
     def freeze(self) -> None:
         """Drop patients with one claim: their claim sees nothing of the batch but itself."""
         self._by_patient = {k: v for k, v in self._by_patient.items() if len(v) > 1}
+        self._keys = {number: (patient, claim_id) for patient, claims in self._numbered.items()
+                      if patient in self._by_patient for number, claim_id in claims}
+        self._numbered = {}
+
+    def key(self, number: int) -> Optional[tuple[str, str]]:
+        """The patient and claim id of claim ``number`` (:meth:`add_services`) when the
+        batch gives it history (its patient has other claims), else None."""
+        return self._keys.get(number)
 
     def __len__(self) -> int:
         return len(self._by_patient)
@@ -366,6 +395,17 @@ class _Task(msgspec.Struct, array_like=True):
     others: Optional[list[bytes]] = None
 
 
+class _Line(msgspec.Struct, array_like=True):
+    """A claim of a JSON Lines file as read, unparsed (``text``), or the errors of a line
+    that could not be read (:func:`pain_asp.inputs.readers.split_json_lines`)."""
+
+    file: str
+    position: int
+    line: int
+    text: bytes
+    errors: _Errors = []
+
+
 _FRAME = struct.Struct("<I")
 
 
@@ -399,23 +439,30 @@ class _Spool:
         self.count = 0
 
     def add(self, record: Any) -> None:
-        self._pending.append(_spooled(record, self.with_charges))
-        self.count += 1
-        if len(self._pending) >= self.chunk_size:
-            self._flush()
+        self.append(_spooled(record, self.with_charges))
 
-    def _flush(self) -> None:
-        if self._pending:
-            data = _ENCODER.encode(self._pending)
-            self._handle.write(_FRAME.pack(len(data)))
-            self._handle.write(data)
-            self._pending = []
+    def append(self, entry: Any) -> Optional[bytes]:
+        """Spool one entry; returns the frame written when it completes a chunk."""
+        self._pending.append(entry)
+        self.count += 1
+        return self.flush() if len(self._pending) >= self.chunk_size else None
+
+    def flush(self) -> Optional[bytes]:
+        """Write the pending entries as a frame; returns it (None when nothing was pending)."""
+        if not self._pending:
+            return None
+        data = _ENCODER.encode(self._pending)
+        self._handle.write(_FRAME.pack(len(data)))
+        self._handle.write(data)
+        self._pending = []
+        return data
 
     def fileno(self) -> int:
         return self._handle.fileno()
 
-    def chunks(self) -> Iterator[list[_Spooled]]:
-        self._flush()
+    def frames(self) -> Iterator[bytes]:
+        """Every frame, from the start (after writing the pending entries)."""
+        self.flush()
         handle = self._handle
         handle.seek(0)
         while True:
@@ -423,7 +470,11 @@ class _Spool:
             if not head:
                 return
             (size,) = _FRAME.unpack(head)
-            yield _decoder("spooled").decode(handle.read(size))
+            yield handle.read(size)
+
+    def chunks(self) -> Iterator[list[_Spooled]]:
+        for frame in self.frames():
+            yield _decoder("spooled").decode(frame)
 
     def close(self) -> None:
         self._handle.close()
@@ -431,23 +482,97 @@ class _Spool:
 
 # --- the worker side ---------------------------------------------------------------------------
 
-def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[tuple[Any, ...]]:
-    """Check one chunk (msgpack ``_Task`` list) and render each result; runs in a worker.
+def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[Any]:
+    """Run one chunk in a worker; the payload's first byte says what to do with the rest.
 
-    Returns one ``(claim_id, payer, status, rank, findings, text)`` per task, in order.
+    * ``R``: check validated records (msgpack ``_Task`` list) and render each result;
+    * ``L``: the same for JSON Lines claims as read (a ``_Line`` frame and, for the claims
+      that need them, the position of the claim whose id it repeats and the encoded services
+      of its patient's other claims): parse, validate, check, render;
+    * ``I``: parse and validate a ``_Line`` frame for the index pass: per claim, None when it
+      is not a claim, else ``(claim id, frequency, patient id, "FILE claim N", services)``,
+      the services encoded, or None when the claim fails a check of the batch's
+      (:func:`pain_asp.inputs.records.cross_check`: a diagnosis pointer, the payer).
+
+    Checked chunks give one ``(claim_id, payer, status, rank, findings, text)`` per claim, in order.
     """
+    kind, body = payload[:1], payload[1:]
+    if kind == b"I":
+        return _index_lines(checker, body)
+    if kind == b"L":
+        return _check_lines(checker, body, fmt, colour)
     from ..inputs.records import Record
 
-    tasks = _decoder("tasks").decode(payload)
     records = []
     past: dict[int, list[HistoryEntry]] = {}
-    for task in tasks:
+    for task in _decoder("tasks").decode(body):
         errors = [InputError(*e) for e in task.errors]
         records.append(Record(task.file, task.position, claim=task.claim, errors=errors,
                               claim_id=task.claim_id))
         if task.claim is not None:
             past[id(task.claim)] = task.history if task.history is not None \
                 else merge_history(task.claim, task.others or ())
+    return _check_records(checker, records, past, fmt, colour)
+
+
+def _line_record(line: _Line) -> Any:
+    """The record of a JSON Lines claim (:func:`pain_asp.inputs.readers.record_from_line`)."""
+    from ..inputs.readers import record_from_line
+    from ..inputs.records import Record
+
+    if line.errors:
+        return Record(line.file, line.position, errors=[InputError(*e) for e in line.errors])
+    return record_from_line(line.file, line.position, line.line, line.text)
+
+
+def _index_lines(checker: Any, body: bytes) -> list[Any]:
+    from ..history import claim_services
+    from ..inputs.records import cross_check
+
+    payers = set(checker.known_payers())
+    out: list[Any] = []
+    for line in _decoder("lines").decode(body):
+        record = _line_record(line)
+        claim = record.claim
+        if claim is None:
+            out.append(None)
+            continue
+        cross_check(record, payers, {})
+        services = _ENCODER.encode(claim_services(claim)) if record.claim is not None else None
+        out.append((claim.claim_id, claim.frequency, claim.patient.id,
+                    f"{line.file} claim {line.position}", services))
+    return out
+
+
+def _validated_line(line: _Line, payers: set[str], first: Optional[str]) -> Any:
+    """The record of a JSON Lines claim with the batch's checks; ``first``: where an earlier
+    claim of the batch used its claim id (see :func:`pain_asp.inputs.readers.read_claims`)."""
+    from ..inputs.records import cross_check
+
+    record = _line_record(line)
+    if record.claim is not None:
+        cross_check(record, payers, {record.claim.claim_id: first} if first is not None else {})
+    record.line_at = None
+    return record
+
+
+def _check_lines(checker: Any, body: bytes, fmt: str, colour: bool) -> list[Any]:
+    frame, extras = _decoder("line tasks").decode(body)
+    extra = {offset: (first, others) for offset, first, others in extras}
+    payers = set(checker.known_payers())
+    records = []
+    past: dict[int, list[HistoryEntry]] = {}
+    for offset, line in enumerate(_decoder("lines").decode(frame)):
+        first, others = extra.get(offset, (None, None))
+        record = _validated_line(line, payers, first)
+        if record.claim is not None:
+            past[id(record.claim)] = merge_history(record.claim, others or ())
+        records.append(record)
+    return _check_records(checker, records, past, fmt, colour)
+
+
+def _check_records(checker: Any, records: list[Any], past: dict[int, list[HistoryEntry]],
+                   fmt: str, colour: bool) -> list[Any]:
     out = []
     for result in checker.check(records, history=lambda claim: past[id(claim)]):
         item = _checked(result, fmt, colour)
@@ -494,8 +619,10 @@ def _worker_main(conn: Any, options: Any, fmt: str, colour: bool, recycle_claims
 
             conn.send_bytes(b"B" + traceback.format_exc().encode("utf-8", "replace"))
             return
-        done += len(items)
-        retire = done >= recycle_claims or rss_mb() >= recycle_mb
+        # The index pass grounds nothing (clingo does not grow): only checks count towards retiring.
+        checked = message[8:9] != b"I"
+        done += len(items) if checked else 0
+        retire = checked and (done >= recycle_claims or rss_mb() >= recycle_mb)
         try:
             conn.send_bytes((b"X" if retire else b"R") + _ENCODER.encode((number, items)))
         except OSError:  # the parent is gone (stopped or killed): nothing to report to
@@ -627,8 +754,9 @@ class WorkerPool:
                 while next_out in done:
                     yield done.pop(next_out)
                     next_out += 1
-        finally:
+        except BaseException:  # stopped early or failed; after a full run the workers stay for the next
             self.close()
+            raise
 
     def _receive(self, worker: _Worker, done: dict[int, list[tuple[Any, ...]]],
                  payloads: dict[int, bytes]) -> bool:
@@ -707,7 +835,7 @@ def iter_checked(files: Iterable[str | Path], checker: Any = None, *,
     in as items are yielded.
     """
     from ..engine import Checker
-    from ..inputs.readers import read_claims
+    from ..inputs.readers import json_lines_only, read_claims, split_json_lines
 
     options = options or BatchOptions()
     if options.fmt not in FORMATS:
@@ -727,6 +855,15 @@ def iter_checked(files: Iterable[str | Path], checker: Any = None, *,
         from ..store import HistoryStore
 
         store = HistoryStore(history_db, create=False)
+    files = list(files)
+    if store is None and not options.with_charges and json_lines_only(files):
+        # JSON Lines: this process only splits the file into lines; workers parse and validate.
+        lines = split_json_lines(files)
+        head = list(itertools.islice(lines, limit + 1))
+        if len(head) > limit:
+            yield from _with_lines(itertools.chain(head, lines), checker, options, progress, summary, task)
+            return
+        lines.close()  # a small batch: read again below, and checked in this process
     try:
         for record in read_claims(files, checker.known_payers()):
             count += 1
@@ -798,12 +935,18 @@ def _in_process(records: list[Any], checker: Any, store: Any, options: BatchOpti
 
 def _failure_item(entry: _Spooled, why: str, fmt: str, colour: bool) -> tuple[Any, ...]:
     """The error record of a claim whose chunk could not be checked (its input errors, if any)."""
+    return _not_checked(entry.file, entry.position, entry.claim_id, entry.payer,
+                        [InputError(*e) for e in entry.errors], why, fmt, colour)
+
+
+def _not_checked(file: str, position: int, claim_id: Optional[str], payer: Optional[str],
+                 input_errors: list[InputError], why: str, fmt: str, colour: bool) -> tuple[Any, ...]:
     from ..findings import Result
 
-    errors = [InputError(*e).as_dict() for e in entry.errors] or [{
-        "file": entry.file, "claim_id": entry.claim_id, "field": "", "value": "",
+    errors = [e.as_dict() for e in input_errors] or [{
+        "file": file, "claim_id": claim_id, "field": "", "value": "",
         "expected": "a completed check", "message": f"not checked: {why}"}]
-    result = Result(entry.file, entry.position, entry.claim_id, payer=entry.payer, errors=errors)
+    result = Result(file, position, claim_id, payer=payer, errors=errors)
     item = _checked(result, fmt, colour)
     return (item.claim_id, item.payer, item.status, item.rank, item.findings, item.text)
 
@@ -833,23 +976,141 @@ def _with_workers(spool: _Spool, index: PatientIndex, pool: WorkerPool, store: A
     def chunks() -> Iterator[tuple[bytes, int]]:
         for number, entries in enumerate(spool.chunks()):
             held[number] = entries
-            yield _ENCODER.encode([outgoing(e) for e in entries]), len(entries)
+            yield b"R" + _ENCODER.encode([outgoing(e) for e in entries]), len(entries)
 
     def failed(number: int, why: str) -> list[tuple[Any, ...]]:
         return [_failure_item(t, why, options.fmt, options.colour) for t in held[number]]
 
     try:
         for number, items in enumerate(pool.run(chunks(), failed)):
-            entries = held.pop(number)
-            for entry, (claim_id, payer, status, rank, findings, text) in zip(entries, items):
-                item = Checked(claim_id, payer, status, rank, findings, text, entry.charges)
-                summary.add(item)
-                yield item
-            progress.checking(summary)
+            yield from _released(items, [entry.charges for entry in held.pop(number)], summary, progress)
     finally:
-        summary.workers_started = pool.started
-        summary.workers_retired = pool.retired
-        summary.workers_died = pool.died
+        _count_workers(summary, pool)
+
+
+def _released(items: list[Any], charges: list[Any], summary: BatchSummary,
+              progress: Progress) -> Iterator[Checked]:
+    """One chunk's results (``charges``: each claim's, or Nones), counted in ``summary``."""
+    for (claim_id, payer, status, rank, findings, text), claim_charges in zip(items, charges):
+        item = Checked(claim_id, payer, status, rank, findings, text, claim_charges)
+        summary.add(item)
+        yield item
+    progress.checking(summary)
+
+
+def _count_workers(summary: BatchSummary, pool: Any) -> None:
+    summary.workers_started = pool.started
+    summary.workers_retired = pool.retired
+    summary.workers_died = pool.died
+
+
+def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progress: Progress,
+                summary: BatchSummary, task: Callable[..., list[Any]]) -> Iterator[Checked]:
+    """A large JSON Lines batch: this process splits it into lines, spools them and joins results.
+
+    Index pass: each chunk of lines goes to a worker, which parses and validates it and sends
+    back, per claim, its ids and encoded services; they are taken here in input order for the
+    claim-id check (:func:`pain_asp.inputs.records.cross_check`) and the :class:`PatientIndex`.
+    Check pass: each chunk goes to a worker again, with the claims' earlier uses of their
+    claim ids and their patients' other services; the worker parses, validates, checks and
+    renders. A chunk whose workers die in the index pass is not sent again: its claims get
+    error records, and the batch's other claims do not see them.
+    """
+    chunk_size = max(1, options.chunk_size)
+    payers = set(checker.known_payers())
+    spool = _Spool(options.spool_dir, chunk_size, False)
+    pool: Any = _pool(options, checker.options, task)
+    index = PatientIndex()
+    seen: dict[str, str] = {}       # claim id -> "FILE claim N" of its latest use
+    firsts: dict[int, str] = {}     # claim number -> where an earlier claim used its id
+    lost: dict[int, tuple[str, bytes]] = {}  # chunks the index pass could not read: why, frame
+    sent: dict[int, bytes] = {}
+
+    def frames() -> Iterator[tuple[bytes, int]]:
+        for count, item in enumerate(lines, start=1):
+            progress.reading(count)
+            if isinstance(item, tuple):
+                frame = spool.append(_Line(*item))
+            else:
+                frame = spool.append(_Line(item.file, item.position, 0, b"", [
+                    (e.file, e.claim_id, e.field, e.value, e.expected, e.line) for e in item.errors]))
+            if frame is not None:
+                sent[(count - 1) // chunk_size] = frame
+                yield b"I" + frame, chunk_size
+        frame = spool.flush()
+        if frame is not None:
+            sent[(spool.count - 1) // chunk_size] = frame
+            yield b"I" + frame, spool.count % chunk_size or chunk_size
+
+    def unread(number: int, why: str) -> list[Any]:
+        lost[number] = (why, sent[number])
+        return []
+
+    def not_checked(frame: bytes, why: str, number: int) -> list[tuple[Any, ...]]:
+        items = []
+        for offset, line in enumerate(_decoder("lines").decode(frame)):
+            record = _validated_line(line, payers, firsts.get(number * chunk_size + offset))
+            payer = record.claim.payer if record.claim is not None else None
+            items.append(_not_checked(record.file, record.position, record.claim_id, payer,
+                                      record.errors, why, options.fmt, options.colour))
+        return items
+
+    try:
+        pool.start(2)
+        for number, replies in enumerate(pool.run(frames(), unread)):
+            sent.pop(number)
+            for offset, reply in enumerate(replies):
+                if reply is None:
+                    continue
+                claim_id, frequency, patient_id, where, services = reply
+                first = seen.get(claim_id)
+                if first is not None and frequency == ORIGINAL:
+                    firsts[number * chunk_size + offset] = first
+                    continue
+                seen[claim_id] = where
+                if services is not None:
+                    index.add_services(patient_id, claim_id, frequency, services, number * chunk_size + offset)
+        seen.clear()
+        index.freeze()
+        progress.total = spool.count
+        chunk_count = -(-spool.count // chunk_size)
+        pool.size = max(1, min(pool.size, chunk_count))
+        summary.mode, summary.workers = "dask" if options.dask else "workers", pool.size
+        order: list[int] = []  # the chunks sent to the workers, by the pool's numbering
+
+        def chunks() -> Iterator[tuple[bytes, int]]:
+            for number, frame in enumerate(spool.frames()):
+                if number in lost:
+                    continue
+                extras = []
+                start = number * chunk_size
+                for offset in range(min(chunk_size, spool.count - start)):
+                    key = index.key(start + offset)
+                    first = firsts.get(start + offset)
+                    if key is not None or first is not None:
+                        extras.append((offset, first, index.others(*key) if key is not None else None))
+                sent[number] = frame
+                order.append(number)
+                yield b"L" + _ENCODER.encode((msgspec.Raw(frame), extras)), chunk_size
+
+        def failed(pool_number: int, why: str) -> list[tuple[Any, ...]]:
+            number = order[pool_number]
+            return not_checked(sent[number], why, number)
+
+        results = pool.run(chunks(), failed)
+        for number in range(chunk_count):
+            if number in lost:
+                why, frame = lost.pop(number)
+                items = not_checked(frame, why, number)
+            else:
+                items = next(results)
+                sent.pop(number, None)
+            yield from _released(items, [None] * len(items), summary, progress)
+    finally:
+        _count_workers(summary, pool)
+        pool.close()
+        spool.close()
+        progress.close(summary if summary.claims else None)
 
 
 def check_files(files: Iterable[str | Path], out: TextIO, *, fmt: str = "text", colour: bool = False,

@@ -1,9 +1,10 @@
 """Chunks of a batch checked on Dask: ``pain-asp check --dask local|tcp://HOST:PORT`` (docs/scaling.md).
 
-:class:`DaskPool` is a drop-in for :class:`pain_asp.modes.check.WorkerPool`: the command reads,
-validates and indexes the batch as always (:func:`pain_asp.modes.check.iter_checked`), so every
-claim leaves with its history from every claim of its patient in the whole batch (and the
-history store); Dask workers check chunks and render each result; results come back in any
+:class:`DaskPool` is a drop-in for :class:`pain_asp.modes.check.WorkerPool`: the batch is read and
+indexed as always (:func:`pain_asp.modes.check.iter_checked`; JSON Lines claims are parsed and
+validated on the Dask workers in an index pass), so every claim is checked with its history from
+every claim of its patient in the whole batch (and the history store); Dask workers check chunks
+and render each result; results come back in any
 order and are released in input order (one chunk per worker in flight, at most ``2 x workers``
 held). The output is therefore the bytes ``--workers`` writes, whichever worker took which chunk.
 
@@ -46,7 +47,8 @@ def check_chunk_on_worker(task: Callable[..., list[tuple[Any, ...]]], payload: b
     if key not in _CHECKERS:
         _CHECKERS[key] = Checker(options)
     items = task(_CHECKERS[key], payload, fmt, colour)
-    return items, get_worker().address, rss_mb()
+    # An index-pass chunk (``I``) grounds nothing, so clingo has not grown: no restart for it.
+    return items, get_worker().address, rss_mb() if payload[:1] != b"I" else 0.0
 
 
 def check_address(address: str) -> None:
