@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pain_asp.findings import _why_dict, render_value
+from pain_asp.findings import why_facts, render_value
 from pain_asp.terms import Fn, parse_term, show_term
 
 _names = st.from_regex(r"[a-z_][a-zA-Z0-9_']{0,8}", fullmatch=True)
@@ -50,13 +50,13 @@ def test_parse_term_agrees_with_the_symbol_api(sym: clingo.Symbol) -> None:
 @given(_symbols())
 def test_why_dict_is_the_same_from_a_symbol_and_from_its_text(sym: clingo.Symbol) -> None:
     why = clingo.Tuple_([clingo.Function("facts", [sym]), clingo.Function("date", [clingo.Number(739000)])])
-    assert _why_dict(why) == _why_dict(parse_term(str(why)))
+    assert why_facts(why) == why_facts(parse_term(str(why)))
 
 
 def test_readable_values() -> None:
     day = dt.date(2024, 4, 2).toordinal()  # the knowledge base's day numbers are ordinals
     why = parse_term(f'(code("77003"),date({day}),side(bilateral),levels(3),pair("64483","64484"),flag)')
-    assert _why_dict(why) == {"code": "77003", "date": "2024-04-02", "side": "bilateral", "levels": 3,
+    assert why_facts(why) == {"code": "77003", "date": "2024-04-02", "side": "bilateral", "levels": 3,
                               "pair": ["64483", "64484"], "flag": True}
     assert render_value("earlier_date", parse_term(f"({day},{day + 1})")) == ["2024-04-02", "2024-04-03"]
     assert render_value("dates", parse_term("()")) == "()"
