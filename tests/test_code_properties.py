@@ -43,6 +43,7 @@ from pain_asp.inputs.procedure_text import (
     procedure_text,
     read_procedure_text,
 )
+from pain_asp.kb import rule_catalog
 from pain_asp.modes.code import Coder
 
 PAYERS = ("medicare", "commercial", "commercial_asc_rtlt", "commercial_strict_esi", "commercial_prior_auth")
@@ -187,25 +188,20 @@ def _region(level: str) -> str:
 
 # Deny rules that judge the service itself (levels and regions in one session, the diagnostic
 # blocks before a first ablation, coverage, prior authorization, the imaging documented), not
-# how it is reported: an encounter may break them, and code mode reports it as done. Every
-# other deny rule judges the coding, which code mode reads from the same policy predicates as
-# the check (kb/policy/) and must therefore get right. Which encounter breaks which of these
-# rules is the rules' own business, tested by their cases (tests/cases/), not predicted here.
-PROCEDURE_RULES = frozenset({
-    "esi-levels-per-session", "facet-levels-per-session", "esi-regions-per-session",
-    "rfa-prerequisite", "not-covered", "prior-auth-missing", "imaging-undocumented",
-    "si-joint-relief", "si-joint-frequency", "vertebral-levels-per-session", "basivertebral-levels",
-    "basivertebral-modic", "pos-not-payable", "lifetime-units",
-})
+# how it is reported, say so in their metadata (rule_meta(Rule, judges, service)): an
+# encounter may break them, and code mode reports it as done. Every other deny rule judges the
+# coding, which code mode reads from the same policy predicates as the check (kb/policy/) and
+# must therefore get right. Which encounter breaks which of these rules is the rules' own
+# business, tested by their cases (tests/cases/), not predicted here.
+PROCEDURE_RULES = frozenset(r for r, rule in rule_catalog().items() if rule.meta.get("judges") == "service")
 # A third level done on both sides is written as one 50 line with those units
 # (kb/code/modifiers.lp, not formalised): it is denied only beside a levels denial.
 _WITH_LEVELS = {"bilateral-units": {"esi-levels-per-session", "facet-levels-per-session"}}
 
 
 def test_the_procedure_rules_are_deny_rules() -> None:
-    from pain_asp.kb import rule_catalog
-
     rules = rule_catalog()
+    assert {"esi-levels-per-session", "facet-levels-per-session", "not-covered"} <= PROCEDURE_RULES
     named = PROCEDURE_RULES | set(_WITH_LEVELS) | set().union(*_WITH_LEVELS.values())
     assert {r for r in named if r in rules and rules[r].severity == "deny"} == named
 
