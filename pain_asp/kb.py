@@ -104,9 +104,14 @@ def _solve_meta(directory: Path) -> list:
     return symbols
 
 
+# The version of what is read from the knowledge base and how (bumped when the reading changes,
+# so that a cache written by an older pain-asp is not reused).
+_METADATA_FORMAT = 2
+
+
 def _kb_stamp(folder: Path) -> str:
     """A description of the knowledge base's files that changes whenever any of them changes."""
-    lines = [str(folder.resolve())]
+    lines = [f"format {_METADATA_FORMAT}", str(folder.resolve())]
     for path in sorted(folder.rglob("*.lp")):
         info = path.stat()
         lines.append(f"{path.relative_to(folder)}|{info.st_mtime_ns}|{info.st_size}")
@@ -162,7 +167,8 @@ def forget_metadata() -> None:
 def _read_predicates(folder: Path) -> frozenset[str]:
     """Names of the predicates some statement of the knowledge base reads: every atom except
     the plain head of a rule (bodies, conditions, ``#minimize``, ``#external`` ...), over all
-    of the folder's .lp files (check, fix and code programs alike)."""
+    of the folder's .lp files (check, fix and code programs alike; not kb/authoring/, the claim
+    space of ``kb check``, which chooses every input predicate)."""
     from clingo import ast
 
     from .asp_syntax import atom_names
@@ -178,7 +184,7 @@ def _read_predicates(folder: Path) -> frozenset[str]:
 
     messages: list[str] = []
     try:  # files included by others are parsed once; the "already included" notes are dropped
-        ast.parse_files([str(p) for p in sorted(folder.rglob("*.lp"))], statement,
+        ast.parse_files([str(p) for p in sorted(folder.rglob("*.lp")) if p.parent.name != "authoring"], statement,
                         logger=lambda code, msg: messages.append(msg))
     except RuntimeError:
         raise PainAspError("the knowledge base does not parse:\n" + "\n".join(messages)) from None
