@@ -883,7 +883,7 @@ def status(directory: str | Path | None = None) -> dict[str, Any]:
     tables = load_tables(str(folder))
     manifest = tables.manifest or {}
     if shipped:
-        kind = "shipped starter tables (rows from reference.md; unverified)"
+        kind = "shipped starter tables (rows from public secondary sources; unverified)"
     elif manifest:
         kind = "imported CMS data set"
     else:

@@ -1,6 +1,6 @@
 """Hypothesis strategies for claims, built on the vocabulary of :mod:`pain_asp.bench.generate`.
 
-``claims()`` draws valid claims (SPEC §3 raw dicts with ISO dates) that reuse a small pool
+``claims()`` draws valid claims (docs/claim-format.md raw dicts with ISO dates) that reuse a small pool
 of codes and dates per claim, so that the pairwise rules (add-on and primary, imaging with
 the procedure, E/M on the day of a procedure, duplicates, NCCI pairs, sessions and
 frequencies against history) get something to bite on. ``generated_claims()`` draws from the

@@ -1,4 +1,4 @@
-"""The rule authoring commands: rules list --payer, show, test, coverage, lint, new (SPEC §10)."""
+"""The rule authoring commands: rules list --payer, show, test, coverage, lint, new (docs/authoring.md)."""
 
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ def test_icd_table_file_with_another_stamp_is_rebuilt(cache: Path) -> None:
 
 
 def test_one_json_claim_is_checked_without_importing_yaml(cache: Path, tmp_path: Path) -> None:
-    """A JSON claim needs no YAML parser once the payer files are cached (start-up, SPEC §12)."""
+    """A JSON claim needs no YAML parser once the payer files are cached (start-up, docs/scaling.md)."""
     import subprocess
     import sys
 

@@ -1,4 +1,4 @@
-"""The command line: formats, exit codes, determinism, explain (SPEC §4)."""
+"""The command line: formats, exit codes, determinism, explain (README.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""`pain-asp code`: description -> code set pairs, the reader's refusals, the command (SPEC §9).
+"""`pain-asp code`: description -> code set pairs, the reader's refusals, the command (docs/encounter-format.md).
 
-The pairs in ``tests/code_pairs.yaml`` are written from the domain reference (each names its
-section); every pair is coded and checked, and its lines and deny findings must match.
+The pairs in ``tests/code_pairs.yaml`` are written from the primary documents each names
+in its ``source``; every pair is coded and checked, and its lines and deny findings must match.
 """
 
 from __future__ import annotations

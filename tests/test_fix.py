@@ -1,11 +1,11 @@
-"""Corrections (SPEC §8): case files with their expected edit sets, and properties of fix.
+"""Corrections (docs/fix.md): case files with their expected edit sets, and properties of fix.
 
 Case files live in ``tests/fix_cases/<rule-id or topic>/<name>.yaml``:
 
     description: what the case shows and the source sentence the expected edits come from
     payer_dirs: [dir]          # optional, relative to the case file
     ncci: dir                  # optional, NCCI tables in CMS layout
-    claim: {...}               # one claim (SPEC §3) -- or --
+    claim: {...}               # one claim (docs/claim-format.md) -- or --
     claims: [{...}, ...]       # several claims fixed in one batch
     expect:                    # for `claim:`; for `claims:` a mapping claim_id -> this
       status: fixed            # clean | fixed | actions_only | unfixable
@@ -250,7 +250,7 @@ _RELATION = {"58": "staged", "78": "complication", "79": "unrelated"}
 
 
 def _supported(claim: Any, line_no: int, modifier: str) -> bool:
-    """Whether the chart supports adding ``modifier`` to billed line ``line_no`` (SPEC §8)."""
+    """Whether the chart supports adding ``modifier`` to billed line ``line_no`` (docs/fix.md)."""
     line = claim.lines[line_no - 1]
     doc = line.documented
     if modifier in _SUPPORT_SIDE:
@@ -349,7 +349,7 @@ def _esi_line(code: str, day: str, charge: float, pointer: int = 1) -> dict[str,
             "documented": {"imaging": "fluoroscopy", "purpose": "therapeutic"}}
 
 
-# One patient, two claims of one batch (SPEC §7: B sees A as history). A bills a lumbar and a
+# One patient, two claims of one batch (docs/scaling.md: B sees A as history). A bills a lumbar and a
 # cervical ESI on one date: Medicare allows one region per session (esi-regions-per-session,
 # correctable). B is a cervical ESI whose own history holds three cervical sessions in the 365
 # days before it; with A's cervical line B is the fifth session (Medicare esi_frequency: at most
@@ -402,7 +402,7 @@ def _lumbar_tf(code: str, day: str) -> dict[str, Any]:
 
 
 def test_a_dropped_first_line_moves_the_history_window(tmp_path: Path) -> None:
-    """Store history counts services dated on or before the claim's first day (SPEC §7).
+    """Store history counts services dated on or before the claim's first day (docs/scaling.md).
     Line 1 is a lone 64484 documenting two levels (addon-without-primary: dropped, as in
     fix_cases/addon-without-primary/drop_addon_on_other_date.yaml), so the corrected claim
     starts on 2025-03-17 and the stored session of 2025-03-10 becomes history: with the three
@@ -472,7 +472,7 @@ def _solved(fixed: FixResult) -> tuple[str, list[str], int, bool]:
 
 def test_an_enormous_charge_neither_overflows_nor_changes_another_claims_fix(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """SPEC §8: a claim's cost never overflows (clingo's integers end at 2**31 - 1: a charge of
+    """docs/fix.md: a claim's cost never overflows (clingo's integers end at 2**31 - 1: a charge of
     21,474,836.48 is 2**31 cents) nor depends on another claim solved beside it."""
     repairer = _repairer()
     solves: list[list[str]] = []
@@ -541,7 +541,7 @@ def test_examples_fixed_then_checked(tmp_path: Path) -> None:
     unfixable = {f["claim_id"] for f in fixes if f["status"] == "unfixable"}
     # EX-11's only diagnosis (M54.5) is a header code: no edit may add or replace a diagnosis.
     assert unfixable == {"EX-11-dx-problems"}
-    # EX-03's lone 64484 documents one level: that level is the first, coded 64483 (SPEC §8).
+    # EX-03's lone 64484 documents one level: that level is the first, coded 64483 (docs/fix.md).
     addon_alone = next(f for f in fixes if f["claim_id"] == "EX-03-addon-alone")
     assert [(e["kind"], e["details"]["to"]) for e in addon_alone["edits"]] == [("replace_code", "64483")]
     for item in fixes:

@@ -1,4 +1,4 @@
-"""SPEC §7: a year-long batch and the history store give the same findings for the same services."""
+"""docs/scaling.md: a year-long batch and the history store give the same findings for the same services."""
 
 from __future__ import annotations
 

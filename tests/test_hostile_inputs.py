@@ -1,4 +1,4 @@
-"""Careless and hostile inputs (issue 17; SPEC §3, §11): each is one claim's clear error with
+"""Careless and hostile inputs (issue 17; docs/claim-format.md, README.md): each is one claim's clear error with
 its file, line and field, exit 2, no traceback, nothing quoted back, and the other claims of
 the batch are still checked."""
 

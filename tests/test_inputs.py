@@ -1,4 +1,4 @@
-"""Bad input (SPEC §3, §11): every error names file, claim id, field, value and what is expected."""
+"""Bad input (docs/claim-format.md, README.md): every error names file, claim id, field, value and what is expected."""
 
 from __future__ import annotations
 

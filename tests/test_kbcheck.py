@@ -1,5 +1,5 @@
 """kb check (contradicting rules, self-contradicting payer files, rules that never fire) and
-kb diff (findings that appear or disappear between two versions of the rules), SPEC §10."""
+kb diff (findings that appear or disappear between two versions of the rules), docs/authoring.md."""
 
 from __future__ import annotations
 
@@ -277,7 +277,7 @@ def _addon_pairs() -> set[tuple[str, str]]:
 def test_every_addon_code_of_the_catalog_names_its_primaries() -> None:
     """Each add-on (kind addon) has primaries, each a catalog code that is not an add-on, and
     the CPT/HCPCS pairs of the family descriptors are there (64480 with 64479 ... G3003 with
-    G3002, 99439 with 99490: CMS add-on code edits, Type I, as listed in reference.md §4)."""
+    G3002, 99439 with 99490: CMS add-on code edits, Type I; A58993, A57787, NGS-CCM)."""
     from pain_asp.kb import code_catalog
 
     catalog = code_catalog()

@@ -116,7 +116,7 @@ def test_a_pair_deleted_before_the_date_of_service_does_not_fire(tmp_path: Path)
 
 def test_an_imported_mue_overrides_the_shipped_value(tmp_path: Path, own_data_folder: Path) -> None:
     two_units = claim([{"code": "64493", "modifiers": ["RT"], "units": 2, "date": "2026-03-02", "dx": [1]}])
-    # shipped starter table: 64493 has an MUE of 1 (reference.md §3.3)
+    # shipped starter table: 64493 has an MUE of 1 (codingahead, secondary)
     assert ("units-exceed-mue", (1,)) in rules_found(two_units, None)
     # the imported (illustrative) table says 2, whether named or found in the data folder
     import_ncci(PTP, MUE, tmp_path / "set")

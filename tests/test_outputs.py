@@ -1,4 +1,4 @@
-"""Input and output safety (SPEC §4, §11): outputs never overwrite an input and are written
+"""Input and output safety (README.md): outputs never overwrite an input and are written
 atomically, output paths are checked up front, killed batches leave nothing behind, claim
 text cannot become a spreadsheet formula or a terminal control sequence, and errors are
 always summarised on standard error."""

@@ -1,4 +1,4 @@
-"""Payer policy files (SPEC §6): validation with file, line and key; extends; dates; facts."""
+"""Payer policy files (docs/payers.md): validation with file, line and key; extends; dates; facts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Properties of the whole checker on random claims (SPEC §4, §11, §12).
+"""Properties of the whole checker on random claims (README.md, docs/scaling.md).
 
 Hypothesis draws claims from ``tests/strategies.py`` (the vocabulary of
 ``pain_asp.bench.generate``). The properties:

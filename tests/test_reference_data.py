@@ -1,4 +1,4 @@
-"""Reference data is never silent (SPEC §11, §15): which NCCI tables and ICD-10-CM release a
+"""Reference data is never silent (README.md, docs/reference-data.md): which NCCI tables and ICD-10-CM release a
 check used is in every output, a finding names the table that decided it, --require-data
 refuses starter tables, and rule cases never read a data set the user imported."""
 

@@ -1,4 +1,4 @@
-"""The patient history store (pain_asp.store): SPEC §7 and §11."""
+"""The patient history store (pain_asp.store): docs/scaling.md, README.md."""
 
 from __future__ import annotations
 

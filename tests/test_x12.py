@@ -157,8 +157,8 @@ def test_multi_claim_check_on_the_command_line_matches_the_yaml_twin() -> None:
 
 
 def test_bilateral_facet_through_check(checker: Checker) -> None:
-    # Coding is right (one line, 50, one unit, KX; reference.md §4 and §8), so no denial. An
-    # 837P has no chart documentation: the rules that need it answer review (SPEC §3).
+    # Coding is right (one line, 50, one unit, KX; CMS IOM 100-04 ch. 12 §40.7, NOR-FACET-QA Q3, X12 005010X222A1), so no denial. An
+    # 837P has no chart documentation: the rules that need it answer review (docs/claim-format.md).
     results = check(checker, records(X12 / "bilateral_facet_medicare.837"))
     assert findings(results) == {
         ("PCN0001", "conservative-care", "review", (1,)),
@@ -170,7 +170,7 @@ def test_bilateral_facet_through_check(checker: Checker) -> None:
 
 
 def test_two_line_rt_lt_at_medicare_through_check(checker: Checker) -> None:
-    # Medicare takes a bilateral procedure as one line with 50 (reference.md §4): RT and LT
+    # Medicare takes a bilateral procedure as one line with 50 (CMS IOM 100-04 ch. 12 §40.7): RT and LT
     # lines are the wrong format for it, on both lines.
     found = findings(check(checker, records(X12 / "two_line_rtlt.837")))
     assert ("PCN0002", "bilateral-format", "deny", (1, 2)) in found

@@ -252,8 +252,8 @@ parameter declarations beside the rules in `kb/` (`parameter/3` ..., see kb/paye
 shipped files.
 
 The three commercial profiles are **examples of how to encode a payer**, not any real
-payer's current policy. `medicare` is built from the CMS LCDs and billing articles cited in
-the domain reference; every value carries its source and confidence tag.
+payer's current policy. `medicare` is built from the CMS LCDs and billing articles cited with
+each value; every value carries its source (document id, URL) and confidence tag.
 
 ## Writing a payer file
 

@@ -837,7 +837,7 @@ def lint(place: Layout, payer_dirs: list[str] | None = None) -> list[LintProblem
 _RULE_TEMPLATE = '''%# {title}
 %
 % Source:   {fill}: the document, section and sentence this rule encodes, with its
-%           confidence tag from the domain reference (source_verified, secondary, unverified,
+%           document id, URL and confidence tag (source_verified, secondary, unverified,
 %           payer_policy).
 % Inputs:   line_code/3, line_dos/3 (claim view, kb/claim_view.lp)
 % Outputs:  violation/4 for {rule_id}

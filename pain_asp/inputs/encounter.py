@@ -101,7 +101,7 @@ NERVES: dict[str, str] = {
 }
 GENICULAR_BRANCHES = ("superolateral genicular", "superomedial genicular",
                       "inferomedial genicular", "inferolateral genicular")
-# The three branches a complete genicular injection (64454) treats (reference §1.2, and
+# The three branches a complete genicular injection (64454) treats (AAPM 2020, and
 # kb/rules/coding/genicular.lp).
 GENICULAR_STANDARD = ("superolateral genicular", "superomedial genicular", "inferomedial genicular")
 
@@ -112,7 +112,7 @@ _ALL_FIELDS = ("levels", "side", "guidance", "purpose", "nerves", "muscles", "mi
 # Guidance decides the code for interlaminar/caudal ESI (62321/62323 with imaging, 62320/
 # 62322 without), facet injections (64490-64495 fluoroscopy/CT, 0213T-0218T ultrasound) and
 # major joints (20611 with ultrasound); codes that include fluoroscopy or CT in their
-# descriptor cannot report ultrasound or no imaging (reference §1.1-§1.3).
+# descriptor cannot report ultrasound or no imaging (A58993, A57787, AAPM 2020).
 KIND_FIELDS: dict[str, dict[str, Any]] = {
     "transforaminal_esi": {"required": ("levels", "side"), "optional": ("guidance", "purpose"),
                            "guidance": ("fluoroscopy", "ct")},
@@ -495,7 +495,7 @@ The code-selection program is ASP in `kb/code/` and reads the same catalog
   per code for the encounter. Never 77003.
 - **Genicular**: 64454 for the genicular branches, with 52 when fewer than the superolateral,
   superomedial and inferomedial branches were injected.
-- **Visits** by total time (CPT 2021/2024 times, unverified in the domain reference). On the
+- **Visits** by total time (CPT 2021/2024 times, unverified: no public source read). On the
   day of a 0- or 10-day global procedure a visit is billed with 25 only when it addressed a
   separate problem (`separate_problem: true`, which also documents `em_separate_problem`), is
   left out when it did not, and is refused when the encounter does not say.

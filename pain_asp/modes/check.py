@@ -100,7 +100,7 @@ class BatchOptions:
     recycle_claims: int = 4500        # a worker retires after checking this many claims ...
     recycle_mb: float = 115.0         # ... or once its resident memory passes this (MB): a fresh worker
                                       # peaks near 145 MB in its first chunk and keeps ~120 MB after it,
-                                      # so it retires before a second chunk takes it past 150 MB (SPEC §12)
+                                      # so it retires before a second chunk takes it past 150 MB (docs/scaling.md)
     fmt: str = "jsonl"                # what workers render: text, json, jsonl, csv
     colour: bool = False              # ANSI colour in text output
     with_charges: bool = False        # attach each claim's line charges (for the report)

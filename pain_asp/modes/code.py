@@ -346,11 +346,11 @@ class Coder:
         kind, args = why.name, why.arguments
         if kind == "em_included":
             return head + ("not billed: a visit that only decided on the procedure is included in "
-                           "it (reference.md §3.2)")
+                           "it (CMS IOM 100-04 ch. 12 §40.1.C)")
         if kind == "included_in_rfa":
             region = str(args[0]).replace("_", "/")
             return head + (f"not billed in the {region} region: a facet injection in the session "
-                           "of a facet radiofrequency ablation there is included in it (reference.md §3.2)")
+                           "of a facet radiofrequency ablation there is included in it (older MAC guidance, secondary)")
         if kind == "guidance_not_separate":
             return head + (f"{args[1]} guidance for {args[0]} has no separate code here: documented "
                            "on the line, not billed")
