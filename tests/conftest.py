@@ -22,10 +22,10 @@ _SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 settings.register_profile("default", max_examples=25, deadline=None,
                           suppress_health_check=_SLOW_IS_FINE)
-# CI replays the same examples on every run (derandomize): a red CI then always means the
+# CI replays the same 30 examples on every run (derandomize): a red CI then always means the
 # change broke something, never a new random draw. The default profile keeps drawing new
 # examples on every developer's run, which is where new counterexamples are found.
-settings.register_profile("ci", max_examples=40, deadline=None, print_blob=True, derandomize=True,
+settings.register_profile("ci", max_examples=30, deadline=None, print_blob=True, derandomize=True,
                           suppress_health_check=_SLOW_IS_FINE)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
