@@ -26,7 +26,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pain_asp.inputs.encounter import (
@@ -211,6 +211,7 @@ def coder() -> Coder:
     return Coder()
 
 
+@settings(max_examples=20)  # each example codes and checks the encounter at 16 payer/place pairs
 @given(raw=encounters())
 def test_generated_encounters_break_no_coding_rule(raw: dict[str, Any], coder: Coder) -> None:
     combos = [(payer, pos) for payer in PAYERS for pos in PLACES]

@@ -209,7 +209,7 @@ def _small(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "lines": raw["lines"][:2]}
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 @given(random_claims().map(_small))
 def test_minimal_against_brute_force(raw: dict[str, Any]) -> None:
     """(d) the repair's cost is the least cost of any consistent edit set (exhaustive)."""
@@ -231,7 +231,7 @@ def test_minimal_against_brute_force_on_cases() -> None:
             continue
         repairer = _repairer()
         fixed = _fix(repairer, [data["claim"]])[0]
-        best = _brute_force(repairer, data["claim"], limit=11)
+        best = _brute_force(repairer, data["claim"], limit=10)
         if best is None:
             continue
         proved += 1
