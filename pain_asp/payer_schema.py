@@ -124,7 +124,7 @@ def spec_from_dict(data: dict[str, Any]) -> ParamSpec:
 def lookup_key(spec: ParamSpec) -> str | None:
     """How rules look a set-valued parameter up: by the line's ``family``, ``code`` or either.
 
-    Such parameters become ``payer_keyed(Payer, Name, Key, Value, From, To)`` facts as well,
+    Such parameters become ``payer_keyed(Payer, Name, Key, Value, From)`` facts as well,
     so kb/payer.lp joins each line only with the entries for its own family or code instead of
     copying every entry onto every line (grounding cost, docs/scaling.md). None: looked up as a whole.
     """

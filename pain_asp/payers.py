@@ -406,8 +406,8 @@ def _ymd(day: dt.date) -> str:
 def _facts(payer: Payer) -> str:
     """``payer_entry/4`` for each dated entry of a parameter (kb/payer.lp decides which is in
     force on a date), ``payer_param/5`` for each of its values (with the entry's window), and
-    ``payer_value/4`` (looked up as a whole) or ``payer_keyed/6`` (looked up by the line's
-    family or code, with the entry's window; see kb/payer.lp)."""
+    ``payer_value/4`` (looked up as a whole) or ``payer_keyed/5`` (looked up by the line's
+    family or code; see kb/payer.lp); values name their entry by its start."""
     pid = f'"{payer.id}"'
     out = []
     for name, values in sorted(payer.parameters.items()):
@@ -420,7 +420,7 @@ def _facts(payer: Payer) -> str:
                 out.append(f"payer_param({pid}, {name}, {term}, {start}, {_ymd(dated.until)}).")
                 if keyed:
                     key = term[1:].split(", ", 1)[0] if term.startswith("(") else term
-                    out.append(f"payer_keyed({pid}, {name}, {key}, {term}, {start}, {_ymd(dated.until)}).")
+                    out.append(f"payer_keyed({pid}, {name}, {key}, {term}, {start}).")
                 else:
                     out.append(f"payer_value({pid}, {name}, {term}, {start}).")
     for rule_id, values in sorted(payer.rule_severity.items()):
