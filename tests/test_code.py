@@ -134,6 +134,8 @@ REFUSED = [
     ("bilateral celiac plexus block", "side do(es) not apply"),
     ("lumbar epidural adhesiolysis, 3 days", "does not code epidural adhesiolysis"),
     ("botox chemodenervation for chronic migraine", "does not code"),
+    ("SI joint fusion right", "SI joint fusion with which device"),
+    ("left SI joint arthrodesis with intra-articular implants", "only with a transfixing device"),
     ("right knee and wrist injection", "more than one procedure"),
 ]
 

@@ -57,7 +57,7 @@ __all__ = [
 ProcedureKind = Literal[
     "transforaminal_esi", "interlaminar_esi", "caudal_esi",
     "facet_injection", "facet_rfa",
-    "si_joint_injection", "si_joint_nerve_block", "si_joint_rfa",
+    "si_joint_injection", "si_joint_nerve_block", "si_joint_rfa", "si_joint_fusion",
     "genicular_nerve_block", "genicular_rfa",
     "peripheral_nerve_block", "trigger_point", "major_joint_injection",
     "small_joint_injection", "intermediate_joint_injection",
@@ -130,6 +130,8 @@ KIND_FIELDS: dict[str, dict[str, Any]] = {
                              "guidance": ("fluoroscopy", "ct")},
     "si_joint_rfa": {"required": ("side",), "optional": ("guidance",),
                      "guidance": ("fluoroscopy", "ct")},
+    "si_joint_fusion": {"required": ("side",), "optional": ("guidance",),
+                        "guidance": ("fluoroscopy", "ct")},
     "genicular_nerve_block": {"required": ("side", "nerves"), "optional": ("guidance", "purpose"),
                               "guidance": ("fluoroscopy", "ct", "ultrasound", "none")},
     "genicular_rfa": {"required": ("side",), "optional": ("nerves", "guidance"),
@@ -383,6 +385,8 @@ _CODES_BY_KIND = {
     "si_joint_injection": "27096",
     "si_joint_nerve_block": "64451",
     "si_joint_rfa": "64625",
+    "si_joint_fusion": "27279 (with a transfixing device; imaging included); 27278 (intra-articular "
+                       "implants without transfixation) is not chosen: code it by hand",
     "genicular_nerve_block": "64454 (with 52 when fewer than the three standard branches)",
     "genicular_rfa": "64624",
     "peripheral_nerve_block": "64400 trigeminal, 64405 greater occipital, 64418 suprascapular, "

@@ -152,6 +152,11 @@ _add("concept", "ablation", "rfa", "rf", "rftc", "radiofrequency", "radio freque
      "radiofrequency lesioning", "thermal radiofrequency")
 _add("concept", "genicular", "genicular", "gnb", "genicular nerve", "genicular nerve block")
 _add("concept", "si_joint", "si joint", "sij", "si", "sacroiliac", "sacroiliac joint", "sacro iliac")
+_add("concept", "fusion", "fusion", "arthrodesis", "fused", "fuse")
+_add("concept", "transfixing", "transfixing", "transfixation", "transfixing device",
+     "transfixing implant", "transfixing implants", "transfixation device")
+_add("concept", "intra_articular_implant", "intra articular implant", "intra articular implants",
+     "intra-articular implant", "intra-articular implants", "allograft", "bone graft")
 _add("concept", "lateral_branch", "lateral branch", "lateral branch block", "lateral branch nerve",
      "lateral branch nerve block", "lbb")
 _add("concept", "nerve_block", "nerve block", "nb")
@@ -471,6 +476,16 @@ def _kind(seg: _Segment) -> str | None:
         return "facet_injection"
     if group == "genicular":
         return "genicular_nerve_block"
+    if group == "si_joint" and "fusion" in concepts:
+        devices = concepts & {"transfixing", "intra_articular_implant"}
+        if devices == {"transfixing"}:
+            return "si_joint_fusion"
+        seg.problems.append("SI joint fusion with which device: a transfixing device (27279), or "
+                            "intra-articular implants without transfixation (27278, coded by hand)?"
+                            if not devices else
+                            "code mode codes an SI joint fusion only with a transfixing device (27279): "
+                            "write the claim line for intra-articular implants (27278) by hand")
+        return None
     if group == "si_joint":
         nerve_block = concepts & {"lateral_branch", "nerve_block"}
         return "si_joint_nerve_block" if nerve_block else "si_joint_injection"
@@ -666,6 +681,7 @@ _KIND_TEXT = {
     "si_joint_injection": "sacroiliac joint injection",
     "si_joint_nerve_block": "sacroiliac joint lateral branch nerve block",
     "si_joint_rfa": "sacroiliac joint radiofrequency ablation",
+    "si_joint_fusion": "sacroiliac joint fusion with a transfixing device",
     "genicular_nerve_block": "genicular nerve block",
     "genicular_rfa": "genicular radiofrequency ablation",
     "peripheral_nerve_block": "nerve block",
