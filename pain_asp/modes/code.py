@@ -225,7 +225,7 @@ class Coder:
                 problems.append(self._problem(enc, args[0].number, args[1]))
             elif name == "cod_note":
                 noted.append((args[0].number, self._note(enc, args[0].number, args[1])))
-                if args[1].name in ("em_included", "included_in_rfa"):
+                if args[1].name in ("em_included", "included_in_rfa", "analysis_in_refill"):
                     dropped.add(args[0].number)
             elif name == "cod_clinical":
                 value = args[1]
@@ -351,6 +351,9 @@ class Coder:
             region = str(args[0]).replace("_", "/")
             return head + (f"not billed in the {region} region: a facet injection in the session "
                            "of a facet radiofrequency ablation there is included in it (older MAC guidance, secondary)")
+        if kind == "analysis_in_refill":
+            return head + ("not billed: the pump analysis of a refill visit is part of the refill "
+                           "code (62369/62370 when the pump was reprogrammed), never billed beside it")
         if kind == "guidance_not_separate":
             return head + (f"{args[1]} guidance for {args[0]} has no separate code here: documented "
                            "on the line, not billed")
