@@ -21,6 +21,7 @@ from .kb import main_file, read_predicates, rule_catalog
 from .models import Claim, HistoryEntry
 from .ncci import load_tables
 from .payers import PayerRegistry, load_registry
+from .program import program_text
 from .resources import kb_dir
 from .terms import parse_term
 
@@ -158,19 +159,28 @@ class TimedOut(Exception):
 
 
 def grounded_control(files: Sequence[Path], facts: str, arguments: Sequence[str] = (),
-                     what: str = "the knowledge base") -> Any:
+                     what: str = "the knowledge base", as_written: bool = False) -> Any:
     """A clingo Control with ``files`` and ``facts`` loaded and grounded (check, fix).
 
-    clingo's messages are kept, not printed; a file that does not load becomes a
-    :class:`PainAspError` naming ``what`` with those messages.
+    The files are read as :func:`pain_asp.program.program_text` gives them (anonymous body
+    variables named: the same answer, grounded faster), or ``as_written``. clingo's messages
+    are kept, not printed; a file that does not load becomes a :class:`PainAspError` naming
+    ``what`` with those messages.
     """
     import clingo
 
     messages: list[str] = []
-    ctl = clingo.Control(["--warn=none", *arguments], logger=lambda code, msg: messages.append(msg))
+
+    def logger(code: Any, message: str) -> None:
+        messages.append(message)
+
+    ctl = clingo.Control(["--warn=none", *arguments], logger=logger)
     try:
-        for file in files:
-            ctl.load(str(file))
+        if as_written:
+            for file in files:
+                ctl.load(str(file))
+        else:
+            ctl.add("base", [], program_text(files, logger))
         ctl.add("base", [], facts)
         ctl.ground([("base", [])])
     except RuntimeError:

@@ -86,6 +86,7 @@ def profile_kb(claims: int = 1000, seed: int = 1, repeats: int = 3, kb_dir: str 
     from ..history import batch_history
     from ..inputs.records import validate_claim
     from ..kb import main_file
+    from ..program import named_anonymous, program_text
 
     checker = Checker(CheckOptions(kb_dir=kb_dir))
     payers = checker.known_payers()
@@ -96,7 +97,7 @@ def profile_kb(claims: int = 1000, seed: int = 1, repeats: int = 3, kb_dir: str 
     main = main_file(checker.kb)
 
     whole = clingo.Control(["--warn=none"])
-    whole.load(str(main))
+    whole.add("base", [], program_text([main]))
     whole.add("base", [], facts)
     whole.ground([("base", [])])
     model = "\n".join(f"{atom.symbol}." for atom in whole.symbolic_atoms if atom.is_fact)
@@ -105,7 +106,8 @@ def profile_kb(claims: int = 1000, seed: int = 1, repeats: int = 3, kb_dir: str 
 
     statements: list[Any] = []
     ast.parse_files([str(main)], statements.append)
-    rules = [s for s in statements if s.ast_type == ast.ASTType.Rule and len(s.body) > 0]
+    # Each rule as check grounds it (pain_asp/program.py): anonymous body variables named.
+    rules = named_anonymous([s for s in statements if s.ast_type == ast.ASTType.Rule and len(s.body) > 0])
     root = Path(checker.kb).resolve()
     best = [float("inf")] * len(rules)
     for _ in range(max(1, repeats)):

@@ -23,6 +23,7 @@ from ..facts import day_number
 from ..findings import Result
 from ..inputs.encounter import KINDS, NERVES, Encounter, device_phrases, encounter_problems
 from ..models import Claim, ValidationError, as_dict, parse_claim
+from ..program import program_text
 from ..resources import kb_dir
 from ..tokens import segment_name
 
@@ -175,10 +176,12 @@ class Coder:
         import clingo
 
         messages: list[str] = []
-        ctl = clingo.Control(["--warn=none"], logger=lambda code, msg: messages.append(msg))
+        def logger(code: Any, message: str) -> None:
+            messages.append(message)
+
+        ctl = clingo.Control(["--warn=none"], logger=logger)
         try:
-            ctl.load(str(self.program / "code.lp"))
-            ctl.load(str(self.program / "code" / "show.lp"))
+            ctl.add("base", [], program_text([self.program / "code.lp", self.program / "code" / "show.lp"], logger))
             ctl.add("base", [], self.facts(enc))
             ctl.ground([("base", [])])
         except RuntimeError:
