@@ -159,13 +159,13 @@ class TimedOut(Exception):
 
 
 def grounded_control(files: Sequence[Path], facts: str, arguments: Sequence[str] = (),
-                     what: str = "the knowledge base", as_written: bool = False) -> Any:
+                     what: str = "the knowledge base") -> Any:
     """A clingo Control with ``files`` and ``facts`` loaded and grounded (check, fix).
 
     The files are read as :func:`pain_asp.program.program_text` gives them (anonymous body
-    variables named: the same answer, grounded faster), or ``as_written``. clingo's messages
-    are kept, not printed; a file that does not load becomes a :class:`PainAspError` naming
-    ``what`` with those messages.
+    variables named: the same answer, grounded faster). clingo's messages are kept, not
+    printed; a file that does not load becomes a :class:`PainAspError` naming ``what`` with
+    those messages.
     """
     import clingo
 
@@ -176,11 +176,7 @@ def grounded_control(files: Sequence[Path], facts: str, arguments: Sequence[str]
 
     ctl = clingo.Control(["--warn=none", *arguments], logger=logger)
     try:
-        if as_written:
-            for file in files:
-                ctl.load(str(file))
-        else:
-            ctl.add("base", [], program_text(files, logger))
+        ctl.add("base", [], program_text(files, logger))
         ctl.add("base", [], facts)
         ctl.ground([("base", [])])
     except RuntimeError:

@@ -383,10 +383,7 @@ class Repairer:
                     before.extend(f'repair_before_deny({k}, "{finding.rule}", {n}).' for n in finding.lines)
         files = [main_file(self.kb), self.kb / "fix.lp", self.kb / "fix" / "show.lp"]
         facts = self.checker.facts(claims, history) + "\n" + "\n".join(before)
-        # As written: the rewritten program (pain_asp/program.py) has the same answers, but
-        # clasp meets them in another order and may settle on another of several equally
-        # good edit sets (kb/fix/optimise.lp ranks edits, not every pair of equal ones).
-        return grounded_control(files, facts, ["--opt-strategy=usc"], "the repair layer", as_written=True)
+        return grounded_control(files, facts, ["--opt-strategy=usc"], "the repair layer")
 
     def _solve(self, ctl: Any, assumptions: list | None = None) -> tuple[list, bool, dict[int, int]] | None:
         """Solve; the last model's symbols, whether it is proven optimal, and its cost by
