@@ -201,10 +201,9 @@ parameters:
 
 
 def test_one_resolver_decides_the_entry_in_force_for_check_fix_and_code() -> None:
-    """kb/payer.lp decides which payer entry is in force on a date (param_entry/4); code mode
-    includes it and reads values through it. (kb/fix/candidates.lp keeps its own window
-    test of bilateral_format rows: routing it through param_entry/4 reorders the repair
-    program's grounding and turns one equal-cost tie of kb/fix/optimise.lp the other way.)"""
+    """kb/payer.lp decides which payer entry is in force on a date (policy_period/3 and
+    param_entry/4); code mode includes it, and every file that reads payer values reads them
+    through it: none tests an entry's window itself."""
     import re
 
     from pain_asp.resources import kb_dir
@@ -215,7 +214,9 @@ def test_one_resolver_decides_the_entry_in_force_for_check_fix_and_code() -> Non
     assert {name for name, text in code.items() if "payer_entry(" in text} == {"payer.lp"}
     readers = {name for name, text in code.items() if re.search(r"payer_(param|value|keyed)\(", text)}
     assert readers == {"payer.lp", "code/input.lp", "fix/candidates.lp"}
-    assert all("param_entry(" in code[name] for name in readers - {"fix/candidates.lp"})
+    assert all("param_entry(" in code[name] for name in readers)
+    window = re.compile(r"payer_\w+\([^)]*\b(From|F), *(To|T)\)")
+    assert [name for name, text in code.items() if name != "payer.lp" and window.search(text)] == []
     assert "payer.lp" in code["code/input.lp"]  # code mode includes the same resolver
     facts = load_registry(known_rules=set(rule_catalog())).get("medicare").facts()
     assert all(re.fullmatch(r'payer_(entry|param|value|keyed|rule_off|severity)\(.*\)\.', ln) for ln in facts.splitlines())
