@@ -31,14 +31,15 @@ __all__ = ["DaskPool", "check_address", "check_chunk_on_worker"]
 _CHECKERS: dict[Any, Any] = {}
 
 
-def check_chunk_on_worker(task: Callable[..., list[tuple[Any, ...]]], payload: bytes, options: Any, fmt: str,
-                          colour: bool) -> tuple[list[tuple[Any, ...]], str, float]:
+def check_chunk_on_worker(task: Callable[..., list[Any]], payload: bytes, options: Any, fmt: str,
+                          colour: bool) -> tuple[bytes, str, float]:
     """Run in a Dask worker: check one chunk with ``task`` (the batch check's
     :func:`pain_asp.modes.check.check_task`, sent by name).
 
-    Returns the chunk's items, the worker's address and its resident memory (MB) afterwards.
+    Returns the chunk's items (msgpack), the worker's address and its resident memory (MB) afterwards.
     One :class:`~pain_asp.engine.Checker` per worker process and options.
     """
+    import msgspec
     from distributed import get_worker
 
     from ..engine import Checker
@@ -46,7 +47,7 @@ def check_chunk_on_worker(task: Callable[..., list[tuple[Any, ...]]], payload: b
     key = repr(options)
     if key not in _CHECKERS:
         _CHECKERS[key] = Checker(options)
-    items = task(_CHECKERS[key], payload, fmt, colour)
+    items = msgspec.msgpack.encode(task(_CHECKERS[key], payload, fmt, colour))
     # An index-pass chunk (``I``) grounds nothing, so clingo has not grown: no restart for it.
     return items, get_worker().address, rss_mb() if payload[:1] != b"I" else 0.0
 
@@ -91,7 +92,7 @@ class DaskPool:
     """Checks chunks on Dask; the interface of :class:`pain_asp.modes.check.WorkerPool`."""
 
     def __init__(self, address: str, workers: int, options: Any, fmt: str, colour: bool,
-                 recycle_mb: float, task: Callable[..., list[tuple[Any, ...]]]) -> None:
+                 recycle_mb: float, task: Callable[..., list[Any]]) -> None:
         self.address = address
         self.size = max(1, workers)
         self.task = task
@@ -113,8 +114,8 @@ class DaskPool:
                 self.size = max(1, sum(w["nthreads"] for w in self._client.scheduler_info()["workers"].values()))
 
     def run(self, chunks: Iterable[tuple[bytes, int]],
-            on_failure: Callable[[int, str], list[tuple[Any, ...]]]) -> Iterator[list[tuple[Any, ...]]]:
-        """Check ``(payload, claims)`` chunks; yield each chunk's items, in chunk order."""
+            on_failure: Callable[[int, str], list[Any]]) -> Iterator[Any]:
+        """Check ``(payload, claims)`` chunks; yield each chunk's items (msgpack), in chunk order."""
         from distributed import as_completed
 
         self.start()
@@ -122,7 +123,7 @@ class DaskPool:
         run_id = uuid.uuid4().hex
         source = iter(chunks)
         numbers: dict[Any, int] = {}
-        done: dict[int, list[tuple[Any, ...]]] = {}
+        done: dict[int, Any] = {}
         pending = as_completed()
         next_in = next_out = 0
 
@@ -157,7 +158,8 @@ class DaskPool:
             while pending.count() < self.size and next_in - next_out < 2 * self.size and submit():
                 pass
 
-    def _failed(self, future: Any, number: int, on_failure: Callable[[int, str], list[tuple[Any, ...]]]) -> list:
+    def _failed(self, future: Any, number: int, on_failure: Callable[[int, str], list[Any]]) -> bytes:
+        import msgspec
         from distributed import KilledWorker
 
         error = future.exception()
@@ -165,7 +167,7 @@ class DaskPool:
             raise PainAspError(str(error))
         if isinstance(error, KilledWorker):
             self.died += 1
-            return on_failure(number, "the Dask workers checking it stopped")
+            return msgspec.msgpack.encode(on_failure(number, "the Dask workers checking it stopped"))
         raise RuntimeError(f"a Dask worker failed: {type(error).__name__}: {error}")
 
     def _restart_idle(self) -> None:
