@@ -122,17 +122,18 @@ class DaskPool:
         client = self._client
         run_id = uuid.uuid4().hex
         source = iter(chunks)
+        upcoming = next(source, None)  # one chunk ahead: restart workers only while chunks remain
         numbers: dict[Any, int] = {}
         done: dict[int, Any] = {}
         pending = as_completed()
         next_in = next_out = 0
 
         def submit() -> bool:
-            nonlocal next_in
-            try:
-                payload, _ = next(source)
-            except StopIteration:
+            nonlocal next_in, upcoming
+            if upcoming is None:
                 return False
+            payload = upcoming[0]
+            upcoming = next(source, None)
             future = client.submit(check_chunk_on_worker, self.task, payload, *self._args,
                                    key=f"pain-asp-{run_id}-{next_in}", pure=False, retries=1)
             numbers[future.key] = next_in
@@ -151,7 +152,8 @@ class DaskPool:
                 if rss >= self.recycle_mb:
                     self._recycle.add(worker)
             future.release()
-            self._restart_idle()
+            if upcoming is not None:
+                self._restart_idle()
             while next_out in done:
                 yield done.pop(next_out)
                 next_out += 1
