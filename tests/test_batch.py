@@ -394,6 +394,7 @@ def test_bench_command_reports_figures_from_one_run() -> None:
     assert [r["workers"] for r in figures["runs"]] == [1, 2] and figures["identical_outputs"]
     assert sum(figures["statuses"].values()) == 40
     assert figures["baseline"]["claims"] == 3 and figures["baseline"]["claims_per_s"] > 0
+    assert figures["parent_per_claim"]["claims"] == 40 and figures["parent_per_claim"]["parent_us"] > 0
     assert figures["runs"][0]["efficiency"] == 1.0 and figures["runs"][1]["efficiency"] > 0
     for run in figures["runs"]:
         assert run["claims_per_s"] > 0 and run["ratio_to_baseline"] > 0
