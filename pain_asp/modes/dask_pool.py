@@ -67,14 +67,16 @@ def _client(address: str, workers: int) -> tuple[Any, Any]:
     except ImportError:
         raise PainAspError("--dask needs Dask's distributed scheduler: pip install 'pain-asp[scale]'") from None
     if address == "local":
-        import sys
+        import multiprocessing
 
         import dask
 
-        # On Linux the worker processes are forked from this one, which has imported the
-        # engine and reads claims in its main thread only: they start in under a second
-        # instead of the several that spawning a fresh interpreter each takes.
-        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        # Where it exists, the worker processes (and their nannies) fork from a fork server
+        # that has imported Dask: they start in about a second, without the several that
+        # spawning a fresh interpreter takes, and without this process's memory and threads
+        # (a process forked from a threaded one can hang: nanny restarts that never came back
+        # within Dask's 120 s were seen when the workers were forked from this one).
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         with dask.config.set({"distributed.worker.multiprocessing-method": method}):
             # On loopback only; the scheduler's HTTP routes on a free port, not 8787 (which
             # another cluster may hold: a warning on standard error).
@@ -104,6 +106,8 @@ class DaskPool:
         self.retired = 0
         self.died = 0
         self._recycle: set[str] = set()  # workers past recycle_mb, restarted once idle
+        self._restarter: Any = None       # the thread that restarts them (_restart_idle)
+        self._restarting: Any = None      # the restart under way
 
     def start(self, count: int = 0) -> None:
         """Start the cluster (or connect), e.g. while the batch is still being read."""
@@ -174,19 +178,30 @@ class DaskPool:
 
     def _restart_idle(self) -> None:
         """Restart the workers past their memory limit that hold no chunk (a nanny starts a
-        fresh process; a worker busy with a chunk waits, so no chunk is ever cut short)."""
-        if not self._recycle:
+        fresh process; a worker busy with a chunk waits, so no chunk is ever cut short).
+
+        A restart takes seconds on a loaded machine (the new process registers with the
+        scheduler): it runs in a thread of its own, one at a time, while the other workers'
+        chunks go on being submitted and collected here."""
+        if not self._recycle or (self._restarting is not None and not self._restarting.done()):
             return
         busy = self._client.processing(workers=list(self._recycle))
         idle = [w for w in self._recycle if not busy.get(w)]
         if idle:
-            self._client.restart_workers(idle, raise_for_error=False)
+            from concurrent.futures import ThreadPoolExecutor
+
+            if self._restarter is None:
+                self._restarter = ThreadPoolExecutor(1, thread_name_prefix="pain-asp-restart")
+            self._restarting = self._restarter.submit(self._client.restart_workers, idle, raise_for_error=False)
             self.retired += len(idle)
             self.started += len(idle)
             self._recycle.difference_update(idle)
 
     def close(self) -> None:
-        """Disconnect; stop the LocalCluster this pool started."""
+        """Disconnect (after a restart under way); stop the LocalCluster this pool started."""
+        if self._restarter is not None:
+            self._restarter.shutdown(wait=True)
+            self._restarter = self._restarting = None
         if self._client is not None:
             self._client.close()
             if self._cluster is not None:
