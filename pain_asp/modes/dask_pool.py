@@ -73,9 +73,8 @@ def _client(address: str, workers: int) -> tuple[Any, Any]:
 
         # Where it exists, the worker processes (and their nannies) fork from a fork server
         # that has imported Dask: they start in about a second, without the several that
-        # spawning a fresh interpreter takes, and without this process's memory and threads
-        # (a process forked from a threaded one can hang: nanny restarts that never came back
-        # within Dask's 120 s were seen when the workers were forked from this one).
+        # spawning a fresh interpreter takes, and without this process's memory, threads
+        # (its Dask client runs an event loop in a thread) and open files.
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         with dask.config.set({"distributed.worker.multiprocessing-method": method}):
             # On loopback only; the scheduler's HTTP routes on a free port, not 8787 (which
