@@ -116,6 +116,37 @@ def test_json_lines_claims_are_parsed_and_validated_in_the_workers(
     assert summary.mode == "workers" and text == expected
 
 
+def test_json_lines_are_cut_the_same_whatever_the_block_size(
+        tmp_path: Path, checker: Checker, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The command reads JSON Lines in blocks (pain_asp/inputs/readers.py); every line keeps its
+    # number and its line end, blank lines are skipped, an over-long line is one error record,
+    # and the last line needs no line end. The expected lines are worked out here from the
+    # bytes; the batch (in the workers) must give the output of the reader.
+    import pain_asp.inputs.readers as readers
+
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 1500)
+    claims = [json.dumps(c) for c in generate_claims(6, 9)]
+    rows = [claims[0], "", "   ", "{not json", json.dumps({"pad": "x" * 1600}), claims[1] + "\r",
+            claims[2], "[1, ", claims[3], claims[4], claims[5]]
+    data = "\n".join(rows).encode("utf-8")  # no line end after the last claim
+    path = tmp_path / "cut.jsonl"
+    path.write_bytes(data)
+    pieces = data.split(b"\n")
+    expected = [(number, None if len(piece) > 1500 else piece + b"\n" if number < len(pieces) else piece)
+                for number, piece in enumerate(pieces, start=1) if piece.strip()]
+    for block in (1, 7, 1500, 1 << 20):
+        monkeypatch.setattr(readers, "_BLOCK_BYTES", block)
+        with path.open("rb") as handle:
+            got = [(item.errors[0].line, None) if isinstance(item, readers.Record) else (item[2], item[3])
+                   for item in readers._json_lines(str(path), handle)]
+        assert got == expected, block
+    monkeypatch.setattr(readers, "_BLOCK_BYTES", 7)
+    text, summary = _streamed([path], "jsonl", checker, workers=1, in_memory_limit=0, chunk_size=4)
+    assert summary.mode == "workers" and summary.claims == len(expected) and summary.errors == 3
+    assert text == _reference([path], "jsonl", checker)
+    assert path.read_bytes() == data
+
+
 def test_replacements_voids_and_reused_ids_across_chunks(tmp_path: Path, checker: Checker) -> None:
     claims = list(generate_claims(30, 17))
     invalid = dict(claims[4], claim_id="REUSED", lines=[])                  # not a claim: its id is free
@@ -363,6 +394,7 @@ def test_bench_command_reports_figures_from_one_run() -> None:
     assert [r["workers"] for r in figures["runs"]] == [1, 2] and figures["identical_outputs"]
     assert sum(figures["statuses"].values()) == 40
     assert figures["baseline"]["claims"] == 3 and figures["baseline"]["claims_per_s"] > 0
+    assert figures["parent_per_claim"]["claims"] == 40 and figures["parent_per_claim"]["parent_us"] > 0
     assert figures["runs"][0]["efficiency"] == 1.0 and figures["runs"][1]["efficiency"] > 0
     for run in figures["runs"]:
         assert run["claims_per_s"] > 0 and run["ratio_to_baseline"] > 0

@@ -98,8 +98,9 @@ def test_one_json_claim_is_checked_without_importing_yaml(cache: Path, tmp_path:
     claim = claims[0] if isinstance(claims, list) else claims
     source = tmp_path / "claim.json"
     source.write_text(json.dumps(claim, default=str), encoding="utf-8")
-    script = ("import sys\nfrom pain_asp.cli import main\nsys.argv = ['pain-asp', 'check', sys.argv[1], "
-              "'--format', 'json', '--fail-on', 'never']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+    # app(), not main(): main() leaves the process as soon as check is done (pain_asp/cli.py)
+    script = ("import sys\nfrom pain_asp.cli import app\nsys.argv = ['pain-asp', 'check', sys.argv[1], "
+              "'--format', 'json', '--fail-on', 'never']\ntry:\n    app()\nexcept SystemExit:\n    pass\n"
               "sys.stderr.write('yaml imported' if 'yaml' in sys.modules else 'no yaml')\n")
     runs = [subprocess.run([sys.executable, "-c", script, str(source)], capture_output=True, text=True,
                            check=True) for _ in range(2)]  # the first fills the cache

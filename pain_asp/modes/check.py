@@ -113,9 +113,11 @@ class BatchOptions:
         return max(1, min(self.workers, cores) if self.workers is not None else cores)
 
 
-@dataclass(slots=True)
-class Checked:
-    """One checked input claim, rendered: what a writer, a progress line and a report need."""
+class Checked(msgspec.Struct, array_like=True):
+    """One checked input claim, rendered: what a writer, a progress line and a report need.
+
+    Workers send these as msgpack arrays, decoded straight into this type (no per-claim
+    Python in the command)."""
 
     claim_id: Optional[str]
     payer: Optional[str]
@@ -143,12 +145,17 @@ class BatchSummary:
 
     def add(self, item: Checked) -> None:
         """Count one checked claim."""
-        self.claims += 1
-        self.findings += item.findings
-        self.statuses[item.status] = self.statuses.get(item.status, 0) + 1
-        if item.status == "error":
-            self.errors += 1
-        self.worst_rank = min(self.worst_rank, item.rank)
+        self.add_all([item])
+
+    def add_all(self, items: list[Checked]) -> None:
+        """Count checked claims (a chunk's)."""
+        statuses = self.statuses
+        for item in items:
+            statuses[item.status] = statuses.get(item.status, 0) + 1
+        self.claims += len(items)
+        self.findings += sum(item.findings for item in items)
+        self.errors = statuses.get("error", 0)
+        self.worst_rank = min(self.worst_rank, min((item.rank for item in items), default=9))
 
     def exit_code(self, fail_on: str) -> int:
         """docs/rules.md: 2 for input errors, 1 for a finding at ``fail_on`` or worse, else 0."""
@@ -263,7 +270,7 @@ def _decoder(name: str) -> Any:
         types = {"history": list[HistoryEntry], "tasks": list[_Task], "spooled": list[_Spooled],
                  "claim": Claim, "lines": list[_Line],
                  "line tasks": tuple[msgspec.Raw, list[tuple[int, Optional[str], Optional[list[bytes]]]]],
-                 "results": tuple[int, list[Any]]}
+                 "results": tuple[int, msgspec.Raw], "checked": list[Checked]}
         _DECODERS[name] = msgspec.msgpack.Decoder(types[name])
     return _DECODERS[name]
 
@@ -297,7 +304,7 @@ class PatientIndex:
     def __init__(self) -> None:
         self._by_patient: dict[str, list[tuple[str, bytes]]] = {}
         self._replaced: dict[str, set[str]] = {}
-        self._numbered: dict[str, list[tuple[int, str]]] = {}  # patient -> (number, claim id) of its claims
+        self._numbered: list[tuple[int, str, str]] = []         # (number, patient, claim id) of numbered claims
         self._keys: dict[int, tuple[str, str]] = {}             # after freeze: number -> (patient, claim id)
 
     def add(self, claim: Claim) -> None:
@@ -313,26 +320,33 @@ class PatientIndex:
                      number: Optional[int] = None) -> None:
         """:meth:`add` for a claim validated elsewhere (a worker), given its encoded services;
         ``number`` (the claim's place in the batch) makes it one of :meth:`key`'s."""
-        held = self._by_patient.setdefault(patient_id, [])
+        held = self._by_patient.get(patient_id)
+        if held is None:
+            held = self._by_patient[patient_id] = []
         if frequency != ORIGINAL:
             self._replaced.setdefault(patient_id, set()).add(claim_id)
             held[:] = [entry for entry in held if entry[0] != claim_id]
         if frequency != VOID:
             held.append((claim_id, services))
         if number is not None:
-            self._numbered.setdefault(patient_id, []).append((number, claim_id))
+            self._numbered.append((number, patient_id, claim_id))
 
     def freeze(self) -> None:
         """Drop patients with one claim: their claim sees nothing of the batch but itself."""
         self._by_patient = {k: v for k, v in self._by_patient.items() if len(v) > 1}
-        self._keys = {number: (patient, claim_id) for patient, claims in self._numbered.items()
-                      if patient in self._by_patient for number, claim_id in claims}
-        self._numbered = {}
+        patients = self._by_patient
+        self._keys = {number: (patient, claim_id) for number, patient, claim_id in self._numbered
+                      if patient in patients}
+        self._numbered = []
 
     def key(self, number: int) -> Optional[tuple[str, str]]:
         """The patient and claim id of claim ``number`` (:meth:`add_services`) when the
         batch gives it history (its patient has other claims), else None."""
         return self._keys.get(number)
+
+    def numbers(self) -> set[int]:
+        """The numbers of the claims :meth:`key` knows."""
+        return set(self._keys)
 
     def __len__(self) -> int:
         return len(self._by_patient)
@@ -451,10 +465,15 @@ class _Spool:
         """Write the pending entries as a frame; returns it (None when nothing was pending)."""
         if not self._pending:
             return None
-        data = _ENCODER.encode(self._pending)
-        self._handle.write(_FRAME.pack(len(data)))
-        self._handle.write(data)
-        self._pending = []
+        pending, self._pending = self._pending, []
+        self.count -= len(pending)
+        return self.write(pending)
+
+    def write(self, entries: list[Any]) -> bytes:
+        """Write ``entries`` (a chunk) as a frame at once; returns the frame."""
+        data = _ENCODER.encode(entries)
+        self._handle.write(_FRAME.pack(len(data)) + data)
+        self.count += len(entries)
         return data
 
     def fileno(self) -> int:
@@ -494,7 +513,7 @@ def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[Any
       the services encoded, or None when the claim fails a check of the batch's
       (:func:`pain_asp.inputs.records.cross_check`: a diagnosis pointer, the payer).
 
-    Checked chunks give one ``(claim_id, payer, status, rank, findings, text)`` per claim, in order.
+    Checked chunks give one :class:`Checked` per claim, in order.
     """
     kind, body = payload[:1], payload[1:]
     if kind == b"I":
@@ -573,15 +592,12 @@ def _check_lines(checker: Any, body: bytes, fmt: str, colour: bool) -> list[Any]
 
 def _check_records(checker: Any, records: list[Any], past: dict[int, list[HistoryEntry]],
                    fmt: str, colour: bool) -> list[Any]:
-    out = []
-    for result in checker.check(records, history=lambda claim: past[id(claim)]):
-        item = _checked(result, fmt, colour)
-        out.append((item.claim_id, item.payer, item.status, item.rank, item.findings, item.text))
-    return out
+    return [_checked(result, fmt, colour)
+            for result in checker.check(records, history=lambda claim: past[id(claim)])]
 
 
 def _worker_main(conn: Any, options: Any, fmt: str, colour: bool, recycle_claims: int,
-                 recycle_mb: float, task: Callable[..., list[tuple[Any, ...]]]) -> None:
+                 recycle_mb: float, task: Callable[..., list[Any]]) -> None:
     """A worker: one Checker, chunks in, rendered results out, until it is told to stop or retires.
 
     Replies are ``b"R"`` (results) or ``b"X"`` (retiring after these results) followed by
@@ -675,7 +691,7 @@ class WorkerPool:
 
     def __init__(self, workers: int, options: Any, fmt: str, colour: bool,
                  recycle_claims: int, recycle_mb: float,
-                 task: Callable[..., list[tuple[Any, ...]]] = check_task) -> None:
+                 task: Callable[..., list[Any]] = check_task) -> None:
         self.size = max(1, workers)
         self._context = _context()
         self._args = (options, fmt, colour, max(1, recycle_claims), recycle_mb, task)
@@ -697,8 +713,8 @@ class WorkerPool:
         return worker
 
     def run(self, chunks: Iterable[tuple[bytes, int]],
-            on_failure: Callable[[int, str], list[tuple[Any, ...]]]) -> Iterator[list[tuple[Any, ...]]]:
-        """Check ``(payload, claims)`` chunks; yield each chunk's items, in chunk order.
+            on_failure: Callable[[int, str], list[Any]]) -> Iterator[Any]:
+        """Check ``(payload, claims)`` chunks; yield each chunk's items, msgpack-encoded, in chunk order.
 
         ``on_failure(chunk number, why)`` gives the items for a chunk whose worker died twice.
         """
@@ -708,7 +724,7 @@ class WorkerPool:
         payloads: dict[int, bytes] = {}
         attempts: dict[int, int] = {}
         retry: list[int] = []
-        done: dict[int, list[tuple[Any, ...]]] = {}
+        done: dict[int, Any] = {}
         next_in = next_out = 0
         exhausted = False
         window = 2 * self.size
@@ -758,7 +774,7 @@ class WorkerPool:
             self.close()
             raise
 
-    def _receive(self, worker: _Worker, done: dict[int, list[tuple[Any, ...]]],
+    def _receive(self, worker: _Worker, done: dict[int, Any],
                  payloads: dict[int, bytes]) -> bool:
         """Take a worker's reply; False when there was none (the worker died)."""
         try:
@@ -786,8 +802,8 @@ class WorkerPool:
         return True
 
     def _died(self, worker: _Worker, attempts: dict[int, int], retry: list[int],
-              done: dict[int, list[tuple[Any, ...]]], payloads: dict[int, bytes],
-              on_failure: Callable[[int, str], list[tuple[Any, ...]]]) -> None:
+              done: dict[int, Any], payloads: dict[int, bytes],
+              on_failure: Callable[[int, str], list[Any]]) -> None:
         number = worker.chunk
         worker.process.join(1.0)
         code = worker.process.exitcode
@@ -803,7 +819,8 @@ class WorkerPool:
             return
         attempts[number] += 1
         if attempts[number] >= 2:
-            done[number] = on_failure(number, f"the worker process checking it stopped twice (exit code {code})")
+            done[number] = _ENCODER.encode(
+                on_failure(number, f"the worker process checking it stopped twice (exit code {code})"))
             payloads.pop(number, None)
         else:
             retry.append(number)
@@ -827,13 +844,25 @@ def iter_checked(files: Iterable[str | Path], checker: Any = None, *,
                  options: Optional[BatchOptions] = None,
                  progress: Optional[Progress] = None,
                  summary: Optional[BatchSummary] = None,
-                 task: Callable[..., list[tuple[Any, ...]]] = check_task) -> Iterator[Checked]:
+                 task: Callable[..., list[Any]] = check_task) -> Iterator[Checked]:
     """Check every claim of ``files``; yield one :class:`Checked` per input claim, in input order.
 
     ``checker`` (a :class:`~pain_asp.engine.Checker`, default a new one with the shipped
     policy) decides the payers known; its options go to the workers. ``summary`` is filled
-    in as items are yielded.
+    in as items are yielded (a chunk at a time).
     """
+    for items in _checked_chunks(files, checker, history_db=history_db, options=options,
+                                 progress=progress, summary=summary, task=task):
+        yield from items
+
+
+def _checked_chunks(files: Iterable[str | Path], checker: Any = None, *,
+                    history_db: Optional[str | Path] = None,
+                    options: Optional[BatchOptions] = None,
+                    progress: Optional[Progress] = None,
+                    summary: Optional[BatchSummary] = None,
+                    task: Callable[..., list[Any]] = check_task) -> Iterator[list[Checked]]:
+    """:func:`iter_checked` a chunk at a time: each list is counted in ``summary`` before it is yielded."""
     from ..engine import Checker
     from ..inputs.readers import json_lines_only, read_claims, split_json_lines
 
@@ -903,7 +932,7 @@ def iter_checked(files: Iterable[str | Path], checker: Any = None, *,
         progress.close(summary if summary.claims else None)
 
 
-def _pool(options: BatchOptions, check_options: Any, task: Callable[..., list[tuple[Any, ...]]]) -> Any:
+def _pool(options: BatchOptions, check_options: Any, task: Callable[..., list[Any]]) -> Any:
     """The processes that check chunks: local workers, or Dask with ``options.dask``."""
     if options.dask:
         from .dask_pool import DaskPool
@@ -915,7 +944,7 @@ def _pool(options: BatchOptions, check_options: Any, task: Callable[..., list[tu
 
 
 def _in_process(records: list[Any], checker: Any, store: Any, options: BatchOptions,
-                progress: Progress, summary: BatchSummary) -> Iterator[Checked]:
+                progress: Progress, summary: BatchSummary) -> Iterator[list[Checked]]:
     """A small batch: one pass, checked here, with :func:`pain_asp.history.batch_history`."""
     from ..history import batch_history
 
@@ -930,29 +959,27 @@ def _in_process(records: list[Any], checker: Any, store: Any, options: BatchOpti
         item = _checked(result, options.fmt, options.colour, charges)
         summary.add(item)
         progress.checking(summary)
-        yield item
+        yield [item]
 
 
-def _failure_item(entry: _Spooled, why: str, fmt: str, colour: bool) -> tuple[Any, ...]:
+def _failure_item(entry: _Spooled, why: str, fmt: str, colour: bool) -> Checked:
     """The error record of a claim whose chunk could not be checked (its input errors, if any)."""
     return _not_checked(entry.file, entry.position, entry.claim_id, entry.payer,
                         [InputError(*e) for e in entry.errors], why, fmt, colour)
 
 
 def _not_checked(file: str, position: int, claim_id: Optional[str], payer: Optional[str],
-                 input_errors: list[InputError], why: str, fmt: str, colour: bool) -> tuple[Any, ...]:
+                 input_errors: list[InputError], why: str, fmt: str, colour: bool) -> Checked:
     from ..findings import Result
 
     errors = [e.as_dict() for e in input_errors] or [{
         "file": file, "claim_id": claim_id, "field": "", "value": "",
         "expected": "a completed check", "message": f"not checked: {why}"}]
-    result = Result(file, position, claim_id, payer=payer, errors=errors)
-    item = _checked(result, fmt, colour)
-    return (item.claim_id, item.payer, item.status, item.rank, item.findings, item.text)
+    return _checked(Result(file, position, claim_id, payer=payer, errors=errors), fmt, colour)
 
 
 def _with_workers(spool: _Spool, index: PatientIndex, pool: WorkerPool, store: Any,
-                  options: BatchOptions, progress: Progress, summary: BatchSummary) -> Iterator[Checked]:
+                  options: BatchOptions, progress: Progress, summary: BatchSummary) -> Iterator[list[Checked]]:
     """A large batch: spool chunks, each claim's history from the index, checked by workers."""
     chunk_count = -(-spool.count // max(1, options.chunk_size))
     pool.size = max(1, min(pool.size, chunk_count))
@@ -978,24 +1005,26 @@ def _with_workers(spool: _Spool, index: PatientIndex, pool: WorkerPool, store: A
             held[number] = entries
             yield b"R" + _ENCODER.encode([outgoing(e) for e in entries]), len(entries)
 
-    def failed(number: int, why: str) -> list[tuple[Any, ...]]:
+    def failed(number: int, why: str) -> list[Checked]:
         return [_failure_item(t, why, options.fmt, options.colour) for t in held[number]]
 
     try:
-        for number, items in enumerate(pool.run(chunks(), failed)):
-            yield from _released(items, [entry.charges for entry in held.pop(number)], summary, progress)
+        for number, blob in enumerate(pool.run(chunks(), failed)):
+            items = _decoder("checked").decode(blob)
+            if options.with_charges:
+                for item, entry in zip(items, held[number]):
+                    item.charges = entry.charges
+            del held[number]
+            yield _released(items, summary, progress)
     finally:
         _count_workers(summary, pool)
 
 
-def _released(items: list[Any], charges: list[Any], summary: BatchSummary,
-              progress: Progress) -> Iterator[Checked]:
-    """One chunk's results (``charges``: each claim's, or Nones), counted in ``summary``."""
-    for (claim_id, payer, status, rank, findings, text), claim_charges in zip(items, charges):
-        item = Checked(claim_id, payer, status, rank, findings, text, claim_charges)
-        summary.add(item)
-        yield item
+def _released(items: list[Checked], summary: BatchSummary, progress: Progress) -> list[Checked]:
+    """One chunk's results, counted in ``summary``."""
+    summary.add_all(items)
     progress.checking(summary)
+    return items
 
 
 def _count_workers(summary: BatchSummary, pool: Any) -> None:
@@ -1005,7 +1034,7 @@ def _count_workers(summary: BatchSummary, pool: Any) -> None:
 
 
 def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progress: Progress,
-                summary: BatchSummary, task: Callable[..., list[Any]]) -> Iterator[Checked]:
+                summary: BatchSummary, task: Callable[..., list[Any]]) -> Iterator[list[Checked]]:
     """A large JSON Lines batch: this process splits it into lines, spools them and joins results.
 
     Index pass: each chunk of lines goes to a worker, which parses and validates it and sends
@@ -1027,26 +1056,24 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
     sent: dict[int, bytes] = {}
 
     def frames() -> Iterator[tuple[bytes, int]]:
-        for count, item in enumerate(lines, start=1):
-            progress.reading(count)
-            if isinstance(item, tuple):
-                frame = spool.append(_Line(*item))
-            else:
-                frame = spool.append(_Line(item.file, item.position, 0, b"", [
-                    (e.file, e.claim_id, e.field, e.value, e.expected, e.line) for e in item.errors]))
-            if frame is not None:
-                sent[(count - 1) // chunk_size] = frame
-                yield b"I" + frame, chunk_size
-        frame = spool.flush()
-        if frame is not None:
-            sent[(spool.count - 1) // chunk_size] = frame
-            yield b"I" + frame, spool.count % chunk_size or chunk_size
+        source = iter(lines)
+        for number in itertools.count():
+            block = list(itertools.islice(source, chunk_size))
+            if not block:
+                return
+            # A line as read is already a _Line's array: (file, position, line number, text).
+            frame = spool.write([item if isinstance(item, tuple) else _Line(
+                item.file, item.position, 0, b"", [(e.file, e.claim_id, e.field, e.value, e.expected, e.line)
+                                                   for e in item.errors]) for item in block])
+            progress.reading(spool.count)
+            sent[number] = frame
+            yield b"I" + frame, len(block)
 
     def unread(number: int, why: str) -> list[Any]:
         lost[number] = (why, sent[number])
         return []
 
-    def not_checked(frame: bytes, why: str, number: int) -> list[tuple[Any, ...]]:
+    def not_checked(frame: bytes, why: str, number: int) -> list[Checked]:
         items = []
         for offset, line in enumerate(_decoder("lines").decode(frame)):
             record = _validated_line(line, payers, firsts.get(number * chunk_size + offset))
@@ -1057,9 +1084,9 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
 
     try:
         pool.start(2)
-        for number, replies in enumerate(pool.run(frames(), unread)):
+        for number, blob in enumerate(pool.run(frames(), unread)):
             sent.pop(number)
-            for offset, reply in enumerate(replies):
+            for offset, reply in enumerate(msgspec.msgpack.decode(blob)):
                 if reply is None:
                     continue
                 claim_id, frequency, patient_id, where, services = reply
@@ -1078,22 +1105,26 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
         summary.mode, summary.workers = "dask" if options.dask else "workers", pool.size
         order: list[int] = []  # the chunks sent to the workers, by the pool's numbering
 
+        needed = sorted(index.numbers() | firsts.keys())  # the claims sent with extras, in order
+
         def chunks() -> Iterator[tuple[bytes, int]]:
+            cursor = 0
             for number, frame in enumerate(spool.frames()):
                 if number in lost:
                     continue
                 extras = []
                 start = number * chunk_size
-                for offset in range(min(chunk_size, spool.count - start)):
-                    key = index.key(start + offset)
-                    first = firsts.get(start + offset)
-                    if key is not None or first is not None:
-                        extras.append((offset, first, index.others(*key) if key is not None else None))
+                while cursor < len(needed) and needed[cursor] < start + chunk_size:
+                    claim = needed[cursor]
+                    cursor += 1
+                    key = index.key(claim)
+                    extras.append((claim - start, firsts.get(claim),
+                                   index.others(*key) if key is not None else None))
                 sent[number] = frame
                 order.append(number)
                 yield b"L" + _ENCODER.encode((msgspec.Raw(frame), extras)), chunk_size
 
-        def failed(pool_number: int, why: str) -> list[tuple[Any, ...]]:
+        def failed(pool_number: int, why: str) -> list[Checked]:
             number = order[pool_number]
             return not_checked(sent[number], why, number)
 
@@ -1103,9 +1134,9 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
                 why, frame = lost.pop(number)
                 items = not_checked(frame, why, number)
             else:
-                items = next(results)
+                items = _decoder("checked").decode(next(results))
                 sent.pop(number, None)
-            yield from _released(items, [None] * len(items), summary, progress)
+            yield _released(items, summary, progress)
     finally:
         _count_workers(summary, pool)
         pool.close()
@@ -1126,9 +1157,9 @@ def check_files(files: Iterable[str | Path], out: TextIO, *, fmt: str = "text", 
     options.fmt, options.colour = fmt, colour
     summary = BatchSummary()
     writer = ResultWriter(fmt, out, colour)
-    for item in iter_checked(files, checker, history_db=history_db, options=options,
-                             progress=progress, summary=summary):
-        writer.write(item)
+    for items in _checked_chunks(files, checker, history_db=history_db, options=options,
+                                 progress=progress, summary=summary):
+        writer.write_all(items)
     writer.end()
     return summary
 

@@ -31,14 +31,15 @@ __all__ = ["DaskPool", "check_address", "check_chunk_on_worker"]
 _CHECKERS: dict[Any, Any] = {}
 
 
-def check_chunk_on_worker(task: Callable[..., list[tuple[Any, ...]]], payload: bytes, options: Any, fmt: str,
-                          colour: bool) -> tuple[list[tuple[Any, ...]], str, float]:
+def check_chunk_on_worker(task: Callable[..., list[Any]], payload: bytes, options: Any, fmt: str,
+                          colour: bool) -> tuple[bytes, str, float]:
     """Run in a Dask worker: check one chunk with ``task`` (the batch check's
     :func:`pain_asp.modes.check.check_task`, sent by name).
 
-    Returns the chunk's items, the worker's address and its resident memory (MB) afterwards.
+    Returns the chunk's items (msgpack), the worker's address and its resident memory (MB) afterwards.
     One :class:`~pain_asp.engine.Checker` per worker process and options.
     """
+    import msgspec
     from distributed import get_worker
 
     from ..engine import Checker
@@ -46,7 +47,7 @@ def check_chunk_on_worker(task: Callable[..., list[tuple[Any, ...]]], payload: b
     key = repr(options)
     if key not in _CHECKERS:
         _CHECKERS[key] = Checker(options)
-    items = task(_CHECKERS[key], payload, fmt, colour)
+    items = msgspec.msgpack.encode(task(_CHECKERS[key], payload, fmt, colour))
     # An index-pass chunk (``I``) grounds nothing, so clingo has not grown: no restart for it.
     return items, get_worker().address, rss_mb() if payload[:1] != b"I" else 0.0
 
@@ -66,14 +67,15 @@ def _client(address: str, workers: int) -> tuple[Any, Any]:
     except ImportError:
         raise PainAspError("--dask needs Dask's distributed scheduler: pip install 'pain-asp[scale]'") from None
     if address == "local":
-        import sys
+        import multiprocessing
 
         import dask
 
-        # On Linux the worker processes are forked from this one, which has imported the
-        # engine and reads claims in its main thread only: they start in under a second
-        # instead of the several that spawning a fresh interpreter each takes.
-        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        # Where it exists, the worker processes (and their nannies) fork from a fork server
+        # that has imported Dask: they start in about a second, without the several that
+        # spawning a fresh interpreter takes, and without this process's memory, threads
+        # (its Dask client runs an event loop in a thread) and open files.
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         with dask.config.set({"distributed.worker.multiprocessing-method": method}):
             # On loopback only; the scheduler's HTTP routes on a free port, not 8787 (which
             # another cluster may hold: a warning on standard error).
@@ -91,7 +93,7 @@ class DaskPool:
     """Checks chunks on Dask; the interface of :class:`pain_asp.modes.check.WorkerPool`."""
 
     def __init__(self, address: str, workers: int, options: Any, fmt: str, colour: bool,
-                 recycle_mb: float, task: Callable[..., list[tuple[Any, ...]]]) -> None:
+                 recycle_mb: float, task: Callable[..., list[Any]]) -> None:
         self.address = address
         self.size = max(1, workers)
         self.task = task
@@ -103,6 +105,8 @@ class DaskPool:
         self.retired = 0
         self.died = 0
         self._recycle: set[str] = set()  # workers past recycle_mb, restarted once idle
+        self._restarter: Any = None       # the thread that restarts them (_restart_idle)
+        self._restarting: Any = None      # the restart under way
 
     def start(self, count: int = 0) -> None:
         """Start the cluster (or connect), e.g. while the batch is still being read."""
@@ -113,25 +117,26 @@ class DaskPool:
                 self.size = max(1, sum(w["nthreads"] for w in self._client.scheduler_info()["workers"].values()))
 
     def run(self, chunks: Iterable[tuple[bytes, int]],
-            on_failure: Callable[[int, str], list[tuple[Any, ...]]]) -> Iterator[list[tuple[Any, ...]]]:
-        """Check ``(payload, claims)`` chunks; yield each chunk's items, in chunk order."""
+            on_failure: Callable[[int, str], list[Any]]) -> Iterator[Any]:
+        """Check ``(payload, claims)`` chunks; yield each chunk's items (msgpack), in chunk order."""
         from distributed import as_completed
 
         self.start()
         client = self._client
         run_id = uuid.uuid4().hex
         source = iter(chunks)
+        upcoming = next(source, None)  # one chunk ahead: restart workers only while chunks remain
         numbers: dict[Any, int] = {}
-        done: dict[int, list[tuple[Any, ...]]] = {}
+        done: dict[int, Any] = {}
         pending = as_completed()
         next_in = next_out = 0
 
         def submit() -> bool:
-            nonlocal next_in
-            try:
-                payload, _ = next(source)
-            except StopIteration:
+            nonlocal next_in, upcoming
+            if upcoming is None:
                 return False
+            payload = upcoming[0]
+            upcoming = next(source, None)
             future = client.submit(check_chunk_on_worker, self.task, payload, *self._args,
                                    key=f"pain-asp-{run_id}-{next_in}", pure=False, retries=1)
             numbers[future.key] = next_in
@@ -150,14 +155,16 @@ class DaskPool:
                 if rss >= self.recycle_mb:
                     self._recycle.add(worker)
             future.release()
-            self._restart_idle()
+            if upcoming is not None:
+                self._restart_idle()
             while next_out in done:
                 yield done.pop(next_out)
                 next_out += 1
             while pending.count() < self.size and next_in - next_out < 2 * self.size and submit():
                 pass
 
-    def _failed(self, future: Any, number: int, on_failure: Callable[[int, str], list[tuple[Any, ...]]]) -> list:
+    def _failed(self, future: Any, number: int, on_failure: Callable[[int, str], list[Any]]) -> bytes:
+        import msgspec
         from distributed import KilledWorker
 
         error = future.exception()
@@ -165,24 +172,35 @@ class DaskPool:
             raise PainAspError(str(error))
         if isinstance(error, KilledWorker):
             self.died += 1
-            return on_failure(number, "the Dask workers checking it stopped")
+            return msgspec.msgpack.encode(on_failure(number, "the Dask workers checking it stopped"))
         raise RuntimeError(f"a Dask worker failed: {type(error).__name__}: {error}")
 
     def _restart_idle(self) -> None:
         """Restart the workers past their memory limit that hold no chunk (a nanny starts a
-        fresh process; a worker busy with a chunk waits, so no chunk is ever cut short)."""
-        if not self._recycle:
+        fresh process; a worker busy with a chunk waits, so no chunk is ever cut short).
+
+        A restart takes seconds on a loaded machine (the new process registers with the
+        scheduler): it runs in a thread of its own, one at a time, while the other workers'
+        chunks go on being submitted and collected here."""
+        if not self._recycle or (self._restarting is not None and not self._restarting.done()):
             return
         busy = self._client.processing(workers=list(self._recycle))
         idle = [w for w in self._recycle if not busy.get(w)]
         if idle:
-            self._client.restart_workers(idle, raise_for_error=False)
+            from concurrent.futures import ThreadPoolExecutor
+
+            if self._restarter is None:
+                self._restarter = ThreadPoolExecutor(1, thread_name_prefix="pain-asp-restart")
+            self._restarting = self._restarter.submit(self._client.restart_workers, idle, raise_for_error=False)
             self.retired += len(idle)
             self.started += len(idle)
             self._recycle.difference_update(idle)
 
     def close(self) -> None:
-        """Disconnect; stop the LocalCluster this pool started."""
+        """Disconnect (after a restart under way); stop the LocalCluster this pool started."""
+        if self._restarter is not None:
+            self._restarter.shutdown(wait=True)
+            self._restarter = self._restarting = None
         if self._client is not None:
             self._client.close()
             if self._cluster is not None:

@@ -170,6 +170,21 @@ class ResultWriter:
         self.count += 1
         self.statuses[item.status] = self.statuses.get(item.status, 0) + 1
 
+    def write_all(self, items: list[Any]) -> None:
+        """Write several results (a chunk's) with one write: the bytes of :meth:`write` on each."""
+        if not items:
+            return
+        self.begin()
+        texts = [item.text for item in items]
+        if self.fmt == "json":
+            self.out.write(("," if self.count else "") + "\n  " + ",\n  ".join(texts))
+        else:
+            self.out.write("".join(texts))
+        self.count += len(items)
+        statuses = self.statuses
+        for item in items:
+            statuses[item.status] = statuses.get(item.status, 0) + 1
+
     def end(self) -> None:
         """Write what comes after the last result (the JSON bracket, the text summary)."""
         self.begin()
