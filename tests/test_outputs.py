@@ -12,7 +12,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -228,13 +230,21 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in text.split()]
 
 
+@pytest.fixture
+def short_temp() -> Iterator[Path]:
+    """A temporary folder with a short path, for $TMPDIR: the fork server's socket goes in it and
+    a socket path has at most 107 bytes, which a pytest-xdist worker's tmp_path nearly fills."""
+    with tempfile.TemporaryDirectory(prefix="pain-asp-") as folder:
+        yield Path(folder)
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
-def test_a_killed_batch_leaves_no_spool_no_partial_output_and_no_worker(tmp_path: Path, signum: int) -> None:
+def test_a_killed_batch_leaves_no_spool_no_partial_output_and_no_worker(tmp_path: Path, short_temp: Path,
+                                                                        signum: int) -> None:
     data = tmp_path / "data"
-    temp = tmp_path / "temp"
+    temp = short_temp
     data.mkdir()
-    temp.mkdir()
     source = write_jsonl(data / "claims.jsonl", 1300, 4)   # over 1,000 claims: spool and workers
     target = data / "results.jsonl"
     env = {**os.environ, "TMPDIR": str(temp)}

@@ -110,9 +110,10 @@ def _chromium() -> str | None:
 
 def _chromium_env(folder: Path) -> dict[str, str]:
     """Chromium writes crash-report settings and a dconf file under the home folder even with
-    ``--user-data-dir``, and temporary files in $TMPDIR: all of them go to ``folder``."""
+    ``--user-data-dir``: they go to ``folder``. ($TMPDIR stays: Chromium's singleton socket goes
+    there, and a socket path has at most 107 bytes, which a pytest-xdist tmp_path nearly fills.)"""
     return {**os.environ, "HOME": str(folder), "XDG_CONFIG_HOME": str(folder / ".config"),
-            "XDG_CACHE_HOME": str(folder / ".cache"), "TMPDIR": str(folder)}
+            "XDG_CACHE_HOME": str(folder / ".cache")}
 
 
 @pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed "
