@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,12 @@ def pytest_configure(config: pytest.Config) -> None:
         environment.setenv(variable, str(folder / name))
     config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
     config.add_cleanup(environment.undo)
+
+
+@pytest.fixture
+def short_temp() -> Iterator[Path]:
+    """A temporary folder with a short path, removed afterwards, for a program's $TMPDIR when it
+    puts a socket there (the batch's fork server, Chromium's singleton socket): a socket path has
+    at most 107 bytes, which a pytest-xdist worker's tmp_path nearly fills."""
+    with tempfile.TemporaryDirectory(prefix="pain-asp-") as folder:
+        yield Path(folder)

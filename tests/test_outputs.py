@@ -12,9 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -228,14 +226,6 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(x) for x in text.split()]
-
-
-@pytest.fixture
-def short_temp() -> Iterator[Path]:
-    """A temporary folder with a short path, for $TMPDIR: the fork server's socket goes in it and
-    a socket path has at most 107 bytes, which a pytest-xdist worker's tmp_path nearly fills."""
-    with tempfile.TemporaryDirectory(prefix="pain-asp-") as folder:
-        yield Path(folder)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")

@@ -108,23 +108,23 @@ def _chromium() -> str | None:
     return None
 
 
-def _chromium_env(folder: Path) -> dict[str, str]:
+def _chromium_env(home: Path, temp: Path) -> dict[str, str]:
     """Chromium writes crash-report settings and a dconf file under the home folder even with
-    ``--user-data-dir``: they go to ``folder``. ($TMPDIR stays: Chromium's singleton socket goes
-    there, and a socket path has at most 107 bytes, which a pytest-xdist tmp_path nearly fills.)"""
-    return {**os.environ, "HOME": str(folder), "XDG_CONFIG_HOME": str(folder / ".config"),
-            "XDG_CACHE_HOME": str(folder / ".cache")}
+    ``--user-data-dir`` (they go to ``home``), and its singleton socket into $TMPDIR, where a
+    killed Chromium leaves it (it goes to ``temp``)."""
+    return {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CACHE_HOME": str(home / ".cache"), "TMPDIR": str(temp)}
 
 
 @pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed "
                     "(apt-get install chromium); .ci/run installs it")
-def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+def test_report_renders_in_headless_chromium(tmp_path: Path, short_temp: Path) -> None:
     target = tmp_path / "report.html"
     assert runner.invoke(app, ["report", str(EXAMPLES), "-o", str(target)]).exit_code == 0
     flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run",
              f"--user-data-dir={tmp_path / 'profile'}"]
-    env = _chromium_env(tmp_path)
+    env = _chromium_env(tmp_path, short_temp)
     dom = subprocess.run([*flags, "--dump-dom", target.as_uri()], capture_output=True, text=True,
                          timeout=120, check=True, env=env).stdout
     for section in ("summary", "status", "by-severity", "by-rule", "by-carc", "by-payer", "by-code",
