@@ -523,14 +523,14 @@ def code_command(
     is missing).
     """
     from .modes.code import run_code
+    from .render.code import coded_output
 
     for folder in payer_dir or []:
         if not folder.is_dir():
             raise _fail(f"--payer-dir {folder}: expected an existing folder of payer YAML files")
-    output, denied = run_code(source, payer, pos, date, dx or [], fmt.value,
-                              [str(p) for p in payer_dir or []], colour=sys.stdout.isatty())
-    sys.stdout.write(output)
-    raise typer.Exit(1 if denied else 0)
+    coded, reading = run_code(source, payer, pos, date, dx or [], [str(p) for p in payer_dir or []])
+    sys.stdout.write(coded_output(coded, reading, fmt.value, colour=sys.stdout.isatty()))
+    raise typer.Exit(1 if any(f.severity == "deny" for f in coded.result.findings) else 0)
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Code data: CMS NCCI PTP edits and MUE tables.")
@@ -709,8 +709,8 @@ def fix(
     """
     import json
 
-    from .modes.fix import format_fix_report
     from .outputs import check_output
+    from .render.fix import format_fix_report
 
     if output is not None:
         if output.suffix.lower() not in CORRECTED_SUFFIXES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -187,7 +188,9 @@ def test_rules_test_and_lint_work_from_an_installed_package(tmp_path: Path) -> N
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-c", "from pain_asp.cli import app; app()", *args],
                               cwd=elsewhere, capture_output=True, text=True, timeout=300,
-                              env={"PYTHONPATH": str(package.parent), "PATH": "/usr/bin:/bin"})
+                              env={"PYTHONPATH": str(package.parent), "PATH": "/usr/bin:/bin",
+                                   # the test's data and cache folders (tests/conftest.py), not the user's
+                                   **{name: os.environ[name] for name in ("PAIN_ASP_DATA_DIR", "PAIN_ASP_CACHE_DIR")}})
 
     tested = run("rules", "test", "esi-frequency")
     assert tested.returncode == 0, tested.stdout + tested.stderr

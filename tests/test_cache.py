@@ -8,12 +8,13 @@ that finds another one rebuilds the data.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
 from pain_asp import kb
-from pain_asp.cache import stamp_key
+from pain_asp.cache import read_cached, stamp_key, write_cached
 from pain_asp.resources import kb_dir
 
 
@@ -29,6 +30,41 @@ def test_stamp_key_is_short_and_stable() -> None:
     assert stamp_key("a|1|2") == stamp_key("a|1|2")
     assert stamp_key("a|1|2") != stamp_key("a|1|3")
     assert len(stamp_key("anything")) == 8 and int(stamp_key("anything"), 16) >= 0
+
+
+def test_a_reader_never_sees_half_a_file_while_others_write_it(cache: Path) -> None:
+    """Processes that start together (pytest-xdist workers, batch workers, serve workers) write the
+    same cache file at the same time: at every moment the file is absent or one writer's whole
+    text, never a part. (Threads here: the file system sees the same calls.)"""
+    texts = {f"stamp {n}": chr(ord("a") + n) * 2_000_000 for n in range(2)}  # files of one size
+    path = cache / "shared.txt"
+    writing = threading.Event()
+    sizes: set[int] = set()
+
+    def write(stamp: str) -> None:
+        for _ in range(8):
+            write_cached(path.name, stamp, texts[stamp])
+
+    def watch() -> None:
+        while writing.is_set():
+            try:
+                sizes.add(path.stat().st_size)
+            except FileNotFoundError:
+                pass
+
+    writers = [threading.Thread(target=write, args=(stamp,)) for stamp in texts]
+    writing.set()
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    writing.clear()
+    watcher.join()
+    assert sizes == {path.stat().st_size}, sorted(sizes)
+    assert sorted(read_cached(path.name, stamp) == text for stamp, text in texts.items()) == [False, True]
+    assert list(cache.iterdir()) == [path]  # no temporary file left
 
 
 def test_rule_metadata_file_with_another_stamp_is_rebuilt(cache: Path) -> None:

@@ -230,11 +230,11 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
-def test_a_killed_batch_leaves_no_spool_no_partial_output_and_no_worker(tmp_path: Path, signum: int) -> None:
+def test_a_killed_batch_leaves_no_spool_no_partial_output_and_no_worker(tmp_path: Path, short_temp: Path,
+                                                                        signum: int) -> None:
     data = tmp_path / "data"
-    temp = tmp_path / "temp"
+    temp = short_temp
     data.mkdir()
-    temp.mkdir()
     source = write_jsonl(data / "claims.jsonl", 1300, 4)   # over 1,000 claims: spool and workers
     target = data / "results.jsonl"
     env = {**os.environ, "TMPDIR": str(temp)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -107,16 +108,25 @@ def _chromium() -> str | None:
     return None
 
 
+def _chromium_env(home: Path, temp: Path) -> dict[str, str]:
+    """Chromium writes crash-report settings and a dconf file under the home folder even with
+    ``--user-data-dir`` (they go to ``home``), and its singleton socket into $TMPDIR, where a
+    killed Chromium leaves it (it goes to ``temp``)."""
+    return {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CACHE_HOME": str(home / ".cache"), "TMPDIR": str(temp)}
+
+
 @pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed "
                     "(apt-get install chromium); .ci/run installs it")
-def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+def test_report_renders_in_headless_chromium(tmp_path: Path, short_temp: Path) -> None:
     target = tmp_path / "report.html"
     assert runner.invoke(app, ["report", str(EXAMPLES), "-o", str(target)]).exit_code == 0
     flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run",
              f"--user-data-dir={tmp_path / 'profile'}"]
+    env = _chromium_env(tmp_path, short_temp)
     dom = subprocess.run([*flags, "--dump-dom", target.as_uri()], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+                         timeout=120, check=True, env=env).stdout
     for section in ("summary", "status", "by-severity", "by-rule", "by-carc", "by-payer", "by-code",
                     "fixes", "claims", "drill"):
         assert f'id="{section}"' in dom, section
@@ -126,6 +136,6 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert "EX-06-rfa-without-blocks" in dom and 'id="rule-rfa-prerequisite"' in dom
     shot = tmp_path / "report.png"
     subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2400", target.as_uri()],
-                   capture_output=True, timeout=120, check=True)
+                   capture_output=True, timeout=120, check=True, env=env)
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000

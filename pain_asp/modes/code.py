@@ -21,13 +21,13 @@ from typing import Any
 from ..errors import PainAspError, describe
 from ..facts import day_number
 from ..findings import Result
-from ..inputs.encounter import KINDS, NERVES, Encounter, device_phrases, encounter_problems
+from ..inputs.encounter import KINDS, NERVES, Encounter, encounter_problems
 from ..models import Claim, ValidationError, as_dict, parse_claim
 from ..program import program_text
 from ..resources import kb_dir
 from ..tokens import segment_name
 
-__all__ = ["Coder", "CodeResult", "CodingError", "MODIFIER_ORDER", "coded_output", "read_description", "run_code"]
+__all__ = ["Coder", "CodeResult", "CodingError", "MODIFIER_ORDER", "read_description", "run_code"]
 
 # Pricing modifiers first, then informational ones (CMS claim convention).
 MODIFIER_ORDER = ("25", "50", "52", "RT", "LT", "KX")
@@ -375,8 +375,9 @@ _ENCOUNTER_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def run_code(source: str, payer: str | None, pos: str | None, date: str | None, dx: list[str],
-             fmt: str, payer_dirs: list[str], colour: bool = False) -> tuple[str, bool]:
-    """Code ``source`` (an encounter file or a description); returns (output, any deny finding).
+             payer_dirs: list[str]) -> tuple[CodeResult, Any]:
+    """Code ``source`` (an encounter file or a description); returns the coded encounter and the
+    reading of the description (None for a file), for :func:`pain_asp.render.code.coded_output`.
 
     Raises PainAspError (exit 2) for unreadable input, an ambiguous description, or an
     encounter that cannot be coded.
@@ -401,9 +402,7 @@ def run_code(source: str, payer: str | None, pos: str | None, date: str | None, 
         if payer is None or pos is None:
             raise PainAspError("a description needs --payer and --pos (e.g. --payer medicare --pos 11)")
         reading, encounter = read_description(source, payer, pos, date, dx)
-    coded = Coder(payer_dirs).code(encounter)
-    denied = any(f.severity == "deny" for f in coded.result.findings)
-    return coded_output(coded, reading, fmt, colour), denied
+    return Coder(payer_dirs).code(encounter), reading
 
 
 def read_description(text: str, payer: str, pos: str, date: str | None, dx: list[str]) -> tuple[Any, Any]:
@@ -416,24 +415,6 @@ def read_description(text: str, payer: str, pos: str, date: str | None, dx: list
            "diagnoses": list(dict.fromkeys(list(dx) + reading.diagnoses)),
            "procedures": [_prune(as_dict(p)) for p in reading.procedures]}
     return reading, _validate_encounter(raw, "<description>")
-
-
-def coded_output(coded: Any, reading: Any, fmt: str, colour: bool = False) -> str:
-    """What ``pain-asp code --format fmt`` prints for a coded encounter (text, json or claim)."""
-    if fmt == "claim":
-        import json
-
-        return json.dumps(coded.claim_dict(), indent=2) + "\n"
-    if fmt == "json":
-        import json
-
-        out = coded.as_dict()
-        if reading is not None:
-            out = {"reading": {"text": reading.text,
-                               "recognised": [r.as_dict() for r in reading.recognised],
-                               "unrecognised": reading.unrecognised}, **out}
-        return json.dumps(out, indent=2, default=str) + "\n"
-    return render_code_text(coded, reading, colour)
 
 
 def _read_encounter_file(path: Any) -> dict[str, Any]:
@@ -511,63 +492,3 @@ _CHOICES = {
     "guidance": ("fluoroscopy", "ct", "ultrasound", "none"),
     "purpose": ("diagnostic", "therapeutic"),
 }
-
-
-def render_code_text(coded: CodeResult, reading: Any = None, colour: bool = False) -> str:
-    """The coded lines, the encounter read, notes and findings, for a person."""
-    from ..kb import code_catalog
-    from ..render.results import Style
-
-    style = Style(colour)
-    enc = coded.encounter
-    labels = code_catalog()
-    out = [style("Encounter", "bold") + f"  {enc.payer}  place of service {enc.place_of_service}  "
-           f"{enc.date.isoformat()}  diagnoses: {', '.join(enc.diagnoses) or 'none'}"]
-    for n, proc in enumerate(enc.procedures, start=1):
-        parts = [proc.procedure]
-        for name in ("side", "guidance", "purpose"):
-            value = getattr(proc, name)
-            if value is not None:
-                parts.append(f"{name} {value}")
-        if proc.levels:
-            parts.append("levels " + ", ".join(proc.levels))
-        if proc.nerves:
-            parts.append("nerves " + ", ".join(proc.nerves))
-        if proc.muscles:
-            parts.append("muscles " + ", ".join(proc.muscles))
-        if proc.minutes is not None:
-            parts.append(f"{proc.minutes} minutes")
-        if proc.separate_problem is not None:
-            parts.append("separate problem" if proc.separate_problem else "procedure decision only")
-        parts.extend(device_phrases(proc))
-        out.append(f"  {n}. " + "; ".join(parts))
-    if reading is not None:
-        out.append(style("Read from", "bold") + f"  {reading.text!r}")
-        out.append("  recognised:     " + ("; ".join(f"{r.text!r} = {r.meaning}" for r in reading.recognised)
-                                          or "nothing"))
-        out.append("  not recognised: " + (", ".join(repr(w) for w in reading.unrecognised) or "none"))
-    out.append("")
-    out.append(style("Lines", "bold"))
-    for n, line in enumerate(coded.claim.lines, start=1):
-        mods = "-".join(line.modifiers)
-        shown = line.code + (f"-{mods}" if mods else "")
-        owner = coded.line_procedures[n - 1]
-        label = labels[line.code].label if line.code in labels else ""
-        pointers = ",".join(map(str, line.dx)) or "-"
-        out.append(f"  {n:>2}  {shown:<16} x{line.units:<3} dx {pointers:<8} "
-                   f"{'proc ' + str(owner) if owner else 'guidance'}  {label}")
-    if coded.notes:
-        out.append("")
-        out.append(style("Notes", "bold"))
-        out.extend(f"  - {note}" for note in coded.notes)
-    out.append("")
-    status = coded.status
-    out.append(style("Check", "bold") + "  " + style(status.upper(), status))
-    for f in coded.result.findings:
-        denial = "/".join(x for x in (f.carc and f"CARC {f.carc}", f.rarc and f"RARC {f.rarc}") if x)
-        out.append(f"  {style(f.severity.ljust(6), f.severity)}  {f.rule}  line {','.join(map(str, f.lines))}"
-                   + (f"  {style(denial, 'dim')}" if denial else ""))
-        out.append(f"          {f.message}")
-        if f.fix:
-            out.append(f"          fix: {f.fix}")
-    return "\n".join(out) + "\n"

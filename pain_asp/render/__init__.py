@@ -1,2 +1,2 @@
-"""Every output format of a checked claim: text, JSON, JSON Lines and CSV (results) and the
-HTML report."""
+"""Every output format: check results (text, JSON, JSON Lines, CSV), the HTML report, and the
+text of explain, fix, code and remit."""

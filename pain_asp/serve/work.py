@@ -233,7 +233,8 @@ def review(text: str, kind: str) -> dict[str, list[dict[str, Any]]]:
 
 def code(description: str, payer: str, pos: str, date: str | None, dx: list[str]) -> dict[str, Any]:
     """``pain-asp code "DESCRIPTION" --payer P --pos POS [--date D] [--dx X] --format json``."""
-    from ..modes.code import Coder, coded_output, read_description
+    from ..modes.code import Coder, read_description
+    from ..render.code import coded_output
 
     began = time.perf_counter()
     if "coder" not in _STATE:
