@@ -33,13 +33,16 @@ def stamp_key(stamp: str) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename; ignore an unwritable cache."""
-    from .outputs import write_output
+    """Write ``text`` to ``path`` via a temporary file and a rename; ignore an unwritable cache
+    (a folder that cannot be made, or a file that cannot be written: ``write_output`` says
+    so with a PainAspError)."""
+    from . import outputs
+    from .errors import PainAspError
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_output(path, text)
-    except OSError:
+        outputs.write_output(path, text)
+    except (OSError, PainAspError):
         pass
 
 

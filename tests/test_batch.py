@@ -407,3 +407,18 @@ def test_bench_command_reports_figures_from_one_run() -> None:
     text = format_batch_report(figures)
     assert "fresh Control per claim (3 claims)" in text and "2 workers / fresh Control" in text
     assert text.rstrip().endswith("reproduce: " + figures["command"])
+
+
+def test_workers_start_under_a_deep_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fork server's Unix socket does not fit under a deep $TMPDIR (107 bytes at most):
+    the workers are then spawned, and the batch is checked as under a short one."""
+    deep = tmp_path / ("t" * 90)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    source = tmp_path / "claims.jsonl"
+    source.write_text("".join(json.dumps(c) + "\n" for c in generate_claims(1100, 5)), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["check", str(source), "-f", "jsonl", "--workers", "2", "--fail-on", "never",
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["position"] for line in out.read_text().splitlines()] == list(range(1, 1101))

@@ -142,3 +142,19 @@ def test_one_json_claim_is_checked_without_importing_yaml(cache: Path, tmp_path:
                            check=True) for _ in range(2)]  # the first fills the cache
     assert runs[1].stderr.endswith("no yaml"), runs[1].stderr[-300:]
     assert runs[0].stdout == runs[1].stdout and '"claim_id"' in runs[1].stdout
+
+
+def test_a_cache_that_cannot_be_written_only_costs_time(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed cache write (full disk, read-only folder: the output module turns it into a
+    PainAspError) never stops the work that wanted the cache."""
+    from pain_asp import cache as cache_module
+    from pain_asp.errors import PainAspError
+
+    def refuse(path: Path, text: str) -> None:
+        raise PainAspError(f"{path}: cannot write in {path.parent} (No space left on device)")
+
+    monkeypatch.setattr("pain_asp.outputs.write_output", refuse)
+    write_cached("full-disk.txt", "stamp", "text")
+    assert read_cached("full-disk.txt", "stamp") is None
+    cache_module.write_atomic(cache / "other.txt", "text")
+    assert not (cache / "other.txt").exists()

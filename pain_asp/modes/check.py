@@ -72,6 +72,7 @@ import msgspec
 from ..errors import InputError, PainAspError
 from ..memory import rss_mb
 from ..models import ORIGINAL, VOID, Claim, HistoryEntry
+from ..processes import start_method
 from ..vocabulary import FORMATS
 
 __all__ = [
@@ -671,8 +672,7 @@ class _Worker:
 def _context() -> Any:
     import multiprocessing
 
-    methods = multiprocessing.get_all_start_methods()
-    if "forkserver" in methods:
+    if start_method() == "forkserver":
         context = multiprocessing.get_context("forkserver")
         # Workers fork from a server that has already imported clingo and the engine; the
         # server starts from a clean interpreter, so no state of this process is shared.

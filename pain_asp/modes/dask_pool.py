@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import PainAspError
 from ..memory import rss_mb
+from ..processes import start_method
 
 __all__ = ["DaskPool", "check_address", "check_chunk_on_worker"]
 
@@ -67,15 +68,13 @@ def _client(address: str, workers: int) -> tuple[Any, Any]:
     except ImportError:
         raise PainAspError("--dask needs Dask's distributed scheduler: pip install 'pain-asp[scale]'") from None
     if address == "local":
-        import multiprocessing
-
         import dask
 
-        # Where it exists, the worker processes (and their nannies) fork from a fork server
-        # that has imported Dask: they start in about a second, without the several that
-        # spawning a fresh interpreter takes, and without this process's memory, threads
-        # (its Dask client runs an event loop in a thread) and open files.
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        # Where it can (pain_asp/processes.py), the worker processes (and their nannies) fork
+        # from a fork server that has imported Dask: they start in about a second, without the
+        # several that spawning a fresh interpreter takes, and without this process's memory,
+        # threads (its Dask client runs an event loop in a thread) and open files.
+        method = start_method()
         with dask.config.set({"distributed.worker.multiprocessing-method": method}):
             # On loopback only; the scheduler's HTTP routes on a free port, not 8787 (which
             # another cluster may hold: a warning on standard error).
