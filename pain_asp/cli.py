@@ -1194,7 +1194,8 @@ def _check_and_exit() -> None:
     """``pain-asp check``: only that command is built (building every command's options costs
     about 7 ms), and once it is done (its output written and closed, its workers and stores
     closed) the process exits without tearing the interpreter down (freeing every object,
-    the ground program among them, costs about 25 ms)."""
+    the ground program among them, costs about 25 ms). A run that started worker processes
+    exits normally: multiprocessing removes its fork server's folder in $TMPDIR only then."""
     import os
 
     one = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -1207,7 +1208,7 @@ def _check_and_exit() -> None:
             sys.stderr.flush()
         except (OSError, ValueError):  # a closed pipe: the interpreter's own exit reports it
             raise done from None
-        if isinstance(done.code, int) or done.code is None:
+        if (isinstance(done.code, int) or done.code is None) and "multiprocessing" not in sys.modules:
             os._exit(done.code or 0)
         raise
 

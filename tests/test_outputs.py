@@ -266,6 +266,20 @@ def test_a_killed_batch_leaves_no_spool_no_partial_output_and_no_worker(tmp_path
     assert not [p for p in family if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
 
 
+def test_a_finished_batch_with_workers_leaves_nothing_in_the_temporary_folder(tmp_path: Path,
+                                                                             short_temp: Path) -> None:
+    """Over 1,000 claims the batch spools its input and its workers fork from a fork server
+    with a folder of its own in $TMPDIR: once the command has exited, neither is left."""
+    source = write_jsonl(tmp_path / "claims.jsonl", 1100, 4)
+    target = tmp_path / "results.jsonl"
+    done = subprocess.run([sys.executable, "-m", "pain_asp.cli", "check", str(source), "-f", "jsonl",
+                           "-o", str(target), "--workers", "1", "--fail-on", "never"],
+                          env={**os.environ, "TMPDIR": str(short_temp)}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(target.read_text().splitlines()) == 1100
+    assert _listing(short_temp) == []
+
+
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
