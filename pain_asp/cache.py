@@ -10,7 +10,7 @@ import os
 import zlib
 from pathlib import Path
 
-__all__ = ["cache_dir", "read_cached", "stamp_key", "write_atomic", "write_cached"]
+__all__ = ["cache_dir", "folder_stamp", "read_cached", "stamp_key", "write_atomic", "write_cached"]
 
 
 def cache_dir() -> Path:
@@ -30,6 +30,16 @@ def stamp_key(stamp: str) -> str:
     stamp and a reader treats a different stamp as a miss.
     """
     return f"{zlib.crc32(stamp.encode()):08x}"
+
+
+def folder_stamp(folder: Path, pattern: str = "*.lp") -> str:
+    """A description of the files matching ``pattern`` in ``folder`` and below (path, time of
+    change, size) that changes whenever any of them changes."""
+    lines = [str(folder.resolve())]
+    for path in sorted(folder.rglob(pattern)):
+        info = path.stat()
+        lines.append(f"{path.relative_to(folder)}|{info.st_mtime_ns}|{info.st_size}")
+    return "\n".join(lines)
 
 
 def write_atomic(path: Path, text: str) -> None:

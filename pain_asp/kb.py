@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .cache import cache_dir, stamp_key, write_atomic
+from .cache import cache_dir, folder_stamp, stamp_key, write_atomic
 from .errors import PainAspError
 from .payer_schema import ParamSpec, spec_from_dict, specs_from_symbols
 from .resources import kb_dir
@@ -111,11 +111,7 @@ _METADATA_FORMAT = 2
 
 def _kb_stamp(folder: Path) -> str:
     """A description of the knowledge base's files that changes whenever any of them changes."""
-    lines = [f"format {_METADATA_FORMAT}", str(folder.resolve())]
-    for path in sorted(folder.rglob("*.lp")):
-        info = path.stat()
-        lines.append(f"{path.relative_to(folder)}|{info.st_mtime_ns}|{info.st_size}")
-    return "\n".join(lines)
+    return f"format {_METADATA_FORMAT}\n{folder_stamp(folder)}"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .cache import read_cached, stamp_key, write_cached
+from .cache import folder_stamp, read_cached, stamp_key, write_cached
 
 __all__ = ["named_anonymous", "program_text"]
 
@@ -46,12 +46,8 @@ def program_text(files: Sequence[Path], logger: Callable[[Any, str], None] | Non
 
 def _stamp(files: Sequence[Path]) -> str:
     """Changes whenever any ``.lp`` file in the folders of ``files`` (or below) changes."""
-    lines = [f"format {_FORMAT}", *(str(f.resolve()) for f in files)]
-    for folder in sorted({f.resolve().parent for f in files}):
-        for path in sorted(folder.rglob("*.lp")):
-            info = path.stat()
-            lines.append(f"{path}|{info.st_mtime_ns}|{info.st_size}")
-    return "\n".join(lines)
+    folders = sorted({f.resolve().parent for f in files})
+    return "\n".join([f"format {_FORMAT}", *(str(f.resolve()) for f in files), *map(folder_stamp, folders)])
 
 
 def named_anonymous(statements: Sequence[Any]) -> list[Any]:
@@ -64,15 +60,10 @@ def named_anonymous(statements: Sequence[Any]) -> list[Any]:
 def _rewritten(files: Sequence[Path], logger: Callable[[Any, str], None] | None) -> str:
     from clingo import ast
 
-    statements: list[str] = []
-    namer = _AnonymousNamer()
-
-    def add(statement: Any) -> None:
-        if statement.ast_type != ast.ASTType.Comment:
-            statements.append(str(namer.statement(statement)))
-
-    ast.parse_files([str(f) for f in files], add, logger=logger)
-    return "\n".join(statements) + "\n"
+    statements: list[Any] = []
+    ast.parse_files([str(f) for f in files], statements.append, logger=logger)
+    kept = [s for s in statements if s.ast_type != ast.ASTType.Comment]
+    return "\n".join(map(str, named_anonymous(kept))) + "\n"
 
 
 class _AnonymousNamer:
