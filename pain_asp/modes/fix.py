@@ -499,11 +499,12 @@ class Repairer:
         claim = result.claim
         assert claim is not None
         actions = _action_items(result.findings, self.rules)
+        corrected = claim_dict(claim)
         return FixResult(
             claim_id=result.claim_id, file=result.file, position=result.position, payer=result.payer,
-            status="actions_only" if actions else "clean", corrected=claim_dict(claim),
+            status="actions_only" if actions else "clean", corrected=corrected,
             action_items=actions, remaining=[], before=list(result.findings),
-            after=list(result.findings), cost=_cost(claim, _Answer(), claim_dict(claim), result.findings),
+            after=list(result.findings), cost=_cost(claim, _Answer(), corrected, result.findings),
             claim=claim,
             corrected_claim=claim)
 
