@@ -311,7 +311,8 @@ class Repairer:
         edited claim in the batch, and edited claims whose first day moved) with the history
         of its corrected form beside the corrected batch; a claim whose findings differ from
         its result's is fixed again, from its billed form, against that history (its
-        ``before`` is then the billed claim judged with that history), one claim at a time.
+        ``before`` is then the billed claim judged with that history); the claims of a round
+        are checked and fixed together (claims are independent in a solve).
         A round that finds no such claim ends it. A claim still unsettled after
         :data:`SETTLE_ROUNDS` rounds keeps its last result, marked not optimal.
         """
@@ -351,10 +352,10 @@ class Repairer:
                      if {_key(f) for f in result.findings} != {_key(f) for f in fixed[i].after}]
             if not stale or rounds == SETTLE_ROUNDS:
                 break
-            for i in stale:
-                window = _history_of(as_corrected(), fixed[i].corrected_claim)  # type: ignore[arg-type]
-                billed = list(self.checker.check([record(i, results[i].claim)], history=window))
-                fixed[i] = self._fix_each(billed, window)[0]
+            window = _histories_of(as_corrected(), {id(results[i].claim): fixed[i].corrected_claim for i in stale})
+            billed = list(self.checker.check([record(i, results[i].claim) for i in stale], history=window))
+            for i, again in zip(stale, self._fix_each(billed, window)):
+                fixed[i] = again
         for i in stale:
             fixed[i].optimal = False
             fixed[i].errors.append({
@@ -706,10 +707,11 @@ def _action_items(findings: list[Finding], rules: dict[str, Any]) -> list[Action
     return items
 
 
-def _history_of(provider: HistoryProvider, claim: Claim) -> HistoryProvider:
-    """A provider giving whatever claim it is asked about the history ``provider`` gives
-    ``claim`` (the billed claim fixed against the history of its corrected form)."""
-    return lambda _asked: provider(claim)
+def _histories_of(provider: HistoryProvider, corrected: dict[int, Claim]) -> HistoryProvider:
+    """A provider giving each billed claim it is asked about (``corrected`` maps its ``id``
+    to its corrected form) the history ``provider`` gives the corrected form: the billed
+    claims are fixed again, together, each against the history of its corrected form."""
+    return lambda asked: provider(corrected[id(asked)])
 
 
 def _failed(result: Result, errors: list[dict[str, Any]], status: str | None = None) -> FixResult:
