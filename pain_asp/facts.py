@@ -148,6 +148,8 @@ def _documentation(k: int, n: int, doc: Documentation) -> list[str]:
         value = getattr(doc, name)
         if value is not None:
             out.append(f"doc({k}, {n}, {name}, {value}).")
+    if doc.images_recorded is not None:
+        out.append(f"doc({k}, {n}, images_recorded, {'yes' if doc.images_recorded else 'no'}).")
     if doc.relief_pct is not None:
         out.append(f"doc_relief({k}, {n}, {doc.relief_pct}).")
     if doc.relief_duration_months is not None:

@@ -170,6 +170,7 @@ class Documentation(_Strict):
     """Chart facts for one line. An absent field is unknown, never false."""
 
     imaging: Optional[Literal["fluoroscopy", "ct", "ultrasound", "none"]] = None
+    images_recorded: Optional[bool] = None
     side: Optional[Side] = None
     levels: Optional[Names] = None
     purpose: Optional[Purpose] = None

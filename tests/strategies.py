@@ -56,6 +56,7 @@ def documentation(draw: st.DrawFn) -> dict[str, Any]:
 
     return _drop_none({
         "imaging": maybe(st.sampled_from(("fluoroscopy", "ct", "ultrasound", "none"))),
+        "images_recorded": maybe(st.booleans()),
         "side": maybe(st.sampled_from(("left", "right", "bilateral"))),
         "purpose": maybe(st.sampled_from(("diagnostic", "therapeutic"))),
         "relief_pct": maybe(st.sampled_from((0, 40, 49, 50, 51, 79, 80, 81, 100))),

@@ -108,6 +108,7 @@ lines:                           # 1 to 50 lines
     minutes: 45                  # optional: anesthesia time in minutes (not checked)
     documented:                  # optional chart facts for this line
       imaging: fluoroscopy       # fluoroscopy | ct | ultrasound | none
+      images_recorded: true      # the guidance images were permanently recorded and reported (20604, 20606, 20611)
       side: right                # left | right | bilateral
       levels: [L5-S1]            # spinal levels: L4-L5, L4-5, L5-S1, T12-L1, C5-C6 ...; vertebral bodies: T12, L1, S1
       purpose: diagnostic        # diagnostic | therapeutic
