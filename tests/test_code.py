@@ -120,7 +120,18 @@ REFUSED = [
     ("x" * 2001, "longer than 2000"),
     ("spinal cord stimulator trial", "needs the number of percutaneous leads"),
     ("SCS trial with two leads and three leads", "more than one number of leads"),
-    ("permanent spinal cord stimulator generator", "only a spinal cord stimulator trial"),
+    ("permanent spinal cord stimulator generator", "of the generator alone (63685), or of the leads"),
+    ("permanent SCS implant, 2 leads, with generator", "needs the leads' approach"),
+    ("percutaneous SCS implant with two leads", "whether the pulse generator was implanted"),
+    ("SCS paddle, 2 leads, with generator", "does not apply to a paddle"),
+    ("SCS revision", "revision, replacement or removal of which part"),
+    ("SCS lead and generator removal", "describe the lead procedure and the generator procedure"),
+    ("removal and replacement of percutaneous SCS leads", "a removal and a revision or replacement"),
+    ("SCS trial with paddle", "names a trial and a permanent implant"),
+    ("spinal cord stimulator", "which spinal cord stimulator procedure"),
+    ("open peripheral nerve stimulator implant, 1 lead", "percutaneous peripheral nerve leads only"),
+    ("PNS lead revision", "peripheral nerve leads has no code in the catalog"),
+    ("peripheral nerve stimulator trial", "needs the number of percutaneous leads"),
     ("pump refill", "needs whether the pump was reprogrammed"),
     ("intrathecal pump refill with reprogramming", "physician skill (by the physician) or was done by clinical staff"),
     ("intrathecal pump trial", "pump trial is an epidural or intrathecal injection"),
@@ -225,6 +236,8 @@ def test_vertebral_body_procedure_takes_bodies_only(levels: list[str]) -> None:
     (_raw({"procedure": "basivertebral_ablation", "levels": ["T12"]}), "vertebral body T12"),
     (_raw({"procedure": "basivertebral_ablation", "levels": ["L4", "L5"]}, date="2021-12-31"),
      "64628 is valid only from 2022-01-01"),
+    (_raw({"procedure": "pns_lead", "leads": 1}, date="2026-01-01"),
+     "from 2026-01-01 CPT codes percutaneous peripheral nerve stimulators with an integrated"),
 ])
 def test_encounter_that_cannot_be_coded(raw: dict[str, Any], expected: str, coder: Coder) -> None:
     with pytest.raises(CodingError) as info:

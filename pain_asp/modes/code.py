@@ -161,6 +161,10 @@ class Coder:
                 out.append(f"enc_separate({p}, {'yes' if proc.separate_problem else 'no'}).")
             if proc.leads is not None:
                 out.append(f"enc_leads({p}, {int(proc.leads)}).")
+            if proc.approach is not None:
+                out.append(f"enc_approach({p}, {proc.approach}).")
+            if proc.generator is not None:
+                out.append(f"enc_generator({p}, {'yes' if proc.generator else 'no'}).")
             for name in ("reprogramming", "physician_skill"):
                 value = getattr(proc, name)
                 if value is not None:
@@ -320,6 +324,12 @@ class Coder:
             since = dt.date(int(first[:4]), int(first[4:6]), int(first[6:]))
             return (head + f"its code {args[0].string} is valid only from {since.isoformat()}; the catalog "
                     f"has no code for it on {enc.date.isoformat()}")
+        if kind == "family_revised":
+            first = str(args[1].number)
+            since = dt.date(int(first[:4]), int(first[4:6]), int(first[6:]))
+            return head + (f"from {since.isoformat()} CPT codes percutaneous peripheral nerve stimulators "
+                           "with an integrated neurostimulator with codes of their own, which the catalog "
+                           "does not hold (their source was not found): write the claim line by hand")
         if kind == "caudal_levels":
             return head + ("a caudal epidural reaches lumbar and sacral levels; the levels given are "
                            "cervical or thoracic")
