@@ -115,6 +115,8 @@ def procedures(draw: st.DrawFn, kind: str | None = None) -> Procedure:
         fields["minutes"] = draw(st.integers(30, 150))
     elif kind in ("scs_trial", "pns_lead"):
         fields["leads"] = draw(st.integers(1, 4))
+        if kind == "pns_lead":
+            fields["integrated"] = draw(st.one_of(st.none(), st.booleans()))
     elif kind == "scs_implant":
         fields["approach"] = draw(st.sampled_from(("percutaneous", "paddle")))
         fields["generator"] = draw(st.booleans())
@@ -165,10 +167,11 @@ def encounters(draw: st.DrawFn) -> dict[str, Any]:
                                               and p.guidance in ("fluoroscopy", "ct") for p in procs)))
     date = draw(st.dates(dt.date(2024, 1, 2), dt.date(2026, 6, 30)))
     # One stimulator procedure per encounter (a trial and an implant, or an implant and a
-    # generator insertion, would bill the same code twice); peripheral nerve leads are refused
-    # from 2026 (kb/catalog/codes.lp code_family_revised).
+    # generator insertion, would bill the same code twice); from 2026 a peripheral nerve lead
+    # must say whether it has an integrated neurostimulator (code_family_revised).
     assume(sum(k.startswith(("scs_", "pns_")) for k in kinds) <= 1)
-    assume(not ("pns_lead" in kinds and date >= dt.date(2026, 1, 1)))
+    assume(date < dt.date(2026, 1, 1) or not any(p.procedure == "pns_lead" and p.integrated is None
+                                                 for p in procs))
     diagnoses = sorted({dx for group in DX.values() for dx in group[:1]} | {draw(st.sampled_from(DX["esi"]))})
     raw: dict[str, Any] = {"date": date.isoformat(), "diagnoses": diagnoses,
                            "procedures": [_as_raw(p) for p in procs]}

@@ -110,7 +110,8 @@ GENICULAR_BRANCHES = ("superolateral genicular", "superomedial genicular",
 GENICULAR_STANDARD = ("superolateral genicular", "superomedial genicular", "inferomedial genicular")
 
 _ALL_FIELDS = ("levels", "side", "guidance", "purpose", "nerves", "muscles", "minutes",
-               "separate_problem", "leads", "approach", "generator", "reprogramming", "physician_skill")
+               "separate_problem", "leads", "approach", "generator", "integrated", "reprogramming",
+               "physician_skill")
 
 # Per kind: the fields it needs (*) and may take; the guidance its codes allow.
 # Guidance decides the code for interlaminar/caudal ESI (62321/62323 with imaging, 62320/
@@ -171,7 +172,8 @@ KIND_FIELDS: dict[str, dict[str, Any]] = {
     "scs_lead_removal": {"required": ("approach",), "optional": ("guidance",), "guidance": ("fluoroscopy",)},
     "scs_generator_insertion": {"required": (), "optional": (), "guidance": ()},
     "scs_generator_removal": {"required": (), "optional": (), "guidance": ()},
-    "pns_lead": {"required": ("leads",), "optional": ("guidance",), "guidance": ("fluoroscopy", "ultrasound")},
+    "pns_lead": {"required": ("leads",), "optional": ("integrated", "guidance"),
+                 "guidance": ("fluoroscopy", "ultrasound")},
     "pns_generator_insertion": {"required": (), "optional": (), "guidance": ()},
     "pns_generator_removal": {"required": (), "optional": (), "guidance": ()},
     "pump_refill": {"required": ("reprogramming", "physician_skill"), "optional": (), "guidance": ()},
@@ -197,6 +199,8 @@ _WHAT = {
     "leads": "the number of percutaneous leads (electrode arrays) placed",
     "approach": "the leads' approach (percutaneous leads, or a paddle placed by laminectomy)",
     "generator": "whether the pulse generator was implanted in the same session (with or without generator)",
+    "integrated": "whether the array has an integrated neurostimulator (integrated neurostimulator, or "
+                  "external stimulator)",
     "reprogramming": "whether the pump was reprogrammed (with or without reprogramming)",
     "physician_skill": "whether the refill needed physician skill (by the physician) or was done by clinical staff",
 }
@@ -250,6 +254,7 @@ class Procedure(_Strict):
     leads: Optional[Annotated[int, Meta(ge=1, le=4)]] = None
     approach: Optional[Approach] = None
     generator: Optional[bool] = None
+    integrated: Optional[bool] = None
     reprogramming: Optional[bool] = None
     physician_skill: Optional[bool] = None
     dx: Annotated[list[Annotated[int, Meta(ge=1, le=12)]], Meta(max_length=4)] = []
@@ -339,6 +344,8 @@ def device_phrases(proc: Procedure) -> list[str]:
         phrases.append(proc.approach)
     if proc.generator is not None:
         phrases.append("with generator" if proc.generator else "without generator")
+    if proc.integrated is not None:
+        phrases.append("integrated neurostimulator" if proc.integrated else "external stimulator")
     if proc.reprogramming is not None:
         phrases.append("with reprogramming" if proc.reprogramming else "without reprogramming")
     if proc.physician_skill is not None:
@@ -439,8 +446,9 @@ _CODES_BY_KIND = {
     "scs_lead_removal": "63661 percutaneous leads, 63662 paddle",
     "scs_generator_insertion": "63685 (insertion or replacement)",
     "scs_generator_removal": "63688 (revision or removal)",
-    "pns_lead": "64555 per percutaneous lead, trial or permanent; refused from 2026-01-01 (the "
-                "2026 peripheral nerve stimulation codes are not in the catalog); imaging not coded",
+    "pns_lead": "64555 per percutaneous lead, trial or permanent; from 2026-01-01 an array with an "
+                "integrated neurostimulator is 64596 (+64597 per further array), another 64555, and "
+                "integrated is then required; imaging not coded",
     "pns_generator_insertion": "64590 (insertion or replacement, with a pocket)",
     "pns_generator_removal": "64595 (revision or removal)",
     "pump_refill": "95990 (clinical staff) or 95991 (physician skill) without reprogramming; "
@@ -556,8 +564,9 @@ The code-selection program is ASP in `kb/code/` and reads the same catalog
   adds 63685. A generator insertion or replacement is 63685 alone, its revision or removal
   63688; leads are revised (63663 percutaneous, 63664 paddle) or removed (63661, 63662) by
   their approach. Peripheral nerve leads are 64555 per percutaneous lead (trial or
-  permanent) before 2026-01-01 and refused from then on (the 2026 peripheral nerve codes are
-  not in the catalog); a peripheral generator is 64590 (insertion or replacement) or 64595.
+  permanent) before 2026-01-01; from then on an array with an integrated neurostimulator is
+  64596 (+64597 per further array) and another 64555, and a description that does not say
+  which is refused. A peripheral generator is 64590 (insertion or replacement) or 64595.
 - **Validity**: a code not valid on the date of service (64454 before 2020, G3002 before
   2023) refuses the encounter.
 
@@ -590,7 +599,8 @@ phrase it recognised and every word it did not, and refuses to guess.
   vertebral bodies named one by one (`T12 and L1`; an interspace or a range is an error),
   spinal cord stimulators (`SCS`: trial, permanent implant, percutaneous or paddle /
   laminectomy, generator / `IPG` / battery, with or without generator, insertion,
-  replacement, revision, removal / explant) and peripheral nerve stimulators (`PNS`).
+  replacement, revision, removal / explant) and peripheral nerve stimulators (`PNS`;
+  integrated neurostimulator or external stimulator).
   A stimulator description that leaves open the part (leads or generator), the leads'
   approach, their number, or whether the generator was placed is refused with the question.
 - Guidance: fluoroscopy (`fluoro`, C-arm), CT, ultrasound (`US`), without imaging.

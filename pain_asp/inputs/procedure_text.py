@@ -211,6 +211,10 @@ _add("concept", "open", "open", "open implantation", "incision")
 _add("concept", "generator_yes", "generator", "pulse generator", "ipg", "implantable pulse generator",
      "battery", "receiver", "with generator")
 _add("concept", "generator_no", "without generator", "no generator", "leads only", "generator later")
+_add("concept", "integrated_yes", "integrated", "integrated neurostimulator", "integrated stimulator",
+     "with integrated neurostimulator")
+_add("concept", "integrated_no", "external stimulator", "external generator", "external pulse generator",
+     "not integrated", "without integrated neurostimulator", "no integrated neurostimulator")
 _add("concept", "insert", "insertion", "insert", "inserted")
 _add("concept", "replace", "replacement", "replace", "replaced", "exchange", "battery change")
 _add("concept", "revise", "revision", "revise", "revised", "reposition", "repositioned", "repositioning")
@@ -746,6 +750,11 @@ def _pump_and_leads(seg: _Segment, kind: str, fields: dict[str, Any]) -> None:
             fields["approach"] = "percutaneous"      # trial leads are percutaneous (63650)
     if kind == "scs_implant":
         fields["generator"] = _yes_no(seg, "generator_yes", "generator_no", "generator")
+    integrated = _yes_no(seg, "integrated_yes", "integrated_no", "an integrated neurostimulator")
+    if kind == "pns_lead":
+        fields["integrated"] = integrated
+    elif integrated is not None:
+        seg.problems.append(f"an integrated neurostimulator does not apply to {kind}")
     if kind in ("pump_refill", "pump_analysis"):
         fields["reprogramming"] = reprogramming
     if kind == "pump_refill":

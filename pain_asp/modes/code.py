@@ -163,8 +163,10 @@ class Coder:
                 out.append(f"enc_leads({p}, {int(proc.leads)}).")
             if proc.approach is not None:
                 out.append(f"enc_approach({p}, {proc.approach}).")
-            if proc.generator is not None:
-                out.append(f"enc_generator({p}, {'yes' if proc.generator else 'no'}).")
+            for name in ("generator", "integrated"):
+                value = getattr(proc, name)
+                if value is not None:
+                    out.append(f"enc_{name}({p}, {'yes' if value else 'no'}).")
             for name in ("reprogramming", "physician_skill"):
                 value = getattr(proc, name)
                 if value is not None:
@@ -327,9 +329,9 @@ class Coder:
         if kind == "family_revised":
             first = str(args[1].number)
             since = dt.date(int(first[:4]), int(first[4:6]), int(first[6:]))
-            return head + (f"from {since.isoformat()} CPT codes percutaneous peripheral nerve stimulators "
-                           "with an integrated neurostimulator with codes of their own, which the catalog "
-                           "does not hold (their source was not found): write the claim line by hand")
+            return head + (f"from {since.isoformat()} a percutaneous peripheral nerve array with an "
+                           "integrated neurostimulator is 64596 (+64597 per further array), another "
+                           "64555: say which (integrated neurostimulator, or external stimulator)")
         if kind == "caudal_levels":
             return head + ("a caudal epidural reaches lumbar and sacral levels; the levels given are "
                            "cervical or thoracic")
