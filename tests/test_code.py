@@ -130,7 +130,7 @@ REFUSED = [
     ("SCS trial with paddle", "names a trial and a permanent implant"),
     ("spinal cord stimulator", "which spinal cord stimulator procedure"),
     ("open peripheral nerve stimulator implant, 1 lead", "percutaneous peripheral nerve leads only"),
-    ("PNS lead revision", "peripheral nerve leads has no code in the catalog"),
+    ("PNS lead replacement", "a replacement of peripheral nerve leads"),
     ("peripheral nerve stimulator trial", "needs the number of percutaneous leads"),
     ("SCS trial, 2 leads, integrated neurostimulator", "an integrated neurostimulator does not apply"),
     ("PNS lead, 1 lead, integrated, external stimulator", "both with and without an integrated neurostimulator"),
@@ -239,7 +239,8 @@ def test_vertebral_body_procedure_takes_bodies_only(levels: list[str]) -> None:
     (_raw({"procedure": "basivertebral_ablation", "levels": ["L4", "L5"]}, date="2021-12-31"),
      "64628 is valid only from 2022-01-01"),
     (_raw({"procedure": "pns_lead", "leads": 1}, date="2026-01-01"),
-     "from 2026-01-01 a percutaneous peripheral nerve array with an integrated neurostimulator is 64596"),
+     "from 2026-01-01 a percutaneous peripheral nerve array with an integrated neurostimulator has codes"),
+    (_raw({"procedure": "pns_lead_revision"}, date="2026-01-01"), "another array keeps 64555 / 64585"),
 ])
 def test_encounter_that_cannot_be_coded(raw: dict[str, Any], expected: str, coder: Coder) -> None:
     with pytest.raises(CodingError) as info:

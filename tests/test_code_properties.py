@@ -117,6 +117,8 @@ def procedures(draw: st.DrawFn, kind: str | None = None) -> Procedure:
         fields["leads"] = draw(st.integers(1, 4))
         if kind == "pns_lead":
             fields["integrated"] = draw(st.one_of(st.none(), st.booleans()))
+    elif kind == "pns_lead_revision":
+        fields["integrated"] = draw(st.one_of(st.none(), st.booleans()))
     elif kind == "scs_implant":
         fields["approach"] = draw(st.sampled_from(("percutaneous", "paddle")))
         fields["generator"] = draw(st.booleans())
@@ -170,8 +172,8 @@ def encounters(draw: st.DrawFn) -> dict[str, Any]:
     # generator insertion, would bill the same code twice); from 2026 a peripheral nerve lead
     # must say whether it has an integrated neurostimulator (code_family_revised).
     assume(sum(k.startswith(("scs_", "pns_")) for k in kinds) <= 1)
-    assume(date < dt.date(2026, 1, 1) or not any(p.procedure == "pns_lead" and p.integrated is None
-                                                 for p in procs))
+    assume(date < dt.date(2026, 1, 1) or not any(p.procedure in ("pns_lead", "pns_lead_revision")
+                                                 and p.integrated is None for p in procs))
     diagnoses = sorted({dx for group in DX.values() for dx in group[:1]} | {draw(st.sampled_from(DX["esi"]))})
     raw: dict[str, Any] = {"date": date.isoformat(), "diagnoses": diagnoses,
                            "procedures": [_as_raw(p) for p in procs]}

@@ -66,7 +66,7 @@ ProcedureKind = Literal[
     "office_visit_new", "office_visit_established", "chronic_pain_management",
     "scs_trial", "scs_implant", "scs_lead_revision", "scs_lead_removal",
     "scs_generator_insertion", "scs_generator_removal",
-    "pns_lead", "pns_generator_insertion", "pns_generator_removal",
+    "pns_lead", "pns_lead_revision", "pns_generator_insertion", "pns_generator_removal",
     "pump_refill", "pump_analysis",
     "vertebroplasty", "vertebral_augmentation", "basivertebral_ablation",
 ]
@@ -174,6 +174,7 @@ KIND_FIELDS: dict[str, dict[str, Any]] = {
     "scs_generator_removal": {"required": (), "optional": (), "guidance": ()},
     "pns_lead": {"required": ("leads",), "optional": ("integrated", "guidance"),
                  "guidance": ("fluoroscopy", "ultrasound")},
+    "pns_lead_revision": {"required": (), "optional": ("integrated",), "guidance": ()},
     "pns_generator_insertion": {"required": (), "optional": (), "guidance": ()},
     "pns_generator_removal": {"required": (), "optional": (), "guidance": ()},
     "pump_refill": {"required": ("reprogramming", "physician_skill"), "optional": (), "guidance": ()},
@@ -449,6 +450,9 @@ _CODES_BY_KIND = {
     "pns_lead": "64555 per percutaneous lead, trial or permanent; from 2026-01-01 an array with an "
                 "integrated neurostimulator is 64596 (+64597 per further array), another 64555, and "
                 "integrated is then required; imaging not coded",
+    "pns_lead_revision": "64585 (revision or removal of percutaneous peripheral nerve arrays); from "
+                         "2026-01-01 64598 for arrays with an integrated neurostimulator, and integrated "
+                         "is then required",
     "pns_generator_insertion": "64590 (insertion or replacement, with a pocket)",
     "pns_generator_removal": "64595 (revision or removal)",
     "pump_refill": "95990 (clinical staff) or 95991 (physician skill) without reprogramming; "
@@ -566,7 +570,9 @@ The code-selection program is ASP in `kb/code/` and reads the same catalog
   their approach. Peripheral nerve leads are 64555 per percutaneous lead (trial or
   permanent) before 2026-01-01; from then on an array with an integrated neurostimulator is
   64596 (+64597 per further array) and another 64555, and a description that does not say
-  which is refused. A peripheral generator is 64590 (insertion or replacement) or 64595.
+  which is refused. Their revision or removal is 64585 (from 2026-01-01 64598 for an array
+  with an integrated neurostimulator). A peripheral generator is 64590 (insertion or
+  replacement) or 64595.
 - **Validity**: a code not valid on the date of service (64454 before 2020, G3002 before
   2023) refuses the encounter.
 

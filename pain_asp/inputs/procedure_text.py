@@ -575,30 +575,27 @@ def _stimulator_kind(seg: _Segment, group: str, concepts: set[str]) -> str | Non
     actions = concepts & {"revise", "replace", "remove"}
     leads = bool(concepts & {"lead", "percutaneous", "paddle"} or seg.values("leads"))
     generator = "generator_yes" in concepts
-    if "remove" in actions and actions & {"revise", "replace"}:
-        seg.problems.append("the text names a removal and a revision or replacement: describe each "
-                            "procedure separately, separated by ';'")
-        return None
     if (actions or "insert" in concepts) and generator and leads:
         seg.problems.append("the text names the leads and the generator: describe the lead procedure and "
                             "the generator procedure separately, separated by ';'")
         return None
-    if group == "pns":
+    if group == "pns" and not generator:
         if "open" in concepts:
             seg.problems.append("code mode codes percutaneous peripheral nerve leads only: write the line "
                                 "for an open implantation (64575) by hand")
             return None
-        if generator and not leads:
-            return "pns_generator_insertion" if not actions or "replace" in actions else "pns_generator_removal"
-        if actions:
-            seg.problems.append("a revision or removal of peripheral nerve leads has no code in the catalog: "
-                                "write the claim line by hand")
+        if "replace" in actions:
+            seg.problems.append("a replacement of peripheral nerve leads: from 2026 an array with an "
+                                "integrated neurostimulator is replaced with 64596, otherwise the old array's "
+                                "removal (64585) and the new placement (64555) are separate: describe each")
             return None
-        if generator:
-            seg.problems.append("the text names the leads and the generator: describe the lead placement and "
-                                "the generator insertion separately, separated by ';'")
-            return None
-        return "pns_lead"
+        return "pns_lead_revision" if actions else "pns_lead"
+    if "remove" in actions and actions & {"revise", "replace"}:
+        seg.problems.append("the text names a removal and a revision or replacement: describe each "
+                            "procedure separately, separated by ';'")
+        return None
+    if group == "pns":
+        return "pns_generator_insertion" if not actions or "replace" in actions else "pns_generator_removal"
     if actions:
         if generator:
             return "scs_generator_insertion" if "replace" in actions else "scs_generator_removal"
@@ -751,7 +748,7 @@ def _pump_and_leads(seg: _Segment, kind: str, fields: dict[str, Any]) -> None:
     if kind == "scs_implant":
         fields["generator"] = _yes_no(seg, "generator_yes", "generator_no", "generator")
     integrated = _yes_no(seg, "integrated_yes", "integrated_no", "an integrated neurostimulator")
-    if kind == "pns_lead":
+    if kind in ("pns_lead", "pns_lead_revision"):
         fields["integrated"] = integrated
     elif integrated is not None:
         seg.problems.append(f"an integrated neurostimulator does not apply to {kind}")
@@ -794,6 +791,7 @@ _KIND_TEXT = {
     "scs_generator_insertion": "spinal cord stimulator generator insertion",
     "scs_generator_removal": "spinal cord stimulator generator removal",
     "pns_lead": "peripheral nerve stimulator lead",
+    "pns_lead_revision": "peripheral nerve stimulator lead revision",
     "pns_generator_insertion": "peripheral nerve stimulator generator insertion",
     "pns_generator_removal": "peripheral nerve stimulator generator removal",
     "pump_refill": "intrathecal pump refill",

@@ -330,8 +330,9 @@ class Coder:
             first = str(args[1].number)
             since = dt.date(int(first[:4]), int(first[4:6]), int(first[6:]))
             return head + (f"from {since.isoformat()} a percutaneous peripheral nerve array with an "
-                           "integrated neurostimulator is 64596 (+64597 per further array), another "
-                           "64555: say which (integrated neurostimulator, or external stimulator)")
+                           "integrated neurostimulator has codes of its own (64596, +64597 per further "
+                           "array; 64598 its revision or removal), another array keeps 64555 / 64585: "
+                           "say which (integrated neurostimulator, or external stimulator)")
         if kind == "caudal_levels":
             return head + ("a caudal epidural reaches lumbar and sacral levels; the levels given are "
                            "cervical or thoracic")
