@@ -100,7 +100,8 @@ def claim_facts(k: int, claim: Claim, payer_id: str, history: Iterable[HistoryEn
             value = getattr(clinical, name)
             if value is not None:
                 out.append(f"clinical({k}, {name}, {value}).")
-        for name in ("em_separate_problem", "em_decision_for_surgery", "em_unrelated_to_surgery", "care_plan"):
+        for name in ("em_separate_problem", "em_decision_for_surgery", "em_unrelated_to_surgery", "care_plan",
+                     "psych_evaluation"):
             value = getattr(clinical, name)
             if value is not None:
                 out.append(f"clinical({k}, {name}, {_flag(value)}).")

@@ -261,6 +261,7 @@ class Clinical(_Strict):
     em_unrelated_to_surgery: Optional[bool] = None
     cpm_minutes: Optional[Annotated[int, Meta(ge=0, le=10000)]] = None
     care_plan: Optional[bool] = None
+    psych_evaluation: Optional[bool] = None
 
 
 class HistoryEntry(_Strict):

@@ -113,8 +113,19 @@ def procedures(draw: st.DrawFn, kind: str | None = None) -> Procedure:
         fields["separate_problem"] = draw(st.one_of(st.none(), st.booleans()))
     elif kind == "chronic_pain_management":
         fields["minutes"] = draw(st.integers(30, 150))
-    elif kind == "scs_trial":
+    elif kind in ("scs_trial", "pns_lead"):
         fields["leads"] = draw(st.integers(1, 4))
+        if kind == "pns_lead":
+            fields["integrated"] = draw(st.one_of(st.none(), st.booleans()))
+    elif kind == "pns_lead_revision":
+        fields["integrated"] = draw(st.one_of(st.none(), st.booleans()))
+    elif kind == "scs_implant":
+        fields["approach"] = draw(st.sampled_from(("percutaneous", "paddle")))
+        fields["generator"] = draw(st.booleans())
+        if fields["approach"] == "percutaneous":
+            fields["leads"] = draw(st.integers(1, 4))
+    elif kind in ("scs_lead_revision", "scs_lead_removal"):
+        fields["approach"] = draw(st.sampled_from(("percutaneous", "paddle")))
     elif kind in ("pump_refill", "pump_analysis"):
         fields["reprogramming"] = draw(st.booleans())
         if kind == "pump_refill":
@@ -157,6 +168,12 @@ def encounters(draw: st.DrawFn) -> dict[str, Any]:
                                                               "major_joint_injection")
                                               and p.guidance in ("fluoroscopy", "ct") for p in procs)))
     date = draw(st.dates(dt.date(2024, 1, 2), dt.date(2026, 6, 30)))
+    # One stimulator procedure per encounter (a trial and an implant, or an implant and a
+    # generator insertion, would bill the same code twice); from 2026 a peripheral nerve lead
+    # must say whether it has an integrated neurostimulator (code_family_revised).
+    assume(sum(k.startswith(("scs_", "pns_")) for k in kinds) <= 1)
+    assume(date < dt.date(2026, 1, 1) or not any(p.procedure in ("pns_lead", "pns_lead_revision")
+                                                 and p.integrated is None for p in procs))
     diagnoses = sorted({dx for group in DX.values() for dx in group[:1]} | {draw(st.sampled_from(DX["esi"]))})
     raw: dict[str, Any] = {"date": date.isoformat(), "diagnoses": diagnoses,
                            "procedures": [_as_raw(p) for p in procs]}
@@ -264,7 +281,8 @@ def test_garbage_is_an_error_never_a_code(text: str) -> None:
 
 _ASKED = {"levels": "spinal levels", "side": "side", "guidance": "image guidance",
           "nerves": "nerve", "muscles": "muscles", "minutes": "minutes", "leads": "leads",
-          "reprogramming": "reprogrammed", "physician_skill": "physician skill"}
+          "reprogramming": "reprogrammed", "physician_skill": "physician skill", "approach": "approach",
+          "generator": "generator"}
 
 
 @given(data=st.data())

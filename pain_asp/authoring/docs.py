@@ -128,6 +128,7 @@ clinical:                        # optional chart facts for the claim
   em_unrelated_to_surgery: true  # the E/M in a post-operative period was unrelated to the surgery (24)
   cpm_minutes: 45                # chronic pain management time this month
   care_plan: true
+  psych_evaluation: true         # a psychological evaluation before a spinal cord stimulator trial or implant
 history:                         # optional: this patient's earlier services
   - {date: 2025-11-02, code: "64493", modifiers: ["50", KX], purpose: diagnostic, relief_pct: 85, levels: [L4-L5]}
 payer_id: EXHP01                 # optional: the payer's id (837P 2010BB NM109); one payers/ids/payer_ids.yaml

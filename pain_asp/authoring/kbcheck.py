@@ -553,7 +553,7 @@ def _space_facts(checker: Any, payer_ids: list[str], codes: list[str]) -> str:
     facts += [f"space_muscles({n})." for n in (1, 3, 6)]
     clinical = {"pain_duration_months": (0, 2, 6), "conservative_care_weeks": (0, 3, 12),
                 "cpm_minutes": (0, 29, 30, 45, 75), "em_separate_problem": ("yes", "no"),
-                "care_plan": ("yes", "no")}
+                "care_plan": ("yes", "no"), "psych_evaluation": ("yes", "no")}
     facts += [f"space_clinical({f}, {v})." for f, values in clinical.items() for v in values]
     facts += [f"space_care({c})." for c in ("physical_therapy", "nsaids")]
     facts += [f"space_hist({h})." for h in range(1, SPACE_BOUND["history"] + 1)]

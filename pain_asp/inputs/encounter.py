@@ -64,10 +64,14 @@ ProcedureKind = Literal[
     "stellate_ganglion_block", "lumbar_sympathetic_block", "celiac_plexus_block",
     "hypogastric_plexus_block",
     "office_visit_new", "office_visit_established", "chronic_pain_management",
-    "scs_trial", "pump_refill", "pump_analysis",
+    "scs_trial", "scs_implant", "scs_lead_revision", "scs_lead_removal",
+    "scs_generator_insertion", "scs_generator_removal",
+    "pns_lead", "pns_lead_revision", "pns_generator_insertion", "pns_generator_removal",
+    "pump_refill", "pump_analysis",
     "vertebroplasty", "vertebral_augmentation", "basivertebral_ablation",
 ]
 Guidance = Literal["fluoroscopy", "ct", "ultrasound", "none"]
+Approach = Literal["percutaneous", "paddle"]
 
 KINDS: tuple[str, ...] = ProcedureKind.__args__  # type: ignore[attr-defined]
 
@@ -106,7 +110,8 @@ GENICULAR_BRANCHES = ("superolateral genicular", "superomedial genicular",
 GENICULAR_STANDARD = ("superolateral genicular", "superomedial genicular", "inferomedial genicular")
 
 _ALL_FIELDS = ("levels", "side", "guidance", "purpose", "nerves", "muscles", "minutes",
-               "separate_problem", "leads", "reprogramming", "physician_skill")
+               "separate_problem", "leads", "approach", "generator", "integrated", "reprogramming",
+               "physician_skill")
 
 # Per kind: the fields it needs (*) and may take; the guidance its codes allow.
 # Guidance decides the code for interlaminar/caudal ESI (62321/62323 with imaging, 62320/
@@ -159,6 +164,19 @@ KIND_FIELDS: dict[str, dict[str, Any]] = {
                                  "guidance": ()},
     "chronic_pain_management": {"required": ("minutes",), "optional": (), "guidance": ()},
     "scs_trial": {"required": ("leads",), "optional": ("guidance",), "guidance": ("fluoroscopy",)},
+    # A permanent system: percutaneous leads (with their number) or a paddle, with or without
+    # the generator in the same session; revisions and removals by the leads' approach.
+    "scs_implant": {"required": ("approach", "generator"), "optional": ("leads", "guidance"),
+                    "guidance": ("fluoroscopy",)},
+    "scs_lead_revision": {"required": ("approach",), "optional": ("guidance",), "guidance": ("fluoroscopy",)},
+    "scs_lead_removal": {"required": ("approach",), "optional": ("guidance",), "guidance": ("fluoroscopy",)},
+    "scs_generator_insertion": {"required": (), "optional": (), "guidance": ()},
+    "scs_generator_removal": {"required": (), "optional": (), "guidance": ()},
+    "pns_lead": {"required": ("leads",), "optional": ("integrated", "guidance"),
+                 "guidance": ("fluoroscopy", "ultrasound")},
+    "pns_lead_revision": {"required": (), "optional": ("integrated",), "guidance": ()},
+    "pns_generator_insertion": {"required": (), "optional": (), "guidance": ()},
+    "pns_generator_removal": {"required": (), "optional": (), "guidance": ()},
     "pump_refill": {"required": ("reprogramming", "physician_skill"), "optional": (), "guidance": ()},
     "pump_analysis": {"required": ("reprogramming",), "optional": (), "guidance": ()},
     "vertebroplasty": {"required": ("levels",), "optional": ("guidance",), "guidance": ("fluoroscopy", "ct")},
@@ -180,6 +198,10 @@ _WHAT = {
     "minutes": "the minutes spent",
     "separate_problem": "whether the visit addressed a problem beyond the decision to do the procedure",
     "leads": "the number of percutaneous leads (electrode arrays) placed",
+    "approach": "the leads' approach (percutaneous leads, or a paddle placed by laminectomy)",
+    "generator": "whether the pulse generator was implanted in the same session (with or without generator)",
+    "integrated": "whether the array has an integrated neurostimulator (integrated neurostimulator, or "
+                  "external stimulator)",
     "reprogramming": "whether the pump was reprogrammed (with or without reprogramming)",
     "physician_skill": "whether the refill needed physician skill (by the physician) or was done by clinical staff",
 }
@@ -231,6 +253,9 @@ class Procedure(_Strict):
     minutes: Optional[Annotated[int, Meta(ge=1, le=10000)]] = None
     separate_problem: Optional[bool] = None
     leads: Optional[Annotated[int, Meta(ge=1, le=4)]] = None
+    approach: Optional[Approach] = None
+    generator: Optional[bool] = None
+    integrated: Optional[bool] = None
     reprogramming: Optional[bool] = None
     physician_skill: Optional[bool] = None
     dx: Annotated[list[Annotated[int, Meta(ge=1, le=12)]], Meta(max_length=4)] = []
@@ -311,10 +336,17 @@ def parse_encounter(raw: Any) -> Encounter:
 
 
 def device_phrases(proc: Procedure) -> list[str]:
-    """The lead count and pump-visit facts of ``proc`` as the text reader reads them back."""
+    """The lead count, the stimulator facts and the pump-visit facts of ``proc`` as the text
+    reader reads them back."""
     phrases = []
     if proc.leads is not None:
         phrases.append(f"{proc.leads} lead" + ("s" if proc.leads > 1 else ""))
+    if proc.approach is not None:
+        phrases.append(proc.approach)
+    if proc.generator is not None:
+        phrases.append("with generator" if proc.generator else "without generator")
+    if proc.integrated is not None:
+        phrases.append("integrated neurostimulator" if proc.integrated else "external stimulator")
     if proc.reprogramming is not None:
         phrases.append("with reprogramming" if proc.reprogramming else "without reprogramming")
     if proc.physician_skill is not None:
@@ -338,6 +370,10 @@ def procedure_problems(proc: Procedure) -> list[str]:
                    f"take {', '.join(spec['guidance'])}")
     if proc.nerves:
         out.extend(_nerve_problems(proc))
+    if proc.procedure == "scs_implant" and proc.approach == "percutaneous" and proc.leads is None:
+        out.append("scs_implant with percutaneous leads needs " + _WHAT["leads"])
+    if proc.procedure == "scs_implant" and proc.approach == "paddle" and proc.leads is not None:
+        out.append("a number of leads does not apply to a paddle (one paddle electrode by laminectomy, 63655)")
     return out
 
 
@@ -406,6 +442,19 @@ _CODES_BY_KIND = {
     "office_visit_established": "99212 (10 min), 99213 (20), 99214 (30), 99215 (40)",
     "chronic_pain_management": "G3002 (30 minutes in the month) + G3003 per further 15 minutes",
     "scs_trial": "63650, one unit per percutaneous lead (electrode array)",
+    "scs_implant": "63650 per percutaneous lead, or 63655 for a paddle; +63685 with the generator",
+    "scs_lead_revision": "63663 percutaneous leads, 63664 paddle",
+    "scs_lead_removal": "63661 percutaneous leads, 63662 paddle",
+    "scs_generator_insertion": "63685 (insertion or replacement)",
+    "scs_generator_removal": "63688 (revision or removal)",
+    "pns_lead": "64555 per percutaneous lead, trial or permanent; from 2026-01-01 an array with an "
+                "integrated neurostimulator is 64596 (+64597 per further array), another 64555, and "
+                "integrated is then required; imaging not coded",
+    "pns_lead_revision": "64585 (revision or removal of percutaneous peripheral nerve arrays); from "
+                         "2026-01-01 64598 for arrays with an integrated neurostimulator, and integrated "
+                         "is then required",
+    "pns_generator_insertion": "64590 (insertion or replacement, with a pocket)",
+    "pns_generator_removal": "64595 (revision or removal)",
     "pump_refill": "95990 (clinical staff) or 95991 (physician skill) without reprogramming; "
                    "62369 or 62370 with reprogramming",
     "pump_analysis": "62367 without reprogramming, 62368 with reprogramming (no refill)",
@@ -514,6 +563,16 @@ The code-selection program is ASP in `kb/code/` and reads the same catalog
   the add-on (22512, 22515, 64629). Bodies in two regions are refused (the first-level code is
   billed once a session: the coder chooses it), as are bodies no code describes (a sacral
   kyphoplasty, a thoracic basivertebral ablation).
+- **Stimulators**: a spinal cord stimulator trial or permanent implant with percutaneous leads
+  is 63650 per lead; a paddle by laminectomy 63655; the generator placed in the same session
+  adds 63685. A generator insertion or replacement is 63685 alone, its revision or removal
+  63688; leads are revised (63663 percutaneous, 63664 paddle) or removed (63661, 63662) by
+  their approach. Peripheral nerve leads are 64555 per percutaneous lead (trial or
+  permanent) before 2026-01-01; from then on an array with an integrated neurostimulator is
+  64596 (+64597 per further array) and another 64555, and a description that does not say
+  which is refused. Their revision or removal is 64585 (from 2026-01-01 64598 for an array
+  with an integrated neurostimulator). A peripheral generator is 64590 (insertion or
+  replacement) or 64595.
 - **Validity**: a code not valid on the date of service (64454 before 2020, G3002 before
   2023) refuses the encounter.
 
@@ -543,7 +602,13 @@ phrase it recognised and every word it did not, and refuses to guess.
   office visits (new or established patient, minutes, "separate problem" or "procedure
   decision only"), chronic pain management (`CPM`, minutes), kyphoplasty (vertebral
   augmentation), vertebroplasty and basivertebral nerve ablation (`BVN`, Intracept) with the
-  vertebral bodies named one by one (`T12 and L1`; an interspace or a range is an error).
+  vertebral bodies named one by one (`T12 and L1`; an interspace or a range is an error),
+  spinal cord stimulators (`SCS`: trial, permanent implant, percutaneous or paddle /
+  laminectomy, generator / `IPG` / battery, with or without generator, insertion,
+  replacement, revision, removal / explant) and peripheral nerve stimulators (`PNS`;
+  integrated neurostimulator or external stimulator).
+  A stimulator description that leaves open the part (leads or generator), the leads'
+  approach, their number, or whether the generator was placed is refused with the question.
 - Guidance: fluoroscopy (`fluoro`, C-arm), CT, ultrasound (`US`), without imaging.
 - Purpose: diagnostic, therapeutic. Diagnoses written with a dot (`M54.16`) are taken too.
 - Errors name what is missing: no procedure; an epidural without its approach; an ablation

@@ -198,8 +198,27 @@ _add("concept", "separate_yes", "separate problem", "separately identifiable", "
 _add("concept", "separate_no", "procedure decision only", "decision for procedure",
      "decision to perform procedure", "no separate problem")
 _add("concept", "scs", "scs", "spinal cord stimulator", "spinal cord stimulation", "spinal cord stim",
-     "dorsal column stimulator", "dorsal column stimulation", "scs lead", "scs leads")
+     "dorsal column stimulator", "dorsal column stimulation")
 _add("concept", "trial", "trial", "trialing", "temporary", "trial lead", "trial leads")
+_add("concept", "pns", "pns", "peripheral nerve stimulator", "peripheral nerve stimulation",
+     "peripheral nerve stim", "peripheral neurostimulator")
+_add("concept", "permanent", "permanent", "implant", "implantation", "implanted", "permanent implant")
+_add("concept", "lead", "lead", "electrode", "electrode array", "array")
+_add("concept", "percutaneous", "percutaneous", "perc", "percutaneous lead", "percutaneous leads")
+_add("concept", "paddle", "paddle", "paddle lead", "paddle electrode", "plate electrode", "laminectomy",
+     "laminotomy", "surgical lead")
+_add("concept", "open", "open", "open implantation", "incision")
+_add("concept", "generator_yes", "generator", "pulse generator", "ipg", "implantable pulse generator",
+     "battery", "receiver", "with generator")
+_add("concept", "generator_no", "without generator", "no generator", "leads only", "generator later")
+_add("concept", "integrated_yes", "integrated", "integrated neurostimulator", "integrated stimulator",
+     "with integrated neurostimulator")
+_add("concept", "integrated_no", "external stimulator", "external generator", "external pulse generator",
+     "not integrated", "without integrated neurostimulator", "no integrated neurostimulator")
+_add("concept", "insert", "insertion", "insert", "inserted")
+_add("concept", "replace", "replacement", "replace", "replaced", "exchange", "battery change")
+_add("concept", "revise", "revision", "revise", "revised", "reposition", "repositioned", "repositioning")
+_add("concept", "remove", "removal", "remove", "removed", "explant", "explanted", "explantation")
 _add("concept", "pump", "pump", "intrathecal pump", "pain pump", "drug pump", "infusion pump",
      "implanted pump", "intrathecal drug pump", "itp", "baclofen pump")
 _add("concept", "refill", "refill", "refilled", "refilling", "pump refill")
@@ -260,7 +279,7 @@ _GROUP = {"transforaminal": "epidural", "interlaminar": "epidural", "caudal": "e
           "genicular": "genicular", "si_joint": "si_joint", "lateral_branch": "si_joint",
           "trigger_point": "trigger_point", "visit": "visit", "new_patient": "visit",
           "established_patient": "visit", "cpm": "cpm", "major_joint": "major_joint",
-          "occipital": "peripheral", "scs": "scs", "pump": "pump", "refill": "pump",
+          "occipital": "peripheral", "scs": "scs", "pns": "pns", "pump": "pump", "refill": "pump",
           "kyphoplasty": "vertebral", "vertebroplasty": "vertebral", "basivertebral": "basivertebral",
           "small_joint": "small_joint", "intermediate_joint": "intermediate_joint", "stellate": "stellate",
           "lumbar_sympathetic": "lumbar_sympathetic", "celiac": "celiac", "hypogastric": "hypogastric",
@@ -270,6 +289,7 @@ _GROUP_TEXT = {"epidural": "an epidural injection", "facet": "a facet procedure"
                "trigger_point": "trigger point injections", "visit": "an office visit",
                "cpm": "chronic pain management", "major_joint": "a major joint injection",
                "peripheral": "a peripheral nerve block", "scs": "a spinal cord stimulator procedure",
+               "pns": "a peripheral nerve stimulator procedure",
                "pump": "an implanted pump visit", "vertebral": "a vertebral augmentation",
                "basivertebral": "a basivertebral nerve ablation", "small_joint": "a small joint injection",
                "intermediate_joint": "an intermediate joint injection",
@@ -514,13 +534,8 @@ def _kind(seg: _Segment) -> str | None:
               "celiac": "celiac_plexus_block", "hypogastric": "hypogastric_plexus_block"}
     if group in simple:
         return simple[group]
-    if group == "scs":
-        if "trial" in concepts:
-            return "scs_trial"
-        seg.problems.append("only a spinal cord stimulator trial (percutaneous leads, 63650) is coded from "
-                            "text: a permanent lead, paddle, generator, revision or removal must be coded "
-                            "by hand (the same code 63650 also reports permanent percutaneous leads)")
-        return None
+    if group in ("scs", "pns"):
+        return _stimulator_kind(seg, group, concepts)
     if group == "pump":
         if "trial" in concepts:
             seg.problems.append("an intrathecal pump trial is an epidural or intrathecal injection or "
@@ -551,6 +566,63 @@ def _kind(seg: _Segment) -> str | None:
                         "occipital nerve block, trigger point injection, knee, wrist or finger joint "
                         "injection, stellate ganglion or lumbar sympathetic block, office visit, "
                         "chronic pain management)")
+    return None
+
+
+def _stimulator_kind(seg: _Segment, group: str, concepts: set[str]) -> str | None:
+    """The kind of a spinal cord (scs) or peripheral nerve (pns) stimulator procedure, or None
+    with the problem: what the text leaves open is asked, never guessed."""
+    actions = concepts & {"revise", "replace", "remove"}
+    leads = bool(concepts & {"lead", "percutaneous", "paddle"} or seg.values("leads"))
+    generator = "generator_yes" in concepts
+    if (actions or "insert" in concepts) and generator and leads:
+        seg.problems.append("the text names the leads and the generator: describe the lead procedure and "
+                            "the generator procedure separately, separated by ';'")
+        return None
+    if group == "pns" and not generator:
+        if "open" in concepts:
+            seg.problems.append("code mode codes percutaneous peripheral nerve leads only: write the line "
+                                "for an open implantation (64575) by hand")
+            return None
+        if "replace" in actions:
+            seg.problems.append("a replacement of peripheral nerve leads: from 2026 an array with an "
+                                "integrated neurostimulator is replaced with 64596, otherwise the old array's "
+                                "removal (64585) and the new placement (64555) are separate: describe each")
+            return None
+        return "pns_lead_revision" if actions else "pns_lead"
+    if "remove" in actions and actions & {"revise", "replace"}:
+        seg.problems.append("the text names a removal and a revision or replacement: describe each "
+                            "procedure separately, separated by ';'")
+        return None
+    if group == "pns":
+        return "pns_generator_insertion" if not actions or "replace" in actions else "pns_generator_removal"
+    if actions:
+        if generator:
+            return "scs_generator_insertion" if "replace" in actions else "scs_generator_removal"
+        if leads or "trial" in concepts:
+            return "scs_lead_removal" if "remove" in actions else "scs_lead_revision"
+        seg.problems.append("a revision, replacement or removal of which part: the leads (percutaneous or "
+                            "paddle) or the pulse generator?")
+        return None
+    if "trial" in concepts:
+        if concepts & {"permanent", "paddle", "generator_yes", "generator_no"}:
+            seg.problems.append("the text names a trial and a permanent implant: a trial places "
+                                "percutaneous leads only (63650); describe each procedure separately")
+            return None
+        return "scs_trial"
+    if generator and not leads:
+        if "permanent" in concepts and "insert" not in concepts:
+            seg.problems.append("a permanent implant of the generator alone (63685), or of the leads and "
+                                "the generator: name the leads (percutaneous with their number, or a "
+                                "paddle), or write 'generator insertion'")
+            return None
+        return "scs_generator_insertion"
+    if leads or "permanent" in concepts:
+        return "scs_implant"
+    seg.problems.append("which spinal cord stimulator procedure: a trial (percutaneous leads), a "
+                        "permanent implant (percutaneous leads with their number, or a paddle; with or "
+                        "without generator), a generator insertion or replacement, or a lead or "
+                        "generator revision or removal?")
     return None
 
 
@@ -655,15 +727,31 @@ def _yes_no(seg: _Segment, yes: str, no: str, what: str) -> bool | None:
 
 
 def _pump_and_leads(seg: _Segment, kind: str, fields: dict[str, Any]) -> None:
-    """The lead count of an SCS trial, and what a pump visit did (reprogramming, who refilled)."""
+    """The lead count, approach and generator of a stimulator procedure, and what a pump visit
+    did (reprogramming, who refilled)."""
     leads = _one(seg, "leads", "number of leads")
     reprogramming = _yes_no(seg, "reprogram_yes", "reprogram_no", "reprogramming")
     physician = _yes_no(seg, "physician_yes", "physician_no", "physician skill")
-    if kind == "scs_trial":
+    if kind in ("scs_trial", "scs_implant", "pns_lead"):
         if leads is not None:
             fields["leads"] = int(leads)
     elif leads is not None:
         seg.problems.append(f"a number of leads does not apply to {kind}")
+    if kind in ("scs_implant", "scs_lead_revision", "scs_lead_removal"):
+        approaches = [a for a in ("percutaneous", "paddle") if a in seg.values("concept")]
+        if len(approaches) > 1:
+            seg.problems.append("the text names percutaneous leads and a paddle: describe each separately")
+        elif approaches:
+            fields["approach"] = approaches[0]
+        elif "trial" in seg.values("concept"):
+            fields["approach"] = "percutaneous"      # trial leads are percutaneous (63650)
+    if kind == "scs_implant":
+        fields["generator"] = _yes_no(seg, "generator_yes", "generator_no", "generator")
+    integrated = _yes_no(seg, "integrated_yes", "integrated_no", "an integrated neurostimulator")
+    if kind in ("pns_lead", "pns_lead_revision"):
+        fields["integrated"] = integrated
+    elif integrated is not None:
+        seg.problems.append(f"an integrated neurostimulator does not apply to {kind}")
     if kind in ("pump_refill", "pump_analysis"):
         fields["reprogramming"] = reprogramming
     if kind == "pump_refill":
@@ -697,6 +785,15 @@ _KIND_TEXT = {
     "office_visit_established": "established patient office visit",
     "chronic_pain_management": "chronic pain management",
     "scs_trial": "spinal cord stimulator trial",
+    "scs_implant": "spinal cord stimulator permanent implant",
+    "scs_lead_revision": "spinal cord stimulator lead revision",
+    "scs_lead_removal": "spinal cord stimulator lead removal",
+    "scs_generator_insertion": "spinal cord stimulator generator insertion",
+    "scs_generator_removal": "spinal cord stimulator generator removal",
+    "pns_lead": "peripheral nerve stimulator lead",
+    "pns_lead_revision": "peripheral nerve stimulator lead revision",
+    "pns_generator_insertion": "peripheral nerve stimulator generator insertion",
+    "pns_generator_removal": "peripheral nerve stimulator generator removal",
     "pump_refill": "intrathecal pump refill",
     "pump_analysis": "intrathecal pump analysis",
     "vertebroplasty": "vertebroplasty",

@@ -161,6 +161,12 @@ class Coder:
                 out.append(f"enc_separate({p}, {'yes' if proc.separate_problem else 'no'}).")
             if proc.leads is not None:
                 out.append(f"enc_leads({p}, {int(proc.leads)}).")
+            if proc.approach is not None:
+                out.append(f"enc_approach({p}, {proc.approach}).")
+            for name in ("generator", "integrated"):
+                value = getattr(proc, name)
+                if value is not None:
+                    out.append(f"enc_{name}({p}, {'yes' if value else 'no'}).")
             for name in ("reprogramming", "physician_skill"):
                 value = getattr(proc, name)
                 if value is not None:
@@ -320,6 +326,13 @@ class Coder:
             since = dt.date(int(first[:4]), int(first[4:6]), int(first[6:]))
             return (head + f"its code {args[0].string} is valid only from {since.isoformat()}; the catalog "
                     f"has no code for it on {enc.date.isoformat()}")
+        if kind == "family_revised":
+            first = str(args[1].number)
+            since = dt.date(int(first[:4]), int(first[4:6]), int(first[6:]))
+            return head + (f"from {since.isoformat()} a percutaneous peripheral nerve array with an "
+                           "integrated neurostimulator has codes of its own (64596, +64597 per further "
+                           "array; 64598 its revision or removal), another array keeps 64555 / 64585: "
+                           "say which (integrated neurostimulator, or external stimulator)")
         if kind == "caudal_levels":
             return head + ("a caudal epidural reaches lumbar and sacral levels; the levels given are "
                            "cervical or thoracic")
