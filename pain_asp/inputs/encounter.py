@@ -72,7 +72,7 @@ Guidance = Literal["fluoroscopy", "ct", "ultrasound", "none"]
 KINDS: tuple[str, ...] = ProcedureKind.__args__  # type: ignore[attr-defined]
 
 # Nerves a block can name, with the token the code-selection program knows
-# (kb/code/select.lp maps tokens to codes, with its sources). Medial and lateral branches
+# (the catalog, kb/catalog/codes.lp nerve_code/2, maps tokens to codes, with its sources). Medial and lateral branches
 # are facet and SI joint procedures, not peripheral nerve blocks.
 NERVES: dict[str, str] = {
     "superolateral genicular": "superolateral_genicular",
