@@ -61,7 +61,8 @@ BASIVERTEBRAL_BODIES = ("L3", "L4", "L5", "S1")
 PERIPHERAL = tuple(n for n in NERVES if n not in GENICULAR_BRANCHES)
 # Billable on every date drawn (2024-2026), by what they support (ICD-10-CM FY2026; A58993 / A57787 covered-diagnosis groups).
 DX = {"esi": ("M54.16", "M54.12", "M48.062"), "facet": ("M47.816", "M47.812"), "si": ("M46.1",),
-      "knee": ("M17.11",), "occipital": ("M54.81",), "myofascial": ("M79.18",), "pain": ("G89.29",)}
+      "knee": ("M17.11",), "occipital": ("M54.81",), "myofascial": ("M79.18",), "pain": ("G89.29",),
+      "migraine": ("G43.709",)}
 
 
 def _catalog_nerve_codes() -> dict[str, str]:
@@ -140,6 +141,11 @@ def procedures(draw: st.DrawFn, kind: str | None = None) -> Procedure:
         fields["levels"] = draw(_levels((THORACIC_BODIES, LUMBAR_BODIES), 3))
     elif kind == "basivertebral_ablation":
         fields["levels"] = draw(_levels((BASIVERTEBRAL_BODIES,), 2))
+    elif kind == "chemodenervation_migraine":
+        # the discarded amount is always given: where the payer wants JW/JZ, code mode refuses
+        # an encounter that does not say it (tests/test_code.py)
+        fields["drug_units"] = draw(st.integers(100, 200))
+        fields["wasted_units"] = draw(st.integers(0, 50))
     return Procedure(**{k: v for k, v in fields.items() if v is not None})
 
 
@@ -281,7 +287,8 @@ def test_garbage_is_an_error_never_a_code(text: str) -> None:
 
 _ASKED = {"levels": "spinal levels", "side": "side", "guidance": "image guidance",
           "nerves": "nerve", "muscles": "muscles", "minutes": "minutes", "leads": "leads",
-          "reprogramming": "reprogrammed", "physician_skill": "physician skill"}
+          "reprogramming": "reprogrammed", "physician_skill": "physician skill",
+          "drug_units": "units of onabotulinumtoxinA"}
 
 
 @given(data=st.data())

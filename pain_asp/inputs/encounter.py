@@ -66,6 +66,7 @@ ProcedureKind = Literal[
     "office_visit_new", "office_visit_established", "chronic_pain_management",
     "scs_trial", "pump_refill", "pump_analysis",
     "vertebroplasty", "vertebral_augmentation", "basivertebral_ablation",
+    "chemodenervation_migraine",
 ]
 Guidance = Literal["fluoroscopy", "ct", "ultrasound", "none"]
 
@@ -106,7 +107,8 @@ GENICULAR_BRANCHES = ("superolateral genicular", "superomedial genicular",
 GENICULAR_STANDARD = ("superolateral genicular", "superomedial genicular", "inferomedial genicular")
 
 _ALL_FIELDS = ("levels", "side", "guidance", "purpose", "nerves", "muscles", "minutes",
-               "separate_problem", "leads", "reprogramming", "physician_skill")
+               "separate_problem", "leads", "reprogramming", "physician_skill", "drug_units",
+               "wasted_units")
 
 # Per kind: the fields it needs (*) and may take; the guidance its codes allow.
 # Guidance decides the code for interlaminar/caudal ESI (62321/62323 with imaging, 62320/
@@ -166,6 +168,9 @@ KIND_FIELDS: dict[str, dict[str, Any]] = {
                                "guidance": ("fluoroscopy", "ct")},
     "basivertebral_ablation": {"required": ("levels",), "optional": ("guidance",),
                                "guidance": ("fluoroscopy", "ct")},
+    # onabotulinumtoxinA for chronic migraine (64615 + J0585); the discarded amount decides
+    # JZ or a JW line where the payer wants them (kb/code/select.lp refuses it unknown there).
+    "chemodenervation_migraine": {"required": ("drug_units",), "optional": ("wasted_units",), "guidance": ()},
 }
 # Kinds whose levels are vertebral bodies (T12, L1), not interspaces (kb/coding/select.lp).
 BODY_KINDS = ("vertebroplasty", "vertebral_augmentation", "basivertebral_ablation")
@@ -182,6 +187,8 @@ _WHAT = {
     "leads": "the number of percutaneous leads (electrode arrays) placed",
     "reprogramming": "whether the pump was reprogrammed (with or without reprogramming)",
     "physician_skill": "whether the refill needed physician skill (by the physician) or was done by clinical staff",
+    "drug_units": "the units of onabotulinumtoxinA injected (e.g. 155 units)",
+    "wasted_units": "the units of the single-dose vial discarded (0: none wasted)",
 }
 
 
@@ -233,6 +240,8 @@ class Procedure(_Strict):
     leads: Optional[Annotated[int, Meta(ge=1, le=4)]] = None
     reprogramming: Optional[bool] = None
     physician_skill: Optional[bool] = None
+    drug_units: Optional[Annotated[int, Meta(ge=1, le=1000)]] = None
+    wasted_units: Optional[Annotated[int, Meta(ge=0, le=1000)]] = None
     dx: Annotated[list[Annotated[int, Meta(ge=1, le=12)]], Meta(max_length=4)] = []
 
     def __post_init__(self) -> None:
@@ -412,6 +421,8 @@ _CODES_BY_KIND = {
     "vertebroplasty": "22510 cervical/thoracic or 22511 lumbar/sacral first body, +22512 per further body",
     "vertebral_augmentation": "22513 thoracic or 22514 lumbar first body, +22515 per further body",
     "basivertebral_ablation": "64628 the first two lumbar or sacral bodies, +64629 per further body",
+    "chemodenervation_migraine": "64615 (both sides, one unit) + J0585 (onabotulinumtoxinA, one unit per "
+                                 "unit) in the office: with JZ, or a J0585-JW line for the discarded units",
 }
 
 _FORMAT_HEAD = """# Encounter format (`pain-asp code`)
@@ -514,6 +525,14 @@ The code-selection program is ASP in `kb/code/` and reads the same catalog
   the add-on (22512, 22515, 64629). Bodies in two regions are refused (the first-level code is
   billed once a session: the coder chooses it), as are bodies no code describes (a sacral
   kyphoplasty, a thoracic basivertebral ablation).
+- **Chemodenervation for chronic migraine** (`drug_units`, `wasted_units`): 64615 and, where
+  the practitioner bills the drug (the office; in a facility the facility does), J0585 for the
+  units of onabotulinumtoxinA injected. Where the payer lists the drug in
+  `wastage_modifier_codes` (Medicare from 2023-07-01, CMS JW/JZ policy), the line carries JZ
+  when nothing was discarded, and a second J0585 line with JW carries the units discarded;
+  an encounter that does not say what was discarded is refused there (`wasted_units: 0` when
+  none was). The drug lines are those the rules `chemodenervation-drug-missing` and
+  `drug-wastage-modifier` expect (kb/policy/drugs.lp).
 - **Validity**: a code not valid on the date of service (64454 before 2020, G3002 before
   2023) refuses the encounter.
 
@@ -543,10 +562,13 @@ phrase it recognised and every word it did not, and refuses to guess.
   office visits (new or established patient, minutes, "separate problem" or "procedure
   decision only"), chronic pain management (`CPM`, minutes), kyphoplasty (vertebral
   augmentation), vertebroplasty and basivertebral nerve ablation (`BVN`, Intracept) with the
-  vertebral bodies named one by one (`T12 and L1`; an interspace or a range is an error).
+  vertebral bodies named one by one (`T12 and L1`; an interspace or a range is an error),
+  botulinum toxin (`botox`, onabotulinumtoxinA, chemodenervation) for chronic migraine with
+  the units injected (`155 units`) and discarded (`45 units wasted`, `none wasted`, `no
+  waste`); another toxin (Dysport, Xeomin, Myobloc) or another indication is refused.
 - Guidance: fluoroscopy (`fluoro`, C-arm), CT, ultrasound (`US`), without imaging.
 - Purpose: diagnostic, therapeutic. Diagnoses written with a dot (`M54.16`) are taken too.
-- Errors name what is missing: no procedure; an epidural without its approach; an ablation
+- Errors name what is missing: no procedure; a toxin without its units; an epidural without its approach; an ablation
   without its target; "occipital" without greater/lesser/third; a facet injection without
   levels, side or guidance; two procedures in one description; two sides, guidances or
   purposes.
