@@ -375,15 +375,19 @@ def payers_show(
         raise _fail(f"--date {date}: expected YYYY-MM-DD") from None
     payer = registry.get(payer_id)
     sys.stdout.write(f"{payer.id}: {payer.name}\nfile: {payer.file}\nin force on {on.isoformat()}:\n")
+
+    def cited(src: dict[str, str]) -> str:
+        return f"source {src.get('document')} [{src.get('confidence')}]" + (f" {src['url']}" if src.get("url") else "")
+
     for name in sorted(payer.parameters):
         dated = payer.in_force(name, on)
         if dated is None:
             continue
-        src = dated.source
         sys.stdout.write(f"  {name} = {value_text(payer.specs[name], dated.value)}\n"
-                         f"      since {dated.start or 'the start'}; "
-                         f"source {src.get('document')} [{src.get('confidence')}]"
-                         + (f" {src['url']}" if src.get("url") else "") + "\n")
+                         f"      since {dated.start or 'the start'}; {cited(dated.source)}\n")
+        for row in dated.rows:
+            if row.source:
+                sys.stdout.write(f"      row {row.label}: {cited(row.source)}\n")
     for rule_id in sorted(set(payer.rule_severity) | set(payer.rule_off)):
         for dated in payer.rule_severity.get(rule_id, []):
             if dated.since <= on <= dated.until:

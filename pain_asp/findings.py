@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .facts import from_day_number
-from .kb import Rule
+from .kb import Rule, code_catalog
 from .models import Claim
 from .payer_schema import value_text
 from .payers import Payer
@@ -128,17 +128,21 @@ def _fill(template: str, values: dict[str, Any]) -> str:
     return template.format_map(_Blank(shown))
 
 
-def _payer_parameters(rule: Rule, policy: Payer | None, line: int,
+def _payer_parameters(rule: Rule, policy: Payer | None, claim: Claim, line: int,
                       used: dict[tuple[int, str], int]) -> list[dict[str, Any]]:
     """The payer parameters the rule read on the finding's first line, with sources: the
-    entries the solve found in force there (``used``: (line, parameter) -> entry start)."""
+    entries the solve found in force there (``used``: (line, parameter) -> entry start), each
+    citing the source of the row the line finds when that row has its own."""
     out = []
     for name in rule.reads:
         start = used.get((line, name))
         if policy is not None and start is not None:
             dated = policy.entry(name, start)
+            code = claim.lines[line - 1].code if 0 < line <= len(claim.lines) else ""
+            info = code_catalog().get(code)
+            source = dated.row_source(code, info.family if info else None, claim.place_of_service)
             out.append({"parameter": name, "value": value_text(policy.specs[name], dated.value),
-                        "since": dated.start, "source": dict(dated.source)})
+                        "since": dated.start, "source": dict(source)})
     return out
 
 
@@ -194,7 +198,7 @@ def build_findings(atoms: list[tuple[str, int, Any, str]], rules: dict[str, Rule
         template = rule.meta.get("message", rule.title)
         if severity == "review" and "review_message" in rule.meta:
             template = rule.meta["review_message"]
-        params = _payer_parameters(rule, policy, ordered[0], used or {})
+        params = _payer_parameters(rule, policy, claim, ordered[0], used or {})
         message = _fill(template, values) + _cite(payer, params)
         if any(s.confidence == "unverified" for s in rule.sources):
             message += " [unverified source: check before relying on it]"

@@ -23,23 +23,57 @@ from .payer_schema import ParamSpec, encode_value, lookup_key
 from .resources import payers_dir
 from .vocabulary import CONFIDENCE_LEVELS, SEVERITIES
 
-__all__ = ["Payer", "PayerRegistry", "load_registry", "Dated"]
+__all__ = ["Payer", "PayerRegistry", "load_registry", "Dated", "Row"]
 
 _ID_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 _TOP_KEYS = ("id", "name", "description", "extends", "example", "sources", "rules", "parameters")
 _SOURCE_KEYS = ("document", "url", "confidence", "effective", "note")
 _OPEN = dt.date(9999, 12, 31)
 _EPOCH = dt.date(1900, 1, 1)
+# The field types a claim line is matched on to find the row of a value a finding is about.
+_LINE_KEYS = ("code", "family", "family_or_code", "pos")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a records or mapping value: the fields that identify it, as ``(type, ASP
+    term)`` pairs of the types a claim line is matched on, and its own source (None: the
+    entry's)."""
+
+    keys: tuple[tuple[str, str], ...]
+    source: dict[str, str] | None
+
+    @property
+    def label(self) -> str:
+        """The row's identifying values as written in YAML (``64615, 19``)."""
+        return ", ".join(value.strip('"') for _, value in self.keys)
 
 
 @dataclass
 class Dated:
-    """One value of a parameter (or rule setting) with its validity window and source."""
+    """One value of a parameter (or rule setting) with its validity window and source; ``rows``
+    are the rows of a records or mapping value (docs/payers.md, "A row's own source")."""
 
     since: dt.date
     until: dt.date
     value: Any
     source: dict[str, Any]
+    rows: list[Row] = field(default_factory=list)
+
+    def row_source(self, code: str, family: str | None, pos: str) -> dict[str, Any]:
+        """The source a finding on a line with ``code``, ``family`` and place of service ``pos``
+        cites: the own source of the row the line finds (a row keyed by the code wins over one
+        keyed by the family, a row of the line's own place of service over pos 0), else the
+        entry's."""
+        own = {"code": {f'"{code}"'}, "family": {family}, "family_or_code": {f'"{code}"', family},
+               "pos": {str(int(pos)), "0"}}
+        exact = {f'"{code}"', str(int(pos))}
+        found = [(sum(value in exact for _, value in row.keys), row) for row in self.rows
+                 if row.keys and all(value in own[kind] for kind, value in row.keys)]
+        best = max((score for score, _ in found), default=0)
+        sources = {repr(row.source): row.source for score, row in found if score == best}
+        chosen = next(iter(sources.values())) if len(sources) == 1 else None
+        return chosen or self.source
 
     @property
     def start(self) -> str | None:
@@ -300,7 +334,7 @@ def _read_parameters(params: Any, payer: Payer, where: _Where) -> None:
         for dated, raw in entries:
             if "value" not in raw:
                 raise where.error(keys, "a value")
-            dated.value = _check_value(spec, raw["value"], keys + ("value",), where)
+            dated.value = _check_value(spec, raw["value"], keys + ("value",), where, dated.rows)
             values.append(dated)
         payer.parameters[name] = values
 
@@ -353,12 +387,17 @@ def _check_source(source: Any, keys: tuple[Any, ...], where: _Where) -> dict[str
     return {k: str(v) for k, v in source.items()}
 
 
-def _check_value(spec: ParamSpec, value: Any, keys: tuple[Any, ...], where: _Where) -> Any:
+def _check_value(spec: ParamSpec, value: Any, keys: tuple[Any, ...], where: _Where, found: list[Row]) -> Any:
+    """The value as ASP terms; each row of a records or mapping value is appended to ``found``
+    with its own ``source`` when it has one."""
     def item(kind: str, v: Any, k: tuple[Any, ...]) -> str:
         try:
             return encode_value(kind, v)
         except ValueError as exc:
             raise where.error(k, str(exc)) from None
+
+    def own_source(row: dict[str, Any], k: tuple[Any, ...]) -> dict[str, str] | None:
+        return _check_source(row["source"], k + ("source",), where) if "source" in row else None
 
     if spec.kind in ("int",):
         return item("int", value, keys)
@@ -374,17 +413,23 @@ def _check_value(spec: ParamSpec, value: Any, keys: tuple[Any, ...], where: _Whe
             raise where.error(keys, "a list of mappings with " + ", ".join(f for f, _ in spec.fields))
         out = []
         names = [f for f, _ in spec.fields]
+        allowed = names + (["source"] if spec.kind == "records" else [])
+        identifying = spec.row_key or names[:1]
         for i, row in enumerate(rows):
             row_keys = keys + ((i,) if spec.kind == "records" else ())
             if not isinstance(row, dict):
                 raise where.error(row_keys, "a mapping with " + ", ".join(names))
             for key in row:
-                if key not in names:
-                    raise where.error(row_keys + (key,), "one of " + ", ".join(names) + _suggest(key, names))
+                if key not in allowed:
+                    raise where.error(row_keys + (key,), "one of " + ", ".join(allowed) + _suggest(key, allowed))
             missing = [f for f in names if f not in row]
             if missing:
                 raise where.error(row_keys, "also " + ", ".join(missing))
-            out.append("(" + ", ".join(item(kind, row[f], row_keys + (f,)) for f, kind in spec.fields) + ")")
+            terms = {f: item(kind, row[f], row_keys + (f,)) for f, kind in spec.fields}
+            out.append("(" + ", ".join(terms.values()) + ")")
+            if spec.kind == "records":
+                found.append(Row(tuple((kind, terms[f]) for f, kind in spec.fields
+                                      if f in identifying and kind in _LINE_KEYS), own_source(row, row_keys)))
         return out if spec.kind == "records" else out[0]
     if spec.kind == "mapping":
         if not isinstance(value, dict):
@@ -392,9 +437,20 @@ def _check_value(spec: ParamSpec, value: Any, keys: tuple[Any, ...], where: _Whe
         out = []
         for key, items in value.items():
             k = item(spec.key, key, keys + (key,))
+            row_keys = keys + (key,)
+            source = None
+            if isinstance(items, dict):   # {value: [...], source: {...}}: a row with its own source
+                for name in items:
+                    if name not in ("value", "source"):
+                        raise where.error(row_keys + (name,), "value or source" + _suggest(name, ["value", "source"]))
+                if "value" not in items or "source" not in items:
+                    raise where.error(row_keys, "a list, or a mapping with value (the list) and source")
+                source = own_source(items, row_keys)
+                items, row_keys = items["value"], row_keys + ("value",)
             if not isinstance(items, list):
-                raise where.error(keys + (key,), "a list")
-            out.extend(f"({k}, {item(spec.item, v, keys + (key, i))})" for i, v in enumerate(items))
+                raise where.error(row_keys, "a list")
+            out.extend(f"({k}, {item(spec.item, v, row_keys + (i,))})" for i, v in enumerate(items))
+            found.append(Row(((spec.key, k),) if spec.key in _LINE_KEYS else (), source))
         return out
     raise where.error(keys, f"(internal) unknown parameter kind {spec.kind}")
 

@@ -24,7 +24,7 @@ from pain_asp.inputs.encounter import (
     parse_encounter,
 )
 from pain_asp.inputs.procedure_text import TextError, read_procedure_text
-from pain_asp.models import as_dict
+from pain_asp.models import as_dict, parse_claim
 from pain_asp.modes.code import Coder, CodingError
 
 HERE = Path(__file__).resolve().parent
@@ -146,7 +146,10 @@ REFUSED = [
     ("left sympathetic block under fluoroscopy", "which sympathetic block"),
     ("bilateral celiac plexus block", "side do(es) not apply"),
     ("lumbar epidural adhesiolysis, 3 days", "does not code epidural adhesiolysis"),
-    ("botox chemodenervation for chronic migraine", "does not code"),
+    ("botox chemodenervation for chronic migraine", "needs the units of onabotulinumtoxinA injected"),
+    ("botulinum toxin 155 units for cervical dystonia", "for chronic migraine only"),
+    ("dysport 500 units for chronic migraine", "onabotulinumtoxinA only"),
+    ("botox 155 units for chronic migraine, 5 units wasted, none wasted", "more than one discarded amount"),
     ("SI joint fusion right", "SI joint fusion with which device"),
     ("left SI joint arthrodesis with intra-articular implants", "only with a transfixing device"),
     ("right knee and wrist injection", "more than one procedure"),
@@ -241,6 +244,7 @@ def test_vertebral_body_procedure_takes_bodies_only(levels: list[str]) -> None:
     (_raw({"procedure": "pns_lead", "leads": 1}, date="2026-01-01"),
      "from 2026-01-01 a percutaneous peripheral nerve array with an integrated neurostimulator has codes"),
     (_raw({"procedure": "pns_lead_revision"}, date="2026-01-01"), "another array keeps 64555 / 64585"),
+    (_raw({"procedure": "chemodenervation_migraine", "drug_units": 155}), "how many units were discarded"),
 ])
 def test_encounter_that_cannot_be_coded(raw: dict[str, Any], expected: str, coder: Coder) -> None:
     with pytest.raises(CodingError) as info:
@@ -407,3 +411,21 @@ def test_encounter_format_doc_is_current() -> None:
     assert text == encounter_format_markdown(), "docs/encounter-format.md is stale: run pain-asp docs"
     schema = text.split("## JSON Schema\n\n```json\n", 1)[1].rsplit("```", 1)[0]
     assert json.loads(schema) == encounter_schema()
+
+
+def test_the_toxin_lines_are_those_the_drug_rules_expect(coder: Coder) -> None:
+    """64615 with J0585-JZ passes chemodenervation-drug-missing and drug-wastage-modifier; the
+    same claim without JZ, or without the drug line, fails them (the check reads the lines code
+    mode wrote from the same policy, kb/policy/drugs.lp)."""
+    import msgspec
+
+    pair = next(p for p in PAIRS if p["id"] == "botox-chronic-migraine-none-wasted-medicare-office")
+    coded = coder.code(_encounter(pair)[0])
+    drug_rules = {"chemodenervation-drug-missing", "drug-wastage-modifier"}
+    assert not [f for f in coded.result.findings if f.rule in drug_rules]
+    claim = msgspec.to_builtins(coded.claim)
+    without_jz = {**claim, "lines": [{**line, "modifiers": []} for line in claim["lines"]]}
+    without_drug = {**claim, "lines": [line for line in claim["lines"] if line["code"] != "J0585"]}
+    found = [{(f.rule, tuple(f.lines)) for f in coder.checker.check_claim(parse_claim(c)).findings
+              if f.rule in drug_rules} for c in (without_jz, without_drug)]
+    assert found == [{("drug-wastage-modifier", (2,))}, {("chemodenervation-drug-missing", (1,))}]

@@ -45,6 +45,7 @@ from pain_asp.inputs.procedure_text import (
 )
 from pain_asp.kb import rule_catalog
 from pain_asp.modes.code import Coder
+from pain_asp.resources import kb_dir
 
 PAYERS = ("medicare", "commercial", "commercial_asc_rtlt", "commercial_strict_esi", "commercial_prior_auth")
 PLACES = ("11", "19", "22", "24")
@@ -60,9 +61,26 @@ BASIVERTEBRAL_BODIES = ("L3", "L4", "L5", "S1")
 PERIPHERAL = tuple(n for n in NERVES if n not in GENICULAR_BRANCHES)
 # Billable on every date drawn (2024-2026), by what they support (ICD-10-CM FY2026; A58993 / A57787 covered-diagnosis groups).
 DX = {"esi": ("M54.16", "M54.12", "M48.062"), "facet": ("M47.816", "M47.812"), "si": ("M46.1",),
-      "knee": ("M17.11",), "occipital": ("M54.81",), "myofascial": ("M79.18",), "pain": ("G89.29",)}
-_NERVE_CODE = {"trigeminal": "64400", "greater occipital": "64405", "suprascapular": "64418",
-               "ilioinguinal": "64425", "iliohypogastric": "64425", "sciatic": "64445"}
+      "knee": ("M17.11",), "occipital": ("M54.81",), "myofascial": ("M79.18",), "pain": ("G89.29",),
+      "migraine": ("G43.709",)}
+
+
+def _catalog_nerve_codes() -> dict[str, str]:
+    """The block code of each nerve named in an encounter that has a code of its own (the
+    catalog's nerve_code/2); every other nerve is 64450, one unit per nerve."""
+    import clingo
+
+    ctl = clingo.Control(["--warn=none"])
+    ctl.load(str(kb_dir() / "catalog" / "codes.lp"))
+    ctl.add("base", [], "#show nerve_code/2.")
+    ctl.ground([("base", [])])
+    atoms: list[clingo.Symbol] = []
+    ctl.solve(on_model=lambda m: atoms.extend(m.symbols(shown=True)))
+    codes = {str(a.arguments[0]): a.arguments[1].string for a in atoms}
+    return {name: codes[token] for name, token in NERVES.items() if token in codes}
+
+
+_NERVE_CODE = _catalog_nerve_codes()
 
 
 # --- strategies ----------------------------------------------------------------------------
@@ -134,11 +152,16 @@ def procedures(draw: st.DrawFn, kind: str | None = None) -> Procedure:
         fields["levels"] = draw(_levels((THORACIC_BODIES, LUMBAR_BODIES), 3))
     elif kind == "basivertebral_ablation":
         fields["levels"] = draw(_levels((BASIVERTEBRAL_BODIES,), 2))
+    elif kind == "chemodenervation_migraine":
+        # the discarded amount is always given: where the payer wants JW/JZ, code mode refuses
+        # an encounter that does not say it (tests/test_code.py)
+        fields["drug_units"] = draw(st.integers(100, 200))
+        fields["wasted_units"] = draw(st.integers(0, 50))
     return Procedure(**{k: v for k, v in fields.items() if v is not None})
 
 
 def _codes_of_nerves(proc: Procedure) -> list[str]:
-    return [_NERVE_CODE.get(n, "64450:" + n) for n in proc.nerves or []]
+    return [_NERVE_CODE.get(n, "64450") for n in proc.nerves or []]
 
 
 @st.composite
@@ -153,7 +176,7 @@ def encounters(draw: st.DrawFn) -> dict[str, Any]:
         if proc.procedure.startswith("office_visit") and minor and proc.separate_problem is None:
             procs[n] = Procedure(procedure=proc.procedure, minutes=proc.minutes, separate_problem=draw(st.booleans()))
         if proc.procedure == "peripheral_nerve_block" and proc.side == "bilateral":
-            codes = [c.split(":")[0] for c in _codes_of_nerves(proc)]
+            codes = _codes_of_nerves(proc)
             assume(len(codes) == len(set(codes)))
     # 76942 for a block beside a joint code that includes ultrasound (or has a PTP edit with it)
     # is an NCCI edit, not a coding slip: left out of the "clean" property.
@@ -282,7 +305,7 @@ def test_garbage_is_an_error_never_a_code(text: str) -> None:
 _ASKED = {"levels": "spinal levels", "side": "side", "guidance": "image guidance",
           "nerves": "nerve", "muscles": "muscles", "minutes": "minutes", "leads": "leads",
           "reprogramming": "reprogrammed", "physician_skill": "physician skill", "approach": "approach",
-          "generator": "generator"}
+          "generator": "generator", "drug_units": "units of onabotulinumtoxinA"}
 
 
 @given(data=st.data())

@@ -220,3 +220,71 @@ def test_one_resolver_decides_the_entry_in_force_for_check_fix_and_code() -> Non
     assert "payer.lp" in code["code/input.lp"]  # code mode includes the same resolver
     facts = load_registry(known_rules=set(rule_catalog())).get("medicare").facts()
     assert all(re.fullmatch(r'payer_(entry|param|value|keyed|rule_off|severity)\(.*\)\.', ln) for ln in facts.splitlines())
+
+
+ROW_SOURCES = """id: rows
+name: Rows
+extends: commercial
+parameters:
+  conservative_care:
+    value:
+      - {family: facet_injection, min_weeks: 0, min_pain_months: 3}
+      - {family: si_joint_fusion, min_weeks: 26, min_pain_months: 0,
+         source: {document: POL-FUSION, url: "https://example.org/fusion", effective: "2025-01-01", confidence: payer_policy}}
+    source: {document: POL-CARE, confidence: payer_policy}
+  dx_coverage:
+    value:
+      facet_injection: [low_back_pain]
+      chemodenervation_migraine:
+        value: [chronic_migraine]
+        source: {document: POL-MIGRAINE, confidence: secondary}
+    source: {document: POL-DX, confidence: payer_policy}
+"""
+
+
+def test_a_finding_about_a_row_with_its_own_source_cites_it(tmp_path: Path) -> None:
+    """A row (a record, or a mapping key) may carry its own source; a finding about that row
+    cites it, and a finding about another row of the entry cites the entry's source."""
+    from pain_asp.engine import Checker, CheckOptions
+    from pain_asp.models import parse_claim
+
+    (tmp_path / "rows.yaml").write_text(ROW_SOURCES)
+    checker = Checker(CheckOptions(payer_dirs=[str(tmp_path)]))
+    claim = parse_claim({"claim_id": "R-1", "payer": "rows", "place_of_service": "22", "patient": {"id": "P"},
+                         "diagnoses": ["M54.16"], "clinical": {"conservative_care_weeks": 6, "pain_duration_months": 1},
+                         "lines": [{"code": "64493", "date": "2026-03-02", "units": 1, "dx": [1]},
+                                   {"code": "27279", "date": "2026-03-02", "units": 1, "dx": [1]},
+                                   {"code": "64615", "date": "2026-03-02", "units": 1, "dx": [1]}]})
+    cited = {(f.rule, tuple(f.lines), p["parameter"], p["source"]["document"])
+             for f in checker.check_claim(claim).findings for p in f.payer_parameters
+             if f.rule in ("conservative-care", "dx-not-supporting")}
+    assert cited == {("conservative-care", (1,), "conservative_care", "POL-CARE"),
+                     ("conservative-care", (2,), "conservative_care", "POL-FUSION"),
+                     ("dx-not-supporting", (1,), "dx_coverage", "POL-DX"),
+                     ("dx-not-supporting", (3,), "dx_coverage", "POL-MIGRAINE")}
+    fusion = next(f for f in checker.check_claim(claim).findings if f.rule == "conservative-care" and f.lines == [2])
+    assert "rows conservative_care: POL-FUSION [payer_policy]" in fusion.message
+    assert fusion.payer_parameters[0]["source"]["url"] == "https://example.org/fusion"
+
+
+def test_a_row_source_is_validated_like_an_entry_source(tmp_path: Path) -> None:
+    text = ROW_SOURCES.replace(", confidence: payer_policy}}", "}}")
+    error = error_of(tmp_path, text.replace("id: rows", "id: p1"))
+    assert error.line == 9 and error.key == "parameters.conservative_care.value.1.source"
+    assert "document and confidence" in error.expected
+    text = ROW_SOURCES.replace("source: {document: POL-MIGRAINE", "sourc: {document: POL-MIGRAINE")
+    error = error_of(tmp_path, text.replace("id: rows", "id: p1"))
+    assert error.key == "parameters.dx_coverage.value.chemodenervation_migraine.sourc"
+    assert "did you mean 'source'" in error.expected
+    (tmp_path / "p1.yaml").unlink()
+    (tmp_path / "rows.yaml").write_text(ROW_SOURCES.replace(", confidence: secondary}", "}"))
+    result = CliRunner().invoke(app, ["payers", "show", "rows", "--payer-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "rows.yaml" in result.output and "Traceback" not in result.output
+
+
+def test_payers_show_lists_row_sources(tmp_path: Path) -> None:
+    (tmp_path / "rows.yaml").write_text(ROW_SOURCES)
+    result = CliRunner().invoke(app, ["payers", "show", "rows", "--date", "2026-03-02", "--payer-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "row si_joint_fusion: source POL-FUSION [payer_policy] https://example.org/fusion" in result.output
+    assert "row chemodenervation_migraine: source POL-MIGRAINE [secondary]" in result.output

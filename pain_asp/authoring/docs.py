@@ -284,7 +284,30 @@ parameters:
 
 Every value (and every rule setting) needs a `source` with `document` and `confidence`
 (`source_verified`, `secondary`, `unverified` or `payer_policy`), and a `url` where there is
-one. A file that does not validate is reported with its file name, line and key, with a
+one.
+
+**A row's own source.** A row of a list of records, or one key of a mapping, that rests on
+another document than the rest of the value carries its own `source` (the same fields); a
+finding about that row cites it instead of the entry's. The row a finding is about is the one
+its line finds by the row's identifying fields (code, family, place of service: a row keyed by
+the line's code wins over one keyed by its family, a row of the claim's own place of service
+over pos 0):
+
+```yaml
+  conservative_care:
+    value:
+      - {family: facet_injection, min_weeks: 0, min_pain_months: 3}
+      - {family: si_joint_fusion, min_weeks: 26, min_pain_months: 0,
+         source: {document: POL-31, url: https://example.org/policies/31, confidence: payer_policy}}
+    source: {document: POL-12, confidence: payer_policy}
+  dx_coverage:
+    value:
+      facet_injection: [low_back_pain]
+      chemodenervation_migraine:           # a key with its own source: {value, source}
+        value: [chronic_migraine]
+        source: {document: POL-40, confidence: payer_policy}
+    source: {document: POL-12, confidence: payer_policy}
+``` A file that does not validate is reported with its file name, line and key, with a
 suggestion for a misspelt key; YAML is always loaded safely. Test a new file with
 `pain-asp payers show my_payer --date 2026-03-02 --payer-dir DIR` and
 `pain-asp check claims.yaml --payer-dir DIR`.
@@ -328,8 +351,11 @@ def payers_markdown() -> str:
             for dated in payer.parameters[name]:
                 value = value_text(payer.specs[name], dated.value)
                 src = dated.source
+                cited = [f"{src.get('document')} [{src.get('confidence')}]"]
+                cited += [f"row `{row.label}`: {row.source.get('document')} [{row.source.get('confidence')}]"
+                          for row in dated.rows if row.source]
                 since = dated.start or "always"
-                out.append(f"| `{name}` | {since} | {value} | {src.get('document')} [{src.get('confidence')}] |")
+                out.append(f"| `{name}` | {since} | {value} | {'; '.join(cited)} |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
@@ -355,10 +381,10 @@ def sources_markdown() -> str:
         payer = registry.get(payer_id)
         for name, values in payer.parameters.items():
             for dated in values:
-                source = dated.source
-                if source.get("document") or source.get("url"):
-                    cite(source.get("url") or "", source.get("document") or "", source.get("confidence") or "",
-                         f"payer `{payer_id}` `{name}`")
+                for source in [dated.source] + [row.source for row in dated.rows if row.source]:
+                    if source.get("document") or source.get("url"):
+                        cite(source.get("url") or "", source.get("document") or "", source.get("confidence") or "",
+                             f"payer `{payer_id}` `{name}`")
     out = [
         "# Sources",
         "",

@@ -69,6 +69,7 @@ ProcedureKind = Literal[
     "pns_lead", "pns_lead_revision", "pns_generator_insertion", "pns_generator_removal",
     "pump_refill", "pump_analysis",
     "vertebroplasty", "vertebral_augmentation", "basivertebral_ablation",
+    "chemodenervation_migraine",
 ]
 Guidance = Literal["fluoroscopy", "ct", "ultrasound", "none"]
 Approach = Literal["percutaneous", "paddle"]
@@ -76,7 +77,7 @@ Approach = Literal["percutaneous", "paddle"]
 KINDS: tuple[str, ...] = ProcedureKind.__args__  # type: ignore[attr-defined]
 
 # Nerves a block can name, with the token the code-selection program knows
-# (kb/code/select.lp maps tokens to codes, with its sources). Medial and lateral branches
+# (the catalog, kb/catalog/codes.lp nerve_code/2, maps tokens to codes, with its sources). Medial and lateral branches
 # are facet and SI joint procedures, not peripheral nerve blocks.
 NERVES: dict[str, str] = {
     "superolateral genicular": "superolateral_genicular",
@@ -111,7 +112,7 @@ GENICULAR_STANDARD = ("superolateral genicular", "superomedial genicular", "infe
 
 _ALL_FIELDS = ("levels", "side", "guidance", "purpose", "nerves", "muscles", "minutes",
                "separate_problem", "leads", "approach", "generator", "integrated", "reprogramming",
-               "physician_skill")
+               "physician_skill", "drug_units", "wasted_units")
 
 # Per kind: the fields it needs (*) and may take; the guidance its codes allow.
 # Guidance decides the code for interlaminar/caudal ESI (62321/62323 with imaging, 62320/
@@ -184,6 +185,9 @@ KIND_FIELDS: dict[str, dict[str, Any]] = {
                                "guidance": ("fluoroscopy", "ct")},
     "basivertebral_ablation": {"required": ("levels",), "optional": ("guidance",),
                                "guidance": ("fluoroscopy", "ct")},
+    # onabotulinumtoxinA for chronic migraine (64615 + J0585); the discarded amount decides
+    # JZ or a JW line where the payer wants them (kb/code/select.lp refuses it unknown there).
+    "chemodenervation_migraine": {"required": ("drug_units",), "optional": ("wasted_units",), "guidance": ()},
 }
 # Kinds whose levels are vertebral bodies (T12, L1), not interspaces (kb/coding/select.lp).
 BODY_KINDS = ("vertebroplasty", "vertebral_augmentation", "basivertebral_ablation")
@@ -204,6 +208,8 @@ _WHAT = {
                   "external stimulator)",
     "reprogramming": "whether the pump was reprogrammed (with or without reprogramming)",
     "physician_skill": "whether the refill needed physician skill (by the physician) or was done by clinical staff",
+    "drug_units": "the units of onabotulinumtoxinA injected (e.g. 155 units)",
+    "wasted_units": "the units of the single-dose vial discarded (0: none wasted)",
 }
 
 
@@ -258,6 +264,8 @@ class Procedure(_Strict):
     integrated: Optional[bool] = None
     reprogramming: Optional[bool] = None
     physician_skill: Optional[bool] = None
+    drug_units: Optional[Annotated[int, Meta(ge=1, le=1000)]] = None
+    wasted_units: Optional[Annotated[int, Meta(ge=0, le=1000)]] = None
     dx: Annotated[list[Annotated[int, Meta(ge=1, le=12)]], Meta(max_length=4)] = []
 
     def __post_init__(self) -> None:
@@ -461,6 +469,8 @@ _CODES_BY_KIND = {
     "vertebroplasty": "22510 cervical/thoracic or 22511 lumbar/sacral first body, +22512 per further body",
     "vertebral_augmentation": "22513 thoracic or 22514 lumbar first body, +22515 per further body",
     "basivertebral_ablation": "64628 the first two lumbar or sacral bodies, +64629 per further body",
+    "chemodenervation_migraine": "64615 (both sides, one unit) + J0585 (onabotulinumtoxinA, one unit per "
+                                 "unit) in the office: with JZ, or a J0585-JW line for the discarded units",
 }
 
 _FORMAT_HEAD = """# Encounter format (`pain-asp code`)
@@ -573,6 +583,14 @@ The code-selection program is ASP in `kb/code/` and reads the same catalog
   which is refused. Their revision or removal is 64585 (from 2026-01-01 64598 for an array
   with an integrated neurostimulator). A peripheral generator is 64590 (insertion or
   replacement) or 64595.
+- **Chemodenervation for chronic migraine** (`drug_units`, `wasted_units`): 64615 and, where
+  the practitioner bills the drug (the office; in a facility the facility does), J0585 for the
+  units of onabotulinumtoxinA injected. Where the payer lists the drug in
+  `wastage_modifier_codes` (Medicare from 2023-07-01, CMS JW/JZ policy), the line carries JZ
+  when nothing was discarded, and a second J0585 line with JW carries the units discarded;
+  an encounter that does not say what was discarded is refused there (`wasted_units: 0` when
+  none was). The drug lines are those the rules `chemodenervation-drug-missing` and
+  `drug-wastage-modifier` expect (kb/policy/drugs.lp).
 - **Validity**: a code not valid on the date of service (64454 before 2020, G3002 before
   2023) refuses the encounter.
 
@@ -605,13 +623,16 @@ phrase it recognised and every word it did not, and refuses to guess.
   vertebral bodies named one by one (`T12 and L1`; an interspace or a range is an error),
   spinal cord stimulators (`SCS`: trial, permanent implant, percutaneous or paddle /
   laminectomy, generator / `IPG` / battery, with or without generator, insertion,
-  replacement, revision, removal / explant) and peripheral nerve stimulators (`PNS`;
-  integrated neurostimulator or external stimulator).
+  replacement, revision, removal / explant), peripheral nerve stimulators (`PNS`;
+  integrated neurostimulator or external stimulator), and botulinum toxin (`botox`,
+  onabotulinumtoxinA, chemodenervation) for chronic migraine with the units injected (`155
+  units`) and discarded (`45 units wasted`, `none wasted`, `no waste`).
   A stimulator description that leaves open the part (leads or generator), the leads'
-  approach, their number, or whether the generator was placed is refused with the question.
+  approach, their number, or whether the generator was placed is refused with the question;
+  another toxin (Dysport, Xeomin, Myobloc) or another indication is refused.
 - Guidance: fluoroscopy (`fluoro`, C-arm), CT, ultrasound (`US`), without imaging.
 - Purpose: diagnostic, therapeutic. Diagnoses written with a dot (`M54.16`) are taken too.
-- Errors name what is missing: no procedure; an epidural without its approach; an ablation
+- Errors name what is missing: no procedure; a toxin without its units; an epidural without its approach; an ablation
   without its target; "occipital" without greater/lesser/third; a facet injection without
   levels, side or guidance; two procedures in one description; two sides, guidances or
   purposes.

@@ -179,8 +179,12 @@ _add("concept", "hypogastric", "hypogastric", "superior hypogastric", "superior 
      "hypogastric plexus", "hypogastric plexus block")
 _add("concept", "sympathetic", "sympathetic", "sympathetic block")
 _add("concept", "not_coded", "adhesiolysis", "lysis of adhesions", "racz", "epidural lysis",
-     "pild", "percutaneous decompression", "lumbar decompression", "botox", "botulinum",
-     "chemodenervation", "onabotulinumtoxina")
+     "pild", "percutaneous decompression", "lumbar decompression")
+_add("concept", "toxin", "botox", "botulinum", "botulinum toxin", "botulinum toxin a", "onabotulinumtoxina",
+     "onabotulinum toxin a", "chemodenervation", "botox injections")
+_add("concept", "other_toxin", "dysport", "abobotulinumtoxina", "xeomin", "incobotulinumtoxina", "myobloc",
+     "rimabotulinumtoxinb", "daxxify", "daxibotulinumtoxina")
+_add("concept", "migraine", "migraine", "migraines", "chronic migraine", "chronic migraines")
 _add("concept", "occipital", "occipital", "onb", "occipital nerve", "occipital nerve block")
 _add("concept", "visit", "office visit", "visit", "e/m", "em", "evaluation and management",
      "outpatient visit", "consult")
@@ -269,6 +273,11 @@ cement
 
 _ICD = re.compile(r"(?<![A-Za-z0-9.])([A-TV-Za-tv-z][0-9][0-9A-Za-z]\.[0-9A-Za-z]{1,4})(?![A-Za-z0-9])")
 _MINUTES = re.compile(r"(?<![A-Za-z0-9])(\d{1,4})\s*-?\s*(minutes|minute|mins|min)(?![A-Za-z0-9])", re.I)
+# Drug units: "45 units wasted", "none wasted" / "no waste" / "nothing discarded", "155 units".
+_WASTED = re.compile(r"(?<![A-Za-z0-9])(\d{1,4})\s*(?:units?|u)\s+(?:wasted|discarded)(?![A-Za-z0-9])", re.I)
+_NONE_WASTED = re.compile(r"(?<![A-Za-z0-9])(?:none|nothing|no)\s+(?:wasted|discarded|waste|wastage)(?![A-Za-z0-9])",
+                          re.I)
+_UNITS = re.compile(r"(?<![A-Za-z0-9])(\d{1,4})\s*(?:units?|u)(?![A-Za-z0-9])", re.I)
 _PAIR = re.compile(r"(?<![A-Za-z0-9])([CTLS])\s?(\d{1,2})\s*[-\u2013/]\s*([CTLS]?)\s?(\d{1,2})"
                    r"(?![A-Za-z0-9])", re.I)
 _SINGLE = re.compile(r"(?<![A-Za-z0-9])([CTLS])(\d{1,2})(?![A-Za-z0-9])", re.I)
@@ -283,7 +292,7 @@ _GROUP = {"transforaminal": "epidural", "interlaminar": "epidural", "caudal": "e
           "kyphoplasty": "vertebral", "vertebroplasty": "vertebral", "basivertebral": "basivertebral",
           "small_joint": "small_joint", "intermediate_joint": "intermediate_joint", "stellate": "stellate",
           "lumbar_sympathetic": "lumbar_sympathetic", "celiac": "celiac", "hypogastric": "hypogastric",
-          "not_coded": "not_coded"}
+          "not_coded": "not_coded", "toxin": "chemodenervation", "other_toxin": "chemodenervation"}
 _GROUP_TEXT = {"epidural": "an epidural injection", "facet": "a facet procedure",
                "genicular": "a genicular procedure", "si_joint": "an SI joint procedure",
                "trigger_point": "trigger point injections", "visit": "an office visit",
@@ -294,7 +303,8 @@ _GROUP_TEXT = {"epidural": "an epidural injection", "facet": "a facet procedure"
                "basivertebral": "a basivertebral nerve ablation", "small_joint": "a small joint injection",
                "intermediate_joint": "an intermediate joint injection",
                "stellate": "a stellate ganglion block", "lumbar_sympathetic": "a lumbar sympathetic block",
-               "celiac": "a celiac plexus block", "hypogastric": "a superior hypogastric plexus block"}
+               "celiac": "a celiac plexus block", "hypogastric": "a superior hypogastric plexus block",
+               "chemodenervation": "a botulinum toxin chemodenervation"}
 
 
 def _root_foramen(region: str, number: int) -> tuple[str, str] | None:
@@ -323,6 +333,8 @@ class _Segment:
     levels: list[str] = field(default_factory=list)
     roots: list[str] = field(default_factory=list)
     minutes: list[int] = field(default_factory=list)
+    drug_units: list[int] = field(default_factory=list)
+    wasted_units: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def values(self, category: str) -> list[str]:
@@ -383,6 +395,14 @@ def _scan(part: str, recognised: list[Recognised], unrecognised: list[str], diag
         if claim(m):
             seg.minutes.append(int(m.group(1)))
             recognised.append(Recognised(m.group(0), f"minutes {int(m.group(1))}"))
+    for pattern, found in ((_WASTED, seg.wasted_units), (_NONE_WASTED, seg.wasted_units),
+                           (_UNITS, seg.drug_units)):
+        for m in pattern.finditer(part):
+            if claim(m):
+                amount = int(m.group(1)) if m.groups() else 0
+                found.append(amount)
+                what = "units injected" if found is seg.drug_units else "units discarded"
+                recognised.append(Recognised(m.group(0), f"{what} {amount}"))
     for m in _PAIR.finditer(part):
         if not claim(m):
             continue
@@ -459,10 +479,9 @@ def _kind(seg: _Segment) -> str | None:
     if "peripheral" in groups and "occipital" in concepts and len(nerves) > 0:
         concepts.discard("occipital")
     if "not_coded" in groups:       # "epidural adhesiolysis" names it, not an epidural injection
-        seg.problems.append("code mode does not code epidural adhesiolysis, percutaneous lumbar "
-                            "decompression or botulinum toxin chemodenervation: they depend on the "
-                            "days of the series, the clinical study, or the drug and its units; "
-                            "write the claim lines (62263/62264, 0275T, 64615 with its drug line)")
+        seg.problems.append("code mode does not code epidural adhesiolysis or percutaneous lumbar "
+                            "decompression: they depend on the days of the series or the clinical "
+                            "study; write the claim lines (62263/62264, 0275T)")
         return None
     if len(groups) > 1:
         shown = " and ".join(sorted(_GROUP_TEXT[g] for g in groups))
@@ -521,6 +540,16 @@ def _kind(seg: _Segment) -> str | None:
         return "vertebral_augmentation" if "kyphoplasty" in concepts else "vertebroplasty"
     if group == "cpm":
         return "chronic_pain_management"
+    if group == "chemodenervation":
+        if "other_toxin" in concepts:
+            seg.problems.append("code mode codes onabotulinumtoxinA only (J0585, the toxin labelled for "
+                                "chronic migraine): write the claim lines for another toxin by hand")
+            return None
+        if "migraine" not in concepts:
+            seg.problems.append("code mode codes botulinum toxin chemodenervation for chronic migraine only "
+                                "(64615): write the claim lines for another indication by hand")
+            return None
+        return "chemodenervation_migraine"
     if group == "visit":
         status = [c for c in ("new_patient", "established_patient") if c in concepts]
         if len(status) != 1:
@@ -565,7 +594,7 @@ def _kind(seg: _Segment) -> str | None:
                         "caudal ESI, facet injection or MBB, RFA, SI joint injection, genicular block, "
                         "occipital nerve block, trigger point injection, knee, wrist or finger joint "
                         "injection, stellate ganglion or lumbar sympathetic block, office visit, "
-                        "chronic pain management)")
+                        "chronic pain management, botulinum toxin for chronic migraine)")
     return None
 
 
@@ -704,6 +733,7 @@ def _build(seg: _Segment) -> Procedure:
     elif "separate_yes" in concepts or "separate_no" in concepts:
         fields["separate_problem"] = "separate_yes" in concepts
     _pump_and_leads(seg, kind, fields)
+    _drug_units(seg, kind, fields)
     if seg.problems:
         raise _Refuse(seg.problems)
     try:
@@ -758,6 +788,18 @@ def _pump_and_leads(seg: _Segment, kind: str, fields: dict[str, Any]) -> None:
         fields["physician_skill"] = physician
 
 
+def _drug_units(seg: _Segment, kind: str, fields: dict[str, Any]) -> None:
+    """The units a chemodenervation injected and discarded."""
+    for found, what, name in ((seg.drug_units, "dose", "drug_units"),
+                              (seg.wasted_units, "discarded amount", "wasted_units")):
+        if len(set(found)) > 1:
+            seg.problems.append(f"the text gives more than one {what} ({', '.join(map(str, found))} units)")
+        elif found and kind != "chemodenervation_migraine":
+            seg.problems.append(f"units of a drug do not apply to {kind}")
+        elif found:
+            fields[name] = found[0]
+
+
 # --- canonical text ------------------------------------------------------------------------
 
 _KIND_TEXT = {
@@ -799,6 +841,7 @@ _KIND_TEXT = {
     "vertebroplasty": "vertebroplasty",
     "vertebral_augmentation": "kyphoplasty",
     "basivertebral_ablation": "basivertebral nerve ablation",
+    "chemodenervation_migraine": "botulinum toxin chemodenervation for chronic migraine",
 }
 
 
@@ -827,6 +870,10 @@ def procedure_text(proc: Procedure) -> str:
     if proc.separate_problem is not None:
         extras.append("separate problem" if proc.separate_problem else "procedure decision only")
     extras.extend(device_phrases(proc))
+    if proc.drug_units is not None:
+        extras.append(f"{proc.drug_units} units")
+    if proc.wasted_units is not None:
+        extras.append(f"{proc.wasted_units} units wasted" if proc.wasted_units else "none wasted")
     return text + ", " + ", ".join(extras) if extras else text
 
 

@@ -30,7 +30,7 @@ from ..tokens import segment_name
 __all__ = ["Coder", "CodeResult", "CodingError", "MODIFIER_ORDER", "read_description", "run_code"]
 
 # Pricing modifiers first, then informational ones (CMS claim convention).
-MODIFIER_ORDER = ("25", "50", "52", "RT", "LT", "KX")
+MODIFIER_ORDER = ("25", "50", "52", "RT", "LT", "KX", "JW", "JZ")
 _SHARED = 1000          # procedure number of shared guidance lines (kb/code/show.lp)
 
 
@@ -171,6 +171,10 @@ class Coder:
                 value = getattr(proc, name)
                 if value is not None:
                     out.append(f"enc_{name}({p}, {'yes' if value else 'no'}).")
+            for name in ("drug_units", "wasted_units"):
+                value = getattr(proc, name)
+                if value is not None:
+                    out.append(f"enc_{name}({p}, {int(value)}).")
             for pointer in dict.fromkeys(proc.dx):
                 out.append(f"enc_ptr({p}, {int(pointer)}).")
         if enc.payer not in self._payer_facts:
@@ -349,6 +353,13 @@ class Coder:
         if kind == "em_minutes":
             return head + (f"{args[0].number} minutes is below the shortest time of any level "
                            f"({args[1].number} minutes): choose the level by medical decision making")
+        if kind == "wastage_unknown":
+            return head + (f"{enc.payer} wants JZ (nothing discarded) or a JW line (the amount discarded) "
+                           f"on {args[0].string}: say how many units were discarded (wasted_units: 0 "
+                           "when none was wasted)")
+        if kind == "drug_units":
+            return head + (f"{args[1].number} units is not a whole number of {args[0].string} billing "
+                           f"units ({args[2].number} units each)")
         if kind == "em_separate_unknown":
             return head + ("a visit on the day of a procedure: say whether it addressed a problem "
                            "beyond the decision to do the procedure (separate_problem: true bills it "
@@ -376,6 +387,12 @@ class Coder:
         if kind == "kx_purpose_unknown":
             return head + (f"purpose not stated: {enc.payer} marks diagnostic {args[0]} with KX, so "
                            "state diagnostic or therapeutic (the check asks for review)")
+        if kind == "drug_by_facility":
+            return head + (f"{args[0].string} not billed: outside the office the facility buys and bills "
+                           "the drug")
+        if kind == "wastage_not_billed":
+            return head + (f"the {args[1].number} units discarded are not billed: {enc.payer} does not ask "
+                           f"for JW/JZ on {args[0].string}")
         if kind == "no_supporting_dx":
             return head + (f"no diagnosis given supports {args[0].string} at {enc.payer}; its line "
                            "points to the first diagnoses")

@@ -264,7 +264,8 @@ def payer_in_force(payer: Any, on: dt.date) -> dict[str, Any]:
         dated = payer.in_force(name, on)
         if dated is not None:
             parameters.append({"name": name, "value": dated.value, "since": dated.start,
-                               "source": dated.source})
+                               "source": dated.source,
+                               "rows": [{"row": row.label, "source": row.source} for row in dated.rows if row.source]})
     rule_settings = []
     for rule_id in sorted(set(payer.rule_severity) | set(payer.rule_off)):
         for dated in payer.rule_severity.get(rule_id, []):
