@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -273,6 +274,13 @@ def _supported(claim: Any, line_no: int, modifier: str) -> bool:
             other.date == line.date and getattr(code_catalog().get(other.code), "family", None) == family
             and other.documented is not None and other.documented.purpose == "diagnostic"
             for n, other in enumerate(claim.lines, 1) if n != line_no)
+    if modifier == "52":  # a genicular code whose chart names fewer than the three standard branches
+        from pain_asp.tokens import nerve_token
+
+        standard = {"superolateral_genicular", "superomedial_genicular", "inferomedial_genicular"}
+        nerves = {nerve_token(n) for n in (doc.nerves or [])} if doc is not None else set()
+        return line.code in ("64454", "64624") and any(n.endswith("_genicular") for n in nerves) \
+            and len(nerves & standard) < 3
     return False
 
 
@@ -360,7 +368,7 @@ _ESI_A = {"claim_id": "A", "payer": "medicare", "place_of_service": "11", "patie
 _ESI_B = {"claim_id": "B", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P-9"},
           "diagnoses": ["M54.12"], "lines": [_esi_line("62321", "2025-09-01", 400.0)],
           "history": [{"date": "2024-11-04", "code": "62321"}, {"date": "2025-01-06", "code": "62321"},
-                      {"date": "2025-05-05", "code": "62321"}]}
+                      {"date": "2025-05-05", "code": "62321", "relief_pct": 70, "relief_duration_months": 3}]}
 
 
 def test_claims_of_one_patient_are_fixed_against_each_other_as_corrected() -> None:
@@ -407,7 +415,8 @@ def test_a_dropped_first_line_moves_the_history_window(tmp_path: Path) -> None:
     fix_cases/addon-without-primary/drop_addon_on_other_date.yaml), so the corrected claim
     starts on 2025-03-17 and the stored session of 2025-03-10 becomes history: with the three
     of 2024 that makes the 2025-03-17 injection the fifth lumbar session in 365 days (Medicare
-    esi_frequency 4). The fix reports that denial, as a re-check of its output does."""
+    esi_frequency 4). The fix reports that denial, as a re-check of its output does, and the
+    review of the repeat session whose previous one documents no relief (esi-repeat-relief)."""
     from pain_asp.store import HistoryStore, store_history
 
     stored = {"claim_id": "S-1", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P-7"},
@@ -424,18 +433,21 @@ def test_a_dropped_first_line_moves_the_history_window(tmp_path: Path) -> None:
         (fixed,) = repairer.fix(records, history=provider)
         assert [_edit_view(e.raw) for e in fixed.edits if e.raw] == [{"kind": "drop_line", "line": 1}]
         assert (fixed.status, fixed.optimal, fixed.errors) == ("fixed", True, [])
-        assert _summary(fixed.after) == {("esi-frequency", "deny", (1,))}
+        assert _summary(fixed.after) == {("esi-frequency", "deny", (1,)), ("esi-repeat-relief", "review", (1,))}
         corrected = _records(repairer, [fixed.corrected], "recheck")
         (again,) = repairer.checker.check(corrected, history=store_history(store, base=batch_history([corrected[0].claim])))
         assert _summary(again.findings) == _summary(fixed.after)
 
 
 def test_batch_costs_equal_single_claim_costs() -> None:
-    """(e) many claims per solve keep every claim's optimum (usc over independent claims)."""
+    """(e) many claims per solve keep every claim's optimum (usc over independent claims: a
+    claim whose patient has other claims in the batch is judged with them as history, so only
+    claims of patients with one claim are compared alone)."""
     raws = list(generate_claims(400, 11))
     batch = _fix(_repairer(per_solve=100), raws)
     single = _repairer(per_solve=1)
-    picked = [n for n, f in enumerate(batch) if f.edits][:25]
+    claims_of = Counter(raw["patient"]["id"] for raw in raws)
+    picked = [n for n, f in enumerate(batch) if f.edits and claims_of[raws[n]["patient"]["id"]] == 1][:25]
     assert len(picked) >= 10
     alone = _fix(single, [raws[n] for n in picked])
     for n, one in zip(picked, alone):

@@ -36,7 +36,9 @@ def test_batch_flags_exactly_the_sessions_over_the_medicare_limit(tmp_path: Path
     found = findings_by_claim(runner.invoke(app, ["check", str(path), "--format", "json"]).stdout)
     # Medicare: at most 4 ESI sessions per region in a rolling 365 days (A58993 / L39240).
     assert {c for c, f in found.items() if ("esi-frequency", "deny") in f} == {"Y-5", "Y-6"}
-    assert all(f == set() for c, f in found.items() if c not in ("Y-5", "Y-6"))
+    # Each repeat session's previous one documents no relief: a review (esi-repeat-relief), no more.
+    assert found["Y-1"] == set()
+    assert all(f == {("esi-repeat-relief", "review")} for c, f in found.items() if c in ("Y-2", "Y-3", "Y-4"))
 
 
 def test_stricter_commercial_profile_flags_from_the_fourth_session(tmp_path: Path) -> None:
@@ -127,7 +129,7 @@ def test_claim_ids_numbered_per_batch_keep_every_session(tmp_path: Path) -> None
     fifth = tmp_path / "fifth.json"
     fifth.write_text(json.dumps({**claims[4], "claim_id": "1"}))
     result = runner.invoke(app, ["check", str(fifth), "--format", "json", "--history", str(db)])
-    assert findings_by_claim(result.stdout) == {"1": {("esi-frequency", "deny")}}
+    assert findings_by_claim(result.stdout) == {"1": {("esi-frequency", "deny"), ("esi-repeat-relief", "review")}}
 
 
 def test_history_add_says_what_it_replaced_and_warns_about_reused_ids(tmp_path: Path) -> None:
