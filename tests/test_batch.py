@@ -363,6 +363,34 @@ def test_dask_local_cluster_gives_the_same_bytes(batch_file: Path, checker: Chec
     assert text == _reference([batch_file], "json", checker)
 
 
+@needs_dask
+def test_dask_workers_check_each_chunk_in_a_process_that_retires(batch_file: Path, checker: Checker) -> None:
+    """A Dask worker hands its chunks to a checking process of its own, which retires at the
+    memory limit after each chunk as a --workers worker does; no Dask worker is restarted."""
+    text, summary = _streamed([batch_file], "jsonl", checker, workers=2, dask="local", in_memory_limit=0,
+                              chunk_size=7, recycle_mb=1.0)
+    assert summary.workers_retired == -(-len(_batch_lines()) // 7)
+    assert text == _reference([batch_file], "jsonl", checker)
+
+
+@needs_dask
+def test_dask_scheduler_that_does_not_answer_is_an_error_not_a_wait(
+        batch_file: Path, checker: Checker, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import time
+
+    from pain_asp.errors import PainAspError
+
+    monkeypatch.setattr("pain_asp.modes.dask_pool.CONNECT_TIMEOUT_S", 1.0, raising=False)
+    with socket.socket() as probe:  # a port on loopback where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(PainAspError, match=f"--dask tcp://127.0.0.1:{port}: no Dask scheduler answered"):
+        _streamed([batch_file], "jsonl", checker, dask=f"tcp://127.0.0.1:{port}", in_memory_limit=0)
+    assert time.monotonic() - started < 10
+
+
 def test_cli_dask_option_names_what_it_expects(batch_file: Path) -> None:
     done = runner.invoke(app, ["check", str(batch_file), "--dask", "cluster-1"])
     assert done.exit_code == 2 and "--dask cluster-1: expected local or tcp://HOST:PORT" in done.output

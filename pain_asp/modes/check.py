@@ -938,7 +938,7 @@ def _pool(options: BatchOptions, check_options: Any, task: Callable[..., list[An
         from .dask_pool import DaskPool
 
         return DaskPool(options.dask, options.worker_count(), check_options, options.fmt,
-                        options.colour, options.recycle_mb, task)
+                        options.colour, options.recycle_claims, options.recycle_mb, task)
     return WorkerPool(options.worker_count(), check_options, options.fmt, options.colour,
                       options.recycle_claims, options.recycle_mb, task)
 
