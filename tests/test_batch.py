@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+import time
 import zlib
 from importlib.util import find_spec
 from pathlib import Path
@@ -412,6 +413,27 @@ def test_amdahl_efficiency_of_the_parent_share() -> None:
     assert amdahl_efficiency(0.015) == pytest.approx((1 + 0.015) / (1 + 16 * 0.015))  # 81.9 %
     assert amdahl_efficiency(0.02) < 0.80 < amdahl_efficiency(0.015)
     assert amdahl_efficiency(1.0, workers=2) == pytest.approx(2 / 3)  # half the time serial: 1.33x of 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_tree_sampler_reports_a_peak_reached_between_two_samples() -> None:
+    """A worker's peak is its high-water mark, not the largest resident set a sample happened to see."""
+    import subprocess
+    import sys
+
+    from pain_asp.bench.batch import TreeSampler
+
+    script = ("import sys, time\nblock = bytearray(80 << 20)\nblock[::4096] = b'x' * len(block[::4096])\n"
+              "del block\nprint('freed', flush=True)\ntime.sleep(5)\n")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "freed\n"
+        with TreeSampler(child.pid, interval=0.05) as sampler:
+            time.sleep(0.1)
+    finally:
+        child.kill()
+        child.wait()
+    assert sampler.peak_root_mb >= 80 and sampler.peak_process_mb >= 80
 
 
 def test_bench_command_reports_figures_from_one_run() -> None:

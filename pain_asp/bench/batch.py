@@ -70,7 +70,9 @@ class TreeSampler:
     ``peak_rss_mb``: the largest sum of resident sets seen; ``peak_pss_mb``: the same for
     proportional sets (None where ``smaps_rollup`` is missing); ``peak_process_mb``: the
     largest single process; ``peak_root_mb`` and ``peak_other_mb``: the largest resident set
-    of the process ``pid`` itself and of any process below it; ``seen``: the processes seen;
+    of the process ``pid`` itself and of any process below it. The peaks of single processes
+    are their high-water marks (``VmHWM``: the largest resident set the process ever had,
+    also between two samples); ``seen``: the processes seen;
     ``cpu_seconds``: the CPU time (user + system) the tree used, from each process's last
     sample (a process that ends between two samples loses at most one interval of it), and
     ``root_cpu_seconds`` the part of it that ``pid`` itself used.
@@ -122,6 +124,18 @@ class TreeSampler:
         return out
 
     @staticmethod
+    def _high_water(pid: int) -> float:
+        """The largest resident set process ``pid`` has had (MB), 0 when unknown."""
+        try:
+            with open(f"/proc/{pid}/status", "rb") as handle:
+                for line in handle:
+                    if line.startswith(b"VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0.0
+
+    @staticmethod
     def _memory(pid: int) -> tuple[float, Optional[float]]:
         rss = pss = None
         try:
@@ -164,11 +178,12 @@ class TreeSampler:
                 if rss:
                     self.seen.add(pid)
                 total_rss += rss
-                self.peak_process_mb = max(self.peak_process_mb, rss)
+                peak = max(rss, self._high_water(pid))
+                self.peak_process_mb = max(self.peak_process_mb, peak)
                 if pid == self.pid:
-                    self.peak_root_mb = max(self.peak_root_mb, rss)
+                    self.peak_root_mb = max(self.peak_root_mb, peak)
                 else:
-                    self.peak_other_mb = max(self.peak_other_mb, rss)
+                    self.peak_other_mb = max(self.peak_other_mb, peak)
                 if pss is None:
                     have_pss = False
                 else:
