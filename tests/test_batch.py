@@ -194,6 +194,14 @@ def test_workers_retire_and_are_replaced_without_changing_results(batch_file: Pa
     assert text == _reference([batch_file], "jsonl", checker)
 
 
+def test_a_worker_retires_after_one_chunk_by_default(batch_file: Path, checker: Checker) -> None:
+    """A second chunk in the same process took a worker past 150 MB (docs/scaling.md)."""
+    assert len(_batch_lines()) == 4 * 13
+    text, summary = _streamed([batch_file], "jsonl", checker, workers=1, in_memory_limit=0, chunk_size=13)
+    assert summary.workers_retired == 4
+    assert text == _reference([batch_file], "jsonl", checker)
+
+
 def test_memory_limit_retires_a_worker_after_each_chunk(batch_file: Path, checker: Checker) -> None:
     text, summary = _streamed([batch_file], "jsonl", checker, workers=1, in_memory_limit=0, chunk_size=20,
                               recycle_mb=1.0)

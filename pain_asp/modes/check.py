@@ -98,15 +98,19 @@ class BatchOptions:
     workers: Optional[int] = None     # worker processes; None: default_workers()
     chunk_size: int = 1500            # claims per chunk (one clingo Control each)
     in_memory_limit: int = 1000       # up to this many claims: one pass, checked in this process
-    recycle_claims: int = 4500        # a worker retires after checking this many claims ...
-    recycle_mb: float = 115.0         # ... or once its resident memory passes this (MB): a fresh worker
-                                      # peaks near 145 MB in its first chunk and keeps ~120 MB after it,
-                                      # so it retires before a second chunk takes it past 150 MB (docs/scaling.md)
+    recycle_claims: Optional[int] = None  # a worker retires after checking this many claims (default:
+                                      # one chunk: a fresh worker peaks near 125 MB in its first chunk of
+                                      # 1,500 and a second took it to 148-178 MB; docs/scaling.md) ...
+    recycle_mb: float = 115.0         # ... or once its resident memory passes this (MB)
     fmt: str = "jsonl"                # what workers render: text, json, jsonl, csv
     colour: bool = False              # ANSI colour in text output
     with_charges: bool = False        # attach each claim's line charges (for the report)
     spool_dir: Optional[str] = None   # where the spool file goes (default: the temp folder)
     dask: Optional[str] = None        # check chunks on Dask: "local" or "tcp://HOST:PORT" (dask_pool.py)
+
+    def claims_per_worker(self) -> int:
+        """How many claims a worker checks before it retires: ``recycle_claims``, else one chunk."""
+        return max(1, self.recycle_claims if self.recycle_claims is not None else self.chunk_size)
 
     def worker_count(self) -> int:
         """The number of worker processes to use: ``workers``, at most the machine's cores."""
@@ -938,9 +942,9 @@ def _pool(options: BatchOptions, check_options: Any, task: Callable[..., list[An
         from .dask_pool import DaskPool
 
         return DaskPool(options.dask, options.worker_count(), check_options, options.fmt,
-                        options.colour, options.recycle_claims, options.recycle_mb, task)
+                        options.colour, options.claims_per_worker(), options.recycle_mb, task)
     return WorkerPool(options.worker_count(), check_options, options.fmt, options.colour,
-                      options.recycle_claims, options.recycle_mb, task)
+                      options.claims_per_worker(), options.recycle_mb, task)
 
 
 def _in_process(records: list[Any], checker: Any, store: Any, options: BatchOptions,
