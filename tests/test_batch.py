@@ -405,6 +405,43 @@ def test_cli_dask_option_names_what_it_expects(batch_file: Path) -> None:
     assert done.exit_code == 2 and "--dask cluster-1: expected local or tcp://HOST:PORT" in done.output
 
 
+def _json_array_file(folder: Path, name: str = "day.json") -> Path:
+    """The claims of the batch file (valid JSON only) and a value that is not a claim, as one JSON array."""
+    items: list[Any] = []
+    for text in _batch_lines():
+        try:
+            items.append(json.loads(text))
+        except json.JSONDecodeError:
+            items.append(42)
+    path = folder / name
+    path.write_text(json.dumps(items, indent=1), encoding="utf-8")
+    return path
+
+
+def test_json_array_claims_are_parsed_by_the_workers(tmp_path: Path, checker: Checker,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command cuts a JSON array into its elements; the workers parse and validate them."""
+    array = _json_array_file(tmp_path)
+    expected = _reference([array, tmp_path / "day.json"], "jsonl", checker)
+    monkeypatch.setattr("pain_asp.inputs.readers.validate_record", None)  # not callable in this process
+    text, summary = _streamed([array, tmp_path / "day.json"], "jsonl", checker, workers=2, in_memory_limit=0,
+                              chunk_size=7)
+    assert summary.claims == 2 * len(_batch_lines()) and text == expected
+
+
+def test_json_that_does_not_cut_apart_is_read_whole(tmp_path: Path, checker: Checker) -> None:
+    """A repeated key inside an element is an error of the whole file, and a value Python's JSON
+    reads but msgspec does not (NaN) is read as always, as when the command reads the file itself."""
+    array = _json_array_file(tmp_path).read_text(encoding="utf-8")
+    repeated = tmp_path / "repeated.json"
+    repeated.write_text(array.replace('"payer":', '"payer": "medicare", "payer":', 1), encoding="utf-8")
+    nan = tmp_path / "nan.json"
+    nan.write_text(array.replace("42", "NaN", 1), encoding="utf-8")
+    for path, records in ((repeated, 1), (nan, len(_batch_lines()))):
+        text, _ = _streamed([path], "jsonl", checker, workers=1, in_memory_limit=0, chunk_size=20)
+        assert text == _reference([path], "jsonl", checker) and len(text.splitlines()) == records
+
+
 def test_837p_files_stream_through_the_same_path(checker: Checker) -> None:
     folder = Path(__file__).resolve().parent / "data" / "x12"
     files = sorted(folder.glob("*.837"))
