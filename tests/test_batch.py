@@ -501,7 +501,10 @@ def test_bench_command_reports_figures_from_one_run() -> None:
 
     text = format_batch_report(figures)
     assert "fresh Control per claim (3 claims)" in text and "2 workers / fresh Control" in text
-    assert text.rstrip().endswith("reproduce: " + figures["command"])
+    assert "\nreproduce: " + figures["command"] + "\n" in text
+    assert figures["runs"][1]["command"] == ("pain-asp check claims.jsonl --format jsonl --output results-2.jsonl "
+                                             "--fail-on never --workers 2")
+    assert all(f"\n  {run['command']}\n" in text for run in figures["runs"])
 
 
 def test_workers_start_under_a_deep_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

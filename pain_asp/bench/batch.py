@@ -223,7 +223,9 @@ def _batch(source: Path, target: Path, workers: int, dask: bool = False) -> dict
     if process.returncode != 0:
         tail = (err.decode("utf-8", "replace").strip().splitlines() or ["(no message)"])[-1]
         raise RuntimeError(f"the batch check exited with {process.returncode}: {tail}")
-    return {"workers": workers, "dask": dask, "seconds": round(elapsed, 2),
+    shown = ["pain-asp", *command[3:]]  # as a user types it, on the bench's file names
+    shown[2], shown[6] = "claims.jsonl", target.name
+    return {"workers": workers, "dask": dask, "command": " ".join(shown), "seconds": round(elapsed, 2),
             "peak_rss_mb": round(sampler.peak_rss_mb, 1),
             "peak_pss_mb": round(sampler.peak_pss_mb, 1) if sampler.peak_pss_mb is not None else None,
             "peak_process_mb": round(sampler.peak_process_mb, 1),
@@ -449,4 +451,10 @@ def format_batch_report(figures: dict[str, Any]) -> str:
     lines.append(f"machine: {figures['cpus']} CPUs, Python {figures['python']}, clingo {figures['clingo']}, "
                  f"{figures['platform']}{load}")
     lines.append(f"reproduce: {figures['command']}")
+    lines.append("its batch runs, on claims.jsonl = pain_asp.bench.generate.write_jsonl(path, claims, seed):")
+    for run in figures["runs"] + ([dask] if dask is not None else []):
+        lines.append(f"  {run['command']}")
+    if parent is not None:
+        lines.append(f"  parent CPU per claim without start-up: check_files(['claims.jsonl'], "
+                     f"options=BatchOptions(workers={parent['workers']})) in the bench's process")
     return "\n".join(lines) + "\n"
