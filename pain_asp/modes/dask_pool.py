@@ -5,8 +5,9 @@ indexed as always (:func:`pain_asp.modes.check.iter_checked`; JSON Lines claims 
 validated on the Dask workers in an index pass), so every claim is checked with its history from
 every claim of its patient in the whole batch (and the history store); Dask workers check chunks
 and render each result; results come back in any
-order and are released in input order (one chunk per worker in flight, at most ``2 x workers``
-held). The output is therefore the bytes ``--workers`` writes, whichever worker took which chunk.
+order and are released in input order (two chunks per worker thread in flight, so that the
+scheduler hands a worker its next chunk without waiting for this process; at most
+``2 x workers`` held). The output is therefore the bytes ``--workers`` writes, whichever worker took which chunk.
 
 ``local`` starts a :class:`distributed.LocalCluster` of ``workers`` single-threaded worker
 processes on this machine; ``tcp://HOST:PORT`` uses a running scheduler, whose workers must
@@ -159,7 +160,7 @@ class DaskPool:
             pending.add(future)
             return True
 
-        while next_in < self.size and submit():
+        while next_in < 2 * self.size and submit():
             pass
         for future in pending:
             number = numbers.pop(future.key)
@@ -168,7 +169,7 @@ class DaskPool:
             while next_out in done:
                 yield done.pop(next_out)
                 next_out += 1
-            while pending.count() < self.size and next_in - next_out < 2 * self.size and submit():
+            while next_in - next_out < 2 * self.size and submit():
                 pass
 
     def _result(self, future: Any, number: int, on_failure: Callable[[int, str], list[Any]]) -> bytes:
