@@ -400,6 +400,30 @@ def test_dask_scheduler_that_does_not_answer_is_an_error_not_a_wait(
     assert time.monotonic() - started < 10
 
 
+def _stuck_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[Any]:
+    """Runs in a checking process: a chunk holding the claim STUCK takes 20 s."""
+    if b"STUCK" in payload:
+        time.sleep(20)
+    return check_task(checker, payload, fmt, colour)
+
+
+@needs_dask
+def test_dask_workers_that_stop_answering_stop_the_batch(tmp_path: Path, checker: Checker,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from pain_asp.errors import PainAspError
+
+    monkeypatch.setattr("pain_asp.modes.dask_pool.SILENCE_S", 2.0, raising=False)
+    claims = list(generate_claims(10, 21))
+    claims[0]["claim_id"] = "STUCK"
+    path = tmp_path / "stuck.jsonl"
+    path.write_text("".join(json.dumps(c) + "\n" for c in claims), encoding="utf-8")
+    options = BatchOptions(workers=1, in_memory_limit=0, chunk_size=5, dask="local")
+    started = time.monotonic()
+    with pytest.raises(PainAspError, match="no chunk came back from the Dask workers in 2 s"):
+        list(iter_checked([path], checker, options=options, task=_stuck_task))
+    assert time.monotonic() - started < 15
+
+
 def test_cli_dask_option_names_what_it_expects(batch_file: Path) -> None:
     done = runner.invoke(app, ["check", str(batch_file), "--dask", "cluster-1"])
     assert done.exit_code == 2 and "--dask cluster-1: expected local or tcp://HOST:PORT" in done.output

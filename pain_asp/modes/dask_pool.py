@@ -29,9 +29,10 @@ from typing import Any, Optional
 from ..errors import PainAspError
 from ..processes import start_method
 
-__all__ = ["CONNECT_TIMEOUT_S", "DaskPool", "check_address", "check_chunk_on_worker"]
+__all__ = ["CONNECT_TIMEOUT_S", "SILENCE_S", "DaskPool", "check_address", "check_chunk_on_worker"]
 
 CONNECT_TIMEOUT_S = 10.0  # --dask tcp://...: how long to wait for the scheduler to answer
+SILENCE_S = 600.0         # how long to wait for the next chunk (one takes seconds) before giving up
 _POOLS: dict[str, Any] = {}  # per Dask worker process: its checking process (a WorkerPool of one)
 _DAEMONIC = ("the Dask worker is a daemonic process, which cannot start the process that checks its "
              "chunks: start the Dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
@@ -137,6 +138,8 @@ class DaskPool:
     def run(self, chunks: Iterable[tuple[bytes, int]],
             on_failure: Callable[[int, str], list[Any]]) -> Iterator[Any]:
         """Check ``(payload, claims)`` chunks; yield each chunk's items (msgpack), in chunk order."""
+        import time
+
         from distributed import as_completed
 
         self.start()
@@ -162,7 +165,16 @@ class DaskPool:
 
         while next_in < 2 * self.size and submit():
             pass
-        for future in pending:
+        heard = time.monotonic()
+        while not pending.is_empty():
+            if not pending.has_ready():  # a worker or scheduler that stopped answering must not hang the batch
+                if time.monotonic() - heard > SILENCE_S:
+                    raise PainAspError(f"--dask {self.address}: no chunk came back from the Dask workers "
+                                       f"in {SILENCE_S:g} s; the batch is stopped")
+                time.sleep(0.02)
+                continue
+            future = next(pending)
+            heard = time.monotonic()
             number = numbers.pop(future.key)
             done[number] = self._result(future, number, on_failure)
             future.release()
