@@ -233,7 +233,7 @@ def _json_array(name: str, handle: Any) -> Iterator[tuple[str, int, int, bytes]]
         raise Unsplittable(name)
     try:
         items = msgspec.json.decode(data, type=list[msgspec.Raw])
-    except msgspec.DecodeError:  # not an array, or not JSON as msgspec reads it
+    except (msgspec.DecodeError, RecursionError):  # not an array, not JSON as msgspec reads it, too deep
         raise Unsplittable(name) from None
     if not items:
         raise Unsplittable(name)
