@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+import time
 import zlib
 from importlib.util import find_spec
 from pathlib import Path
@@ -193,6 +194,14 @@ def test_workers_retire_and_are_replaced_without_changing_results(batch_file: Pa
     assert text == _reference([batch_file], "jsonl", checker)
 
 
+def test_a_worker_retires_after_one_chunk_by_default(batch_file: Path, checker: Checker) -> None:
+    """A second chunk in the same process took a worker past 150 MB (docs/scaling.md)."""
+    assert len(_batch_lines()) == 4 * 13
+    text, summary = _streamed([batch_file], "jsonl", checker, workers=1, in_memory_limit=0, chunk_size=13)
+    assert summary.workers_retired == 4
+    assert text == _reference([batch_file], "jsonl", checker)
+
+
 def test_memory_limit_retires_a_worker_after_each_chunk(batch_file: Path, checker: Checker) -> None:
     text, summary = _streamed([batch_file], "jsonl", checker, workers=1, in_memory_limit=0, chunk_size=20,
                               recycle_mb=1.0)
@@ -363,9 +372,98 @@ def test_dask_local_cluster_gives_the_same_bytes(batch_file: Path, checker: Chec
     assert text == _reference([batch_file], "json", checker)
 
 
+@needs_dask
+def test_dask_workers_check_each_chunk_in_a_process_that_retires(batch_file: Path, checker: Checker) -> None:
+    """A Dask worker hands its chunks to a checking process of its own, which retires at the
+    memory limit after each chunk as a --workers worker does; no Dask worker is restarted."""
+    text, summary = _streamed([batch_file], "jsonl", checker, workers=2, dask="local", in_memory_limit=0,
+                              chunk_size=7, recycle_mb=1.0)
+    assert summary.workers_retired == -(-len(_batch_lines()) // 7)
+    assert text == _reference([batch_file], "jsonl", checker)
+
+
+@needs_dask
+def test_dask_scheduler_that_does_not_answer_is_an_error_not_a_wait(
+        batch_file: Path, checker: Checker, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import time
+
+    from pain_asp.errors import PainAspError
+
+    monkeypatch.setattr("pain_asp.modes.dask_pool.CONNECT_TIMEOUT_S", 1.0, raising=False)
+    with socket.socket() as probe:  # a port on loopback where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(PainAspError, match=f"--dask tcp://127.0.0.1:{port}: no Dask scheduler answered"):
+        _streamed([batch_file], "jsonl", checker, dask=f"tcp://127.0.0.1:{port}", in_memory_limit=0)
+    assert time.monotonic() - started < 10
+
+
+def _stuck_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[Any]:
+    """Runs in a checking process: a chunk holding the claim STUCK takes 20 s."""
+    if b"STUCK" in payload:
+        time.sleep(20)
+    return check_task(checker, payload, fmt, colour)
+
+
+@needs_dask
+def test_dask_workers_that_stop_answering_stop_the_batch(tmp_path: Path, checker: Checker,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from pain_asp.errors import PainAspError
+
+    monkeypatch.setattr("pain_asp.modes.dask_pool.SILENCE_S", 2.0, raising=False)
+    claims = list(generate_claims(10, 21))
+    claims[0]["claim_id"] = "STUCK"
+    path = tmp_path / "stuck.jsonl"
+    path.write_text("".join(json.dumps(c) + "\n" for c in claims), encoding="utf-8")
+    options = BatchOptions(workers=1, in_memory_limit=0, chunk_size=5, dask="local")
+    started = time.monotonic()
+    with pytest.raises(PainAspError, match="no chunk came back from the Dask workers in 2 s"):
+        list(iter_checked([path], checker, options=options, task=_stuck_task))
+    assert time.monotonic() - started < 15
+
+
 def test_cli_dask_option_names_what_it_expects(batch_file: Path) -> None:
     done = runner.invoke(app, ["check", str(batch_file), "--dask", "cluster-1"])
     assert done.exit_code == 2 and "--dask cluster-1: expected local or tcp://HOST:PORT" in done.output
+
+
+def _json_array_file(folder: Path, name: str = "day.json") -> Path:
+    """The claims of the batch file (valid JSON only) and a value that is not a claim, as one JSON array."""
+    items: list[Any] = []
+    for text in _batch_lines():
+        try:
+            items.append(json.loads(text))
+        except json.JSONDecodeError:
+            items.append(42)
+    path = folder / name
+    path.write_text(json.dumps(items, indent=1), encoding="utf-8")
+    return path
+
+
+def test_json_array_claims_are_parsed_by_the_workers(tmp_path: Path, checker: Checker,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command cuts a JSON array into its elements; the workers parse and validate them."""
+    array = _json_array_file(tmp_path)
+    expected = _reference([array, tmp_path / "day.json"], "jsonl", checker)
+    monkeypatch.setattr("pain_asp.inputs.readers.validate_record", None)  # not callable in this process
+    text, summary = _streamed([array, tmp_path / "day.json"], "jsonl", checker, workers=2, in_memory_limit=0,
+                              chunk_size=7)
+    assert summary.claims == 2 * len(_batch_lines()) and text == expected
+
+
+def test_json_that_does_not_cut_apart_is_read_whole(tmp_path: Path, checker: Checker) -> None:
+    """A repeated key inside an element is an error of the whole file, and a value Python's JSON
+    reads but msgspec does not (NaN) is read as always, as when the command reads the file itself."""
+    array = _json_array_file(tmp_path).read_text(encoding="utf-8")
+    repeated = tmp_path / "repeated.json"
+    repeated.write_text(array.replace('"payer":', '"payer": "medicare", "payer":', 1), encoding="utf-8")
+    nan = tmp_path / "nan.json"
+    nan.write_text(array.replace("42", "NaN", 1), encoding="utf-8")
+    for path, records in ((repeated, 1), (nan, len(_batch_lines()))):
+        text, _ = _streamed([path], "jsonl", checker, workers=1, in_memory_limit=0, chunk_size=20)
+        assert text == _reference([path], "jsonl", checker) and len(text.splitlines()) == records
 
 
 def test_837p_files_stream_through_the_same_path(checker: Checker) -> None:
@@ -384,6 +482,27 @@ def test_amdahl_efficiency_of_the_parent_share() -> None:
     assert amdahl_efficiency(0.015) == pytest.approx((1 + 0.015) / (1 + 16 * 0.015))  # 81.9 %
     assert amdahl_efficiency(0.02) < 0.80 < amdahl_efficiency(0.015)
     assert amdahl_efficiency(1.0, workers=2) == pytest.approx(2 / 3)  # half the time serial: 1.33x of 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_tree_sampler_reports_a_peak_reached_between_two_samples() -> None:
+    """A worker's peak is its high-water mark, not the largest resident set a sample happened to see."""
+    import subprocess
+    import sys
+
+    from pain_asp.bench.batch import TreeSampler
+
+    script = ("import sys, time\nblock = bytearray(80 << 20)\nblock[::4096] = b'x' * len(block[::4096])\n"
+              "del block\nprint('freed', flush=True)\ntime.sleep(5)\n")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "freed\n"
+        with TreeSampler(child.pid, interval=0.05) as sampler:
+            time.sleep(0.1)
+    finally:
+        child.kill()
+        child.wait()
+    assert sampler.peak_root_mb >= 80 and sampler.peak_process_mb >= 80
 
 
 def test_bench_command_reports_figures_from_one_run() -> None:
@@ -406,7 +525,10 @@ def test_bench_command_reports_figures_from_one_run() -> None:
 
     text = format_batch_report(figures)
     assert "fresh Control per claim (3 claims)" in text and "2 workers / fresh Control" in text
-    assert text.rstrip().endswith("reproduce: " + figures["command"])
+    assert "\nreproduce: " + figures["command"] + "\n" in text
+    assert figures["runs"][1]["command"] == ("pain-asp check claims.jsonl --format jsonl --output results-2.jsonl "
+                                             "--fail-on never --workers 2")
+    assert all(f"\n  {run['command']}\n" in text for run in figures["runs"])
 
 
 def test_workers_start_under_a_deep_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

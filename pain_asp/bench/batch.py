@@ -70,7 +70,9 @@ class TreeSampler:
     ``peak_rss_mb``: the largest sum of resident sets seen; ``peak_pss_mb``: the same for
     proportional sets (None where ``smaps_rollup`` is missing); ``peak_process_mb``: the
     largest single process; ``peak_root_mb`` and ``peak_other_mb``: the largest resident set
-    of the process ``pid`` itself and of any process below it; ``seen``: the processes seen;
+    of the process ``pid`` itself and of any process below it. The peaks of single processes
+    are their high-water marks (``VmHWM``: the largest resident set the process ever had,
+    also between two samples); ``seen``: the processes seen;
     ``cpu_seconds``: the CPU time (user + system) the tree used, from each process's last
     sample (a process that ends between two samples loses at most one interval of it), and
     ``root_cpu_seconds`` the part of it that ``pid`` itself used.
@@ -122,6 +124,18 @@ class TreeSampler:
         return out
 
     @staticmethod
+    def _high_water(pid: int) -> float:
+        """The largest resident set process ``pid`` has had (MB), 0 when unknown."""
+        try:
+            with open(f"/proc/{pid}/status", "rb") as handle:
+                for line in handle:
+                    if line.startswith(b"VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0.0
+
+    @staticmethod
     def _memory(pid: int) -> tuple[float, Optional[float]]:
         rss = pss = None
         try:
@@ -164,11 +178,12 @@ class TreeSampler:
                 if rss:
                     self.seen.add(pid)
                 total_rss += rss
-                self.peak_process_mb = max(self.peak_process_mb, rss)
+                peak = max(rss, self._high_water(pid))
+                self.peak_process_mb = max(self.peak_process_mb, peak)
                 if pid == self.pid:
-                    self.peak_root_mb = max(self.peak_root_mb, rss)
+                    self.peak_root_mb = max(self.peak_root_mb, peak)
                 else:
-                    self.peak_other_mb = max(self.peak_other_mb, rss)
+                    self.peak_other_mb = max(self.peak_other_mb, peak)
                 if pss is None:
                     have_pss = False
                 else:
@@ -208,7 +223,9 @@ def _batch(source: Path, target: Path, workers: int, dask: bool = False) -> dict
     if process.returncode != 0:
         tail = (err.decode("utf-8", "replace").strip().splitlines() or ["(no message)"])[-1]
         raise RuntimeError(f"the batch check exited with {process.returncode}: {tail}")
-    return {"workers": workers, "dask": dask, "seconds": round(elapsed, 2),
+    shown = ["pain-asp", *command[3:]]  # as a user types it, on the bench's file names
+    shown[2], shown[6] = "claims.jsonl", target.name
+    return {"workers": workers, "dask": dask, "command": " ".join(shown), "seconds": round(elapsed, 2),
             "peak_rss_mb": round(sampler.peak_rss_mb, 1),
             "peak_pss_mb": round(sampler.peak_pss_mb, 1) if sampler.peak_pss_mb is not None else None,
             "peak_process_mb": round(sampler.peak_process_mb, 1),
@@ -434,4 +451,10 @@ def format_batch_report(figures: dict[str, Any]) -> str:
     lines.append(f"machine: {figures['cpus']} CPUs, Python {figures['python']}, clingo {figures['clingo']}, "
                  f"{figures['platform']}{load}")
     lines.append(f"reproduce: {figures['command']}")
+    lines.append("its batch runs, on claims.jsonl = pain_asp.bench.generate.write_jsonl(path, claims, seed):")
+    for run in figures["runs"] + ([dask] if dask is not None else []):
+        lines.append(f"  {run['command']}")
+    if parent is not None:
+        lines.append(f"  parent CPU per claim without start-up: check_files(['claims.jsonl'], "
+                     f"options=BatchOptions(workers={parent['workers']})) in the bench's process")
     return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ from ..errors import InputError
 from .files import CLAIM_SUFFIXES, is_x12
 from .records import BOM, Record, cross_check, json_problem, load_json, validate_record
 
-__all__ = ["json_lines_only", "read_claims", "record_from_line", "records_from_text", "split_json_lines"]
+__all__ = ["Unsplittable", "read_claims", "record_from_line", "records_from_text", "split_claims", "splittable"]
 
 # Input limits (docs/claim-format.md, "Input limits"). A claim is a few kilobytes; a JSON or
 # YAML file is read whole, so batches beyond this size belong in JSON Lines, read as a stream.
@@ -183,20 +183,29 @@ def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
         yield item if isinstance(item, Record) else record_from_line(*item)
 
 
-def json_lines_only(paths: Iterable[str | Path]) -> bool:
-    """True when every path is a regular JSON Lines file (named .jsonl or .ndjson, not an 837P)."""
+def splittable(paths: Iterable[str | Path]) -> bool:
+    """True when every path is a regular JSON Lines or JSON file (named .jsonl, .ndjson or
+    .json, not an 837P): :func:`split_claims` cuts its claims apart without parsing them."""
     for item in paths:
         path = Path(item)
-        if not path.is_file() or path.suffix.lower() not in (".jsonl", ".ndjson") or is_x12(path):
+        if not path.is_file() or path.suffix.lower() not in (".jsonl", ".ndjson", ".json") or is_x12(path):
             return False
     return True
 
 
-def split_json_lines(paths: Iterable[str | Path]) -> Iterator[tuple[str, int, int, bytes] | Record]:
-    """The claims of JSON Lines files (:func:`json_lines_only`), unparsed and in order: each
-    as ``(file, position, line number, bytes)`` for :func:`record_from_line`, or, where
+class Unsplittable(Exception):
+    """A JSON file whose claims cannot be cut apart unparsed, or an element of one that does
+    not parse on its own: the batch is read by :func:`read_claims` instead, which gives the
+    error record of the whole file."""
+
+
+def split_claims(paths: Iterable[str | Path]) -> Iterator[tuple[str, int, int, bytes] | Record]:
+    """The claims of JSON Lines and JSON files (:func:`splittable`), unparsed and in order:
+    each as ``(file, position, line number, bytes)`` for :func:`record_from_line` (line number
+    0 for an element of a JSON array, whose records name no line), or, where
     :func:`read_claims` gives an error record without parsing anything (a file that cannot be
-    opened or holds no claim, an over-long line), that record."""
+    opened or holds no claim, an over-long line), that record. Raises :class:`Unsplittable`
+    for a JSON file that is not an array of claims of valid JSON text."""
     for path in paths:
         name = str(path)
         read = 0
@@ -206,11 +215,30 @@ def split_json_lines(paths: Iterable[str | Path]) -> Iterator[tuple[str, int, in
             yield Record(name, 1, errors=[InputError(name, None, "", "", f"a readable file ({exc.strerror})")])
             continue
         with handle:
-            for item in _json_lines(name, handle):
+            items = _json_lines(name, handle) if Path(path).suffix.lower() != ".json" else _json_array(name, handle)
+            for item in items:
                 read += 1
                 yield item
         if not read:
             yield Record(name, 1, errors=[InputError(name, None, "", "", _NO_CLAIMS)])
+
+
+def _json_array(name: str, handle: Any) -> Iterator[tuple[str, int, int, bytes]]:
+    """The elements of a JSON file holding an array, each as its JSON text, cut apart by
+    msgspec (which checks the syntax without building the values)."""
+    import msgspec
+
+    data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES or data.startswith(BOM.encode("utf-8")):
+        raise Unsplittable(name)
+    try:
+        items = msgspec.json.decode(data, type=list[msgspec.Raw])
+    except (msgspec.DecodeError, RecursionError):  # not an array, not JSON as msgspec reads it, too deep
+        raise Unsplittable(name) from None
+    if not items:
+        raise Unsplittable(name)
+    for position, item in enumerate(items, start=1):
+        yield name, position, 0, bytes(item)
 
 
 def _json_lines(name: str, handle: Any) -> Iterator[tuple[str, int, int, bytes] | Record]:
@@ -252,7 +280,15 @@ def _json_lines(name: str, handle: Any) -> Iterator[tuple[str, int, int, bytes] 
 
 
 def record_from_line(name: str, position: int, number: int, data: bytes) -> Record:
-    """Parse and validate one JSON Lines line (``number`` in file ``name``); a bad line is an error record."""
+    """Parse and validate one JSON Lines line (``number`` in file ``name``); a bad line is an
+    error record. Number 0: an element of a JSON array (:func:`split_claims`), parsed inside
+    brackets so that it nests as deep as in its file, validated as :func:`read_claims` does;
+    one that does not parse raises :class:`Unsplittable`."""
+    if not number:
+        try:
+            return validate_record(load_json("[" + data.decode("utf-8") + "]")[0], name, position)
+        except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError among them
+            raise Unsplittable(name) from None
     try:
         raw = load_json(data.decode("utf-8"))
     except UnicodeDecodeError:

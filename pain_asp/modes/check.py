@@ -98,15 +98,19 @@ class BatchOptions:
     workers: Optional[int] = None     # worker processes; None: default_workers()
     chunk_size: int = 1500            # claims per chunk (one clingo Control each)
     in_memory_limit: int = 1000       # up to this many claims: one pass, checked in this process
-    recycle_claims: int = 4500        # a worker retires after checking this many claims ...
-    recycle_mb: float = 115.0         # ... or once its resident memory passes this (MB): a fresh worker
-                                      # peaks near 145 MB in its first chunk and keeps ~120 MB after it,
-                                      # so it retires before a second chunk takes it past 150 MB (docs/scaling.md)
+    recycle_claims: Optional[int] = None  # a worker retires after checking this many claims (default:
+                                      # one chunk: a fresh worker peaks near 125 MB in its first chunk of
+                                      # 1,500 and a second took it to 148-178 MB; docs/scaling.md) ...
+    recycle_mb: float = 115.0         # ... or once its resident memory passes this (MB)
     fmt: str = "jsonl"                # what workers render: text, json, jsonl, csv
     colour: bool = False              # ANSI colour in text output
     with_charges: bool = False        # attach each claim's line charges (for the report)
     spool_dir: Optional[str] = None   # where the spool file goes (default: the temp folder)
     dask: Optional[str] = None        # check chunks on Dask: "local" or "tcp://HOST:PORT" (dask_pool.py)
+
+    def claims_per_worker(self) -> int:
+        """How many claims a worker checks before it retires: ``recycle_claims``, else one chunk."""
+        return max(1, self.recycle_claims if self.recycle_claims is not None else self.chunk_size)
 
     def worker_count(self) -> int:
         """The number of worker processes to use: ``workers``, at most the machine's cores."""
@@ -411,8 +415,9 @@ class _Task(msgspec.Struct, array_like=True):
 
 
 class _Line(msgspec.Struct, array_like=True):
-    """A claim of a JSON Lines file as read, unparsed (``text``), or the errors of a line
-    that could not be read (:func:`pain_asp.inputs.readers.split_json_lines`)."""
+    """A claim of a JSON Lines or JSON file as read, unparsed (``text``; ``line`` 0 for an
+    element of a JSON array), or the errors of a claim that could not be read
+    (:func:`pain_asp.inputs.readers.split_claims`)."""
 
     file: str
     position: int
@@ -510,7 +515,8 @@ def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[Any
       that need them, the position of the claim whose id it repeats and the encoded services
       of its patient's other claims): parse, validate, check, render;
     * ``I``: parse and validate a ``_Line`` frame for the index pass: per claim, None when it
-      is not a claim, else ``(claim id, frequency, patient id, "FILE claim N", services)``,
+      is not a claim, its file's name when it is an element of a JSON array that does not
+      parse on its own, else ``(claim id, frequency, patient id, "FILE claim N", services)``,
       the services encoded, or None when the claim fails a check of the batch's
       (:func:`pain_asp.inputs.records.cross_check`: a diagnosis pointer, the payer).
 
@@ -536,7 +542,7 @@ def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[Any
 
 
 def _line_record(line: _Line) -> Any:
-    """The record of a JSON Lines claim (:func:`pain_asp.inputs.readers.record_from_line`)."""
+    """The record of a JSON Lines or JSON claim (:func:`pain_asp.inputs.readers.record_from_line`)."""
     from ..inputs.readers import record_from_line
     from ..inputs.records import Record
 
@@ -547,12 +553,17 @@ def _line_record(line: _Line) -> Any:
 
 def _index_lines(checker: Any, body: bytes) -> list[Any]:
     from ..history import claim_services
+    from ..inputs.readers import Unsplittable
     from ..inputs.records import cross_check
 
     payers = set(checker.known_payers())
     out: list[Any] = []
     for line in _decoder("lines").decode(body):
-        record = _line_record(line)
+        try:
+            record = _line_record(line)
+        except Unsplittable:  # the command reads the batch itself (_checked_chunks)
+            out.append(line.file)
+            continue
         claim = record.claim
         if claim is None:
             out.append(None)
@@ -864,7 +875,7 @@ def _checked_chunks(files: Iterable[str | Path], checker: Any = None, *,
                     task: Callable[..., list[Any]] = check_task) -> Iterator[list[Checked]]:
     """:func:`iter_checked` a chunk at a time: each list is counted in ``summary`` before it is yielded."""
     from ..engine import Checker
-    from ..inputs.readers import json_lines_only, read_claims, split_json_lines
+    from ..inputs.readers import Unsplittable, read_claims, split_claims, splittable
 
     options = options or BatchOptions()
     if options.fmt not in FORMATS:
@@ -885,13 +896,17 @@ def _checked_chunks(files: Iterable[str | Path], checker: Any = None, *,
 
         store = HistoryStore(history_db, create=False)
     files = list(files)
-    if store is None and not options.with_charges and json_lines_only(files):
-        # JSON Lines: this process only splits the file into lines; workers parse and validate.
-        lines = split_json_lines(files)
-        head = list(itertools.islice(lines, limit + 1))
-        if len(head) > limit:
-            yield from _with_lines(itertools.chain(head, lines), checker, options, progress, summary, task)
-            return
+    if store is None and not options.with_charges and splittable(files):
+        # JSON Lines and JSON arrays: this process only cuts the files into claims; workers
+        # parse and validate them.
+        lines = split_claims(files)
+        try:
+            head = list(itertools.islice(lines, limit + 1))
+            if len(head) > limit:
+                yield from _with_lines(itertools.chain(head, lines), checker, options, progress, summary, task)
+                return
+        except Unsplittable:  # raised before any result (the index pass): read and parsed below
+            pass
         lines.close()  # a small batch: read again below, and checked in this process
     try:
         for record in read_claims(files, checker.known_payers()):
@@ -938,9 +953,9 @@ def _pool(options: BatchOptions, check_options: Any, task: Callable[..., list[An
         from .dask_pool import DaskPool
 
         return DaskPool(options.dask, options.worker_count(), check_options, options.fmt,
-                        options.colour, options.recycle_mb, task)
+                        options.colour, options.claims_per_worker(), options.recycle_mb, task)
     return WorkerPool(options.worker_count(), check_options, options.fmt, options.colour,
-                      options.recycle_claims, options.recycle_mb, task)
+                      options.claims_per_worker(), options.recycle_mb, task)
 
 
 def _in_process(records: list[Any], checker: Any, store: Any, options: BatchOptions,
@@ -1035,7 +1050,7 @@ def _count_workers(summary: BatchSummary, pool: Any) -> None:
 
 def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progress: Progress,
                 summary: BatchSummary, task: Callable[..., list[Any]]) -> Iterator[list[Checked]]:
-    """A large JSON Lines batch: this process splits it into lines, spools them and joins results.
+    """A large JSON Lines or JSON batch: this process cuts it into claims, spools them and joins results.
 
     Index pass: each chunk of lines goes to a worker, which parses and validates it and sends
     back, per claim, its ids and encoded services; they are taken here in input order for the
@@ -1045,6 +1060,9 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
     renders. A chunk whose workers die in the index pass is not sent again: its claims get
     error records, and the batch's other claims do not see them.
     """
+    from ..inputs.readers import Unsplittable
+    from ..inputs.records import Record
+
     chunk_size = max(1, options.chunk_size)
     payers = set(checker.known_payers())
     spool = _Spool(options.spool_dir, chunk_size, False)
@@ -1076,7 +1094,10 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
     def not_checked(frame: bytes, why: str, number: int) -> list[Checked]:
         items = []
         for offset, line in enumerate(_decoder("lines").decode(frame)):
-            record = _validated_line(line, payers, firsts.get(number * chunk_size + offset))
+            try:
+                record = _validated_line(line, payers, firsts.get(number * chunk_size + offset))
+            except Unsplittable:  # never parsed (its chunk's workers died in the index pass)
+                record = Record(line.file, line.position)
             payer = record.claim.payer if record.claim is not None else None
             items.append(_not_checked(record.file, record.position, record.claim_id, payer,
                                       record.errors, why, options.fmt, options.colour))
@@ -1089,6 +1110,8 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
             for offset, reply in enumerate(msgspec.msgpack.decode(blob)):
                 if reply is None:
                     continue
+                if isinstance(reply, str):
+                    raise Unsplittable(reply)
                 claim_id, frequency, patient_id, where, services = reply
                 first = seen.get(claim_id)
                 if first is not None and frequency == ORIGINAL:

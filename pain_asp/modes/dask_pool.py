@@ -5,52 +5,63 @@ indexed as always (:func:`pain_asp.modes.check.iter_checked`; JSON Lines claims 
 validated on the Dask workers in an index pass), so every claim is checked with its history from
 every claim of its patient in the whole batch (and the history store); Dask workers check chunks
 and render each result; results come back in any
-order and are released in input order (one chunk per worker in flight, at most ``2 x workers``
-held). The output is therefore the bytes ``--workers`` writes, whichever worker took which chunk.
+order and are released in input order (two chunks per worker thread in flight, so that the
+scheduler hands a worker its next chunk without waiting for this process; at most
+``2 x workers`` held). The output is therefore the bytes ``--workers`` writes, whichever worker took which chunk.
 
 ``local`` starts a :class:`distributed.LocalCluster` of ``workers`` single-threaded worker
 processes on this machine; ``tcp://HOST:PORT`` uses a running scheduler, whose workers must
 have pain-asp installed and see the same ``--payer-dir``/``--ncci-dir`` paths.
 
-clingo keeps every term a process has seen: a worker whose resident memory passes
-``recycle_mb`` after a chunk is restarted by its nanny (a chunk it held is run again
-elsewhere; results are keyed by chunk, so nothing is written twice).
+clingo keeps every term a process has seen, so a Dask worker does not check a chunk itself:
+it hands the chunk to a checking process of its own, a :class:`~pain_asp.modes.check.WorkerPool`
+of one, which retires at the limits of ``--workers`` and is replaced. Dask worker processes
+are therefore never restarted (a nanny restart could leave the client waiting 120 s for the
+worker to come back) and stay at the size of Dask itself.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Optional
 
 from ..errors import PainAspError
-from ..memory import rss_mb
 from ..processes import start_method
 
-__all__ = ["DaskPool", "check_address", "check_chunk_on_worker"]
+__all__ = ["CONNECT_TIMEOUT_S", "SILENCE_S", "DaskPool", "check_address", "check_chunk_on_worker"]
 
-_CHECKERS: dict[Any, Any] = {}
+CONNECT_TIMEOUT_S = 10.0  # --dask tcp://...: how long to wait for the scheduler to answer
+SILENCE_S = 600.0         # how long to wait for the next chunk (one takes seconds) before giving up
+_POOLS: dict[str, Any] = {}  # per Dask worker process: its checking process (a WorkerPool of one)
+_DAEMONIC = ("the Dask worker is a daemonic process, which cannot start the process that checks its "
+             "chunks: start the Dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
 
 
 def check_chunk_on_worker(task: Callable[..., list[Any]], payload: bytes, options: Any, fmt: str,
-                          colour: bool) -> tuple[bytes, str, float]:
+                          colour: bool, recycle_claims: int,
+                          recycle_mb: float) -> tuple[Optional[bytes], str, tuple[int, int, int]]:
     """Run in a Dask worker: check one chunk with ``task`` (the batch check's
-    :func:`pain_asp.modes.check.check_task`, sent by name).
+    :func:`pain_asp.modes.check.check_task`, sent by name) in this worker's checking process.
 
-    Returns the chunk's items (msgpack), the worker's address and its resident memory (MB) afterwards.
-    One :class:`~pain_asp.engine.Checker` per worker process and options.
+    Returns the chunk's items (msgpack), or None and why when the checking process died on it
+    twice, and how many checking processes started, retired and died meanwhile.
     """
-    import msgspec
-    from distributed import get_worker
+    import multiprocessing
 
-    from ..engine import Checker
+    from .check import WorkerPool
 
-    key = repr(options)
-    if key not in _CHECKERS:
-        _CHECKERS[key] = Checker(options)
-    items = msgspec.msgpack.encode(task(_CHECKERS[key], payload, fmt, colour))
-    # An index-pass chunk (``I``) grounds nothing, so clingo has not grown: no restart for it.
-    return items, get_worker().address, rss_mb() if payload[:1] != b"I" else 0.0
+    if multiprocessing.current_process().daemon:
+        raise PainAspError(_DAEMONIC)
+    key = repr((task, options, fmt, colour, recycle_claims, recycle_mb))
+    pool = _POOLS.get(key)
+    if pool is None:
+        pool = _POOLS[key] = WorkerPool(1, options, fmt, colour, recycle_claims, recycle_mb, task)
+    before = (pool.started, pool.retired, pool.died)
+    failures: list[str] = []
+    [items] = pool.run([(payload, 0)], lambda number, why: failures.append(why) or [])
+    counts = (pool.started - before[0], pool.retired - before[1], pool.died - before[2])
+    return (None, failures[0], counts) if failures else (bytes(items), "", counts)
 
 
 def check_address(address: str) -> None:
@@ -59,8 +70,23 @@ def check_address(address: str) -> None:
         raise PainAspError(f"--dask {address}: expected local or tcp://HOST:PORT")
 
 
-def _client(address: str, workers: int) -> tuple[Any, Any]:
-    """A Dask client (and the LocalCluster it owns, for ``local``)."""
+def _local_config() -> Any:
+    """Dask settings for a LocalCluster's worker processes, in force while it runs.
+
+    They start where they can (pain_asp/processes.py) from a fork server that has imported
+    Dask: in about a second, without the several that spawning a fresh interpreter takes,
+    and without this process's memory, threads (its Dask client runs an event loop in a
+    thread) and open files. They are not daemonic, so they may start their checking process.
+    """
+    import dask
+
+    return dask.config.set({"distributed.worker.multiprocessing-method": start_method(),
+                            "distributed.worker.daemon": False})
+
+
+def _client(address: str, workers: int) -> tuple[Any, Any, Any]:
+    """A Dask client, and for ``local`` the LocalCluster it owns and the settings in force
+    while it runs (:func:`_local_config`; to be left with ``__exit__``)."""
     try:
         import logging
 
@@ -68,140 +94,120 @@ def _client(address: str, workers: int) -> tuple[Any, Any]:
     except ImportError:
         raise PainAspError("--dask needs Dask's distributed scheduler: pip install 'pain-asp[scale]'") from None
     if address == "local":
-        import dask
-
-        # Where it can (pain_asp/processes.py), the worker processes (and their nannies) fork
-        # from a fork server that has imported Dask: they start in about a second, without the
-        # several that spawning a fresh interpreter takes, and without this process's memory,
-        # threads (its Dask client runs an event loop in a thread) and open files.
-        method = start_method()
-        with dask.config.set({"distributed.worker.multiprocessing-method": method}):
-            # On loopback only; the scheduler's HTTP routes on a free port, not 8787 (which
-            # another cluster may hold: a warning on standard error).
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=":0", silence_logs=logging.ERROR)
-        return Client(cluster), cluster
+        # On loopback only; the scheduler's HTTP routes on a free port, not 8787 (which
+        # another cluster may hold: a warning on standard error). Errors of a task come back
+        # through its result; Dask's own log (e.g. a worker's last heartbeat to a scheduler
+        # already stopped at the end) stays off standard error.
+        config = _local_config()  # after distributed's import: its defaults are in the config
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=":0", silence_logs=logging.CRITICAL)
+        return Client(cluster), cluster, config
     check_address(address)
     try:
-        return Client(address, timeout=30), None
+        return Client(address, timeout=CONNECT_TIMEOUT_S), None, None
     except OSError:
-        raise PainAspError(f"--dask {address}: no Dask scheduler answered there") from None
+        raise PainAspError(f"--dask {address}: no Dask scheduler answered there "
+                           f"within {CONNECT_TIMEOUT_S:g} s") from None
 
 
 class DaskPool:
     """Checks chunks on Dask; the interface of :class:`pain_asp.modes.check.WorkerPool`."""
 
     def __init__(self, address: str, workers: int, options: Any, fmt: str, colour: bool,
-                 recycle_mb: float, task: Callable[..., list[Any]]) -> None:
+                 recycle_claims: int, recycle_mb: float, task: Callable[..., list[Any]]) -> None:
         self.address = address
         self.size = max(1, workers)
         self.task = task
-        self._args = (options, fmt, colour)
-        self.recycle_mb = recycle_mb
+        self._args = (options, fmt, colour, max(1, recycle_claims), recycle_mb)
         self._client: Any = None
         self._cluster: Any = None
+        self._config: Any = None
         self.started = 0
         self.retired = 0
         self.died = 0
-        self._recycle: set[str] = set()  # workers past recycle_mb, restarted once idle
-        self._restarter: Any = None       # the thread that restarts them (_restart_idle)
-        self._restarting: Any = None      # the restart under way
 
     def start(self, count: int = 0) -> None:
         """Start the cluster (or connect), e.g. while the batch is still being read."""
-        if self._client is None:
-            self._client, self._cluster = _client(self.address, self.size)
-            self.started = len(self._client.scheduler_info()["workers"])
-            if self._cluster is None:  # a running cluster: as many chunks in flight as it has threads
-                self.size = max(1, sum(w["nthreads"] for w in self._client.scheduler_info()["workers"].values()))
+        if self._client is not None:
+            return
+        self._client, self._cluster, self._config = _client(self.address, self.size)
+        if self._cluster is None:  # a running cluster: as many chunks in flight as it has threads
+            workers = self._client.scheduler_info()["workers"].values()
+            self.size = max(1, sum(w["nthreads"] for w in workers))
 
     def run(self, chunks: Iterable[tuple[bytes, int]],
             on_failure: Callable[[int, str], list[Any]]) -> Iterator[Any]:
         """Check ``(payload, claims)`` chunks; yield each chunk's items (msgpack), in chunk order."""
+        import time
+
         from distributed import as_completed
 
         self.start()
         client = self._client
         run_id = uuid.uuid4().hex
         source = iter(chunks)
-        upcoming = next(source, None)  # one chunk ahead: restart workers only while chunks remain
         numbers: dict[Any, int] = {}
         done: dict[int, Any] = {}
         pending = as_completed()
         next_in = next_out = 0
 
         def submit() -> bool:
-            nonlocal next_in, upcoming
-            if upcoming is None:
+            nonlocal next_in
+            chunk = next(source, None)
+            if chunk is None:
                 return False
-            payload = upcoming[0]
-            upcoming = next(source, None)
-            future = client.submit(check_chunk_on_worker, self.task, payload, *self._args,
+            future = client.submit(check_chunk_on_worker, self.task, chunk[0], *self._args,
                                    key=f"pain-asp-{run_id}-{next_in}", pure=False, retries=1)
             numbers[future.key] = next_in
             next_in += 1
             pending.add(future)
             return True
 
-        while next_in < self.size and submit():
+        while next_in < 2 * self.size and submit():
             pass
-        for future in pending:
+        heard = time.monotonic()
+        while not pending.is_empty():
+            if not pending.has_ready():  # a worker or scheduler that stopped answering must not hang the batch
+                if time.monotonic() - heard > SILENCE_S:
+                    raise PainAspError(f"--dask {self.address}: no chunk came back from the Dask workers "
+                                       f"in {SILENCE_S:g} s; the batch is stopped")
+                time.sleep(0.02)
+                continue
+            future = next(pending)
+            heard = time.monotonic()
             number = numbers.pop(future.key)
-            if future.status == "error":
-                done[number] = self._failed(future, number, on_failure)
-            else:
-                done[number], worker, rss = future.result()
-                if rss >= self.recycle_mb:
-                    self._recycle.add(worker)
+            done[number] = self._result(future, number, on_failure)
             future.release()
-            if upcoming is not None:
-                self._restart_idle()
             while next_out in done:
                 yield done.pop(next_out)
                 next_out += 1
-            while pending.count() < self.size and next_in - next_out < 2 * self.size and submit():
+            while next_in - next_out < 2 * self.size and submit():
                 pass
 
-    def _failed(self, future: Any, number: int, on_failure: Callable[[int, str], list[Any]]) -> bytes:
+    def _result(self, future: Any, number: int, on_failure: Callable[[int, str], list[Any]]) -> bytes:
         import msgspec
         from distributed import KilledWorker
 
-        error = future.exception()
-        if isinstance(error, PainAspError):
-            raise PainAspError(str(error))
-        if isinstance(error, KilledWorker):
-            self.died += 1
-            return msgspec.msgpack.encode(on_failure(number, "the Dask workers checking it stopped"))
-        raise RuntimeError(f"a Dask worker failed: {type(error).__name__}: {error}")
-
-    def _restart_idle(self) -> None:
-        """Restart the workers past their memory limit that hold no chunk (a nanny starts a
-        fresh process; a worker busy with a chunk waits, so no chunk is ever cut short).
-
-        A restart takes seconds on a loaded machine (the new process registers with the
-        scheduler): it runs in a thread of its own, one at a time, while the other workers'
-        chunks go on being submitted and collected here."""
-        if not self._recycle or (self._restarting is not None and not self._restarting.done()):
-            return
-        busy = self._client.processing(workers=list(self._recycle))
-        idle = [w for w in self._recycle if not busy.get(w)]
-        if idle:
-            from concurrent.futures import ThreadPoolExecutor
-
-            if self._restarter is None:
-                self._restarter = ThreadPoolExecutor(1, thread_name_prefix="pain-asp-restart")
-            self._restarting = self._restarter.submit(self._client.restart_workers, idle, raise_for_error=False)
-            self.retired += len(idle)
-            self.started += len(idle)
-            self._recycle.difference_update(idle)
+        if future.status == "error":
+            error = future.exception()
+            if isinstance(error, PainAspError):
+                raise PainAspError(str(error))
+            if isinstance(error, KilledWorker):
+                return msgspec.msgpack.encode(on_failure(number, "the Dask workers checking it stopped"))
+            raise RuntimeError(f"a Dask worker failed: {type(error).__name__}: {error}")
+        items, why, (started, retired, died) = future.result()
+        self.started += started
+        self.retired += retired
+        self.died += died
+        return items if items is not None else msgspec.msgpack.encode(on_failure(number, why))
 
     def close(self) -> None:
-        """Disconnect (after a restart under way); stop the LocalCluster this pool started."""
-        if self._restarter is not None:
-            self._restarter.shutdown(wait=True)
-            self._restarter = self._restarting = None
+        """Disconnect; stop the LocalCluster this pool started (its workers stop their checking processes)."""
         if self._client is not None:
             self._client.close()
             if self._cluster is not None:
                 self._cluster.close()
             self._client = self._cluster = None
+        if self._config is not None:
+            self._config.__exit__(None, None, None)
+            self._config = None
