@@ -953,7 +953,8 @@ def _pool(options: BatchOptions, check_options: Any, task: Callable[..., list[An
         from .dask_pool import DaskPool
 
         return DaskPool(options.dask, options.worker_count(), check_options, options.fmt,
-                        options.colour, options.claims_per_worker(), options.recycle_mb, task)
+                        options.colour, options.claims_per_worker(), options.recycle_mb, task,
+                        WorkerPool)
     return WorkerPool(options.worker_count(), check_options, options.fmt, options.colour,
                       options.claims_per_worker(), options.recycle_mb, task)
 

@@ -38,25 +38,24 @@ _DAEMONIC = ("the Dask worker is a daemonic process, which cannot start the proc
              "chunks: start the Dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
 
 
-def check_chunk_on_worker(task: Callable[..., list[Any]], payload: bytes, options: Any, fmt: str,
-                          colour: bool, recycle_claims: int,
+def check_chunk_on_worker(process_pool: Callable[..., Any], task: Callable[..., list[Any]],
+                          payload: bytes, options: Any, fmt: str, colour: bool, recycle_claims: int,
                           recycle_mb: float) -> tuple[Optional[bytes], str, tuple[int, int, int]]:
     """Run in a Dask worker: check one chunk with ``task`` (the batch check's
-    :func:`pain_asp.modes.check.check_task`, sent by name) in this worker's checking process.
+    :func:`pain_asp.modes.check.check_task`, sent by name) in this worker's checking process,
+    a ``process_pool`` of one (:class:`pain_asp.modes.check.WorkerPool`, sent by name).
 
     Returns the chunk's items (msgpack), or None and why when the checking process died on it
     twice, and how many checking processes started, retired and died meanwhile.
     """
     import multiprocessing
 
-    from .check import WorkerPool
-
     if multiprocessing.current_process().daemon:
         raise PainAspError(_DAEMONIC)
-    key = repr((task, options, fmt, colour, recycle_claims, recycle_mb))
+    key = repr((process_pool, task, options, fmt, colour, recycle_claims, recycle_mb))
     pool = _POOLS.get(key)
     if pool is None:
-        pool = _POOLS[key] = WorkerPool(1, options, fmt, colour, recycle_claims, recycle_mb, task)
+        pool = _POOLS[key] = process_pool(1, options, fmt, colour, recycle_claims, recycle_mb, task)
     before = (pool.started, pool.retired, pool.died)
     failures: list[str] = []
     [items] = pool.run([(payload, 0)], lambda number, why: failures.append(why) or [])
@@ -114,10 +113,12 @@ class DaskPool:
     """Checks chunks on Dask; the interface of :class:`pain_asp.modes.check.WorkerPool`."""
 
     def __init__(self, address: str, workers: int, options: Any, fmt: str, colour: bool,
-                 recycle_claims: int, recycle_mb: float, task: Callable[..., list[Any]]) -> None:
+                 recycle_claims: int, recycle_mb: float, task: Callable[..., list[Any]],
+                 process_pool: Callable[..., Any]) -> None:
         self.address = address
         self.size = max(1, workers)
         self.task = task
+        self.process_pool = process_pool  # each Dask worker's checking process (WorkerPool)
         self._args = (options, fmt, colour, max(1, recycle_claims), recycle_mb)
         self._client: Any = None
         self._cluster: Any = None
@@ -156,7 +157,8 @@ class DaskPool:
             chunk = next(source, None)
             if chunk is None:
                 return False
-            future = client.submit(check_chunk_on_worker, self.task, chunk[0], *self._args,
+            future = client.submit(check_chunk_on_worker, self.process_pool, self.task, chunk[0],
+                                   *self._args,
                                    key=f"pain-asp-{run_id}-{next_in}", pure=False, retries=1)
             numbers[future.key] = next_in
             next_in += 1
