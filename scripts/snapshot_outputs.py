@@ -61,7 +61,7 @@ def main() -> int:
             if "text" not in pair:
                 continue
             args = ["code", pair["text"], "--payer", pair["payer"], "--pos", pair.get("pos", "11"),
-                    "--date", pair.get("date", "2026-03-02"), "-f", "json"]
+                    "--date", str(pair.get("date", "2026-03-02")), "-f", "json"]
             for dx in pair.get("dx", []):
                 args += ["--dx", dx]
             done = subprocess.run([options.pain_asp, *args], capture_output=True, cwd=ROOT)
