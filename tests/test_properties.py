@@ -138,9 +138,9 @@ def _line_key(line: Any) -> tuple[Any, ...]:
                 None if doc.muscles is None else len({muscle_key(m) for m in doc.muscles}))
         if not any(value not in (None, ()) for value in seen):
             seen = ()
-    charge = None if line.charge is None else int(line.charge * 100)
+    # The charge is not part of it: no rule of a check reads charges (only fix weighs them).
     return (line.code, tuple(sorted(set(line.modifiers))), line.units, line.date,
-            tuple(sorted(set(line.dx))), charge, seen)
+            tuple(sorted(set(line.dx))), seen)
 
 
 # Every rule names lines by what they are, not by their position (duplicate-line names every
