@@ -289,11 +289,17 @@ _SAME_SERVICE = {("77003", "77002"), ("20553", "20552"), ("64479", "64480"), ("6
                  ("62320", "62321"), ("62322", "62323"), ("G0260", "27096")}
 # A per-level add-on billed alone for one documented level becomes its first-level code.
 _FIRST_LEVEL = {(addon, first) for first, addon in _SAME_SERVICE if first[:3] == "644" or first[:3] == "646"}
+# CPT 2015: the small, intermediate and major joint injections with recorded ultrasound
+# guidance, for a chart that documents the ultrasound and does not say the images were not kept.
+_WITH_ULTRASOUND = {("20600", "20604"), ("20605", "20606"), ("20610", "20611")}
 
 
 def _same_service(old: Any, new_code: str) -> bool:
     if new_code == old.code or (old.code, new_code) in _SAME_SERVICE or _deleted_pair(old.code, new_code):
         return True
+    if (old.code, new_code) in _WITH_ULTRASOUND:
+        return old.documented is not None and old.documented.imaging == "ultrasound" \
+            and old.documented.images_recorded is not False
     documented = old.documented.segments() if old.documented is not None else []
     # The one documented level of an add-on billed without its primary is the first level,
     # whatever units were billed (the corrected line keeps at most those units, checked above).
