@@ -113,14 +113,16 @@ class Checker:
                                                  self.payers.get(claim.payer), self.data, used.get(n))
         return results
 
-    def facts(self, claims: list[Claim], history: HistoryProvider | None) -> str:
+    def facts(self, claims: list[Claim], history: HistoryProvider | None,
+              more_codes: Iterable[str] = ()) -> str:
         """Every fact a solve over ``claims`` needs: claim K is ``claims[K]``.
 
         Claim facts (with each claim's history), the payer facts of the payers involved, the
-        ICD-10-CM status of their diagnoses, and the NCCI rows touching their codes.
+        ICD-10-CM status of their diagnoses, and the NCCI rows touching their codes and
+        ``more_codes`` (the codes a repair may write).
         """
         parts: list[str] = []
-        codes: set[str] = set()
+        codes: set[str] = set(more_codes)
         diagnoses: set[str] = set()
         for k, claim in enumerate(claims):
             past = history(claim) if history else list(claim.history)

@@ -100,7 +100,7 @@ from ..engine import Checker, CheckOptions, TimedOut, grounded_control, solve_wi
 from ..facts import CLINGO_INT_MAX, charge_cents, claim_money, muscle_count, nerve_facts
 from ..findings import Finding, Result, build_findings, record_header
 from ..inputs.records import Record
-from ..kb import main_file
+from ..kb import code_catalog, main_file
 from ..models import Claim, Documentation, HistoryEntry, as_dict, parse_claim
 from ..terms import Fn, parse_term
 from ..tokens import parse_level
@@ -252,6 +252,9 @@ class Repairer:
             chunk_size=o.check_chunk_size, timeout=o.timeout))
         self.kb = self.checker.kb
         self.rules = self.checker.rules
+        # A code the repair writes (77003 -> 77002, a first-level code for its add-on ...) is
+        # judged with its NCCI rows like a billed one: every catalog code's rows are in a solve.
+        self._writable_codes = sorted(code_catalog(str(self.kb)))
 
     def known_payers(self) -> list[str]:
         """Ids of the payer files available."""
@@ -382,7 +385,7 @@ class Repairer:
                 if finding.severity == "deny":
                     before.extend(f'repair_before_deny({k}, "{finding.rule}", {n}).' for n in finding.lines)
         files = [main_file(self.kb), self.kb / "fix.lp", self.kb / "fix" / "show.lp"]
-        facts = self.checker.facts(claims, history) + "\n" + "\n".join(before)
+        facts = self.checker.facts(claims, history, self._writable_codes) + "\n" + "\n".join(before)
         return grounded_control(files, facts, ["--opt-strategy=usc"], "the repair layer")
 
     def _solve(self, ctl: Any, assumptions: list | None = None) -> tuple[list, bool, dict[int, int]] | None:
