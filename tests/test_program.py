@@ -58,6 +58,32 @@ def test_the_text_is_cached_per_file_contents(small: Path) -> None:
     assert "extra(X) :- p(Anon" in second and "extra" not in first
 
 
+READERS = """
+meta(r1, "a long citation no rule reads").
+meta(r2, "another").
+kept(1). kept(2). counted(5). shown(7). conditional(1). pooled(1;2).
+label(X) :- kept(X).
+n(N) :- N = #count { X : counted(X) }.
+c :- kept(X) : conditional(X).
+#show shown/1. #show label/1. #show n/1. #show c/0.
+"""
+
+
+def test_facts_no_rule_reads_are_left_out_and_the_answer_is_the_same(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fact of a predicate that no rule body, aggregate, condition or #show mentions cannot
+    change the answer: it is not parsed and grounded for every solve. Facts every reader
+    needs stay."""
+    monkeypatch.setenv("PAIN_ASP_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "readers.lp"
+    path.write_text(READERS, encoding="utf-8")
+    text = program_text([path])
+    assert "meta(" not in text
+    for kept in ("kept(1).", "kept(2).", "counted(5).", "shown(7).", "conditional(1).", "pooled("):
+        assert kept in text
+    assert _answer(text) == _answer(READERS) == ["c", "label(1)", "label(2)", "n(1)", "shown(7)"]
+
+
 def test_a_file_that_does_not_parse_raises_with_its_messages(small: Path) -> None:
     small.write_text("p(1 :- .\n", encoding="utf-8")
     messages: list[str] = []
