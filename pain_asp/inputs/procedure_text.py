@@ -179,7 +179,8 @@ _add("concept", "hypogastric", "hypogastric", "superior hypogastric", "superior 
      "hypogastric plexus", "hypogastric plexus block")
 _add("concept", "sympathetic", "sympathetic", "sympathetic block")
 _add("concept", "not_coded", "adhesiolysis", "lysis of adhesions", "racz", "epidural lysis",
-     "pild", "percutaneous decompression", "lumbar decompression")
+     "lysis of epidural adhesions", "epidural adhesions", "pild", "percutaneous decompression",
+     "lumbar decompression", "percutaneous laminotomy", "mild procedure")
 _add("concept", "toxin", "botox", "botulinum", "botulinum toxin", "botulinum toxin a", "onabotulinumtoxina",
      "onabotulinum toxin a", "chemodenervation", "botox injections")
 _add("concept", "other_toxin", "dysport", "abobotulinumtoxina", "xeomin", "incobotulinumtoxina", "myobloc",
