@@ -552,6 +552,9 @@ The code-selection program is ASP in `kb/code/` and reads the same catalog
   indicator is 0 (62320-62323, 20552/20553) never take 50.
 - **KX** on every line of a diagnostic procedure whose family is in the payer's `kx_families`
   (Medicare: transforaminal ESI and facet injections). Purpose not stated: no KX, and a note.
+  KX also on every line of a family in `kx_attestation_families`, where it attests the
+  coverage requirements of the billing article (Medicare: basivertebral nerve ablation, whose
+  bodies and Modic changes the check then judges from the chart).
 - **Imaging guidance** only where the procedure's code does not include it: 77002
   (fluoroscopy), 76942 (ultrasound) or 77012 (CT) for peripheral nerve blocks; 77002 for
   trigger points and major joints (20611 replaces 20610 under ultrasound). One guidance line
