@@ -514,11 +514,12 @@ def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[Any
     * ``L``: the same for JSON Lines claims as read (a ``_Line`` frame and, for the claims
       that need them, the position of the claim whose id it repeats and the encoded services
       of its patient's other claims): parse, validate, check, render;
-    * ``I``: parse and validate a ``_Line`` frame for the index pass: per claim, None when it
-      is not a claim, its file's name when it is an element of a JSON array that does not
-      parse on its own, else ``(claim id, frequency, patient id, "FILE claim N", services)``,
-      the services encoded, or None when the claim fails a check of the batch's
-      (:func:`pain_asp.inputs.records.cross_check`: a diagnosis pointer, the payer).
+    * ``I``: parse and validate a ``_Line`` frame for the index pass (after the batch's salt,
+      16 bytes, and the number of the frame's first claim, 8): one
+      :func:`pain_asp.modes.batch_index.index_row` per claim (none for a line that is not
+      a claim), its services None when the claim fails a check of the batch's
+      (:func:`pain_asp.inputs.records.cross_check`: a diagnosis pointer, the payer); or
+      only the file's name when an element of a JSON array does not parse on its own.
 
     Checked chunks give one :class:`Checked` per claim, in order.
     """
@@ -555,23 +556,23 @@ def _index_lines(checker: Any, body: bytes) -> list[Any]:
     from ..history import claim_services
     from ..inputs.readers import Unsplittable
     from ..inputs.records import cross_check
+    from .batch_index import index_row
 
+    salt, start = body[:16], int.from_bytes(body[16:24], "little")
     payers = set(checker.known_payers())
     out: list[Any] = []
-    for line in _decoder("lines").decode(body):
+    for offset, line in enumerate(_decoder("lines").decode(memoryview(body)[24:])):
         try:
             record = _line_record(line)
         except Unsplittable:  # the command reads the batch itself (_checked_chunks)
-            out.append(line.file)
-            continue
+            return [line.file]
         claim = record.claim
         if claim is None:
-            out.append(None)
             continue
         cross_check(record, payers, {})
         services = _ENCODER.encode(claim_services(claim)) if record.claim is not None else None
-        out.append((claim.claim_id, claim.frequency, claim.patient.id,
-                    f"{line.file} claim {line.position}", services))
+        out.append(index_row(salt, start + offset, claim.claim_id, claim.frequency, claim.patient.id,
+                             f"{line.file} claim {line.position}", services))
     return out
 
 
@@ -1054,8 +1055,9 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
     """A large JSON Lines or JSON batch: this process cuts it into claims, spools them and joins results.
 
     Index pass: each chunk of lines goes to a worker, which parses and validates it and sends
-    back, per claim, its ids and encoded services; they are taken here in input order for the
-    claim-id check (:func:`pain_asp.inputs.records.cross_check`) and the :class:`PatientIndex`.
+    back, per claim, its ids (hashed) and encoded services; they are kept on disk for the
+    claim-id check (:func:`pain_asp.inputs.records.cross_check`) and the patient index
+    (:class:`pain_asp.modes.batch_index.BatchIndex`), so this process does not grow with the batch.
     Check pass: each chunk goes to a worker again, with the claims' earlier uses of their
     claim ids and their patients' other services; the worker parses, validates, checks and
     renders. A chunk whose workers die in the index pass is not sent again: its claims get
@@ -1063,14 +1065,13 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
     """
     from ..inputs.readers import Unsplittable
     from ..inputs.records import Record
+    from .batch_index import BatchIndex
 
     chunk_size = max(1, options.chunk_size)
     payers = set(checker.known_payers())
     spool = _Spool(options.spool_dir, chunk_size, False)
     pool: Any = _pool(options, checker.options, task)
-    index = PatientIndex()
-    seen: dict[str, str] = {}       # claim id -> "FILE claim N" of its latest use
-    firsts: dict[int, str] = {}     # claim number -> where an earlier claim used its id
+    index = BatchIndex()
     lost: dict[int, tuple[str, bytes]] = {}  # chunks the index pass could not read: why, frame
     sent: dict[int, bytes] = {}
 
@@ -1086,7 +1087,7 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
                                                    for e in item.errors]) for item in block])
             progress.reading(spool.count)
             sent[number] = frame
-            yield b"I" + frame, len(block)
+            yield b"I" + index.salt + (number * chunk_size).to_bytes(8, "little") + frame, len(block)
 
     def unread(number: int, why: str) -> list[Any]:
         lost[number] = (why, sent[number])
@@ -1096,7 +1097,7 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
         items = []
         for offset, line in enumerate(_decoder("lines").decode(frame)):
             try:
-                record = _validated_line(line, payers, firsts.get(number * chunk_size + offset))
+                record = _validated_line(line, payers, index.first(number * chunk_size + offset))
             except Unsplittable:  # never parsed (its chunk's workers died in the index pass)
                 record = Record(line.file, line.position)
             payer = record.claim.payer if record.claim is not None else None
@@ -1108,42 +1109,22 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
         pool.start(2)
         for number, blob in enumerate(pool.run(frames(), unread)):
             sent.pop(number)
-            for offset, reply in enumerate(msgspec.msgpack.decode(blob)):
-                if reply is None:
-                    continue
-                if isinstance(reply, str):
-                    raise Unsplittable(reply)
-                claim_id, frequency, patient_id, where, services = reply
-                first = seen.get(claim_id)
-                if first is not None and frequency == ORIGINAL:
-                    firsts[number * chunk_size + offset] = first
-                    continue
-                seen[claim_id] = where
-                if services is not None:
-                    index.add_services(patient_id, claim_id, frequency, services, number * chunk_size + offset)
-        seen.clear()
-        index.freeze()
+            rows = msgspec.msgpack.decode(blob)
+            if rows and isinstance(rows[0], str):
+                raise Unsplittable(rows[0])
+            index.add(rows)
+        index.finish()
         progress.total = spool.count
         chunk_count = -(-spool.count // chunk_size)
         pool.size = max(1, min(pool.size, chunk_count))
         summary.mode, summary.workers = "dask" if options.dask else "workers", pool.size
         order: list[int] = []  # the chunks sent to the workers, by the pool's numbering
 
-        needed = sorted(index.numbers() | firsts.keys())  # the claims sent with extras, in order
-
         def chunks() -> Iterator[tuple[bytes, int]]:
-            cursor = 0
             for number, frame in enumerate(spool.frames()):
                 if number in lost:
                     continue
-                extras = []
-                start = number * chunk_size
-                while cursor < len(needed) and needed[cursor] < start + chunk_size:
-                    claim = needed[cursor]
-                    cursor += 1
-                    key = index.key(claim)
-                    extras.append((claim - start, firsts.get(claim),
-                                   index.others(*key) if key is not None else None))
+                extras = index.extras(number * chunk_size, (number + 1) * chunk_size)
                 sent[number] = frame
                 order.append(number)
                 yield b"L" + _ENCODER.encode((msgspec.Raw(frame), extras)), chunk_size
@@ -1165,6 +1146,7 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
         _count_workers(summary, pool)
         pool.close()
         spool.close()
+        index.close()
         progress.close(summary if summary.claims else None)
 
 
