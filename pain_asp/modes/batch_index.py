@@ -12,14 +12,13 @@ its encoded services.
 
 The answers are those of the command's in-memory check and index before (the same rules as
 :func:`pain_asp.inputs.readers.read_claims` and :class:`pain_asp.modes.check.PatientIndex`):
-
-* an original claim whose claim id an earlier claim of the batch used is a *repeat*: it is
-  told where the latest earlier claim with that id that was not itself a repeat is, and
-  its patient's claims do not see it;
-* every other claim with services enters its patient's claims; a replacement or void takes
-  the place of the patient's earlier claim with its claim id, and a void leaves nothing;
-* a claim whose patient holds two claims or more is sent its patient's other claims (those
-  with another claim id), in input order.
+an original claim whose claim id an earlier claim of the batch used is a *repeat*, told where
+the latest earlier claim with that id that was not itself a repeat is (:meth:`BatchIndex.first`),
+and its patient's claims do not see it. For each chunk of the check pass,
+:meth:`BatchIndex.chunk` gives those repeats and, for the chunk's patients with two claims or
+more, the rows of all their claims in input order: the worker rebuilds each such patient's
+claims from them (a replacement or void takes the place of the claim with its claim id) and
+gives each claim its patient's other claims, so this process does no work per claim.
 """
 
 from __future__ import annotations
@@ -32,12 +31,13 @@ from collections.abc import Iterable
 from operator import itemgetter
 from typing import Any, Optional
 
-from ..models import ORIGINAL, VOID
+from ..models import ORIGINAL
 
-__all__ = ["BatchIndex", "index_row"]
+__all__ = ["BatchIndex", "identity_hash", "index_row"]
 
 
-def _hash(salt: bytes, text: str) -> bytes:
+def identity_hash(salt: bytes, text: str) -> bytes:
+    """A claim id or patient id as the index keeps it: hashed with the batch's salt."""
     return hashlib.blake2b(text.encode("utf-8"), key=salt, digest_size=16).digest()
 
 
@@ -46,7 +46,7 @@ def index_row(salt: bytes, number: int, claim_id: str, frequency: int, patient_i
     """What a worker sends back for claim ``number`` of the batch: its claim id and patient id
     hashed with the batch's ``salt``; ``services`` None when the claim fails a check of the
     batch's (it then takes part in the claim-id check only)."""
-    return number, _hash(salt, claim_id), frequency, _hash(salt, patient_id), place, services
+    return number, identity_hash(salt, claim_id), frequency, identity_hash(salt, patient_id), place, services
 
 
 _SCHEMA = """
@@ -56,28 +56,22 @@ PRAGMA cache_size = -4096;
 CREATE TABLE claim (number INTEGER PRIMARY KEY, id BLOB, frequency INTEGER, patient BLOB,
                     place TEXT, services BLOB);
 CREATE TABLE repeated (number INTEGER PRIMARY KEY, first TEXT);
-CREATE TABLE held (patient BLOB, number INTEGER, id BLOB, services BLOB);
+CREATE TABLE shared (patient BLOB PRIMARY KEY) WITHOUT ROWID;
 """
 
-# The claims each patient holds at the end (the last of each claim id, unless a void), kept
-# only for patients with two or more.
-_HELD = (f"""
-INSERT INTO held
-SELECT c.patient, c.number, c.id, c.services
-FROM (SELECT max(number) AS number FROM claim
-      WHERE services IS NOT NULL AND number NOT IN (SELECT number FROM repeated)
-      GROUP BY patient, id) AS last
-JOIN claim AS c ON c.number = last.number
-WHERE c.frequency != {VOID}""",
-         "DELETE FROM held WHERE patient IN (SELECT patient FROM held GROUP BY patient HAVING count(*) = 1)",
-         "CREATE INDEX held_by_patient ON held (patient, number)")
+# The claims that enter their patient's claims (with services, not repeats), by patient.
+_INDEXED = "CREATE INDEX claim_by_patient ON claim (patient, number) WHERE services IS NOT NULL"
+# The patients with two such claims or more (a void or a replacement may still leave one).
+_SHARED = ("INSERT INTO shared SELECT patient FROM claim INDEXED BY claim_by_patient "
+           "WHERE services IS NOT NULL GROUP BY patient HAVING count(*) > 1")
 
-# For the claims numbered start..stop: the services of their patients' other claims, in order.
-_OTHERS = """
-SELECT c.number, h.services FROM claim AS c JOIN held AS h ON h.patient = c.patient
-WHERE c.number BETWEEN ? AND ? AND c.services IS NOT NULL AND h.id != c.id
-  AND c.number NOT IN (SELECT number FROM repeated)
-ORDER BY c.number, h.number
+# The claims of the shared patients of the claims numbered start..stop, by patient, in input order.
+_PATIENT_ROWS = """
+SELECT patient, id, frequency, services FROM claim INDEXED BY claim_by_patient
+WHERE patient IN (SELECT c.patient FROM claim AS c JOIN shared USING (patient)
+                  WHERE c.number BETWEEN ?1 AND ?2)
+  AND services IS NOT NULL AND number NOT IN (SELECT number FROM repeated)
+ORDER BY patient, number
 """
 
 
@@ -85,7 +79,7 @@ class BatchIndex:
     """The claim-id check and patient index of one batch, in a temporary SQLite database.
 
     :meth:`add` the workers' rows as they come (any order of chunks), :meth:`finish` once
-    all are in, then :meth:`extras` for each chunk of the check pass."""
+    all are in, then :meth:`chunk` for each chunk of the check pass."""
 
     def __init__(self) -> None:
         self.salt = os.urandom(16)
@@ -98,8 +92,9 @@ class BatchIndex:
         self._db.executemany("INSERT INTO claim VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     def finish(self) -> None:
-        """Find the repeated claim ids and each patient's claims (after the last :meth:`add`)."""
+        """Find the repeated claim ids and the patients with several claims (after the last :meth:`add`)."""
         db = self._db
+        db.execute("CREATE INDEX claim_by_id ON claim (id)")
         rows = db.execute("SELECT id, number, frequency, place FROM claim WHERE id IN "
                           "(SELECT id FROM claim GROUP BY id HAVING count(*) > 1) ORDER BY id, number")
         repeats = []
@@ -111,25 +106,22 @@ class BatchIndex:
                 else:
                     latest = place
         db.executemany("INSERT INTO repeated VALUES (?, ?)", repeats)
-        for statement in _HELD:
-            db.execute(statement)
+        db.execute(_INDEXED)
+        db.execute(_SHARED)
 
     def first(self, number: int) -> Optional[str]:
         """Where an earlier claim used the claim id of claim ``number``, when it repeats one."""
         row = self._db.execute("SELECT first FROM repeated WHERE number = ?", (number,)).fetchone()
         return row[0] if row else None
 
-    def extras(self, start: int, stop: int) -> list[tuple[int, Optional[str], Optional[list[bytes]]]]:
-        """For the claims numbered ``start`` to ``stop - 1`` that need them, in order:
-        ``(number - start, where its claim id was used before, its patient's other claims)``."""
+    def chunk(self, start: int, stop: int) -> tuple[list[tuple[int, str]], list[tuple[bytes, bytes, int, bytes]]]:
+        """For the claims numbered ``start`` to ``stop - 1``: the repeats, as ``(number - start,
+        where the claim id was used before)``, and ``(patient, claim id, frequency, services)``
+        of every claim of their patients with several claims, by patient in input order."""
         db = self._db
-        found: dict[int, list[Any]] = {}
-        for number, first in db.execute("SELECT number, first FROM repeated WHERE number BETWEEN ? AND ?",
-                                        (start, stop - 1)):
-            found[number] = [first, None]
-        for number, rows in itertools.groupby(db.execute(_OTHERS, (start, stop - 1)), key=itemgetter(0)):
-            found.setdefault(number, [None, None])[1] = [services for _, services in rows]
-        return [(number - start, first, others) for number, (first, others) in sorted(found.items())]
+        repeats = db.execute("SELECT number - ?1, first FROM repeated WHERE number BETWEEN ?1 AND ?2",
+                             (start, stop - 1)).fetchall()
+        return repeats, db.execute(_PATIENT_ROWS, (start, stop - 1)).fetchall()
 
     def close(self) -> None:
         self._db.close()

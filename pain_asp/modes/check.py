@@ -62,8 +62,10 @@ import os
 import struct
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
@@ -155,12 +157,12 @@ class BatchSummary:
     def add_all(self, items: list[Checked]) -> None:
         """Count checked claims (a chunk's)."""
         statuses = self.statuses
-        for item in items:
-            statuses[item.status] = statuses.get(item.status, 0) + 1
+        for status, count in Counter(map(attrgetter("status"), items)).items():  # no Python per claim
+            statuses[status] = statuses.get(status, 0) + count
         self.claims += len(items)
-        self.findings += sum(item.findings for item in items)
+        self.findings += sum(map(attrgetter("findings"), items))
         self.errors = statuses.get("error", 0)
-        self.worst_rank = min(self.worst_rank, min((item.rank for item in items), default=9))
+        self.worst_rank = min(self.worst_rank, min(map(attrgetter("rank"), items), default=9))
 
     def exit_code(self, fail_on: str) -> int:
         """docs/rules.md: 2 for input errors, 1 for a finding at ``fail_on`` or worse, else 0."""
@@ -274,7 +276,7 @@ def _decoder(name: str) -> Any:
     if name not in _DECODERS:
         types = {"history": list[HistoryEntry], "tasks": list[_Task], "spooled": list[_Spooled],
                  "claim": Claim, "lines": list[_Line],
-                 "line tasks": tuple[msgspec.Raw, list[tuple[int, Optional[str], Optional[list[bytes]]]]],
+                 "line tasks": tuple[msgspec.Raw, list[tuple[int, str]], list[tuple[bytes, bytes, int, bytes]]],
                  "results": tuple[int, msgspec.Raw], "checked": list[Checked]}
         _DECODERS[name] = msgspec.msgpack.Decoder(types[name])
     return _DECODERS[name]
@@ -511,9 +513,10 @@ def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[Any
     """Run one chunk in a worker; the payload's first byte says what to do with the rest.
 
     * ``R``: check validated records (msgpack ``_Task`` list) and render each result;
-    * ``L``: the same for JSON Lines claims as read (a ``_Line`` frame and, for the claims
-      that need them, the position of the claim whose id it repeats and the encoded services
-      of its patient's other claims): parse, validate, check, render;
+    * ``L``: the same for JSON Lines claims as read (after the batch's salt, 16 bytes: a
+      ``_Line`` frame, where an earlier claim used the claim id of those that repeat one, and
+      every claim of the chunk's patients with several claims,
+      :meth:`pain_asp.modes.batch_index.BatchIndex.chunk`): parse, validate, check, render;
     * ``I``: parse and validate a ``_Line`` frame for the index pass (after the batch's salt,
       16 bytes, and the number of the frame's first claim, 8): one
       :func:`pain_asp.modes.batch_index.index_row` per claim (none for a line that is not
@@ -589,16 +592,24 @@ def _validated_line(line: _Line, payers: set[str], first: Optional[str]) -> Any:
 
 
 def _check_lines(checker: Any, body: bytes, fmt: str, colour: bool) -> list[Any]:
-    frame, extras = _decoder("line tasks").decode(body)
-    extra = {offset: (first, others) for offset, first, others in extras}
+    from .batch_index import identity_hash
+
+    salt = body[:16]
+    frame, repeats, rows = _decoder("line tasks").decode(memoryview(body)[16:])
+    firsts = dict(repeats)
+    index = PatientIndex()  # the chunk's patients with several claims, keyed by hashed ids
+    for patient, claim_id, frequency, services in rows:
+        index.add_services(patient, claim_id, frequency, services)
+    index.freeze()
     payers = set(checker.known_payers())
     records = []
     past: dict[int, list[HistoryEntry]] = {}
     for offset, line in enumerate(_decoder("lines").decode(frame)):
-        first, others = extra.get(offset, (None, None))
-        record = _validated_line(line, payers, first)
-        if record.claim is not None:
-            past[id(record.claim)] = merge_history(record.claim, others or ())
+        record = _validated_line(line, payers, firsts.get(offset))
+        claim = record.claim
+        if claim is not None:
+            past[id(claim)] = merge_history(claim, index.others(identity_hash(salt, claim.patient.id),
+                                                                identity_hash(salt, claim.claim_id)))
         records.append(record)
     return _check_records(checker, records, past, fmt, colour)
 
@@ -1124,10 +1135,10 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
             for number, frame in enumerate(spool.frames()):
                 if number in lost:
                     continue
-                extras = index.extras(number * chunk_size, (number + 1) * chunk_size)
+                repeats, rows = index.chunk(number * chunk_size, (number + 1) * chunk_size)
                 sent[number] = frame
                 order.append(number)
-                yield b"L" + _ENCODER.encode((msgspec.Raw(frame), extras)), chunk_size
+                yield b"L" + index.salt + _ENCODER.encode((msgspec.Raw(frame), repeats, rows)), chunk_size
 
         def failed(pool_number: int, why: str) -> list[Checked]:
             number = order[pool_number]
