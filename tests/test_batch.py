@@ -30,6 +30,8 @@ from pain_asp.engine import Checker
 from pain_asp.history import batch_history
 from pain_asp.inputs import readers
 from pain_asp.inputs.readers import read_claims
+from pain_asp.models import ORIGINAL, REPLACEMENT
+from pain_asp.modes.batch_index import BatchIndex, index_row
 from pain_asp.modes.check import (
     BatchOptions,
     BatchSummary,
@@ -262,6 +264,32 @@ def test_the_command_does_not_grow_with_the_batch(tmp_path: Path, checker: Check
             tracemalloc.stop()
         assert claims == count
     assert peaks[1] - peaks[0] < 4_000 * 50, peaks  # under 50 bytes for each claim more
+
+
+def test_the_batch_index_keeps_hashes_not_ids_and_answers_as_the_claim_id_check() -> None:
+    """The command's index on disk holds no claim id or patient id, and finds repeats as
+    read_claims does: an original whose id an earlier claim used is told where the latest
+    earlier claim with that id that is not itself a repeat is (a replacement counts)."""
+    index = BatchIndex()
+    claims = [("A-1", ORIGINAL, "PAT-1"), ("A-1", ORIGINAL, "PAT-1"), ("A-1", REPLACEMENT, "PAT-1"),
+              ("A-1", ORIGINAL, "PAT-2"), ("B-2", ORIGINAL, "PAT-2"), ("C-3", ORIGINAL, "PAT-3")]
+    index.add([index_row(index.salt, n, claim_id, frequency, patient, f"day.jsonl claim {n + 1}", b"S%d" % n)
+               for n, (claim_id, frequency, patient) in enumerate(claims)])
+    index.finish()
+    try:
+        stored = "\n".join(index._db.iterdump())
+        assert not any(text in stored for text in ("A-1", "B-2", "C-3", "PAT-")), "an id is stored"
+        assert [index.first(n) for n in range(6)] == [None, "day.jsonl claim 1", None, "day.jsonl claim 3", None, None]
+        repeats, rows = index.chunk(0, 6)
+        assert repeats == [(1, "day.jsonl claim 1"), (3, "day.jsonl claim 3")]
+        # Every claim of the patients with two claims or more, by patient in input order, the
+        # repeat left out (the worker rebuilds each patient's claims and drops one left with one).
+        by_patient: dict[bytes, list[tuple[int, bytes]]] = {}
+        for patient, _, frequency, services in rows:
+            by_patient.setdefault(patient, []).append((frequency, services))
+        assert sorted(by_patient.values()) == [[(ORIGINAL, b"S0"), (REPLACEMENT, b"S2")], [(ORIGINAL, b"S4")]]
+    finally:
+        index.close()
 
 
 def test_a_dead_worker_is_replaced_and_no_claim_is_lost(tmp_path: Path, checker: Checker) -> None:

@@ -21,11 +21,13 @@ more than a loop over :meth:`pain_asp.engine.Checker.check`:
 
   JSON Lines, the format of large batches, is not parsed here at all (:func:`_with_lines`):
   this process cuts the files into lines and spools those; in the index pass the workers
-  parse and validate each chunk and send back each claim's ids and encoded services, which
-  this process takes in input order for the claim-id check and the index; in the check pass
-  a worker parses the chunk again and checks it. So this process's work per claim is a
-  line read, a few dictionary look-ups and a result written. JSON, YAML and 837P files (and
-  any batch with a history store or charges for the report) are read and validated here.
+  parse and validate each chunk and send back each claim's ids (hashed) and encoded
+  services, which this process keeps on disk for the claim-id check and the patient index
+  (:mod:`pain_asp.modes.batch_index`); in the check pass a worker parses the chunk again,
+  rebuilds the claims of its patients from the rows it is sent, and checks it. So this
+  process's work per claim is a line read, a row written to and read from SQLite and a
+  result written. JSON arrays go the same way; YAML and 837P files (and any batch with a
+  history store or charges for the report) are read and validated here.
 
   Small inputs (up to :attr:`BatchOptions.in_memory_limit` claims) skip the spool and the
   workers: they are read once, checked in this process, as before.
@@ -50,9 +52,10 @@ so the parent only writes strings; :class:`~pain_asp.render.results.ResultWriter
 separators and the summary. Messages between processes are msgpack bytes, never pickles of
 claims.
 
-Memory: the parent holds the patient index (a few hundred bytes a claim, only for patients
-with more than one claim), at most ``2 x workers`` chunks, and no result once written; each
-worker stays under its recycling limit.
+Memory: the parent holds at most ``2 x workers`` chunks and no result once written, and,
+for a batch it reads itself (YAML, 837P, a history store), the patient index (a few hundred
+bytes a claim, only for patients with more than one claim); each worker stays under its
+recycling limit.
 """
 
 from __future__ import annotations
@@ -305,14 +308,13 @@ class PatientIndex:
     Per claim: its id and its services (:func:`pain_asp.history.claim_services`) as msgpack
     bytes, about 200 bytes a claim. :meth:`history` gives a claim exactly what
     :func:`pain_asp.history.batch_history` over the same claims would; :meth:`others` gives
-    the encoded part a worker decodes itself (:func:`merge_history`).
+    the encoded part a worker decodes itself (:func:`merge_history`). A JSON Lines worker
+    keys one by the hashed ids of :mod:`pain_asp.modes.batch_index` (bytes, not text).
     """
 
     def __init__(self) -> None:
-        self._by_patient: dict[str, list[tuple[str, bytes]]] = {}
-        self._replaced: dict[str, set[str]] = {}
-        self._numbered: list[tuple[int, str, str]] = []         # (number, patient, claim id) of numbered claims
-        self._keys: dict[int, tuple[str, str]] = {}             # after freeze: number -> (patient, claim id)
+        self._by_patient: dict[str | bytes, list[tuple[str | bytes, bytes]]] = {}
+        self._replaced: dict[str | bytes, set[str | bytes]] = {}
 
     def add(self, claim: Claim) -> None:
         """Record a valid claim's services (claims are added in input order). A replacement
@@ -323,10 +325,9 @@ class PatientIndex:
         self.add_services(claim.patient.id, claim.claim_id, claim.frequency,
                           _ENCODER.encode(claim_services(claim)))
 
-    def add_services(self, patient_id: str, claim_id: str, frequency: int, services: bytes,
-                     number: Optional[int] = None) -> None:
-        """:meth:`add` for a claim validated elsewhere (a worker), given its encoded services;
-        ``number`` (the claim's place in the batch) makes it one of :meth:`key`'s."""
+    def add_services(self, patient_id: str | bytes, claim_id: str | bytes, frequency: int,
+                     services: bytes) -> None:
+        """:meth:`add` for a claim validated elsewhere (a worker), given its encoded services."""
         held = self._by_patient.get(patient_id)
         if held is None:
             held = self._by_patient[patient_id] = []
@@ -335,30 +336,15 @@ class PatientIndex:
             held[:] = [entry for entry in held if entry[0] != claim_id]
         if frequency != VOID:
             held.append((claim_id, services))
-        if number is not None:
-            self._numbered.append((number, patient_id, claim_id))
 
     def freeze(self) -> None:
         """Drop patients with one claim: their claim sees nothing of the batch but itself."""
         self._by_patient = {k: v for k, v in self._by_patient.items() if len(v) > 1}
-        patients = self._by_patient
-        self._keys = {number: (patient, claim_id) for number, patient, claim_id in self._numbered
-                      if patient in patients}
-        self._numbered = []
-
-    def key(self, number: int) -> Optional[tuple[str, str]]:
-        """The patient and claim id of claim ``number`` (:meth:`add_services`) when the
-        batch gives it history (its patient has other claims), else None."""
-        return self._keys.get(number)
-
-    def numbers(self) -> set[int]:
-        """The numbers of the claims :meth:`key` knows."""
-        return set(self._keys)
 
     def __len__(self) -> int:
         return len(self._by_patient)
 
-    def others(self, patient_id: str, claim_id: str) -> list[bytes]:
+    def others(self, patient_id: str | bytes, claim_id: str | bytes) -> list[bytes]:
         """The encoded services of the patient's other claims, in input order."""
         return [blob for other, blob in self._by_patient.get(patient_id, ()) if other != claim_id]
 
