@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 from pain_asp.bench.generate import generate_claims
 from pain_asp.cli import app
 from pain_asp.engine import Checker
+from pain_asp.errors import PainAspError
 from pain_asp.history import batch_history
 from pain_asp.inputs import readers
 from pain_asp.inputs.readers import read_claims
@@ -290,6 +291,22 @@ def test_the_batch_index_keeps_hashes_not_ids_and_answers_as_the_claim_id_check(
         assert sorted(by_patient.values()) == [[(ORIGINAL, b"S0"), (REPLACEMENT, b"S2")], [(ORIGINAL, b"S4")]]
     finally:
         index.close()
+
+
+def test_a_batch_index_that_cannot_be_written_is_a_clear_error(batch_file: Path, checker: Checker,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full temporary folder (SQLite spills the batch's index there) stops the batch with a
+    user error naming the folder, not a traceback."""
+    import sqlite3
+
+    class Full(sqlite3.Connection):
+        def executemany(self, *args: Any) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *args, **kwargs: connect(*args, factory=Full, **kwargs))
+    with pytest.raises(PainAspError, match="temporary folder .*database or disk is full"):
+        list(iter_checked([batch_file], checker, options=BatchOptions(workers=1, in_memory_limit=0, chunk_size=20)))
 
 
 def test_a_dead_worker_is_replaced_and_no_claim_is_lost(tmp_path: Path, checker: Checker) -> None:

@@ -27,10 +27,12 @@ import hashlib
 import itertools
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any, Optional
 
+from ..errors import PainAspError
 from ..models import ORIGINAL
 
 __all__ = ["BatchIndex", "identity_hash", "index_row"]
@@ -75,6 +77,16 @@ ORDER BY patient, number
 """
 
 
+@contextmanager
+def _written() -> Iterator[None]:
+    """SQLite's errors (a full or unwritable temporary folder) as a user error."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise PainAspError(f"the batch's index could not be kept in the temporary folder "
+                           f"(SQLITE_TMPDIR, TMPDIR or /var/tmp): {exc}") from None
+
+
 class BatchIndex:
     """The claim-id check and patient index of one batch, in a temporary SQLite database.
 
@@ -89,39 +101,43 @@ class BatchIndex:
 
     def add(self, rows: Iterable[Any]) -> None:
         """Keep the :func:`index_row` rows of a chunk."""
-        self._db.executemany("INSERT INTO claim VALUES (?, ?, ?, ?, ?, ?)", rows)
+        with _written():
+            self._db.executemany("INSERT INTO claim VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     def finish(self) -> None:
         """Find the repeated claim ids and the patients with several claims (after the last :meth:`add`)."""
-        db = self._db
-        db.execute("CREATE INDEX claim_by_id ON claim (id)")
-        rows = db.execute("SELECT id, number, frequency, place FROM claim WHERE id IN "
-                          "(SELECT id FROM claim GROUP BY id HAVING count(*) > 1) ORDER BY id, number")
-        repeats = []
-        for _, uses in itertools.groupby(rows, key=itemgetter(0)):
-            latest = None  # where the latest use of the id that is not a repeat is
-            for _, number, frequency, place in uses:
-                if latest is not None and frequency == ORIGINAL:
-                    repeats.append((number, latest))
-                else:
-                    latest = place
-        db.executemany("INSERT INTO repeated VALUES (?, ?)", repeats)
-        db.execute(_INDEXED)
-        db.execute(_SHARED)
+        with _written():
+            db = self._db
+            db.execute("CREATE INDEX claim_by_id ON claim (id)")
+            rows = db.execute("SELECT id, number, frequency, place FROM claim WHERE id IN "
+                              "(SELECT id FROM claim GROUP BY id HAVING count(*) > 1) ORDER BY id, number")
+            repeats = []
+            for _, uses in itertools.groupby(rows, key=itemgetter(0)):
+                latest = None  # where the latest use of the id that is not a repeat is
+                for _, number, frequency, place in uses:
+                    if latest is not None and frequency == ORIGINAL:
+                        repeats.append((number, latest))
+                    else:
+                        latest = place
+            db.executemany("INSERT INTO repeated VALUES (?, ?)", repeats)
+            db.execute(_INDEXED)
+            db.execute(_SHARED)
 
     def first(self, number: int) -> Optional[str]:
         """Where an earlier claim used the claim id of claim ``number``, when it repeats one."""
-        row = self._db.execute("SELECT first FROM repeated WHERE number = ?", (number,)).fetchone()
-        return row[0] if row else None
+        with _written():
+            row = self._db.execute("SELECT first FROM repeated WHERE number = ?", (number,)).fetchone()
+            return row[0] if row else None
 
     def chunk(self, start: int, stop: int) -> tuple[list[tuple[int, str]], list[tuple[bytes, bytes, int, bytes]]]:
         """For the claims numbered ``start`` to ``stop - 1``: the repeats, as ``(number - start,
         where the claim id was used before)``, and ``(patient, claim id, frequency, services)``
         of every claim of their patients with several claims, by patient in input order."""
-        db = self._db
-        repeats = db.execute("SELECT number - ?1, first FROM repeated WHERE number BETWEEN ?1 AND ?2",
-                             (start, stop - 1)).fetchall()
-        return repeats, db.execute(_PATIENT_ROWS, (start, stop - 1)).fetchall()
+        with _written():
+            db = self._db
+            repeats = db.execute("SELECT number - ?1, first FROM repeated WHERE number BETWEEN ?1 AND ?2",
+                                 (start, stop - 1)).fetchall()
+            return repeats, db.execute(_PATIENT_ROWS, (start, stop - 1)).fetchall()
 
     def close(self) -> None:
         self._db.close()
