@@ -13,23 +13,30 @@ import json
 import os
 import tempfile
 import time
+import tracemalloc
 import zlib
 from importlib.util import find_spec
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import pytest
 from typer.testing import CliRunner
 
 from pain_asp.bench.generate import generate_claims
 from pain_asp.cli import app
 from pain_asp.engine import Checker
+from pain_asp.errors import PainAspError
 from pain_asp.history import batch_history
+from pain_asp.inputs import readers
 from pain_asp.inputs.readers import read_claims
+from pain_asp.models import ORIGINAL, REPLACEMENT
+from pain_asp.modes.batch_index import BatchIndex, index_row
 from pain_asp.modes.check import (
     BatchOptions,
     BatchSummary,
+    Checked,
     PatientIndex,
     Progress,
     check_files,
@@ -223,6 +230,83 @@ def _crashing_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list
             flag.write_text("crashed once")
             os._exit(4)
     return check_task(checker, payload, fmt, colour)
+
+
+def _unchecked_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[Any]:
+    """Runs in a worker: the real index pass, and for the check pass a stand-in result per
+    claim (no clingo), so that a test sees the command's own work on a large batch quickly."""
+    if payload[:1] != b"L":
+        return check_task(checker, payload, fmt, colour)
+    lines = msgspec.msgpack.decode(payload[17:])[0]  # after the kind and the batch's salt
+    return [Checked(None, None, "clean", 9, 0, "{}\n") for _ in lines]
+
+
+def test_the_command_does_not_grow_with_the_batch(tmp_path: Path, checker: Checker,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim-id check and the patient index are kept on disk: the command's Python memory
+    at its peak is the same for 2,000 and 6,000 claims (three claims a patient, so every
+    claim is in the patient index). It held about 0.7 KB a claim when they were in memory.
+    The files are read in small blocks, so that where a block ends does not move the peak."""
+    monkeypatch.setattr(readers, "_BLOCK_BYTES", 16_384)
+    template = next(iter(generate_claims(1, 5)))
+    peaks = []
+    for count in (2_000, 6_000):
+        path = tmp_path / f"day-{count}.jsonl"
+        with path.open("w", encoding="utf-8") as out:
+            for n in range(count):
+                out.write(json.dumps(dict(template, claim_id=f"C{n}", patient=dict(template["patient"], id=f"P{n // 3}"))))
+                out.write("\n")
+        options = BatchOptions(workers=2, in_memory_limit=0, chunk_size=500)
+        tracemalloc.start()
+        try:
+            claims = sum(1 for _ in iter_checked([path], checker, options=options, task=_unchecked_task))
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert claims == count
+    assert peaks[1] - peaks[0] < 4_000 * 150, peaks  # under 150 bytes for each claim more (it was 465)
+
+
+def test_the_batch_index_keeps_hashes_not_ids_and_answers_as_the_claim_id_check() -> None:
+    """The command's index on disk holds no claim id or patient id, and finds repeats as
+    read_claims does: an original whose id an earlier claim used is told where the latest
+    earlier claim with that id that is not itself a repeat is (a replacement counts)."""
+    index = BatchIndex()
+    claims = [("A-1", ORIGINAL, "PAT-1"), ("A-1", ORIGINAL, "PAT-1"), ("A-1", REPLACEMENT, "PAT-1"),
+              ("A-1", ORIGINAL, "PAT-2"), ("B-2", ORIGINAL, "PAT-2"), ("C-3", ORIGINAL, "PAT-3")]
+    index.add([index_row(index.salt, n, claim_id, frequency, patient, f"day.jsonl claim {n + 1}", b"S%d" % n)
+               for n, (claim_id, frequency, patient) in enumerate(claims)])
+    index.finish()
+    try:
+        stored = "\n".join(index._db.iterdump())
+        assert not any(text in stored for text in ("A-1", "B-2", "C-3", "PAT-")), "an id is stored"
+        assert [index.first(n) for n in range(6)] == [None, "day.jsonl claim 1", None, "day.jsonl claim 3", None, None]
+        repeats, rows = index.chunk(0, 6)
+        assert repeats == [(1, "day.jsonl claim 1"), (3, "day.jsonl claim 3")]
+        # Every claim of the patients with two claims or more, by patient in input order, the
+        # repeat left out (the worker rebuilds each patient's claims and drops one left with one).
+        by_patient: dict[bytes, list[tuple[int, bytes]]] = {}
+        for patient, _, frequency, services in rows:
+            by_patient.setdefault(patient, []).append((frequency, services))
+        assert sorted(by_patient.values()) == [[(ORIGINAL, b"S0"), (REPLACEMENT, b"S2")], [(ORIGINAL, b"S4")]]
+    finally:
+        index.close()
+
+
+def test_a_batch_index_that_cannot_be_written_is_a_clear_error(batch_file: Path, checker: Checker,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full temporary folder (SQLite spills the batch's index there) stops the batch with a
+    user error naming the folder, not a traceback."""
+    import sqlite3
+
+    class Full(sqlite3.Connection):
+        def executemany(self, *args: Any) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *args, **kwargs: connect(*args, factory=Full, **kwargs))
+    with pytest.raises(PainAspError, match="temporary folder .*database or disk is full"):
+        list(iter_checked([batch_file], checker, options=BatchOptions(workers=1, in_memory_limit=0, chunk_size=20)))
 
 
 def test_a_dead_worker_is_replaced_and_no_claim_is_lost(tmp_path: Path, checker: Checker) -> None:

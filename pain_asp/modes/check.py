@@ -21,11 +21,13 @@ more than a loop over :meth:`pain_asp.engine.Checker.check`:
 
   JSON Lines, the format of large batches, is not parsed here at all (:func:`_with_lines`):
   this process cuts the files into lines and spools those; in the index pass the workers
-  parse and validate each chunk and send back each claim's ids and encoded services, which
-  this process takes in input order for the claim-id check and the index; in the check pass
-  a worker parses the chunk again and checks it. So this process's work per claim is a
-  line read, a few dictionary look-ups and a result written. JSON, YAML and 837P files (and
-  any batch with a history store or charges for the report) are read and validated here.
+  parse and validate each chunk and send back each claim's ids (hashed) and encoded
+  services, which this process keeps on disk for the claim-id check and the patient index
+  (:mod:`pain_asp.modes.batch_index`); in the check pass a worker parses the chunk again,
+  rebuilds the claims of its patients from the rows it is sent, and checks it. So this
+  process's work per claim is a line read, a row written to and read from SQLite and a
+  result written. JSON arrays go the same way; YAML and 837P files (and any batch with a
+  history store or charges for the report) are read and validated here.
 
   Small inputs (up to :attr:`BatchOptions.in_memory_limit` claims) skip the spool and the
   workers: they are read once, checked in this process, as before.
@@ -50,9 +52,10 @@ so the parent only writes strings; :class:`~pain_asp.render.results.ResultWriter
 separators and the summary. Messages between processes are msgpack bytes, never pickles of
 claims.
 
-Memory: the parent holds the patient index (a few hundred bytes a claim, only for patients
-with more than one claim), at most ``2 x workers`` chunks, and no result once written; each
-worker stays under its recycling limit.
+Memory: the parent holds at most ``2 x workers`` chunks and no result once written, and,
+for a batch it reads itself (YAML, 837P, a history store), the patient index (a few hundred
+bytes a claim, only for patients with more than one claim); each worker stays under its
+recycling limit.
 """
 
 from __future__ import annotations
@@ -62,8 +65,10 @@ import os
 import struct
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
@@ -155,12 +160,12 @@ class BatchSummary:
     def add_all(self, items: list[Checked]) -> None:
         """Count checked claims (a chunk's)."""
         statuses = self.statuses
-        for item in items:
-            statuses[item.status] = statuses.get(item.status, 0) + 1
+        for status, count in Counter(map(attrgetter("status"), items)).items():  # no Python per claim
+            statuses[status] = statuses.get(status, 0) + count
         self.claims += len(items)
-        self.findings += sum(item.findings for item in items)
+        self.findings += sum(map(attrgetter("findings"), items))
         self.errors = statuses.get("error", 0)
-        self.worst_rank = min(self.worst_rank, min((item.rank for item in items), default=9))
+        self.worst_rank = min(self.worst_rank, min(map(attrgetter("rank"), items), default=9))
 
     def exit_code(self, fail_on: str) -> int:
         """docs/rules.md: 2 for input errors, 1 for a finding at ``fail_on`` or worse, else 0."""
@@ -274,7 +279,7 @@ def _decoder(name: str) -> Any:
     if name not in _DECODERS:
         types = {"history": list[HistoryEntry], "tasks": list[_Task], "spooled": list[_Spooled],
                  "claim": Claim, "lines": list[_Line],
-                 "line tasks": tuple[msgspec.Raw, list[tuple[int, Optional[str], Optional[list[bytes]]]]],
+                 "line tasks": tuple[msgspec.Raw, list[tuple[int, str]], list[tuple[bytes, bytes, int, bytes]]],
                  "results": tuple[int, msgspec.Raw], "checked": list[Checked]}
         _DECODERS[name] = msgspec.msgpack.Decoder(types[name])
     return _DECODERS[name]
@@ -303,14 +308,13 @@ class PatientIndex:
     Per claim: its id and its services (:func:`pain_asp.history.claim_services`) as msgpack
     bytes, about 200 bytes a claim. :meth:`history` gives a claim exactly what
     :func:`pain_asp.history.batch_history` over the same claims would; :meth:`others` gives
-    the encoded part a worker decodes itself (:func:`merge_history`).
+    the encoded part a worker decodes itself (:func:`merge_history`). A JSON Lines worker
+    keys one by the hashed ids of :mod:`pain_asp.modes.batch_index` (bytes, not text).
     """
 
     def __init__(self) -> None:
-        self._by_patient: dict[str, list[tuple[str, bytes]]] = {}
-        self._replaced: dict[str, set[str]] = {}
-        self._numbered: list[tuple[int, str, str]] = []         # (number, patient, claim id) of numbered claims
-        self._keys: dict[int, tuple[str, str]] = {}             # after freeze: number -> (patient, claim id)
+        self._by_patient: dict[str | bytes, list[tuple[str | bytes, bytes]]] = {}
+        self._replaced: dict[str | bytes, set[str | bytes]] = {}
 
     def add(self, claim: Claim) -> None:
         """Record a valid claim's services (claims are added in input order). A replacement
@@ -321,10 +325,9 @@ class PatientIndex:
         self.add_services(claim.patient.id, claim.claim_id, claim.frequency,
                           _ENCODER.encode(claim_services(claim)))
 
-    def add_services(self, patient_id: str, claim_id: str, frequency: int, services: bytes,
-                     number: Optional[int] = None) -> None:
-        """:meth:`add` for a claim validated elsewhere (a worker), given its encoded services;
-        ``number`` (the claim's place in the batch) makes it one of :meth:`key`'s."""
+    def add_services(self, patient_id: str | bytes, claim_id: str | bytes, frequency: int,
+                     services: bytes) -> None:
+        """:meth:`add` for a claim validated elsewhere (a worker), given its encoded services."""
         held = self._by_patient.get(patient_id)
         if held is None:
             held = self._by_patient[patient_id] = []
@@ -333,30 +336,15 @@ class PatientIndex:
             held[:] = [entry for entry in held if entry[0] != claim_id]
         if frequency != VOID:
             held.append((claim_id, services))
-        if number is not None:
-            self._numbered.append((number, patient_id, claim_id))
 
     def freeze(self) -> None:
         """Drop patients with one claim: their claim sees nothing of the batch but itself."""
         self._by_patient = {k: v for k, v in self._by_patient.items() if len(v) > 1}
-        patients = self._by_patient
-        self._keys = {number: (patient, claim_id) for number, patient, claim_id in self._numbered
-                      if patient in patients}
-        self._numbered = []
-
-    def key(self, number: int) -> Optional[tuple[str, str]]:
-        """The patient and claim id of claim ``number`` (:meth:`add_services`) when the
-        batch gives it history (its patient has other claims), else None."""
-        return self._keys.get(number)
-
-    def numbers(self) -> set[int]:
-        """The numbers of the claims :meth:`key` knows."""
-        return set(self._keys)
 
     def __len__(self) -> int:
         return len(self._by_patient)
 
-    def others(self, patient_id: str, claim_id: str) -> list[bytes]:
+    def others(self, patient_id: str | bytes, claim_id: str | bytes) -> list[bytes]:
         """The encoded services of the patient's other claims, in input order."""
         return [blob for other, blob in self._by_patient.get(patient_id, ()) if other != claim_id]
 
@@ -511,14 +499,16 @@ def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[Any
     """Run one chunk in a worker; the payload's first byte says what to do with the rest.
 
     * ``R``: check validated records (msgpack ``_Task`` list) and render each result;
-    * ``L``: the same for JSON Lines claims as read (a ``_Line`` frame and, for the claims
-      that need them, the position of the claim whose id it repeats and the encoded services
-      of its patient's other claims): parse, validate, check, render;
-    * ``I``: parse and validate a ``_Line`` frame for the index pass: per claim, None when it
-      is not a claim, its file's name when it is an element of a JSON array that does not
-      parse on its own, else ``(claim id, frequency, patient id, "FILE claim N", services)``,
-      the services encoded, or None when the claim fails a check of the batch's
-      (:func:`pain_asp.inputs.records.cross_check`: a diagnosis pointer, the payer).
+    * ``L``: the same for JSON Lines claims as read (after the batch's salt, 16 bytes: a
+      ``_Line`` frame, where an earlier claim used the claim id of those that repeat one, and
+      every claim of the chunk's patients with several claims,
+      :meth:`pain_asp.modes.batch_index.BatchIndex.chunk`): parse, validate, check, render;
+    * ``I``: parse and validate a ``_Line`` frame for the index pass (after the batch's salt,
+      16 bytes, and the number of the frame's first claim, 8): one
+      :func:`pain_asp.modes.batch_index.index_row` per claim (none for a line that is not
+      a claim), its services None when the claim fails a check of the batch's
+      (:func:`pain_asp.inputs.records.cross_check`: a diagnosis pointer, the payer); or
+      only the file's name when an element of a JSON array does not parse on its own.
 
     Checked chunks give one :class:`Checked` per claim, in order.
     """
@@ -555,23 +545,23 @@ def _index_lines(checker: Any, body: bytes) -> list[Any]:
     from ..history import claim_services
     from ..inputs.readers import Unsplittable
     from ..inputs.records import cross_check
+    from .batch_index import index_row
 
+    salt, start = body[:16], int.from_bytes(body[16:24], "little")
     payers = set(checker.known_payers())
     out: list[Any] = []
-    for line in _decoder("lines").decode(body):
+    for offset, line in enumerate(_decoder("lines").decode(memoryview(body)[24:])):
         try:
             record = _line_record(line)
         except Unsplittable:  # the command reads the batch itself (_checked_chunks)
-            out.append(line.file)
-            continue
+            return [line.file]
         claim = record.claim
         if claim is None:
-            out.append(None)
             continue
         cross_check(record, payers, {})
         services = _ENCODER.encode(claim_services(claim)) if record.claim is not None else None
-        out.append((claim.claim_id, claim.frequency, claim.patient.id,
-                    f"{line.file} claim {line.position}", services))
+        out.append(index_row(salt, start + offset, claim.claim_id, claim.frequency, claim.patient.id,
+                             f"{line.file} claim {line.position}", services))
     return out
 
 
@@ -588,16 +578,24 @@ def _validated_line(line: _Line, payers: set[str], first: Optional[str]) -> Any:
 
 
 def _check_lines(checker: Any, body: bytes, fmt: str, colour: bool) -> list[Any]:
-    frame, extras = _decoder("line tasks").decode(body)
-    extra = {offset: (first, others) for offset, first, others in extras}
+    from .batch_index import identity_hash
+
+    salt = body[:16]
+    frame, repeats, rows = _decoder("line tasks").decode(memoryview(body)[16:])
+    firsts = dict(repeats)
+    index = PatientIndex()  # the chunk's patients with several claims, keyed by hashed ids
+    for patient, claim_id, frequency, services in rows:
+        index.add_services(patient, claim_id, frequency, services)
+    index.freeze()
     payers = set(checker.known_payers())
     records = []
     past: dict[int, list[HistoryEntry]] = {}
     for offset, line in enumerate(_decoder("lines").decode(frame)):
-        first, others = extra.get(offset, (None, None))
-        record = _validated_line(line, payers, first)
-        if record.claim is not None:
-            past[id(record.claim)] = merge_history(record.claim, others or ())
+        record = _validated_line(line, payers, firsts.get(offset))
+        claim = record.claim
+        if claim is not None:
+            past[id(claim)] = merge_history(claim, index.others(identity_hash(salt, claim.patient.id),
+                                                                identity_hash(salt, claim.claim_id)))
         records.append(record)
     return _check_records(checker, records, past, fmt, colour)
 
@@ -1054,8 +1052,9 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
     """A large JSON Lines or JSON batch: this process cuts it into claims, spools them and joins results.
 
     Index pass: each chunk of lines goes to a worker, which parses and validates it and sends
-    back, per claim, its ids and encoded services; they are taken here in input order for the
-    claim-id check (:func:`pain_asp.inputs.records.cross_check`) and the :class:`PatientIndex`.
+    back, per claim, its ids (hashed) and encoded services; they are kept on disk for the
+    claim-id check (:func:`pain_asp.inputs.records.cross_check`) and the patient index
+    (:class:`pain_asp.modes.batch_index.BatchIndex`), so this process does not grow with the batch.
     Check pass: each chunk goes to a worker again, with the claims' earlier uses of their
     claim ids and their patients' other services; the worker parses, validates, checks and
     renders. A chunk whose workers die in the index pass is not sent again: its claims get
@@ -1063,14 +1062,13 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
     """
     from ..inputs.readers import Unsplittable
     from ..inputs.records import Record
+    from .batch_index import BatchIndex
 
     chunk_size = max(1, options.chunk_size)
     payers = set(checker.known_payers())
     spool = _Spool(options.spool_dir, chunk_size, False)
     pool: Any = _pool(options, checker.options, task)
-    index = PatientIndex()
-    seen: dict[str, str] = {}       # claim id -> "FILE claim N" of its latest use
-    firsts: dict[int, str] = {}     # claim number -> where an earlier claim used its id
+    index = BatchIndex()
     lost: dict[int, tuple[str, bytes]] = {}  # chunks the index pass could not read: why, frame
     sent: dict[int, bytes] = {}
 
@@ -1086,7 +1084,7 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
                                                    for e in item.errors]) for item in block])
             progress.reading(spool.count)
             sent[number] = frame
-            yield b"I" + frame, len(block)
+            yield b"I" + index.salt + (number * chunk_size).to_bytes(8, "little") + frame, len(block)
 
     def unread(number: int, why: str) -> list[Any]:
         lost[number] = (why, sent[number])
@@ -1096,7 +1094,7 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
         items = []
         for offset, line in enumerate(_decoder("lines").decode(frame)):
             try:
-                record = _validated_line(line, payers, firsts.get(number * chunk_size + offset))
+                record = _validated_line(line, payers, index.first(number * chunk_size + offset))
             except Unsplittable:  # never parsed (its chunk's workers died in the index pass)
                 record = Record(line.file, line.position)
             payer = record.claim.payer if record.claim is not None else None
@@ -1108,45 +1106,25 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
         pool.start(2)
         for number, blob in enumerate(pool.run(frames(), unread)):
             sent.pop(number)
-            for offset, reply in enumerate(msgspec.msgpack.decode(blob)):
-                if reply is None:
-                    continue
-                if isinstance(reply, str):
-                    raise Unsplittable(reply)
-                claim_id, frequency, patient_id, where, services = reply
-                first = seen.get(claim_id)
-                if first is not None and frequency == ORIGINAL:
-                    firsts[number * chunk_size + offset] = first
-                    continue
-                seen[claim_id] = where
-                if services is not None:
-                    index.add_services(patient_id, claim_id, frequency, services, number * chunk_size + offset)
-        seen.clear()
-        index.freeze()
+            rows = msgspec.msgpack.decode(blob)
+            if rows and isinstance(rows[0], str):
+                raise Unsplittable(rows[0])
+            index.add(rows)
+        index.finish()
         progress.total = spool.count
         chunk_count = -(-spool.count // chunk_size)
         pool.size = max(1, min(pool.size, chunk_count))
         summary.mode, summary.workers = "dask" if options.dask else "workers", pool.size
         order: list[int] = []  # the chunks sent to the workers, by the pool's numbering
 
-        needed = sorted(index.numbers() | firsts.keys())  # the claims sent with extras, in order
-
         def chunks() -> Iterator[tuple[bytes, int]]:
-            cursor = 0
             for number, frame in enumerate(spool.frames()):
                 if number in lost:
                     continue
-                extras = []
-                start = number * chunk_size
-                while cursor < len(needed) and needed[cursor] < start + chunk_size:
-                    claim = needed[cursor]
-                    cursor += 1
-                    key = index.key(claim)
-                    extras.append((claim - start, firsts.get(claim),
-                                   index.others(*key) if key is not None else None))
+                repeats, rows = index.chunk(number * chunk_size, (number + 1) * chunk_size)
                 sent[number] = frame
                 order.append(number)
-                yield b"L" + _ENCODER.encode((msgspec.Raw(frame), extras)), chunk_size
+                yield b"L" + index.salt + _ENCODER.encode((msgspec.Raw(frame), repeats, rows)), chunk_size
 
         def failed(pool_number: int, why: str) -> list[Checked]:
             number = order[pool_number]
@@ -1165,6 +1143,7 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
         _count_workers(summary, pool)
         pool.close()
         spool.close()
+        index.close()
         progress.close(summary if summary.claims else None)
 
 

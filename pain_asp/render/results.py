@@ -15,6 +15,8 @@ import csv
 import io
 import json
 import unicodedata
+from collections import Counter
+from operator import attrgetter
 from typing import Any, TextIO
 
 from ..errors import PainAspError
@@ -175,15 +177,15 @@ class ResultWriter:
         if not items:
             return
         self.begin()
-        texts = [item.text for item in items]
+        texts = map(attrgetter("text"), items)  # no Python per result
         if self.fmt == "json":
             self.out.write(("," if self.count else "") + "\n  " + ",\n  ".join(texts))
         else:
             self.out.write("".join(texts))
         self.count += len(items)
         statuses = self.statuses
-        for item in items:
-            statuses[item.status] = statuses.get(item.status, 0) + 1
+        for status, count in Counter(map(attrgetter("status"), items)).items():
+            statuses[status] = statuses.get(status, 0) + count
 
     def end(self) -> None:
         """Write what comes after the last result (the JSON bracket, the text summary)."""
