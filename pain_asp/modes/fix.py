@@ -836,6 +836,11 @@ def _charge(term: Fn | None, claim: Claim) -> int | None:
 _CHART_ORDER = [name for name in Documentation.__struct_fields__ if name not in ("side", "levels")] + ["side", "levels"]
 
 
+# Chart fields the claim format writes as true/false; the view has them as yes/no
+# (pain_asp/facts.py).
+_CHART_FLAGS = frozenset({"images_recorded"})
+
+
 def _merged_chart(claim: Claim, line: int, partner: int, atoms: list[Fn]) -> dict[str, Any] | None:
     """The documentation of merged line ``line`` as the view has it (``atoms``), written with
     the chart's own words (levels, nerves, muscles) taken from the two billed lines: the
@@ -855,6 +860,8 @@ def _merged_chart(claim: Claim, line: int, partner: int, atoms: list[Fn]) -> dic
                 nerve_count = value
             elif field_name == "relief_months":
                 values["relief_duration_months"] = value
+            elif field_name in _CHART_FLAGS:
+                values[field_name] = value.name == "yes"
             else:
                 values[field_name] = value.name
         elif atom.name == "line_relief":
