@@ -94,7 +94,9 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Optional
+
+import msgspec
 
 from ..engine import Checker, CheckOptions, TimedOut, grounded_control, solve_within
 from ..facts import CLINGO_INT_MAX, charge_cents, claim_money, muscle_count, nerve_facts
@@ -836,9 +838,8 @@ def _charge(term: Fn | None, claim: Claim) -> int | None:
 _CHART_ORDER = [name for name in Documentation.__struct_fields__ if name not in ("side", "levels")] + ["side", "levels"]
 
 
-# Chart fields the claim format writes as true/false; the view has them as yes/no
-# (pain_asp/facts.py).
-_CHART_FLAGS = frozenset({"images_recorded"})
+# Chart fields the claim format writes as true/false (the view has them as yes/no).
+_CHART_FLAGS = frozenset(f.name for f in msgspec.structs.fields(Documentation) if f.type == Optional[bool])
 
 
 def _merged_chart(claim: Claim, line: int, partner: int, atoms: list[Fn]) -> dict[str, Any] | None:
