@@ -29,6 +29,11 @@ __all__ = ["Checker", "CheckOptions", "TimedOut", "grounded_control", "solve_wit
 
 HistoryProvider = Callable[[Claim], list[HistoryEntry]]
 
+# A solve also ends when its claims' histories reach this many entries: each claim of a
+# patient with many claims in a batch carries the others' services, so a chunk of them would
+# hold their square (docs/scaling.md, "A patient with many claims"). A usual chunk holds far fewer.
+HISTORY_PER_SOLVE = 10_000
+
 
 @dataclass
 class CheckOptions:
@@ -67,15 +72,28 @@ class Checker:
         return self.payers.ids()
 
     def check(self, records: Iterable[Record], history: HistoryProvider | None = None) -> Iterator[Result]:
-        """Yield one result per record, in input order."""
+        """Yield one result per record, in input order. Records are solved together up to
+        ``chunk_size`` of them and :data:`HISTORY_PER_SOLVE` history entries (a claim whose
+        history alone holds more is solved alone); each claim's history is asked for once,
+        when the claim joins a solve."""
         chunk: list[Record] = []
+        past: dict[int, list[HistoryEntry]] = {}
+        entries = 0
         for record in records:
+            claim = record.claim
+            own = [] if claim is None else history(claim) if history else list(claim.history)
+            if chunk and entries + len(own) > HISTORY_PER_SOLVE:
+                yield from self._check_chunk(chunk, lambda claim: past[id(claim)])
+                chunk, past, entries = [], {}, 0
             chunk.append(record)
+            if claim is not None:
+                past[id(claim)] = own
+                entries += len(own)
             if len(chunk) >= self.options.chunk_size:
-                yield from self._check_chunk(chunk, history)
-                chunk = []
+                yield from self._check_chunk(chunk, lambda claim: past[id(claim)])
+                chunk, past, entries = [], {}, 0
         if chunk:
-            yield from self._check_chunk(chunk, history)
+            yield from self._check_chunk(chunk, lambda claim: past[id(claim)])
 
     def check_claim(self, claim: Claim, file: str = "<claim>") -> Result:
         """Check one validated claim."""

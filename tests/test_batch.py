@@ -559,6 +559,37 @@ def test_837p_files_stream_through_the_same_path(checker: Checker) -> None:
     assert text == _reference(files, "jsonl", checker)
 
 
+def _one_patient(tmp_path: Path, n: int) -> Path:
+    """A JSON Lines file of ``n`` generated claims (with their own history), all of one patient."""
+    claims = list(generate_claims(n, 31))
+    for claim in claims:
+        claim["patient"] = claims[0]["patient"]
+    path = tmp_path / "one_patient.jsonl"
+    path.write_text("\n".join(json.dumps(c) for c in claims) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_solve_holds_a_bounded_history(tmp_path: Path, checker: Checker,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A patient with many claims in a batch: every claim carries the others' services, so a
+    solve of the whole chunk would hold their square. A chunk is solved in parts of at most
+    HISTORY_PER_SOLVE history entries (one claim alone may hold more), with the same results."""
+    path = _one_patient(tmp_path, 12)
+    expected = _reference([path], "jsonl", checker)
+    solved: list[list[int]] = []
+    solve = Checker._solve
+
+    def recording(self: Checker, claims: list[Any], history: Any) -> Any:
+        solved.append([len(history(claim)) for claim in claims])
+        return solve(self, claims, history)
+
+    monkeypatch.setattr(Checker, "_solve", recording)
+    monkeypatch.setattr("pain_asp.engine.HISTORY_PER_SOLVE", 30, raising=False)
+    assert _reference([path], "jsonl", checker) == expected
+    assert sum(len(sizes) for sizes in solved) == 12 and sum(map(sum, solved)) > 30 and len(solved) > 1
+    assert all(sum(sizes) <= 30 or len(sizes) == 1 for sizes in solved)
+
+
 def test_amdahl_efficiency_of_the_parent_share() -> None:
     from pain_asp.bench.batch import amdahl_efficiency
 

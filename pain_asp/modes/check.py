@@ -60,6 +60,7 @@ recycling limit.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import struct
@@ -520,14 +521,14 @@ def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[Any
     from ..inputs.records import Record
 
     records = []
-    past: dict[int, list[HistoryEntry]] = {}
+    past: dict[int, Callable[[], list[HistoryEntry]]] = {}
     for task in _decoder("tasks").decode(body):
         errors = [InputError(*e) for e in task.errors]
         records.append(Record(task.file, task.position, claim=task.claim, errors=errors,
                               claim_id=task.claim_id))
         if task.claim is not None:
-            past[id(task.claim)] = task.history if task.history is not None \
-                else merge_history(task.claim, task.others or ())
+            past[id(task.claim)] = functools.partial(list, task.history) if task.history is not None \
+                else functools.partial(merge_history, task.claim, task.others or ())
     return _check_records(checker, records, past, fmt, colour)
 
 
@@ -589,21 +590,28 @@ def _check_lines(checker: Any, body: bytes, fmt: str, colour: bool) -> list[Any]
     index.freeze()
     payers = set(checker.known_payers())
     records = []
-    past: dict[int, list[HistoryEntry]] = {}
+    past: dict[int, Callable[[], list[HistoryEntry]]] = {}
     for offset, line in enumerate(_decoder("lines").decode(frame)):
         record = _validated_line(line, payers, firsts.get(offset))
         claim = record.claim
         if claim is not None:
-            past[id(claim)] = merge_history(claim, index.others(identity_hash(salt, claim.patient.id),
-                                                                identity_hash(salt, claim.claim_id)))
+            past[id(claim)] = functools.partial(_merged_others, index, claim, identity_hash(salt, claim.patient.id),
+                                                identity_hash(salt, claim.claim_id))
         records.append(record)
     return _check_records(checker, records, past, fmt, colour)
 
 
-def _check_records(checker: Any, records: list[Any], past: dict[int, list[HistoryEntry]],
+def _merged_others(index: PatientIndex, claim: Claim, patient: bytes, claim_id: bytes) -> list[HistoryEntry]:
+    return merge_history(claim, index.others(patient, claim_id))
+
+
+def _check_records(checker: Any, records: list[Any], past: dict[int, Callable[[], list[HistoryEntry]]],
                    fmt: str, colour: bool) -> list[Any]:
+    """Check and render ``records``; a claim's history is merged (``past``) only when the
+    claim joins a solve, so a chunk never holds every claim's merged history at once (a
+    patient with many claims would make it their square)."""
     return [_checked(result, fmt, colour)
-            for result in checker.check(records, history=lambda claim: past[id(claim)])]
+            for result in checker.check(records, history=lambda claim: past[id(claim)]())]
 
 
 def _worker_main(conn: Any, options: Any, fmt: str, colour: bool, recycle_claims: int,
