@@ -360,6 +360,12 @@ class Coder:
         if kind == "drug_units":
             return head + (f"{args[1].number} units is not a whole number of {args[0].string} billing "
                            f"units ({args[2].number} units each)")
+        if kind == "em_major_day":
+            return head + ("a visit on the day of a major procedure (90-day global): if it made the "
+                           "decision to operate it is billed with 57, which code mode does not code "
+                           "(write the visit line by hand, and em_decision_for_surgery in the chart); "
+                           "if it addressed a separate problem, say so (separate_problem: true bills "
+                           "it with 25); otherwise it is part of the procedure: leave it out")
         if kind == "em_separate_unknown":
             return head + ("a visit on the day of a procedure: say whether it addressed a problem "
                            "beyond the decision to do the procedure (separate_problem: true bills it "
