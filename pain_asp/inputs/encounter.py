@@ -559,12 +559,15 @@ The code-selection program is ASP in `kb/code/` and reads the same catalog
   (fluoroscopy), 76942 (ultrasound) or 77012 (CT) for peripheral nerve blocks; 77002 for
   trigger points and major joints (20611 replaces 20610 under ultrasound). One guidance line
   per code for the encounter. Never 77003.
-- **Genicular**: 64454 for the genicular branches, with 52 when fewer than the superolateral,
-  superomedial and inferomedial branches were injected.
+- **Genicular**: 64454 (block) or 64624 (radiofrequency ablation) for the genicular branches,
+  with 52 when fewer than the superolateral, superomedial and inferomedial branches were treated.
 - **Visits** by total time (CPT 2021/2024 times, unverified: no public source read). On the
   day of a 0- or 10-day global procedure a visit is billed with 25 only when it addressed a
   separate problem (`separate_problem: true`, which also documents `em_separate_problem`), is
-  left out when it did not, and is refused when the encounter does not say.
+  left out when it did not, and is refused when the encounter does not say. On the day of a
+  90-day global (major) procedure a visit is billed with 25 when it addressed a separate
+  problem and is refused otherwise: the visit that made the decision to operate takes 57
+  (CMS IOM 100-04 ch. 12 §40.2.A), which the encounter format cannot state; write that line by hand.
 - **Chronic pain management**: G3002 for 30 minutes in the month, G3003 per further full
   15 minutes; the minutes become `clinical.cpm_minutes`.
 - **Diagnosis pointers**: those the procedure gives, else the diagnoses on the payer's
