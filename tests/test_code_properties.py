@@ -44,7 +44,7 @@ from pain_asp.inputs.procedure_text import (
     read_procedure_text,
 )
 from pain_asp.kb import rule_catalog
-from pain_asp.modes.code import Coder
+from pain_asp.modes.code import Coder, CodingError
 from pain_asp.resources import kb_dir
 
 PAYERS = ("medicare", "commercial", "commercial_asc_rtlt", "commercial_strict_esi", "commercial_prior_auth")
@@ -256,7 +256,14 @@ def coder() -> Coder:
 def test_generated_encounters_break_no_coding_rule(raw: dict[str, Any], coder: Coder) -> None:
     combos = [(payer, pos) for payer in PAYERS for pos in PLACES]
     encs = [parse_encounter({**raw, "payer": payer, "place_of_service": pos}) for payer, pos in combos]
-    for (payer, pos), coded in zip(combos, coder.code_many(encs)):
+    try:
+        coded_all = coder.code_many(encs)
+    except CodingError as exc:
+        # A visit on the day of a major procedure that addressed no separate problem is refused
+        # by design (the decision-for-surgery visit takes 57, which an encounter cannot state).
+        assume("a visit on the day of a major procedure" not in str(exc))
+        raise
+    for (payer, pos), coded in zip(combos, coded_all):
         assert not coded.result.errors, coded.result.errors
         codes = [line.code for line in coded.claim.lines]
         denied = {f.rule for f in coded.result.findings if f.severity == "deny"}
