@@ -174,6 +174,21 @@ def test_replacements_voids_and_reused_ids_across_chunks(tmp_path: Path, checker
     assert statuses["REUSED"] != "error" and summary.errors == 4  # invalid, bad_dx, after_replacement, again
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "text"])
+def test_half_a_surrogate_pair_is_one_claims_error_in_the_workers(tmp_path: Path, checker: Checker,
+                                                                  fmt: str) -> None:
+    # A JSON escape of half a surrogate pair (no character) in a claim id or patient id stopped
+    # the whole batch with a traceback in the index pass, where the ids are hashed.
+    claims = list(generate_claims(12, 21))
+    claims[3]["claim_id"] = "C-\ud800"
+    claims[7]["patient"] = dict(claims[7]["patient"], id="P-\udfff")
+    path = tmp_path / "escapes.jsonl"
+    path.write_text("\n".join(json.dumps(c) for c in claims) + "\n", encoding="utf-8")
+    text, summary = _streamed([path], fmt, checker, workers=2, in_memory_limit=0, chunk_size=5)
+    assert summary.mode == "workers" and summary.claims == 12 and summary.errors == 2
+    assert text == _reference([path], fmt, checker)
+
+
 def test_a_large_batch_of_other_formats_is_read_by_the_command(tmp_path: Path, batch_file: Path,
                                                                 checker: Checker) -> None:
     listed = tmp_path / "more.json"

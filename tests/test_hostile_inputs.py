@@ -394,6 +394,15 @@ HOSTILE: dict[str, tuple[str, bytes | str, str]] = {
     "bare number document": ("a.yaml", "42\n", "a claim mapping"),
     "JSON Lines of other shapes": ("a.jsonl", '"SECRET"\n[1, 2]\nnull\n', "a claim mapping"),
     "place of service as a number 0": ("a.json", json.dumps([_claim_with(place_of_service=0)]), "place-of-service"),
+    # A JSON escape of half a surrogate pair decodes to no character: it cannot be written
+    # out as UTF-8 (text output, hashing a claim id in a batch's index). YAML's scanner refuses it.
+    "half a surrogate pair in a claim id (JSON)": (
+        "a.json", json.dumps([_claim_with(claim_id="C-SECRET-\ud800")]), "Unicode text"),
+    "half a surrogate pair in a patient id (JSON Lines)": (
+        "a.jsonl", json.dumps(_claim_with(patient={"id": "SECRET\udfff"})) + "\n", "Unicode text"),
+    "half a surrogate pair in a YAML string": (
+        "a.yaml", _HEAD.replace("C-1", '"C-1\\ud800SECRET"') + "lines: [{code: '64483', date: 2026-03-02}]\n",
+        "valid YAML (line 1"),
     "sex as a word": ("a.json", json.dumps([_claim_with(patient={"id": "P", "sex": "SECRET"})]), "one of 'F', 'M', 'U'"),
 }
 

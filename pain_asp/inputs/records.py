@@ -21,6 +21,13 @@ __all__ = ["Record", "cross_check", "json_problem", "load_json", "validate_claim
 
 BOM = "\ufeff"
 
+# A JSON escape of half a surrogate pair (\ud800 to \udfff without its other half) decodes
+# to a code point that is no character: it cannot be written as UTF-8 (a text result, a claim
+# id hashed for a batch's index), so the claim is refused. (YAML's scanner refuses it itself.)
+_HALF_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNICODE_TEXT = "Unicode text (an escape of half a surrogate pair, \\uD800 to \\uDFFF alone, is no character)"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # such an escape may be in JSON text
+
 
 @dataclass
 class Record:
@@ -55,6 +62,20 @@ class _DuplicateKey(ValueError):
     """A JSON object that names a key twice (json keeps the last one silently)."""
 
 
+class _HalfSurrogate(ValueError):
+    """JSON text with an escape of half a surrogate pair (see :data:`_HALF_SURROGATE`)."""
+
+
+def _holds_half_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return _HALF_SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_holds_half_surrogate(k) or _holds_half_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(map(_holds_half_surrogate, value))
+    return False
+
+
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     mapping = dict(pairs)
     if len(mapping) < len(pairs):
@@ -65,7 +86,10 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def load_json(text: str) -> Any:
     """Parse JSON text (a leading UTF-8 BOM is skipped), refusing an object that repeats a key;
     raises ValueError or RecursionError, which :func:`json_problem` puts in words."""
-    return json.loads(text.removeprefix(BOM), object_pairs_hook=_object)
+    value = json.loads(text.removeprefix(BOM), object_pairs_hook=_object)
+    if _SURROGATE_ESCAPE.search(text) is not None and _holds_half_surrogate(value):  # rare: looked for only then
+        raise _HalfSurrogate
+    return value
 
 
 def _too_deep() -> str:
@@ -82,6 +106,8 @@ def json_problem(exc: Exception) -> str:
         return _too_deep()
     if isinstance(exc, _DuplicateKey):
         return "each key once in an object (a key is repeated)"
+    if isinstance(exc, _HalfSurrogate):
+        return _UNICODE_TEXT
     return "numbers of at most 4,300 digits"  # int() refuses longer ones (sys.get_int_max_str_digits)
 
 
