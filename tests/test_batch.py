@@ -42,6 +42,7 @@ from pain_asp.modes.check import (
     check_files,
     check_partition,
     check_task,
+    checked_chunk,
     claim_identity,
     duplicate_positions,
     iter_checked,
@@ -108,6 +109,24 @@ def test_worker_path_gives_the_same_bytes(batch_file: Path, checker: Checker, fm
     assert summary.mode == "workers" and summary.workers == workers
     assert text == _reference([batch_file], fmt, checker)
     assert summary.claims == len(_batch_lines()) and summary.errors == 4
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_worker_chunks_go_to_a_file_as_bytes_in_order(tmp_path: Path, batch_file: Path, checker: Checker,
+                                                     fmt: str) -> None:
+    # A worker's chunk is written to the file's binary buffer (ResultWriter.write_joined):
+    # after text already written by the caller, with the JSON separators between chunks, and
+    # a non-ASCII claim id as UTF-8.
+    accented = tmp_path / "accented.jsonl"
+    accented.write_text(batch_file.read_text(encoding="utf-8").replace('"claim_id": "', '"claim_id": "é-', 1),
+                        encoding="utf-8")
+    target = tmp_path / f"out.{fmt}"
+    with target.open("w", encoding="utf-8", newline="") as out:
+        out.write("notice ✓\n")
+        summary = check_files([accented], out, fmt=fmt, checker=checker,
+                              options=BatchOptions(workers=2, in_memory_limit=0, chunk_size=7))
+    assert summary.mode == "workers"
+    assert target.read_bytes() == ("notice ✓\n" + _reference([accented], fmt, checker)).encode("utf-8")
 
 
 def test_json_lines_claims_are_parsed_and_validated_in_the_workers(
@@ -253,7 +272,7 @@ def _unchecked_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> lis
     if payload[:1] != b"L":
         return check_task(checker, payload, fmt, colour)
     lines = msgspec.msgpack.decode(payload[17:])[0]  # after the kind and the batch's salt
-    return [Checked(None, None, "clean", 9, 0, "{}\n") for _ in lines]
+    return checked_chunk([Checked(None, None, "clean", 9, 0, "{}\n") for _ in lines], fmt)
 
 
 def test_the_command_does_not_grow_with_the_batch(tmp_path: Path, checker: Checker,
@@ -674,3 +693,28 @@ def test_workers_start_under_a_deep_temporary_folder(tmp_path: Path, monkeypatch
                                  "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert [json.loads(line)["position"] for line in out.read_text().splitlines()] == list(range(1, 1101))
+
+
+def test_workers_never_import_code_from_the_current_folder(tmp_path: Path) -> None:
+    # The fork server starts as `python -c`, which puts the current folder first on the import
+    # path, and Python 3.11's fork server imports its preloaded modules (clingo, the engine)
+    # before it takes the command's path: a clingo.py or pain_asp/ in the folder a user checks
+    # claims from ran in every worker (or an older checkout's code did).
+    import subprocess
+    import sys
+
+    folder, scripts = tmp_path / "claims", tmp_path / "bin"
+    folder.mkdir()
+    scripts.mkdir()
+    (folder / "clingo.py").write_text("open('IMPORTED', 'w').close()\nraise SystemExit(9)\n")
+    (folder / "claims.jsonl").write_text("\n".join(json.dumps(c) for c in generate_claims(30, 3)) + "\n")
+    # Run as a console script is (`pain-asp`): its path starts with the script's own folder.
+    (scripts / "run.py").write_text(
+        "import sys\nfrom pain_asp.modes.check import BatchOptions, check_files\n"
+        "if __name__ == '__main__':\n"
+        "    s = check_files(['claims.jsonl'], sys.stdout, fmt='jsonl', "
+        "options=BatchOptions(workers=2, in_memory_limit=0, chunk_size=8))\n    print(s.claims, s.errors)\n")
+    child = subprocess.run([sys.executable, str(scripts / "run.py")], cwd=folder, capture_output=True, text=True,
+                           timeout=120)
+    assert not (folder / "IMPORTED").exists(), child.stderr[-400:]
+    assert child.returncode == 0 and child.stdout.splitlines()[-1] == "30 0", child.stderr[-400:]

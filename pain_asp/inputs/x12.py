@@ -269,11 +269,11 @@ def silence_pyx12() -> None:
 
 
 def _need_pyx12() -> None:
-    """Raise a user-facing error when pyx12 (Python 3.11+) is not installed."""
+    """Raise a user-facing error when pyx12 is not installed (an install without the package's dependencies)."""
     try:
         import pyx12  # noqa: F401
     except ImportError:
-        raise PainAspError("reading or writing X12 837P needs pyx12 4 (Python 3.11 or newer): "
+        raise PainAspError("reading or writing X12 837P needs pyx12 4: "
                            "pip install 'pyx12>=4,<5'") from None
 
 

@@ -78,11 +78,11 @@ import msgspec
 from ..errors import InputError, PainAspError
 from ..memory import rss_mb
 from ..models import ORIGINAL, VOID, Claim, HistoryEntry
-from ..processes import start_method
+from ..processes import worker_context
 from ..vocabulary import FORMATS
 
 __all__ = [
-    "BatchOptions", "BatchSummary", "Checked", "PatientIndex", "Progress",
+    "BatchOptions", "BatchSummary", "Checked", "CheckedChunk", "PatientIndex", "Progress", "checked_chunk",
     "WorkerPool", "check_files", "check_partition", "claim_identity", "default_workers",
     "duplicate_positions", "iter_checked", "patient_key",
 ]
@@ -139,6 +139,51 @@ class Checked(msgspec.Struct, array_like=True):
     charges: Optional[list[tuple[str, Optional[int]]]] = None  # (code, charge in cents) per line (with_charges)
 
 
+class CheckedChunk(msgspec.Struct, array_like=True):
+    """A chunk's checked claims as a worker sends them: their counts and their texts, joined
+    as the output joins them (``,\\n  `` between JSON entries, nothing between the others),
+    so that the command writes a chunk's bytes as they come and never handles its claims one
+    by one (:meth:`pain_asp.render.results.ResultWriter.write_joined`). ``items`` are the
+    :class:`Checked` items without their text, and ``sizes`` each text's length in characters,
+    for a caller that wants the claims one by one (:func:`chunk_items`)."""
+
+    claims: int
+    statuses: dict[str, int]
+    findings: int
+    worst_rank: int
+    text: bytes              # UTF-8
+    sizes: list[int]
+    items: msgspec.Raw       # list[Checked], texts empty
+
+    def __len__(self) -> int:
+        return self.claims
+
+
+def checked_chunk(items: list[Checked], fmt: str) -> CheckedChunk:
+    """``items`` as one :class:`CheckedChunk` (in a worker, or for a chunk no worker checked)."""
+    texts = [item.text for item in items]
+    bare = [msgspec.structs.replace(item, text="") for item in items]
+    return CheckedChunk(len(items), dict(Counter(item.status for item in items)),
+                        sum(item.findings for item in items), min((item.rank for item in items), default=9),
+                        (_JSON_SEPARATOR if fmt == "json" else "").join(texts).encode("utf-8"),
+                        [len(text) for text in texts], msgspec.Raw(_ENCODER.encode(bare)))
+
+
+_JSON_SEPARATOR = ",\n  "  # between the entries of a JSON array (ResultWriter)
+
+
+def chunk_items(chunk: CheckedChunk, fmt: str) -> list[Checked]:
+    """The :class:`Checked` items of ``chunk``, each with its text."""
+    text = chunk.text.decode("utf-8")
+    gap = len(_JSON_SEPARATOR) if fmt == "json" else 0
+    items = _decoder("checked").decode(chunk.items)
+    start = 0
+    for item, size in zip(items, chunk.sizes):
+        item.text = text[start:start + size]
+        start += size + gap
+    return items
+
+
 @dataclass
 class BatchSummary:
     """Counts over a whole batch, for the exit code and the progress line."""
@@ -167,6 +212,16 @@ class BatchSummary:
         self.findings += sum(map(attrgetter("findings"), items))
         self.errors = statuses.get("error", 0)
         self.worst_rank = min(self.worst_rank, min(map(attrgetter("rank"), items), default=9))
+
+    def add_chunk(self, chunk: CheckedChunk) -> None:
+        """Count a worker's chunk of checked claims."""
+        statuses = self.statuses
+        for status, count in chunk.statuses.items():
+            statuses[status] = statuses.get(status, 0) + count
+        self.claims += chunk.claims
+        self.findings += chunk.findings
+        self.errors = statuses.get("error", 0)
+        self.worst_rank = min(self.worst_rank, chunk.worst_rank)
 
     def exit_code(self, fail_on: str) -> int:
         """docs/rules.md: 2 for input errors, 1 for a finding at ``fail_on`` or worse, else 0."""
@@ -281,7 +336,7 @@ def _decoder(name: str) -> Any:
         types = {"history": list[HistoryEntry], "tasks": list[_Task], "spooled": list[_Spooled],
                  "claim": Claim, "lines": list[_Line],
                  "line tasks": tuple[msgspec.Raw, list[tuple[int, str]], list[tuple[bytes, bytes, int, bytes]]],
-                 "results": tuple[int, msgspec.Raw], "checked": list[Checked]}
+                 "results": tuple[int, msgspec.Raw], "checked": list[Checked], "chunk": CheckedChunk}
         _DECODERS[name] = msgspec.msgpack.Decoder(types[name])
     return _DECODERS[name]
 
@@ -496,7 +551,7 @@ class _Spool:
 
 # --- the worker side ---------------------------------------------------------------------------
 
-def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[Any]:
+def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> Any:
     """Run one chunk in a worker; the payload's first byte says what to do with the rest.
 
     * ``R``: check validated records (msgpack ``_Task`` list) and render each result;
@@ -511,7 +566,7 @@ def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> list[Any
       (:func:`pain_asp.inputs.records.cross_check`: a diagnosis pointer, the payer); or
       only the file's name when an element of a JSON array does not parse on its own.
 
-    Checked chunks give one :class:`Checked` per claim, in order.
+    A checked chunk gives a :class:`CheckedChunk` of its claims, in order; the index pass a list.
     """
     kind, body = payload[:1], payload[1:]
     if kind == b"I":
@@ -578,7 +633,7 @@ def _validated_line(line: _Line, payers: set[str], first: Optional[str]) -> Any:
     return record
 
 
-def _check_lines(checker: Any, body: bytes, fmt: str, colour: bool) -> list[Any]:
+def _check_lines(checker: Any, body: bytes, fmt: str, colour: bool) -> CheckedChunk:
     from .batch_index import identity_hash
 
     salt = body[:16]
@@ -606,12 +661,12 @@ def _merged_others(index: PatientIndex, claim: Claim, patient: bytes, claim_id: 
 
 
 def _check_records(checker: Any, records: list[Any], past: dict[int, Callable[[], list[HistoryEntry]]],
-                   fmt: str, colour: bool) -> list[Any]:
+                   fmt: str, colour: bool) -> CheckedChunk:
     """Check and render ``records``; a claim's history is merged (``past``) only when the
     claim joins a solve, so a chunk never holds every claim's merged history at once (a
     patient with many claims would make it their square)."""
-    return [_checked(result, fmt, colour)
-            for result in checker.check(records, history=lambda claim: past[id(claim)]())]
+    return checked_chunk([_checked(result, fmt, colour)
+                          for result in checker.check(records, history=lambda claim: past[id(claim)]())], fmt)
 
 
 def _worker_main(conn: Any, options: Any, fmt: str, colour: bool, recycle_claims: int,
@@ -687,15 +742,9 @@ class _Worker:
 
 
 def _context() -> Any:
-    import multiprocessing
-
-    if start_method() == "forkserver":
-        context = multiprocessing.get_context("forkserver")
-        # Workers fork from a server that has already imported clingo and the engine; the
-        # server starts from a clean interpreter, so no state of this process is shared.
-        context.set_forkserver_preload(["pain_asp.modes.check", "pain_asp.engine", "clingo"])
-        return context
-    return multiprocessing.get_context("spawn")
+    # Workers fork from a server that has already imported clingo and the engine; the server
+    # starts from a clean interpreter, so no state of this process is shared.
+    return worker_context(["pain_asp.modes.check", "pain_asp.engine", "clingo"])
 
 
 class WorkerPool:
@@ -868,9 +917,10 @@ def iter_checked(files: Iterable[str | Path], checker: Any = None, *,
     policy) decides the payers known; its options go to the workers. ``summary`` is filled
     in as items are yielded (a chunk at a time).
     """
+    fmt = (options or BatchOptions()).fmt
     for items in _checked_chunks(files, checker, history_db=history_db, options=options,
                                  progress=progress, summary=summary, task=task):
-        yield from items
+        yield from chunk_items(items, fmt) if isinstance(items, CheckedChunk) else items
 
 
 def _checked_chunks(files: Iterable[str | Path], checker: Any = None, *,
@@ -878,7 +928,7 @@ def _checked_chunks(files: Iterable[str | Path], checker: Any = None, *,
                     options: Optional[BatchOptions] = None,
                     progress: Optional[Progress] = None,
                     summary: Optional[BatchSummary] = None,
-                    task: Callable[..., list[Any]] = check_task) -> Iterator[list[Checked]]:
+                    task: Callable[..., Any] = check_task) -> Iterator[list[Checked] | CheckedChunk]:
     """:func:`iter_checked` a chunk at a time: each list is counted in ``summary`` before it is yielded."""
     from ..engine import Checker
     from ..inputs.readers import Unsplittable, read_claims, split_claims, splittable
@@ -1001,7 +1051,8 @@ def _not_checked(file: str, position: int, claim_id: Optional[str], payer: Optio
 
 
 def _with_workers(spool: _Spool, index: PatientIndex, pool: WorkerPool, store: Any,
-                  options: BatchOptions, progress: Progress, summary: BatchSummary) -> Iterator[list[Checked]]:
+                  options: BatchOptions, progress: Progress,
+                  summary: BatchSummary) -> Iterator[list[Checked] | CheckedChunk]:
     """A large batch: spool chunks, each claim's history from the index, checked by workers."""
     chunk_count = -(-spool.count // max(1, options.chunk_size))
     pool.size = max(1, min(pool.size, chunk_count))
@@ -1027,24 +1078,33 @@ def _with_workers(spool: _Spool, index: PatientIndex, pool: WorkerPool, store: A
             held[number] = entries
             yield b"R" + _ENCODER.encode([outgoing(e) for e in entries]), len(entries)
 
-    def failed(number: int, why: str) -> list[Checked]:
-        return [_failure_item(t, why, options.fmt, options.colour) for t in held[number]]
+    def failed(number: int, why: str) -> CheckedChunk:
+        return checked_chunk([_failure_item(t, why, options.fmt, options.colour) for t in held[number]],
+                             options.fmt)
 
     try:
         for number, blob in enumerate(pool.run(chunks(), failed)):
-            items = _decoder("checked").decode(blob)
-            if options.with_charges:
+            chunk = _decoder("chunk").decode(blob)
+            if options.with_charges:  # the report: each claim with its line charges
+                items = chunk_items(chunk, options.fmt)
                 for item, entry in zip(items, held[number]):
                     item.charges = entry.charges
-            del held[number]
-            yield _released(items, summary, progress)
+                del held[number]
+                yield _released(items, summary, progress)
+            else:
+                del held[number]
+                yield _released(chunk, summary, progress)
     finally:
         _count_workers(summary, pool)
 
 
-def _released(items: list[Checked], summary: BatchSummary, progress: Progress) -> list[Checked]:
+def _released(items: list[Checked] | CheckedChunk, summary: BatchSummary,
+              progress: Progress) -> list[Checked] | CheckedChunk:
     """One chunk's results, counted in ``summary``."""
-    summary.add_all(items)
+    if isinstance(items, CheckedChunk):
+        summary.add_chunk(items)
+    else:
+        summary.add_all(items)
     progress.checking(summary)
     return items
 
@@ -1056,7 +1116,7 @@ def _count_workers(summary: BatchSummary, pool: Any) -> None:
 
 
 def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progress: Progress,
-                summary: BatchSummary, task: Callable[..., list[Any]]) -> Iterator[list[Checked]]:
+                summary: BatchSummary, task: Callable[..., Any]) -> Iterator[CheckedChunk]:
     """A large JSON Lines or JSON batch: this process cuts it into claims, spools them and joins results.
 
     Index pass: each chunk of lines goes to a worker, which parses and validates it and sends
@@ -1134,19 +1194,19 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
                 order.append(number)
                 yield b"L" + index.salt + _ENCODER.encode((msgspec.Raw(frame), repeats, rows)), chunk_size
 
-        def failed(pool_number: int, why: str) -> list[Checked]:
+        def failed(pool_number: int, why: str) -> CheckedChunk:
             number = order[pool_number]
-            return not_checked(sent[number], why, number)
+            return checked_chunk(not_checked(sent[number], why, number), options.fmt)
 
         results = pool.run(chunks(), failed)
         for number in range(chunk_count):
             if number in lost:
                 why, frame = lost.pop(number)
-                items = not_checked(frame, why, number)
+                chunk = checked_chunk(not_checked(frame, why, number), options.fmt)
             else:
-                items = _decoder("checked").decode(next(results))
+                chunk = _decoder("chunk").decode(next(results))
                 sent.pop(number, None)
-            yield _released(items, summary, progress)
+            yield _released(chunk, summary, progress)
     finally:
         _count_workers(summary, pool)
         pool.close()
@@ -1170,7 +1230,10 @@ def check_files(files: Iterable[str | Path], out: TextIO, *, fmt: str = "text", 
     writer = ResultWriter(fmt, out, colour)
     for items in _checked_chunks(files, checker, history_db=history_db, options=options,
                                  progress=progress, summary=summary):
-        writer.write_all(items)
+        if isinstance(items, CheckedChunk):
+            writer.write_joined(items.text, items.claims, items.statuses)
+        else:
+            writer.write_all(items)
     writer.end()
     return summary
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Optional
 
 from ..errors import PainAspError
-from ..processes import start_method
+from ..processes import worker_start_method
 
 __all__ = ["CONNECT_TIMEOUT_S", "SILENCE_S", "DaskPool", "check_address", "check_chunk_on_worker"]
 
@@ -79,7 +79,7 @@ def _local_config() -> Any:
     """
     import dask
 
-    return dask.config.set({"distributed.worker.multiprocessing-method": start_method(),
+    return dask.config.set({"distributed.worker.multiprocessing-method": worker_start_method(),
                             "distributed.worker.daemon": False})
 
 

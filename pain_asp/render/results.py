@@ -11,9 +11,11 @@ every value exact.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
+import os
 import unicodedata
 from collections import Counter
 from operator import attrgetter
@@ -139,6 +141,14 @@ def render_result(result: Result, fmt: str, colour: bool = False) -> str:
     raise PainAspError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
 
 
+def _utf8_buffer(out: TextIO) -> Any:
+    """The binary buffer under ``out`` when text written there is UTF-8 with ``\\n`` line ends
+    as written (a file or standard output opened the usual way on this system), else None."""
+    if not isinstance(out, io.TextIOWrapper) or os.linesep != "\n" or out.errors != "strict":
+        return None
+    return out.buffer if codecs.lookup(out.encoding).name == "utf-8" else None
+
+
 class ResultWriter:
     """Writes rendered results (items with ``text``, from :func:`render_result`, and
     ``status``) with the framing of the whole output: the JSON brackets, the CSV header, the
@@ -186,6 +196,26 @@ class ResultWriter:
         statuses = self.statuses
         for status, count in Counter(map(attrgetter("status"), items)).items():
             statuses[status] = statuses.get(status, 0) + count
+
+    def write_joined(self, text: bytes, count: int, statuses: dict[str, int]) -> None:
+        """Write ``count`` results whose texts a worker joined as :meth:`write_all` joins them,
+        UTF-8 encoded, with their ``statuses`` counted: the bytes go to the handle's binary
+        buffer when it writes UTF-8 with this system's line ends, so they are not decoded and
+        encoded again."""
+        if not count:
+            return
+        self.begin()
+        head = ("," if self.count else "") + "\n  " if self.fmt == "json" else ""
+        raw = _utf8_buffer(self.out)
+        if raw is None:
+            self.out.write(head + text.decode("utf-8"))
+        else:
+            self.out.write(head)
+            self.out.flush()
+            raw.write(text)
+        self.count += count
+        for status, number in statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + number
 
     def end(self) -> None:
         """Write what comes after the last result (the JSON bracket, the text summary)."""
