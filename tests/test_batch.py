@@ -32,7 +32,7 @@ from pain_asp.history import batch_history
 from pain_asp.inputs import readers
 from pain_asp.inputs.readers import read_claims
 from pain_asp.models import ORIGINAL, REPLACEMENT
-from pain_asp.modes.batch_index import BatchIndex, index_row
+from pain_asp.modes.batch_index import BatchIndex, bucket_rows, index_row
 from pain_asp.modes.check import (
     BatchOptions,
     BatchSummary,
@@ -301,36 +301,61 @@ def test_the_command_does_not_grow_with_the_batch(tmp_path: Path, checker: Check
     assert peaks[1] - peaks[0] < 4_000 * 150, peaks  # under 150 bytes for each claim more (it was 465)
 
 
-def test_the_batch_index_keeps_hashes_not_ids_and_answers_as_the_claim_id_check() -> None:
+def _indexed(rows: list[Any], buckets: int, chunk_size: int) -> BatchIndex:
+    """A BatchIndex built from ``rows`` as a batch builds it, its tasks run here as a worker runs them."""
+    index = BatchIndex(buckets, chunk_size)
+    for start in range(0, len(rows), chunk_size):
+        index.add(bucket_rows(rows[start:start + chunk_size], buckets))
+    for payload, _ in index.repeat_tasks():
+        index.add_repeats(msgspec.msgpack.encode(check_task(None, payload, "jsonl", False)))
+    for payload, _ in index.patient_tasks():
+        index.add_shared(msgspec.msgpack.encode(check_task(None, payload, "jsonl", False)))
+    return index
+
+
+@pytest.mark.parametrize(("buckets", "chunk_size"), [(1, 6), (3, 6), (4, 2)])
+def test_the_batch_index_keeps_hashes_not_ids_and_answers_as_the_claim_id_check(buckets: int,
+                                                                                 chunk_size: int) -> None:
     """The command's index on disk holds no claim id or patient id, and finds repeats as
     read_claims does: an original whose id an earlier claim used is told where the latest
-    earlier claim with that id that is not itself a repeat is (a replacement counts)."""
-    index = BatchIndex()
+    earlier claim with that id that is not itself a repeat is (a replacement counts); the
+    answers do not depend on how the batch falls into chunks and buckets."""
+    salt = os.urandom(16)
     claims = [("A-1", ORIGINAL, "PAT-1"), ("A-1", ORIGINAL, "PAT-1"), ("A-1", REPLACEMENT, "PAT-1"),
               ("A-1", ORIGINAL, "PAT-2"), ("B-2", ORIGINAL, "PAT-2"), ("C-3", ORIGINAL, "PAT-3")]
-    index.add([index_row(index.salt, n, claim_id, frequency, patient, f"day.jsonl claim {n + 1}", b"S%d" % n)
-               for n, (claim_id, frequency, patient) in enumerate(claims)])
-    index.finish()
+    rows = [index_row(salt, n, claim_id, frequency, patient, f"day.jsonl claim {n + 1}", b"S%d" % n)
+            for n, (claim_id, frequency, patient) in enumerate(claims)]
+    index = _indexed(rows, buckets, chunk_size)
     try:
-        stored = "\n".join(index._db.iterdump())
-        assert not any(text in stored for text in ("A-1", "B-2", "C-3", "PAT-")), "an id is stored"
+        index._spool.seek(0)
+        stored = index._spool.read()
+        assert b"S0" in stored and not any(text in stored for text in (b"A-1", b"B-2", b"C-3", b"PAT-")), \
+            "an id is stored"
         assert [index.first(n) for n in range(6)] == [None, "day.jsonl claim 1", None, "day.jsonl claim 3", None, None]
-        repeats, rows = index.chunk(0, 6)
-        assert repeats == [(1, "day.jsonl claim 1"), (3, "day.jsonl claim 3")]
+        repeats: list[tuple[int, str]] = []
+        by_patient: dict[bytes, list[tuple[int, bytes]]] = {}
+        for chunk in range(6 // chunk_size):
+            repeat_parts, row_parts = index.chunk(chunk)
+            repeats += [(chunk * chunk_size + offset, first)
+                        for part in repeat_parts for offset, first in msgspec.msgpack.decode(part)]
+            seen: dict[bytes, list[tuple[int, bytes]]] = {}
+            for part in row_parts:
+                for patient, _, frequency, services in msgspec.msgpack.decode(part):
+                    seen.setdefault(patient, []).append((frequency, services))
+            for patient, held in seen.items():  # every chunk of a patient is sent all its claims
+                assert by_patient.setdefault(patient, held) == held
+        assert sorted(repeats) == [(1, "day.jsonl claim 1"), (3, "day.jsonl claim 3")]
         # Every claim of the patients with two claims or more, by patient in input order, the
         # repeat left out (the worker rebuilds each patient's claims and drops one left with one).
-        by_patient: dict[bytes, list[tuple[int, bytes]]] = {}
-        for patient, _, frequency, services in rows:
-            by_patient.setdefault(patient, []).append((frequency, services))
         assert sorted(by_patient.values()) == [[(ORIGINAL, b"S0"), (REPLACEMENT, b"S2")], [(ORIGINAL, b"S4")]]
     finally:
         index.close()
 
 
-def test_a_batch_index_that_cannot_be_written_is_a_clear_error(batch_file: Path, checker: Checker,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """A full temporary folder (SQLite spills the batch's index there) stops the batch with a
-    user error naming the folder, not a traceback."""
+def test_a_batch_index_that_cannot_be_written_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full temporary folder (SQLite spills a bucket of the batch's index there, in a worker)
+    is a user error naming the folder, not a traceback (the worker sends it to the command,
+    which stops the batch with it)."""
     import sqlite3
 
     class Full(sqlite3.Connection):
@@ -339,8 +364,35 @@ def test_a_batch_index_that_cannot_be_written_is_a_clear_error(batch_file: Path,
 
     connect = sqlite3.connect
     monkeypatch.setattr(sqlite3, "connect", lambda *args, **kwargs: connect(*args, factory=Full, **kwargs))
+    salt = os.urandom(16)
+    index = BatchIndex(2, 10)
+    index.add(bucket_rows([index_row(salt, n, f"C-{n}", ORIGINAL, "P", "f claim 1", b"S") for n in range(4)], 2))
     with pytest.raises(PainAspError, match="temporary folder .*database or disk is full"):
-        list(iter_checked([batch_file], checker, options=BatchOptions(workers=1, in_memory_limit=0, chunk_size=20)))
+        for payload, _ in index.repeat_tasks():
+            check_task(None, payload, "jsonl", False)
+    index.close()
+
+
+def _index_crashing_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> Any:
+    """Runs in a worker: dies on every patient task of the batch index."""
+    if payload[:1] == b"S":
+        os._exit(5)
+    return check_task(checker, payload, fmt, colour)
+
+
+def test_a_bucket_of_the_index_that_cannot_be_built_leaves_every_claim_unchecked(batch_file: Path,
+                                                                                  checker: Checker) -> None:
+    # Without a bucket of the patient index some claims would be checked without their
+    # patient's other claims (a false clean): none is checked, each says why, the batch ends.
+    summary = BatchSummary()
+    # One worker: two buckets, each task dies twice (four deaths, under the pool's limit).
+    items = list(iter_checked([batch_file], checker, summary=summary, task=_index_crashing_task,
+                              options=BatchOptions(workers=1, in_memory_limit=0, chunk_size=7)))
+    assert len(items) == len(_batch_lines()) and summary.exit_code("never") == 2
+    assert all(item.status == "error" for item in items)
+    assert all("not checked: the batch's index could not be built (the worker process checking it stopped "
+               "twice" in item.text for item in items if "expected a completed check" in item.text)
+    assert sum("could not be built" in item.text for item in items) == len(_batch_lines()) - 4  # 4 unreadable
 
 
 def test_a_dead_worker_is_replaced_and_no_claim_is_lost(tmp_path: Path, checker: Checker) -> None:

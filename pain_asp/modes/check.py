@@ -333,10 +333,16 @@ _DECODERS: dict[str, Any] = {}
 def _decoder(name: str) -> Any:
     """msgpack decoders, built on first use (building one costs milliseconds at start-up)."""
     if name not in _DECODERS:
+        from .batch_index import IndexParts
+
         types = {"history": list[HistoryEntry], "tasks": list[_Task], "spooled": list[_Spooled],
                  "claim": Claim, "lines": list[_Line],
-                 "line tasks": tuple[msgspec.Raw, list[tuple[int, str]], list[tuple[bytes, bytes, int, bytes]]],
-                 "results": tuple[int, msgspec.Raw], "checked": list[Checked], "chunk": CheckedChunk}
+                 "line tasks": tuple[msgspec.Raw, list[msgspec.Raw], list[msgspec.Raw]],
+                 "repeats": list[tuple[int, str]], "patient rows": list[tuple[bytes, bytes, int, bytes]],
+                 "repeat task": tuple[int, list[msgspec.Raw]],
+                 "patient task": tuple[int, list[msgspec.Raw], list[msgspec.Raw]],
+                 "results": tuple[int, msgspec.Raw], "checked": list[Checked], "chunk": CheckedChunk,
+                 "index parts": IndexParts}
         _DECODERS[name] = msgspec.msgpack.Decoder(types[name])
     return _DECODERS[name]
 
@@ -556,21 +562,34 @@ def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> Any:
 
     * ``R``: check validated records (msgpack ``_Task`` list) and render each result;
     * ``L``: the same for JSON Lines claims as read (after the batch's salt, 16 bytes: a
-      ``_Line`` frame, where an earlier claim used the claim id of those that repeat one, and
-      every claim of the chunk's patients with several claims,
+      ``_Line`` frame and the chunk's parts of the batch index,
       :meth:`pain_asp.modes.batch_index.BatchIndex.chunk`): parse, validate, check, render;
     * ``I``: parse and validate a ``_Line`` frame for the index pass (after the batch's salt,
-      16 bytes, and the number of the frame's first claim, 8): one
+      16 bytes, the number of the frame's first claim, 8, and the number of buckets, 4): one
       :func:`pain_asp.modes.batch_index.index_row` per claim (none for a line that is not
       a claim), its services None when the claim fails a check of the batch's
-      (:func:`pain_asp.inputs.records.cross_check`: a diagnosis pointer, the payer); or
-      only the file's name when an element of a JSON array does not parse on its own.
+      (:func:`pain_asp.inputs.records.cross_check`: a diagnosis pointer, the payer), sorted
+      into buckets (:func:`pain_asp.modes.batch_index.bucket_rows`); or only the file's name
+      in a list when an element of a JSON array does not parse on its own;
+    * ``D`` and ``S``: a bucket's task of the batch index,
+      :func:`pain_asp.modes.batch_index.find_repeats` and
+      :func:`pain_asp.modes.batch_index.share_patients`.
 
-    A checked chunk gives a :class:`CheckedChunk` of its claims, in order; the index pass a list.
+    A checked chunk gives a :class:`CheckedChunk` of its claims, in order.
     """
     kind, body = payload[:1], payload[1:]
     if kind == b"I":
         return _index_lines(checker, body)
+    if kind == b"D":
+        from .batch_index import find_repeats
+
+        chunk_size, parts = _decoder("repeat task").decode(body)
+        return find_repeats(parts, chunk_size)
+    if kind == b"S":
+        from .batch_index import share_patients
+
+        chunk_size, parts, repeated = _decoder("patient task").decode(body)
+        return share_patients(parts, repeated, chunk_size)
     if kind == b"L":
         return _check_lines(checker, body, fmt, colour)
     from ..inputs.records import Record
@@ -597,16 +616,16 @@ def _line_record(line: _Line) -> Any:
     return record_from_line(line.file, line.position, line.line, line.text)
 
 
-def _index_lines(checker: Any, body: bytes) -> list[Any]:
+def _index_lines(checker: Any, body: bytes) -> Any:
     from ..history import claim_services
     from ..inputs.readers import Unsplittable
     from ..inputs.records import cross_check
-    from .batch_index import index_row
+    from .batch_index import bucket_rows, index_row
 
-    salt, start = body[:16], int.from_bytes(body[16:24], "little")
+    salt, start, buckets = body[:16], int.from_bytes(body[16:24], "little"), int.from_bytes(body[24:28], "little")
     payers = set(checker.known_payers())
-    out: list[Any] = []
-    for offset, line in enumerate(_decoder("lines").decode(memoryview(body)[24:])):
+    rows: list[Any] = []
+    for offset, line in enumerate(_decoder("lines").decode(memoryview(body)[28:])):
         try:
             record = _line_record(line)
         except Unsplittable:  # the command reads the batch itself (_checked_chunks)
@@ -616,9 +635,9 @@ def _index_lines(checker: Any, body: bytes) -> list[Any]:
             continue
         cross_check(record, payers, {})
         services = _ENCODER.encode(claim_services(claim)) if record.claim is not None else None
-        out.append(index_row(salt, start + offset, claim.claim_id, claim.frequency, claim.patient.id,
-                             f"{line.file} claim {line.position}", services))
-    return out
+        rows.append(index_row(salt, start + offset, claim.claim_id, claim.frequency, claim.patient.id,
+                              f"{line.file} claim {line.position}", services))
+    return bucket_rows(rows, buckets)
 
 
 def _validated_line(line: _Line, payers: set[str], first: Optional[str]) -> Any:
@@ -638,10 +657,11 @@ def _check_lines(checker: Any, body: bytes, fmt: str, colour: bool) -> CheckedCh
 
     salt = body[:16]
     frame, repeats, rows = _decoder("line tasks").decode(memoryview(body)[16:])
-    firsts = dict(repeats)
+    firsts = dict(itertools.chain.from_iterable(map(_decoder("repeats").decode, repeats)))
     index = PatientIndex()  # the chunk's patients with several claims, keyed by hashed ids
-    for patient, claim_id, frequency, services in rows:
-        index.add_services(patient, claim_id, frequency, services)
+    for part in rows:
+        for patient, claim_id, frequency, services in _decoder("patient rows").decode(part):
+            index.add_services(patient, claim_id, frequency, services)
     index.freeze()
     payers = set(checker.known_payers())
     records = []
@@ -708,8 +728,8 @@ def _worker_main(conn: Any, options: Any, fmt: str, colour: bool, recycle_claims
 
             conn.send_bytes(b"B" + traceback.format_exc().encode("utf-8", "replace"))
             return
-        # The index pass grounds nothing (clingo does not grow): only checks count towards retiring.
-        checked = message[8:9] != b"I"
+        # The index passes ground nothing (clingo does not grow): only checks count towards retiring.
+        checked = message[8:9] in (b"L", b"R")
         done += len(items) if checked else 0
         retire = checked and (done >= recycle_claims or rss_mb() >= recycle_mb)
         try:
@@ -959,7 +979,9 @@ def _checked_chunks(files: Iterable[str | Path], checker: Any = None, *,
         try:
             head = list(itertools.islice(lines, limit + 1))
             if len(head) > limit:
-                yield from _with_lines(itertools.chain(head, lines), checker, options, progress, summary, task)
+                input_bytes = sum(Path(file).stat().st_size for file in files)
+                yield from _with_lines(itertools.chain(head, lines), input_bytes, checker, options, progress, summary,
+                                       task)
                 return
         except Unsplittable:  # raised before any result (the index pass): read and parsed below
             pass
@@ -1115,7 +1137,7 @@ def _count_workers(summary: BatchSummary, pool: Any) -> None:
     summary.workers_died = pool.died
 
 
-def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progress: Progress,
+def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: BatchOptions, progress: Progress,
                 summary: BatchSummary, task: Callable[..., Any]) -> Iterator[CheckedChunk]:
     """A large JSON Lines or JSON batch: this process cuts it into claims, spools them and joins results.
 
@@ -1130,18 +1152,20 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
     """
     from ..inputs.readers import Unsplittable
     from ..inputs.records import Record
-    from .batch_index import BatchIndex
+    from .batch_index import BatchIndex, IndexParts, bucket_count
 
     chunk_size = max(1, options.chunk_size)
     payers = set(checker.known_payers())
     spool = _Spool(options.spool_dir, chunk_size, False)
     pool: Any = _pool(options, checker.options, task)
-    index = BatchIndex()
+    index = BatchIndex(bucket_count(input_bytes, pool.size), chunk_size, options.spool_dir)
     lost: dict[int, tuple[str, bytes]] = {}  # chunks the index pass could not read: why, frame
     sent: dict[int, bytes] = {}
+    index_failures: list[str] = []  # why a bucket's task of the index could not be done
 
     def frames() -> Iterator[tuple[bytes, int]]:
         source = iter(lines)
+        buckets = index.buckets.to_bytes(4, "little")
         for number in itertools.count():
             block = list(itertools.islice(source, chunk_size))
             if not block:
@@ -1152,11 +1176,14 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
                                                    for e in item.errors]) for item in block])
             progress.reading(spool.count)
             sent[number] = frame
-            yield b"I" + index.salt + (number * chunk_size).to_bytes(8, "little") + frame, len(block)
+            yield b"I" + index.salt + (number * chunk_size).to_bytes(8, "little") + buckets + frame, len(block)
 
     def unread(number: int, why: str) -> list[Any]:
         lost[number] = (why, sent[number])
         return []
+
+    def unindexed(number: int, why: str) -> None:
+        index_failures.append(why)  # the reply is nil
 
     def not_checked(frame: bytes, why: str, number: int) -> list[Checked]:
         items = []
@@ -1174,13 +1201,23 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
         pool.start(2)
         for number, blob in enumerate(pool.run(frames(), unread)):
             sent.pop(number)
-            rows = msgspec.msgpack.decode(blob)
-            if rows and isinstance(rows[0], str):
-                raise Unsplittable(rows[0])
-            index.add(rows)
-        index.finish()
+            if number in lost:
+                continue
+            try:
+                index.add(_decoder("index parts").decode(blob))
+            except msgspec.ValidationError:  # [file]: an element of a JSON array that does not parse alone
+                raise Unsplittable(msgspec.msgpack.decode(blob)[0]) from None
+        for reply in pool.run(index.repeat_tasks(), unindexed):
+            if memoryview(reply)[:1] != _NIL:  # a bucket's task that failed twice gives nil
+                index.add_repeats(reply)
+        for reply in pool.run(index.patient_tasks(), unindexed):
+            if memoryview(reply)[:1] != _NIL:
+                index.add_shared(reply)
         progress.total = spool.count
         chunk_count = -(-spool.count // chunk_size)
+        if index_failures:  # some claims' history or claim-id check is unknown: none is checked
+            why = f"the batch's index could not be built ({index_failures[0]})"
+            lost.update((number, (why, frame)) for number, frame in enumerate(spool.frames()) if number not in lost)
         pool.size = max(1, min(pool.size, chunk_count))
         summary.mode, summary.workers = "dask" if options.dask else "workers", pool.size
         order: list[int] = []  # the chunks sent to the workers, by the pool's numbering
@@ -1189,7 +1226,7 @@ def _with_lines(lines: Iterable[Any], checker: Any, options: BatchOptions, progr
             for number, frame in enumerate(spool.frames()):
                 if number in lost:
                     continue
-                repeats, rows = index.chunk(number * chunk_size, (number + 1) * chunk_size)
+                repeats, rows = index.chunk(number)
                 sent[number] = frame
                 order.append(number)
                 yield b"L" + index.salt + _ENCODER.encode((msgspec.Raw(frame), repeats, rows)), chunk_size
