@@ -20,14 +20,14 @@ more than a loop over :meth:`pain_asp.engine.Checker.check`:
      :func:`pain_asp.history.batch_history` would give it, and the chunk goes to a worker.
 
   JSON Lines, the format of large batches, is not parsed here at all (:func:`_with_lines`):
-  this process cuts the files into lines and spools those; in the index pass the workers
-  parse and validate each chunk and send back each claim's ids (hashed) and encoded
-  services, which this process keeps on disk for the claim-id check and the patient index
-  (:mod:`pain_asp.modes.batch_index`); in the check pass a worker parses the chunk again,
-  rebuilds the claims of its patients from the rows it is sent, and checks it. So this
-  process's work per claim is a line read, a row written to and read from SQLite and a
-  result written. JSON arrays go the same way; YAML and 837P files (and any batch with a
-  history store or charges for the report) are read and validated here.
+  this process cuts the files into lines and spools those; the workers parse and validate
+  each chunk and build the claim-id check and the patient index in buckets of hashed ids
+  (:mod:`pain_asp.modes.batch_index`), and in the check pass a worker parses the chunk
+  again, rebuilds the claims of its patients from the index's parts it is sent, and checks
+  it. So this process's work per claim is a line read and bytes moved between the workers,
+  two spool files and the output, with no Python run per claim. JSON arrays go the same way;
+  YAML and 837P files (and any batch with a history store or charges for the report) are
+  read and validated here.
 
   Small inputs (up to :attr:`BatchOptions.in_memory_limit` claims) skip the spool and the
   workers: they are read once, checked in this process, as before.
@@ -47,10 +47,10 @@ each claim of that chunk gets an error record saying it was not checked, and the
 on. Because every claim's history is computed in this process from the whole batch, the
 results do not depend on how many workers there are, nor on how claims fall into chunks.
 
-Workers render each result in the output format (:func:`pain_asp.render.results.render_result`),
-so the parent only writes strings; :class:`~pain_asp.render.results.ResultWriter` adds the header, the
-separators and the summary. Messages between processes are msgpack bytes, never pickles of
-claims.
+Workers render each result in the output format (:func:`pain_asp.render.results.render_result`)
+and send a chunk's texts joined as one block (:class:`CheckedChunk`), so the parent writes
+bytes; :class:`~pain_asp.render.results.ResultWriter` adds the header, the separators and the
+summary. Messages between processes are msgpack bytes, never pickles of claims.
 
 Memory: the parent holds at most ``2 x workers`` chunks and no result once written, and,
 for a batch it reads itself (YAML, 837P, a history store), the patient index (a few hundred
@@ -1142,13 +1142,15 @@ def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: B
     """A large JSON Lines or JSON batch: this process cuts it into claims, spools them and joins results.
 
     Index pass: each chunk of lines goes to a worker, which parses and validates it and sends
-    back, per claim, its ids (hashed) and encoded services; they are kept on disk for the
-    claim-id check (:func:`pain_asp.inputs.records.cross_check`) and the patient index
-    (:class:`pain_asp.modes.batch_index.BatchIndex`), so this process does not grow with the batch.
-    Check pass: each chunk goes to a worker again, with the claims' earlier uses of their
-    claim ids and their patients' other services; the worker parses, validates, checks and
-    renders. A chunk whose workers die in the index pass is not sent again: its claims get
-    error records, and the batch's other claims do not see them.
+    back, per claim, its ids (hashed) and encoded services sorted into buckets; a task per
+    bucket then finds the repeated claim ids and one more the patients with several claims
+    (:mod:`pain_asp.modes.batch_index`); this process only keeps the parts on disk
+    (:class:`pain_asp.modes.batch_index.BatchIndex`), so it does not grow with the batch.
+    Check pass: each chunk goes to a worker again, with its parts of the index (the claims'
+    earlier uses of their claim ids and their patients' other services); the worker parses,
+    validates, checks and renders. A chunk whose workers die in the index pass is not sent
+    again: its claims get error records, and the batch's other claims do not see them; a
+    bucket's task that kills its workers twice leaves every claim unchecked, saying why.
     """
     from ..inputs.readers import Unsplittable
     from ..inputs.records import Record
