@@ -770,3 +770,41 @@ def test_workers_never_import_code_from_the_current_folder(tmp_path: Path) -> No
                            timeout=120)
     assert not (folder / "IMPORTED").exists(), child.stderr[-400:]
     assert child.returncode == 0 and child.stdout.splitlines()[-1] == "30 0", child.stderr[-400:]
+
+
+def _recording_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> Any:
+    """Runs in a worker: adds the size of each payload of the check pass to a file the name of
+    which the batch's claim ids give (``SIZES-<token>``)."""
+    marker = payload.find(b"SIZES-")
+    if payload[:1] in (b"L", b"R") and marker >= 0:
+        sizes = Path(tempfile.gettempdir()) / f"pain-asp-test-{payload[marker:marker + 22].decode()}"
+        with sizes.open("a", encoding="utf-8") as handle:
+            handle.write(f"{len(payload)}\n")
+    return check_task(checker, payload, fmt, colour)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".yaml"])
+def test_a_patients_services_go_to_a_worker_once_a_chunk(tmp_path: Path, checker: Checker, suffix: str) -> None:
+    """The check pass sends a chunk's claims with their patients' services, each patient's
+    once, not once per claim (40 claims of one patient: 40 services, not 40 x 39), whether
+    the workers parse the claims (JSON Lines) or the command does (YAML)."""
+    import yaml
+
+    token = "SIZES-" + os.urandom(8).hex()
+    path = _one_patient(tmp_path, 40)
+    claims = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    claims[0]["claim_id"] = token + claims[0]["claim_id"]
+    if suffix == ".yaml":
+        path = path.with_suffix(".yaml")
+        path.write_text(yaml.safe_dump_all(claims), encoding="utf-8")
+    else:
+        path.write_text("\n".join(json.dumps(c) for c in claims) + "\n", encoding="utf-8")
+    sizes = Path(tempfile.gettempdir()) / f"pain-asp-test-{token}"
+    options = BatchOptions(workers=1, in_memory_limit=0, chunk_size=40)
+    try:
+        text = "".join(item.text for item in iter_checked([path], checker, options=options, task=_recording_task))
+        sent = [int(size) for size in sizes.read_text(encoding="utf-8").split()]
+    finally:
+        sizes.unlink(missing_ok=True)
+    assert text == _reference([path], "jsonl", checker)
+    assert len(sent) == 1 and sent[0] < 4 * path.stat().st_size  # 40 x 39 services: about 10 times

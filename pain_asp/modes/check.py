@@ -335,7 +335,8 @@ def _decoder(name: str) -> Any:
     if name not in _DECODERS:
         from .batch_index import IndexParts
 
-        types = {"history": list[HistoryEntry], "tasks": list[_Task], "spooled": list[_Spooled],
+        types = {"history": list[HistoryEntry], "spooled": list[_Spooled],
+                 "tasks": tuple[list[_Task], list[tuple[str, list[tuple[str, bytes]]]]],
                  "claim": Claim, "lines": list[_Line],
                  "line tasks": tuple[msgspec.Raw, list[msgspec.Raw], list[msgspec.Raw]],
                  "repeats": list[tuple[int, str]], "patient rows": list[tuple[bytes, bytes, int, bytes]],
@@ -406,6 +407,19 @@ class PatientIndex:
     def __len__(self) -> int:
         return len(self._by_patient)
 
+    def table(self, patients: Iterable[str | bytes]) -> list[tuple[str | bytes, list[tuple[str | bytes, bytes]]]]:
+        """The claims (id and encoded services) of ``patients`` held here, for a worker
+        (:meth:`of_table`)."""
+        held = self._by_patient
+        return [(patient, held[patient]) for patient in sorted(patients) if patient in held]
+
+    @classmethod
+    def of_table(cls, table: Iterable[tuple[str | bytes, list[tuple[str | bytes, bytes]]]]) -> PatientIndex:
+        """The index of a :meth:`table` (its :meth:`others` answer as the table's index did)."""
+        index = cls()
+        index._by_patient = dict(table)
+        return index
+
     def others(self, patient_id: str | bytes, claim_id: str | bytes) -> list[bytes]:
         """The encoded services of the patient's other claims, in input order."""
         return [blob for other, blob in self._by_patient.get(patient_id, ()) if other != claim_id]
@@ -448,8 +462,8 @@ class _Outgoing(msgspec.Struct, array_like=True):
     claim_id: Optional[str]
     errors: _Errors
     claim: msgspec.Raw
-    history: Optional[list[HistoryEntry]] = None   # the full history (with a history store)
-    others: Optional[list[bytes]] = None           # else: the batch part, merged by the worker
+    history: Optional[list[HistoryEntry]] = None   # the full history (with a history store; else the
+                                                   # worker merges the chunk's table, PatientIndex.table)
 
 
 class _Task(msgspec.Struct, array_like=True):
@@ -461,7 +475,6 @@ class _Task(msgspec.Struct, array_like=True):
     errors: _Errors
     claim: Optional[Claim]
     history: Optional[list[HistoryEntry]] = None
-    others: Optional[list[bytes]] = None
 
 
 class _Line(msgspec.Struct, array_like=True):
@@ -560,7 +573,8 @@ class _Spool:
 def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> Any:
     """Run one chunk in a worker; the payload's first byte says what to do with the rest.
 
-    * ``R``: check validated records (msgpack ``_Task`` list) and render each result;
+    * ``R``: check validated records (msgpack ``_Task`` list, and the services of the chunk's
+      patients with several claims, :meth:`PatientIndex.table`) and render each result;
     * ``L``: the same for JSON Lines claims as read (after the batch's salt, 16 bytes: a
       ``_Line`` frame and the chunk's parts of the batch index,
       :meth:`pain_asp.modes.batch_index.BatchIndex.chunk`): parse, validate, check, render;
@@ -596,13 +610,15 @@ def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> Any:
 
     records = []
     past: dict[int, Callable[[], list[HistoryEntry]]] = {}
-    for task in _decoder("tasks").decode(body):
+    tasks, table = _decoder("tasks").decode(body)
+    index = PatientIndex.of_table(table)
+    for task in tasks:
         errors = [InputError(*e) for e in task.errors]
         records.append(Record(task.file, task.position, claim=task.claim, errors=errors,
                               claim_id=task.claim_id))
         if task.claim is not None:
             past[id(task.claim)] = functools.partial(list, task.history) if task.history is not None \
-                else functools.partial(merge_history, task.claim, task.others or ())
+                else functools.partial(_merged_others, index, task.claim, task.claim.patient.id, task.claim_id)
     return _check_records(checker, records, past, fmt, colour)
 
 
@@ -1088,17 +1104,17 @@ def _with_workers(spool: _Spool, index: PatientIndex, pool: WorkerPool, store: A
 
     def outgoing(entry: _Spooled) -> _Outgoing:
         out = _Outgoing(entry.file, entry.position, entry.claim_id, entry.errors, entry.claim)
-        if entry.patient is not None and entry.claim_id is not None:
-            if provider is not None:
-                out.history = provider(_decoder("claim").decode(entry.claim))
-            else:  # the worker merges the claim's own history with these
-                out.others = index.others(entry.patient, entry.claim_id)
+        if provider is not None and entry.patient is not None and entry.claim_id is not None:
+            out.history = provider(_decoder("claim").decode(entry.claim))
         return out
 
     def chunks() -> Iterator[tuple[bytes, int]]:
         for number, entries in enumerate(spool.chunks()):
             held[number] = entries
-            yield b"R" + _ENCODER.encode([outgoing(e) for e in entries]), len(entries)
+            # Without a store, the worker merges each claim's history from the table of the
+            # chunk's patients: each patient's services are sent once, not once per claim.
+            table = index.table({e.patient for e in entries if e.patient is not None}) if provider is None else []
+            yield b"R" + _ENCODER.encode(([outgoing(e) for e in entries], table)), len(entries)
 
     def failed(number: int, why: str) -> CheckedChunk:
         return checked_chunk([_failure_item(t, why, options.fmt, options.colour) for t in held[number]],
