@@ -808,3 +808,45 @@ def test_a_patients_services_go_to_a_worker_once_a_chunk(tmp_path: Path, checker
         sizes.unlink(missing_ok=True)
     assert text == _reference([path], "jsonl", checker)
     assert len(sent) == 1 and sent[0] < 4 * path.stat().st_size  # 40 x 39 services: about 10 times
+
+
+def _837p_of_sets(folder: Path, name: str, ge01: int | None = None) -> Path:
+    """An 837P of four transaction sets taken from the test files (one with segment errors),
+    closed by a GE that counts them (or ``ge01``)."""
+    data = Path(__file__).resolve().parent / "data" / "x12"
+    opening: list[str] = []
+    sets: list[list[str]] = []
+    for number, source in enumerate(("multi_claim", "broken_segment", "two_line_rtlt", "multi_claim"), start=1):
+        segments = [s.strip() for s in (data / f"{source}.837").read_text(encoding="utf-8").split("~") if s.strip()]
+        opening = segments[:2]
+        body = segments[next(i for i, s in enumerate(segments) if s.startswith("ST*")):
+                        next(i for i, s in enumerate(segments) if s.startswith("SE*"))]
+        body[0] = f"ST*837*{number:04d}*005010X222A1"
+        sets.append(body + [f"SE*{len(body) + 1}*{number:04d}"])
+    closing = [f"GE*{ge01 or len(sets)}*101", "IEA*1*000000101"]
+    path = folder / name
+    path.write_text("~\n".join(opening + [s for body in sets for s in body] + closing) + "~\n", encoding="utf-8")
+    return path
+
+
+def test_837p_claims_are_parsed_by_the_workers(tmp_path: Path, checker: Checker,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command cuts an 837P into its transaction sets; the workers parse and validate them
+    (segment and claim numbers, errors and results as the whole file's reader gives them)."""
+    files = sorted((Path(__file__).resolve().parent / "data" / "x12").glob("*.837"))
+    files += [_837p_of_sets(tmp_path, "day.txt")]
+    expected = {fmt: _reference(files, fmt, checker) for fmt in ("jsonl", "text")}
+    monkeypatch.setattr("pain_asp.inputs.x12._scan_parts", None)  # not callable in this process
+    monkeypatch.setattr("pain_asp.inputs.x12.PIECE_CLAIMS", 5)  # day.txt in two pieces: sets 1-2, 3-4
+    for fmt, workers, chunk_size in (("jsonl", 2, 3), ("text", 1, 1500)):
+        text, summary = _streamed(files, fmt, checker, workers=workers, in_memory_limit=0, chunk_size=chunk_size)
+        assert summary.claims == 23 and text == expected[fmt]
+
+
+def test_837p_that_does_not_cut_apart_is_read_whole(tmp_path: Path, checker: Checker) -> None:
+    """A GE that miscounts the transaction sets: the file is read by the command's reader,
+    which gives the GE error as always."""
+    path = _837p_of_sets(tmp_path, "day.837", ge01=3)
+    text, summary = _streamed([path], "jsonl", checker, workers=1, in_memory_limit=0, chunk_size=2)
+    assert text == _reference([path], "jsonl", checker) and summary.claims == 14
+    assert "GE01 equal to the number of transaction sets" in text

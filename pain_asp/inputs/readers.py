@@ -17,9 +17,9 @@ from typing import Any
 
 from ..errors import InputError
 from .files import CLAIM_SUFFIXES, is_x12
-from .records import BOM, Record, cross_check, json_problem, load_json, validate_record
+from .records import BOM, Record, Unsplittable, cross_check, json_problem, load_json, validate_record
 
-__all__ = ["Unsplittable", "read_claims", "record_from_line", "records_from_text", "split_claims", "splittable"]
+__all__ = ["read_claims", "record_from_line", "records_from_text", "split_claims", "splittable"]
 
 # Input limits (docs/claim-format.md, "Input limits"). A claim is a few kilobytes; a JSON or
 # YAML file is read whole, so batches beyond this size belong in JSON Lines, read as a stream.
@@ -184,30 +184,34 @@ def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
 
 
 def splittable(paths: Iterable[str | Path]) -> bool:
-    """True when every path is a regular JSON Lines or JSON file (named .jsonl, .ndjson or
-    .json, not an 837P): :func:`split_claims` cuts its claims apart without parsing them."""
+    """True when every path is a regular JSON Lines, JSON or X12 837P file (named .jsonl,
+    .ndjson or .json, or read as an 837P): :func:`split_claims` cuts its claims apart without
+    parsing them."""
     for item in paths:
         path = Path(item)
-        if not path.is_file() or path.suffix.lower() not in (".jsonl", ".ndjson", ".json") or is_x12(path):
+        if not path.is_file() or path.suffix.lower() not in (".jsonl", ".ndjson", ".json") and not is_x12(path):
             return False
     return True
 
 
-class Unsplittable(Exception):
-    """A JSON file whose claims cannot be cut apart unparsed, or an element of one that does
-    not parse on its own: the batch is read by :func:`read_claims` instead, which gives the
-    error record of the whole file."""
-
-
-def split_claims(paths: Iterable[str | Path]) -> Iterator[tuple[str, int, int, bytes] | Record]:
-    """The claims of JSON Lines and JSON files (:func:`splittable`), unparsed and in order:
-    each as ``(file, position, line number, bytes)`` for :func:`record_from_line` (line number
-    0 for an element of a JSON array, whose records name no line), or, where
+def split_claims(paths: Iterable[str | Path]) -> Iterator[tuple[Any, ...] | Record]:
+    """The claims of JSON Lines, JSON and 837P files (:func:`splittable`), unparsed and in
+    order: each as ``(file, position, line number, bytes)`` for :func:`record_from_line` (line
+    number 0 for an element of a JSON array, whose records name no line), an 837P's
+    transaction sets as ``(file, first claim's position, ST's segment number, bytes, [],
+    claims)`` for :func:`pain_asp.inputs.x12.records_from_piece`, or, where
     :func:`read_claims` gives an error record without parsing anything (a file that cannot be
     opened or holds no claim, an over-long line), that record. Raises :class:`Unsplittable`
-    for a JSON file that is not an array of claims of valid JSON text."""
+    for a JSON file that is not an array of claims of valid JSON text, or an 837P that does
+    not cut apart cleanly (:func:`pain_asp.inputs.x12.split_x12`)."""
     for path in paths:
         name = str(path)
+        if is_x12(Path(path)):
+            from .x12 import split_x12
+
+            for name, first, st_position, text, claims in split_x12(path):
+                yield name, first, st_position, text, [], claims
+            continue
         read = 0
         try:
             handle = Path(path).open("rb")

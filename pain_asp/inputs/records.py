@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import InputError, describe
 from ..models import EXPECTED, MAX_ID_LENGTH, ORIGINAL, Claim, ValidationError, parse_claim
 
-__all__ = ["Record", "cross_check", "json_problem", "load_json", "validate_claim", "validate_record"]
+__all__ = ["Record", "Unsplittable", "cross_check", "json_problem", "load_json", "validate_claim", "validate_record"]
 
 BOM = "\ufeff"
 
@@ -45,6 +45,12 @@ class Record:
     def ok(self) -> bool:
         """True when the claim validated."""
         return self.claim is not None
+
+
+class Unsplittable(Exception):
+    """A JSON or 837P file whose claims cannot be cut apart unparsed, or a part of one that
+    does not parse on its own: the batch is read by :func:`pain_asp.inputs.readers.read_claims`
+    instead, which gives the error records of the whole file."""
 
 
 def validate_claim(

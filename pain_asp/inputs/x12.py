@@ -68,7 +68,7 @@ from typing import Any
 from ..errors import InputError, PainAspError
 from ..models import Claim, Line, Providers
 from ..resources import payers_dir
-from .records import Record, validate_claim
+from .records import Record, Unsplittable, validate_claim
 
 __all__ = [
     "IMPLEMENTATION",
@@ -287,7 +287,7 @@ def _scan(text: str) -> _Scan:
     return whole
 
 
-def _scan_parts(handle: Any) -> Iterator[_Scan]:
+def _scan_parts(handle: Any, shift: int = 0) -> Iterator[_Scan]:
     """One validating pass of pyx12 over an 837P read from ``handle``, in parts.
 
     A transaction set (ST..SE) is released as one part as soon as pyx12 has finished with
@@ -296,6 +296,9 @@ def _scan_parts(handle: Any) -> Iterator[_Scan]:
     bounded however long the file. Errors of a functional group or interchange envelope
     (GE, IEA), known only at their end, and claims of a transaction set that never ends
     come in the last part, with a fatal error if reading stopped.
+
+    ``shift``: the segments after the first GS are numbered that much further on, as in the
+    file a transaction set was cut from (:func:`split_x12`).
     """
     _need_pyx12()
     import pyx12.error_handler
@@ -368,6 +371,7 @@ def _scan_parts(handle: Any) -> Iterator[_Scan]:
                     gs = seg
                     groups.setdefault(interchange, []).append(group)
                     part.scope_at[position] = ("group", group)
+                    reader.src.cur_line += shift  # pyx12 numbers every later segment
                     version = seg.get(8)
                     if version != IMPLEMENTATION:
                         part.fatal = (f"GS08 {IMPLEMENTATION} (the 837P implementation guide); "
@@ -826,15 +830,16 @@ def records_from_text(text: str, name: str = "<837P>") -> Iterator[Record]:
     return records_from_handle(io.StringIO(text), name)
 
 
-def records_from_handle(handle: Any, name: str = "<837P>") -> Iterator[Record]:
-    """The records of an 837P read from a text handle, a transaction set at a time.
+def records_from_handle(handle: Any, name: str = "<837P>", shift: int = 0, first: int = 1) -> Iterator[Record]:
+    """The records of an 837P read from a text handle, a transaction set at a time; the first
+    claim is claim ``first`` of the file (``shift``: see :func:`_scan_parts`).
 
     Errors that belong to no claim (and those of a group or interchange envelope, known only
     at its end) come in one last record, with what stopped the reading, if anything did."""
-    count = 0
+    count = first - 1
     loose: list[InputError] = []
     fatal: str | None = None
-    for part in _scan_parts(handle):
+    for part in _scan_parts(handle, shift):
         affected = _affected(part)
         loose.extend(InputError(name, None, f, v, x) for e in part.errors if not affected.get(id(e))
                      for _, f, v, x in [e])
@@ -850,7 +855,7 @@ def records_from_handle(handle: Any, name: str = "<837P>") -> Iterator[Record]:
                 record.claim = None
                 record.errors = errors + record.errors
             yield record
-    if count == 0:
+    if count == first - 1:
         if fatal is not None:
             yield Record(name, 1, errors=[InputError(name, None, "", "", fatal)])
         else:
@@ -861,6 +866,149 @@ def records_from_handle(handle: Any, name: str = "<837P>") -> Iterator[Record]:
         loose.append(InputError(name, None, "", "", fatal + "; the claims after this point were not read"))
     if loose:
         yield Record(name, count + 1, errors=loose)
+
+
+# ---------------------------------------------------------------------------------------
+# Cutting an 837P into transaction sets for the batch's workers
+# ---------------------------------------------------------------------------------------
+
+_PIECE_BLOCK = 1 << 20  # an 837P is cut a megabyte at a time
+# Consecutive transaction sets are given together up to this many claims: pyx12 loads its
+# map for every interchange it reads, which costs more than a set of a few claims. As many
+# as a batch chunk holds (pain_asp.modes.check.BatchOptions.chunk_size), which bounds a
+# worker's memory.
+PIECE_CLAIMS = 1000
+_ENVELOPE_FIELDS = ("ISA ", "GS ", "GE ", "IEA ", "interchange envelope", "functional group")
+
+
+def split_x12(path: str | Path) -> Iterator[tuple[str, int, int, bytes, int]]:
+    """The transaction sets of an 837P, unparsed and in order, for :func:`records_from_piece`,
+    consecutive sets together up to :data:`PIECE_CLAIMS` claims: each piece as ``(file, its
+    first claim's number, its first ST's segment number, text, claims)``, the text being the
+    file's ISA and GS segments, the sets' segments as written (ST..SE) and a GE and IEA that
+    close them. Only the envelope is read (control numbers, counts, delimiters); the
+    claims are counted by their CLM segments.
+
+    Raises :class:`~pain_asp.inputs.records.Unsplittable` for a file that does not cut apart
+    cleanly: not UTF-8, not starting with a complete ISA segment, delimiters that are letters,
+    digits, blanks or the same character, an ISA or GS element :func:`_envelope_problems`
+    refuses, more than one interchange or functional group, a GS08 other than 005010X222A1, a
+    segment outside a transaction set other than ISA, GS, GE and IEA, SE01/GE01/IEA01 counts
+    or SE02/GE02/IEA02 control numbers that do not match, a repeated ST02, a set without a
+    claim, or anything after the IEA. Its reader (:func:`read_x12`) then gives its errors."""
+    name = str(path)
+    try:
+        import pyx12  # noqa: F401  (without it the file's reader says what to install)
+
+        with open(path, encoding="utf-8", newline="") as handle:
+            yield from _pieces(name, handle)
+    except (OSError, UnicodeDecodeError, ImportError):
+        raise Unsplittable(name) from None
+
+
+def _pieces(name: str, handle: Any) -> Iterator[tuple[str, int, int, bytes, int]]:
+    head = handle.read(106)
+    if len(head) < 106 or not head.startswith("ISA") or _isa_width_problems(_isa_values(head)):
+        raise Unsplittable(name)
+    ele, sub, term = head[3], head[104], head[105]
+    if len({ele, sub, term}) < 3 or any(c.isalnum() or c.isspace() for c in (ele, sub, term)):
+        raise Unsplittable(name)
+    controls: dict[str, list[str]] = {}   # the ISA, GS, GE and IEA read: their elements as written
+    opening = ""                 # the ISA and GS segments, as written
+    st_ids: set[str] = set()
+    segments: list[str] = []     # the open transaction set's segments, as written
+    st_id: str | None = None     # the open transaction set's ST02
+    st_position = claims = before = 0
+    piece: list[str] = []        # the transaction sets read and not yet given, as written
+    piece_sets = piece_claims = piece_position = 0
+    for position, raw in enumerate(_segments(name, handle, head, term), start=1):
+        values = raw.lstrip("\r\n").split(ele)
+        seg_id = values[0]
+        if st_id is not None:
+            segments.append(raw + term)
+            if seg_id == "CLM":
+                claims += 1
+            elif seg_id == "SE":
+                if values[1:] != [str(len(segments)), st_id] or not claims:
+                    raise Unsplittable(name)
+                piece_position = piece_position or st_position
+                piece += segments
+                piece_sets, piece_claims = piece_sets + 1, piece_claims + claims
+                segments, claims, st_id = [], 0, None
+                if piece_claims >= PIECE_CLAIMS:
+                    yield name, before + 1, piece_position, _piece(opening, piece, piece_sets, controls, ele, term), \
+                        piece_claims
+                    before += piece_claims
+                    piece, piece_sets, piece_claims, piece_position = [], 0, 0, 0
+            elif seg_id in ("ISA", "GS", "GE", "IEA", "ST"):
+                raise Unsplittable(name)
+        elif seg_id == "ST" and "GS" in controls and "GE" not in controls and len(values) > 2 \
+                and values[2] not in st_ids:
+            st_id, st_position = values[2], position
+            st_ids.add(st_id)
+            segments = [raw + term]
+        elif (seg_id == "ISA" and position == 1 or seg_id == "GS" and "ISA" in controls and "GS" not in controls
+              and values[8:9] == [IMPLEMENTATION] and len(values) > 6) and not _envelope_problems(
+                _Seg(seg_id, [[value] if seg_id == "ISA" else value.split(sub) for value in values[1:]])):
+            controls[seg_id] = values
+            opening += raw + term
+        elif seg_id == "GE" and "GS" in controls and "GE" not in controls \
+                and values[1:] == [str(len(st_ids)), controls["GS"][6]]:
+            controls["GE"] = values
+        elif seg_id == "IEA" and "GE" in controls and "IEA" not in controls \
+                and values[1:] == ["1", controls["ISA"][13]]:
+            controls["IEA"] = values
+        else:
+            raise Unsplittable(name)
+    if "IEA" not in controls:
+        raise Unsplittable(name)
+    if piece:
+        yield name, before + 1, piece_position, _piece(opening, piece, piece_sets, controls, ele, term), piece_claims
+
+
+def _piece(opening: str, segments: list[str], sets: int, controls: dict[str, list[str]], ele: str,
+           term: str) -> bytes:
+    """Consecutive transaction sets of an 837P as an interchange of their own: the file's ISA
+    and GS, the sets as written, and a GE and IEA that close them."""
+    closing = f"GE{ele}{sets}{ele}{controls['GS'][6]}{term}IEA{ele}1{ele}{controls['ISA'][13]}{term}"
+    return (opening + "".join(segments) + closing).encode("utf-8")
+
+
+def _segments(name: str, handle: Any, head: str, term: str) -> Iterator[str]:
+    """The segments of an 837P as pyx12 cuts them (on the terminator), each without its
+    terminator, read a megabyte at a time; raises Unsplittable when anything but white space
+    follows where pyx12 stops (an empty segment, or text without a terminator at the end)."""
+    buffer = head
+    while True:
+        block = handle.read(_PIECE_BLOCK)
+        *whole, buffer = (buffer + block).split(term)
+        for number, raw in enumerate(whole):
+            if not raw.lstrip("\r\n"):
+                if term.join(whole[number + 1:] + [buffer]).strip() or handle.read().strip():
+                    raise Unsplittable(name)
+                return
+            yield raw
+        if not block:
+            if buffer.strip():
+                raise Unsplittable(name)
+            return
+
+
+def records_from_piece(name: str, first: int, st_position: int, text: bytes, claims: int) -> Iterator[Record]:
+    """The records of transaction sets cut from an 837P (:func:`split_x12`), the same as
+    :func:`read_x12` gives for their claims, a transaction set at a time. Raises
+    :class:`~pain_asp.inputs.records.Unsplittable`, at the latest after the last record, when
+    the sets do not read alone as they read in their file: a record for no claim, another
+    number of claims than its CLM segments, or an error of the envelope (ISA, GS, GE, IEA)."""
+    count = 0
+    for record in records_from_handle(io.StringIO(text.decode("utf-8"), newline=""), name, st_position - 3, first):
+        count += 1
+        if count > claims or not isinstance(record.source, X12Context) or any(
+                e.field.startswith(_ENVELOPE_FIELDS) for e in record.errors):
+            raise Unsplittable(name)
+        yield record
+    if count != claims:
+        raise Unsplittable(name)
 
 
 def _affected(scan: _Scan) -> dict[int, set[int]]:

@@ -25,9 +25,10 @@ more than a loop over :meth:`pain_asp.engine.Checker.check`:
   (:mod:`pain_asp.modes.batch_index`), and in the check pass a worker parses the chunk
   again, rebuilds the claims of its patients from the index's parts it is sent, and checks
   it. So this process's work per claim is a line read and bytes moved between the workers,
-  two spool files and the output, with no Python run per claim. JSON arrays go the same way;
-  YAML and 837P files (and any batch with a history store or charges for the report) are
-  read and validated here.
+  the spool files and the output, with no Python run per claim. JSON arrays go the same way,
+  and 837P files cut into transaction sets (:func:`pain_asp.inputs.x12.split_x12`), whose
+  records the workers send back validated so that pyx12 reads them once; YAML files (and any
+  batch with a history store or charges for the report) are read and validated here.
 
   Small inputs (up to :attr:`BatchOptions.in_memory_limit` claims) skip the spool and the
   workers: they are read once, checked in this process, as before.
@@ -102,11 +103,12 @@ class BatchOptions:
     """How a batch is read, split and checked."""
 
     workers: Optional[int] = None     # worker processes; None: default_workers()
-    chunk_size: int = 1500            # claims per chunk (one clingo Control each)
+    chunk_size: int = 1000            # claims per chunk (one clingo Control each): a fresh worker peaks
+                                      # near 114 MB in a chunk of 1,000 and near 150 in one of 1,500
     in_memory_limit: int = 1000       # up to this many claims: one pass, checked in this process
     recycle_claims: Optional[int] = None  # a worker retires after checking this many claims (default:
-                                      # one chunk: a fresh worker peaks near 125 MB in its first chunk of
-                                      # 1,500 and a second took it to 148-178 MB; docs/scaling.md) ...
+                                      # one chunk: a second chunk took a worker 25-55 MB further;
+                                      # docs/scaling.md) ...
     recycle_mb: float = 115.0         # ... or once its resident memory passes this (MB)
     fmt: str = "jsonl"                # what workers render: text, json, jsonl, csv
     colour: bool = False              # ANSI colour in text output
@@ -338,12 +340,12 @@ def _decoder(name: str) -> Any:
         types = {"history": list[HistoryEntry], "spooled": list[_Spooled],
                  "tasks": tuple[list[_Task], list[tuple[str, list[tuple[str, bytes]]]]],
                  "claim": Claim, "lines": list[_Line],
-                 "line tasks": tuple[msgspec.Raw, list[msgspec.Raw], list[msgspec.Raw]],
+                 "line tasks": tuple[msgspec.Raw, list[msgspec.Raw], list[msgspec.Raw], int],
                  "repeats": list[tuple[int, str]], "patient rows": list[tuple[bytes, bytes, int, bytes]],
                  "repeat task": tuple[int, list[msgspec.Raw]],
                  "patient task": tuple[int, list[msgspec.Raw], list[msgspec.Raw]],
                  "results": tuple[int, msgspec.Raw], "checked": list[Checked], "chunk": CheckedChunk,
-                 "index parts": IndexParts}
+                 "index parts": IndexParts, "piece parts": tuple[IndexParts, list[msgspec.Raw]]}
         _DECODERS[name] = msgspec.msgpack.Decoder(types[name])
     return _DECODERS[name]
 
@@ -479,14 +481,16 @@ class _Task(msgspec.Struct, array_like=True):
 
 class _Line(msgspec.Struct, array_like=True):
     """A claim of a JSON Lines or JSON file as read, unparsed (``text``; ``line`` 0 for an
-    element of a JSON array), or the errors of a claim that could not be read
-    (:func:`pain_asp.inputs.readers.split_claims`)."""
+    element of a JSON array), an 837P's transaction sets (``claims`` of them from
+    ``position`` on, ``line`` the first ST segment's number), or the errors of a claim that
+    could not be read (:func:`pain_asp.inputs.readers.split_claims`)."""
 
     file: str
     position: int
     line: int
     text: bytes
     errors: _Errors = []
+    claims: int = 0
 
 
 _FRAME = struct.Struct("<I")
@@ -545,6 +549,11 @@ class _Spool:
         self.count += len(entries)
         return data
 
+    def write_frame(self, data: Any) -> None:
+        """Write a frame encoded elsewhere (a chunk's entries, as a worker sent them)."""
+        data = bytes(data)
+        self._handle.write(_FRAME.pack(len(data)) + data)
+
     def fileno(self) -> int:
         return self._handle.fileno()
 
@@ -578,13 +587,15 @@ def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> Any:
     * ``L``: the same for JSON Lines claims as read (after the batch's salt, 16 bytes: a
       ``_Line`` frame and the chunk's parts of the batch index,
       :meth:`pain_asp.modes.batch_index.BatchIndex.chunk`): parse, validate, check, render;
+    * ``X``: the same for an 837P's records validated in the index pass (``_Spooled``);
     * ``I``: parse and validate a ``_Line`` frame for the index pass (after the batch's salt,
       16 bytes, the number of the frame's first claim, 8, and the number of buckets, 4): one
       :func:`pain_asp.modes.batch_index.index_row` per claim (none for a line that is not
       a claim), its services None when the claim fails a check of the batch's
       (:func:`pain_asp.inputs.records.cross_check`: a diagnosis pointer, the payer), sorted
-      into buckets (:func:`pain_asp.modes.batch_index.bucket_rows`); or only the file's name
-      in a list when an element of a JSON array does not parse on its own;
+      into buckets (:func:`pain_asp.modes.batch_index.bucket_rows`), with an 837P's
+      records as validated (``_Spooled``); or only the file's name in a list when an element
+      of a JSON array or an 837P's transaction sets do not read on their own;
     * ``D`` and ``S``: a bucket's task of the batch index,
       :func:`pain_asp.modes.batch_index.find_repeats` and
       :func:`pain_asp.modes.batch_index.share_patients`.
@@ -604,8 +615,8 @@ def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> Any:
 
         chunk_size, parts, repeated = _decoder("patient task").decode(body)
         return share_patients(parts, repeated, chunk_size)
-    if kind == b"L":
-        return _check_lines(checker, body, fmt, colour)
+    if kind in (b"L", b"X"):
+        return _check_lines(checker, body, fmt, colour, validated=kind == b"X")
     from ..inputs.records import Record
 
     records = []
@@ -632,28 +643,47 @@ def _line_record(line: _Line) -> Any:
     return record_from_line(line.file, line.position, line.line, line.text)
 
 
+def _line_records(line: _Line) -> Iterable[Any]:
+    """The records of a JSON Lines or JSON claim, or of an 837P's transaction sets
+    (:func:`pain_asp.inputs.x12.records_from_piece`, read a set at a time)."""
+    if line.claims:
+        from ..inputs.x12 import records_from_piece
+
+        return records_from_piece(line.file, line.position, line.line, line.text, line.claims)
+    return [_line_record(line)]
+
+
 def _index_lines(checker: Any, body: bytes) -> Any:
     from ..history import claim_services
     from ..inputs.readers import Unsplittable
     from ..inputs.records import cross_check
     from .batch_index import bucket_rows, index_row
 
-    salt, start, buckets = body[:16], int.from_bytes(body[16:24], "little"), int.from_bytes(body[24:28], "little")
+    salt, start = body[:16], int.from_bytes(body[16:24], "little")
+    buckets, chunk_size = int.from_bytes(body[24:28], "little"), int.from_bytes(body[28:32], "little")
     payers = set(checker.known_payers())
     rows: list[Any] = []
-    for offset, line in enumerate(_decoder("lines").decode(memoryview(body)[28:])):
+    spooled: list[_Spooled] = []  # an 837P's records, validated: the check pass does not read it again
+    offset = 0
+    for line in _decoder("lines").decode(memoryview(body)[32:]):
         try:
-            record = _line_record(line)
+            for record in _line_records(line):
+                claim = record.claim
+                if claim is not None:
+                    cross_check(record, payers, {})
+                    services = _ENCODER.encode(claim_services(claim)) if record.claim is not None else None
+                    rows.append(index_row(salt, start + offset, claim.claim_id, claim.frequency, claim.patient.id,
+                                          f"{record.file} claim {record.position}", services))
+                if line.claims:
+                    spooled.append(_spooled(record, False))
+                offset += 1
         except Unsplittable:  # the command reads the batch itself (_checked_chunks)
             return [line.file]
-        claim = record.claim
-        if claim is None:
-            continue
-        cross_check(record, payers, {})
-        services = _ENCODER.encode(claim_services(claim)) if record.claim is not None else None
-        rows.append(index_row(salt, start + offset, claim.claim_id, claim.frequency, claim.patient.id,
-                              f"{line.file} claim {line.position}", services))
-    return bucket_rows(rows, buckets)
+    parts = bucket_rows(rows, buckets)
+    if not spooled:
+        return parts
+    # In frames of a chunk's size: the check pass checks each in a task of its own.
+    return parts, [msgspec.Raw(_ENCODER.encode(spooled[k:k + chunk_size])) for k in range(0, len(spooled), chunk_size)]
 
 
 def _validated_line(line: _Line, payers: set[str], first: Optional[str]) -> Any:
@@ -668,11 +698,14 @@ def _validated_line(line: _Line, payers: set[str], first: Optional[str]) -> Any:
     return record
 
 
-def _check_lines(checker: Any, body: bytes, fmt: str, colour: bool) -> CheckedChunk:
+def _check_lines(checker: Any, body: bytes, fmt: str, colour: bool, validated: bool = False) -> CheckedChunk:
+    """The check pass of a chunk with its parts of the batch index: lines to parse, or
+    (``validated``) an 837P's records validated in the index pass; see :func:`check_task`."""
+    from ..inputs.records import Record, cross_check
     from .batch_index import identity_hash
 
     salt = body[:16]
-    frame, repeats, rows = _decoder("line tasks").decode(memoryview(body)[16:])
+    frame, repeats, rows, first = _decoder("line tasks").decode(memoryview(body)[16:])
     firsts = dict(itertools.chain.from_iterable(map(_decoder("repeats").decode, repeats)))
     index = PatientIndex()  # the chunk's patients with several claims, keyed by hashed ids
     for part in rows:
@@ -681,14 +714,23 @@ def _check_lines(checker: Any, body: bytes, fmt: str, colour: bool) -> CheckedCh
     index.freeze()
     payers = set(checker.known_payers())
     records = []
+    if validated:  # an 837P's records: the batch's claim-id check to add
+        for offset, entry in enumerate(_decoder("spooled").decode(frame)):
+            claim = None if bytes(entry.claim) == bytes(_NIL) else _decoder("claim").decode(entry.claim)
+            record = Record(entry.file, entry.position, claim=claim, claim_id=entry.claim_id,
+                            errors=[InputError(*e) for e in entry.errors])
+            if record.claim is not None and first + offset in firsts:
+                cross_check(record, payers, {record.claim.claim_id: firsts[first + offset]})
+            records.append(record)
+    else:
+        records = [_validated_line(line, payers, firsts.get(offset))
+                   for offset, line in enumerate(_decoder("lines").decode(frame))]
     past: dict[int, Callable[[], list[HistoryEntry]]] = {}
-    for offset, line in enumerate(_decoder("lines").decode(frame)):
-        record = _validated_line(line, payers, firsts.get(offset))
+    for record in records:
         claim = record.claim
         if claim is not None:
             past[id(claim)] = functools.partial(_merged_others, index, claim, identity_hash(salt, claim.patient.id),
                                                 identity_hash(salt, claim.claim_id))
-        records.append(record)
     return _check_records(checker, records, past, fmt, colour)
 
 
@@ -745,7 +787,7 @@ def _worker_main(conn: Any, options: Any, fmt: str, colour: bool, recycle_claims
             conn.send_bytes(b"B" + traceback.format_exc().encode("utf-8", "replace"))
             return
         # The index passes ground nothing (clingo does not grow): only checks count towards retiring.
-        checked = message[8:9] in (b"L", b"R")
+        checked = message[8:9] in (b"L", b"X", b"R")
         done += len(items) if checked else 0
         retire = checked and (done >= recycle_claims or rss_mb() >= recycle_mb)
         try:
@@ -989,12 +1031,18 @@ def _checked_chunks(files: Iterable[str | Path], checker: Any = None, *,
         store = HistoryStore(history_db, create=False)
     files = list(files)
     if store is None and not options.with_charges and splittable(files):
-        # JSON Lines and JSON arrays: this process only cuts the files into claims; workers
-        # parse and validate them.
+        # JSON Lines, JSON arrays and 837P: this process only cuts the files into claims (an
+        # 837P into transaction sets); workers parse and validate them.
         lines = split_claims(files)
         try:
-            head = list(itertools.islice(lines, limit + 1))
-            if len(head) > limit:
+            head: list[Any] = []
+            claims = 0
+            for item in lines:  # up to limit + 1 claims (an 837P's transaction sets hold several)
+                head.append(item)
+                claims += _claims_in(item)
+                if claims > limit:
+                    break
+            if claims > limit:
                 input_bytes = sum(Path(file).stat().st_size for file in files)
                 yield from _with_lines(itertools.chain(head, lines), input_bytes, checker, options, progress, summary,
                                        task)
@@ -1155,7 +1203,8 @@ def _count_workers(summary: BatchSummary, pool: Any) -> None:
 
 def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: BatchOptions, progress: Progress,
                 summary: BatchSummary, task: Callable[..., Any]) -> Iterator[CheckedChunk]:
-    """A large JSON Lines or JSON batch: this process cuts it into claims, spools them and joins results.
+    """A large JSON Lines, JSON or 837P batch: this process cuts it into claims (an 837P into
+    transaction sets), spools them and joins results.
 
     Index pass: each chunk of lines goes to a worker, which parses and validates it and sends
     back, per claim, its ids (hashed) and encoded services sorted into buckets; a task per
@@ -1170,31 +1219,53 @@ def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: B
     """
     from ..inputs.readers import Unsplittable
     from ..inputs.records import Record
-    from .batch_index import BatchIndex, IndexParts, bucket_count
+    from .batch_index import BatchIndex, bucket_count
 
     chunk_size = max(1, options.chunk_size)
     payers = set(checker.known_payers())
     spool = _Spool(options.spool_dir, chunk_size, False)
+    validated = _Spool(options.spool_dir, chunk_size, False)  # an 837P chunk's records, from the index pass
     pool: Any = _pool(options, checker.options, task)
-    index = BatchIndex(bucket_count(input_bytes, pool.size), chunk_size, options.spool_dir)
+    index = BatchIndex(bucket_count(input_bytes, pool.size), _CHUNK_STRIDE, options.spool_dir)
     lost: dict[int, tuple[str, bytes]] = {}  # chunks the index pass could not read: why, frame
     sent: dict[int, bytes] = {}
+    pieces: set[int] = set()      # the chunks that are an 837P's transaction sets
+    with_records: dict[int, int] = {}  # ... whose records the index pass sent: frames in `validated`
+    total = chunk_count = 0       # claims and chunks read
     index_failures: list[str] = []  # why a bucket's task of the index could not be done
 
+    def blocks() -> Iterator[list[Any]]:
+        """The chunks: up to chunk_size claims of JSON, an 837P's transaction sets alone."""
+        block: list[Any] = []
+        for item in lines:
+            if _is_piece(item):
+                if block:
+                    yield block
+                yield [item]
+                block = []
+                continue
+            block.append(item)
+            if len(block) >= chunk_size:
+                yield block
+                block = []
+        if block:
+            yield block
+
     def frames() -> Iterator[tuple[bytes, int]]:
-        source = iter(lines)
-        buckets = index.buckets.to_bytes(4, "little")
-        for number in itertools.count():
-            block = list(itertools.islice(source, chunk_size))
-            if not block:
-                return
-            # A line as read is already a _Line's array: (file, position, line number, text).
+        nonlocal total, chunk_count
+        sizes = index.buckets.to_bytes(4, "little") + chunk_size.to_bytes(4, "little")
+        for number, block in enumerate(blocks()):
+            # A line as read is already a _Line's array: (file, position, line number, text[, [], claims]).
             frame = spool.write([item if isinstance(item, tuple) else _Line(
                 item.file, item.position, 0, b"", [(e.file, e.claim_id, e.field, e.value, e.expected, e.line)
                                                    for e in item.errors]) for item in block])
-            progress.reading(spool.count)
+            claims = sum(map(_claims_in, block))
+            if _is_piece(block[0]):
+                pieces.add(number)
+            total, chunk_count = total + claims, chunk_count + 1
+            progress.reading(total)
             sent[number] = frame
-            yield b"I" + index.salt + (number * chunk_size).to_bytes(8, "little") + buckets + frame, len(block)
+            yield b"I" + index.salt + (number * _CHUNK_STRIDE).to_bytes(8, "little") + sizes + frame, claims
 
     def unread(number: int, why: str) -> list[Any]:
         lost[number] = (why, sent[number])
@@ -1205,14 +1276,20 @@ def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: B
 
     def not_checked(frame: bytes, why: str, number: int) -> list[Checked]:
         items = []
-        for offset, line in enumerate(_decoder("lines").decode(frame)):
-            try:
-                record = _validated_line(line, payers, index.first(number * chunk_size + offset))
-            except Unsplittable:  # never parsed (its chunk's workers died in the index pass)
-                record = Record(line.file, line.position)
-            payer = record.claim.payer if record.claim is not None else None
-            items.append(_not_checked(record.file, record.position, record.claim_id, payer,
-                                      record.errors, why, options.fmt, options.colour))
+        offset = 0
+        for line in _decoder("lines").decode(frame):
+            if line.claims:  # an 837P's transaction sets its workers died on: never read
+                records = [Record(line.file, line.position + n) for n in range(line.claims)]
+            else:
+                try:
+                    records = [_validated_line(line, payers, index.first(number * _CHUNK_STRIDE + offset))]
+                except Unsplittable:  # never parsed (its chunk's workers died in the index pass)
+                    records = [Record(line.file, line.position)]
+            for record in records:
+                offset += 1
+                payer = record.claim.payer if record.claim is not None else None
+                items.append(_not_checked(record.file, record.position, record.claim_id, payer,
+                                          record.errors, why, options.fmt, options.colour))
         return items
 
     try:
@@ -1222,52 +1299,87 @@ def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: B
             if number in lost:
                 continue
             try:
-                index.add(_decoder("index parts").decode(blob))
-            except msgspec.ValidationError:  # [file]: an element of a JSON array that does not parse alone
-                raise Unsplittable(msgspec.msgpack.decode(blob)[0]) from None
+                if number in pieces:
+                    parts, records = _decoder("piece parts").decode(blob)
+                    for frame in records:
+                        validated.write_frame(frame)
+                    with_records[number] = len(records)
+                else:
+                    parts = _decoder("index parts").decode(blob)
+            except msgspec.ValidationError:  # [file]: an element of a JSON array or an 837P piece that
+                raise Unsplittable(msgspec.msgpack.decode(blob)[0]) from None  # does not read alone
+            index.add(parts)
         for reply in pool.run(index.repeat_tasks(), unindexed):
             if memoryview(reply)[:1] != _NIL:  # a bucket's task that failed twice gives nil
                 index.add_repeats(reply)
         for reply in pool.run(index.patient_tasks(), unindexed):
             if memoryview(reply)[:1] != _NIL:
                 index.add_shared(reply)
-        progress.total = spool.count
-        chunk_count = -(-spool.count // chunk_size)
+        progress.total = total
         if index_failures:  # some claims' history or claim-id check is unknown: none is checked
             why = f"the batch's index could not be built ({index_failures[0]})"
             lost.update((number, (why, frame)) for number, frame in enumerate(spool.frames()) if number not in lost)
         pool.size = max(1, min(pool.size, chunk_count))
         summary.mode, summary.workers = "dask" if options.dask else "workers", pool.size
-        order: list[int] = []  # the chunks sent to the workers, by the pool's numbering
+        order: list[tuple[int, int]] = []  # the tasks sent to the workers (chunk, part), by the pool's numbering
+        checks: dict[tuple[int, int], bytes] = {}
 
         def chunks() -> Iterator[tuple[bytes, int]]:
+            records = validated.frames()
             for number, frame in enumerate(spool.frames()):
+                # An 837P's records were read once, in the index pass: in frames of a chunk's size.
+                tasks = [(b"X", next(records)) for _ in range(with_records[number])] if number in with_records \
+                    else [(b"L", frame)]
                 if number in lost:
                     continue
                 repeats, rows = index.chunk(number)
-                sent[number] = frame
-                order.append(number)
-                yield b"L" + index.salt + _ENCODER.encode((msgspec.Raw(frame), repeats, rows)), chunk_size
+                for part, (kind, data) in enumerate(tasks):
+                    checks[number, part] = kind + data
+                    order.append((number, part))
+                    yield kind + index.salt + _ENCODER.encode((msgspec.Raw(data), repeats, rows, part * chunk_size)), \
+                        chunk_size
 
         def failed(pool_number: int, why: str) -> CheckedChunk:
-            number = order[pool_number]
-            return checked_chunk(not_checked(sent[number], why, number), options.fmt)
+            number, part = order[pool_number]
+            kind, frame = checks[number, part][:1], checks[number, part][1:]
+            if kind == b"X":
+                return checked_chunk([_failure_item(e, why, options.fmt, options.colour)
+                                      for e in _decoder("spooled").decode(frame)], options.fmt)
+            return checked_chunk(not_checked(frame, why, number), options.fmt)
 
         results = pool.run(chunks(), failed)
         for number in range(chunk_count):
             if number in lost:
                 why, frame = lost.pop(number)
-                chunk = checked_chunk(not_checked(frame, why, number), options.fmt)
-            else:
+                yield _released(checked_chunk(not_checked(frame, why, number), options.fmt), summary, progress)
+                continue
+            for part in range(with_records.get(number, 1)):
                 chunk = _decoder("chunk").decode(next(results))
-                sent.pop(number, None)
-            yield _released(chunk, summary, progress)
+                checks.pop((number, part), None)
+                yield _released(chunk, summary, progress)
     finally:
         _count_workers(summary, pool)
         pool.close()
         spool.close()
+        validated.close()
         index.close()
         progress.close(summary if summary.claims else None)
+
+
+def _is_piece(item: Any) -> bool:
+    """An item of :func:`pain_asp.inputs.readers.split_claims` that is an 837P's transaction sets."""
+    return isinstance(item, tuple) and len(item) > 5
+
+
+def _claims_in(item: Any) -> int:
+    """The claims of an item of :func:`pain_asp.inputs.readers.split_claims`: an 837P's
+    transaction sets hold several, a line or an error record one."""
+    return item[5] if _is_piece(item) else 1
+
+
+# Claim numbers in the batch index: chunk N's claims are numbered from N x this, so that a
+# chunk may hold any number of claims (an 837P's transaction sets).
+_CHUNK_STRIDE = 1 << 24
 
 
 def check_files(files: Iterable[str | Path], out: TextIO, *, fmt: str = "text", colour: bool = False,
