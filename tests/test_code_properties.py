@@ -59,10 +59,10 @@ THORACIC_BODIES = ("T8", "T9", "T10", "T11", "T12")
 LUMBAR_BODIES = ("L1", "L2", "L3", "L4", "L5")
 BASIVERTEBRAL_BODIES = ("L3", "L4", "L5", "S1")
 PERIPHERAL = tuple(n for n in NERVES if n not in GENICULAR_BRANCHES)
-# Billable on every date drawn (2024-2026), by what they support (ICD-10-CM FY2026; A58993 / A57787 covered-diagnosis groups).
+# Billable on every date drawn (2024-2026), by what they support (ICD-10-CM FY2026; A58993 / A57787 / A56572 covered-diagnosis groups).
 DX = {"esi": ("M54.16", "M54.12", "M48.062"), "facet": ("M47.816", "M47.812"), "si": ("M46.1",),
       "knee": ("M17.11",), "occipital": ("M54.81",), "myofascial": ("M79.18",), "pain": ("G89.29",),
-      "migraine": ("G43.709",)}
+      "migraine": ("G43.709",), "vertebral": ("M80.08XA",)}
 
 
 def _catalog_nerve_codes() -> dict[str, str]:
