@@ -471,3 +471,37 @@ def test_folder_with_a_named_pipe_and_a_folder_named_like_a_claim_file(tmp_path:
     os.mkfifo(tmp_path / "pipe.json")  # reading it would block for ever
     (tmp_path / "folder.yaml").mkdir()
     assert [r.claim_id for r in read_claims([tmp_path])] == ["A"]
+
+
+# --- report reads results and claim files as hostile input too ------------------------------
+
+_RESULT = json.dumps({"status": "clean", "claim_id": "A", "findings": []})
+_TOO_DEEP = "[" * 5000 + "]" * 5000
+_TOO_LONG_NUMBER = "9" * 5000  # int() refuses more than 4,300 digits
+
+
+@pytest.mark.parametrize("name, content, readable", [
+    # whether a file holds results is decided from its first record: one that does not parse
+    # makes it a claim file, read (and refused) as such
+    ("deep-first.jsonl", _TOO_DEEP + "\n" + json.dumps(good_claim()) + "\n", True),
+    ("long-number-first.jsonl", '{"claim_id": ' + _TOO_LONG_NUMBER + "}\n" + json.dumps(good_claim()) + "\n", True),
+    ("deep.json", "[" + _TOO_DEEP + "]", False),
+    ("long-number.json", '[{"claim_id": ' + _TOO_LONG_NUMBER + "}]", False),
+    ("deep-results.json", "[" + _RESULT + ", " + _TOO_DEEP + "]", False),
+    # a results record that does not parse is listed as such
+    ("long-number.results.jsonl", _RESULT + '\n{"status": "clean", "findings": [], "position": '
+     + _TOO_LONG_NUMBER + "}\n", True),
+    ("surrogate.results.jsonl", _RESULT + "\n" + json.dumps(
+        {"status": "deny", "claim_id": "SECRET\ud800", "payer": "p\udfff",
+         "findings": [{"rule": "r\ud800", "severity": "deny", "message": "SECRET\ud800"}]}) + "\n", True),
+])
+def test_report_on_hostile_json_is_an_error_not_a_traceback(tmp_path: Path, name: str, content: str,
+                                                            readable: bool) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    html = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", str(path), "-o", str(html)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 2 and "SECRET" not in result.stderr, result.stderr
+    assert html.exists() == readable  # written when a claim or result was read
+
