@@ -785,7 +785,7 @@ def report_command(
         # no claim at all was read (docs/architecture.md: nothing is silently empty); unreadable claims
         # with an id are listed in the report instead
         for error in data.errors[:10]:
-            sys.stderr.write(f"pain-asp: {error['message']}\n")
+            sys.stderr.write(f"pain-asp: {visible(error['message'])}\n")
         raise _fail(f"no claims read ({data.claims} input error(s)): nothing to report, "
                     f"{output} was not written")
     comparison = None
@@ -800,7 +800,7 @@ def report_command(
             sys.stderr.write(f"pain-asp: {visible(str(error))}\n")
     write_output(output, render_html(data, checker.rules, remittance=comparison))
     for message in data.malformed:
-        sys.stderr.write(f"pain-asp: {message}\n")
+        sys.stderr.write(f"pain-asp: {visible(message)}\n")
     clean = data.statuses.get("clean", 0)
     rate = f"{100 * clean / data.claims:.1f} %" if data.claims else "n/a"
     risk = f", ${data.at_risk / 100:,.2f} at risk on denied lines" if data.charges_known else ""

@@ -505,3 +505,9 @@ def test_report_on_hostile_json_is_an_error_not_a_traceback(tmp_path: Path, name
     assert result.exit_code == 2 and "SECRET" not in result.stderr, result.stderr
     assert html.exists() == readable  # written when a claim or result was read
 
+
+def test_report_says_unreadable_results_without_terminal_control(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps({"status": "error", "errors": [{"message": "\x1b[2J\nforged line"}]}) + "\n")
+    result = runner.invoke(app, ["report", str(path), "-o", str(tmp_path / "report.html")])
+    assert result.exit_code == 2 and "\x1b" not in result.stderr and "\nforged" not in result.stderr, result.stderr
