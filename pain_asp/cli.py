@@ -636,6 +636,7 @@ def _write_corrected(fixes: list, records: list, path: Path, inputs: list[Path])
 
     from . import outputs
     from .models import parse_claim
+    from .render.results import visible
 
     suffix = path.suffix.lower()
     x12 = suffix in (".837", ".x12", ".edi")
@@ -648,15 +649,15 @@ def _write_corrected(fixes: list, records: list, path: Path, inputs: list[Path])
         item = _as_read(record, x12)
         if item is None:
             if record.claim_id is not None or isinstance(record.source, dict):
-                raise _fail(f"--output {path}: claim {record.claim_id or '(no id)'} ({record.file} "
-                            f"#{record.position}) could not be read and can only be passed through "
-                            f"to the format it came in; nothing was written")
+                raise _fail(visible(f"--output {path}: claim {record.claim_id or '(no id)'} ({record.file} "
+                                    f"#{record.position}) could not be read and can only be passed through "
+                                    f"to the format it came in; nothing was written"))
             sys.stderr.write(f"pain-asp: {record.file} #{record.position}: no claim could be read "
                              f"there, so there is nothing to pass through\n")
             continue
         why = f": {record.errors[0]}" if record.errors else ""
-        sys.stderr.write(f"pain-asp: claim {record.claim_id or '(no id)'} ({record.file} "
-                         f"#{record.position}) passed through unchanged, it could not be checked{why}\n")
+        sys.stderr.write(visible(f"pain-asp: claim {record.claim_id or '(no id)'} ({record.file} "
+                                 f"#{record.position}) passed through unchanged, it could not be checked{why}") + "\n")
         items.append(item)
     if x12:  # claims read from an 837P keep their loops
         from .inputs.x12 import Untouched, contexts_for_files, write_corrected_837

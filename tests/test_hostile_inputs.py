@@ -511,3 +511,15 @@ def test_report_says_unreadable_results_without_terminal_control(tmp_path: Path)
     path.write_text(json.dumps({"status": "error", "errors": [{"message": "\x1b[2J\nforged line"}]}) + "\n")
     result = runner.invoke(app, ["report", str(path), "-o", str(tmp_path / "report.html")])
     assert result.exit_code == 2 and "\x1b" not in result.stderr and "\nforged" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".837"])
+def test_fix_names_an_unreadable_claim_without_terminal_control(tmp_path: Path, suffix: str) -> None:
+    # fix -o names each claim it passes through unchanged (or cannot pass into an 837P) on stderr
+    claim = good_claim("C\x1b[2J\nforged line")
+    claim["lines"][0]["units"] = 0
+    path = tmp_path / "claims.jsonl"
+    path.write_text(json.dumps(claim) + "\n")
+    result = runner.invoke(app, ["fix", str(path), "-o", str(tmp_path / f"fixed{suffix}")])
+    assert result.exit_code == 2 and "claim C" in result.stderr
+    assert "\x1b" not in result.stderr and "\nforged" not in result.stderr, result.stderr
