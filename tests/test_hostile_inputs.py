@@ -523,3 +523,25 @@ def test_fix_names_an_unreadable_claim_without_terminal_control(tmp_path: Path, 
     result = runner.invoke(app, ["fix", str(path), "-o", str(tmp_path / f"fixed{suffix}")])
     assert result.exit_code == 2 and "claim C" in result.stderr
     assert "\x1b" not in result.stderr and "\nforged" not in result.stderr, result.stderr
+
+
+def _esi(claim_id: str, patient_id: str, date: str) -> dict:
+    return {"claim_id": claim_id, "payer": "medicare", "place_of_service": "11", "patient": {"id": patient_id},
+            "diagnoses": ["M54.16"], "lines": [{"code": "62323", "date": date, "dx": [1], "documented": {
+                "imaging": "fluoroscopy", "levels": ["L4-L5"], "purpose": "therapeutic"}}]}
+
+
+@pytest.mark.parametrize("patient_id", ["P1 ", "\tP1\u00a0"])
+def test_a_patient_id_with_surrounding_white_space_is_the_same_patient(tmp_path: Path, patient_id: str) -> None:
+    # The history store compares patient ids without surrounding white space; the batch
+    # compared them as written, so a repeat injection a week later came back clean when one
+    # claim's patient id had a trailing space (a false clean).
+    def findings_of_the_repeat(second_patient: str) -> list[dict]:
+        path = tmp_path / "claims.jsonl"
+        path.write_text(json.dumps(_esi("A", "P1", "2025-03-01")) + "\n"
+                        + json.dumps(_esi("B", second_patient, "2025-03-08")) + "\n")
+        _, results, _ = check(path)
+        return results[1]["findings"]
+
+    expected = findings_of_the_repeat("P1")
+    assert expected and findings_of_the_repeat(patient_id) == expected
