@@ -543,3 +543,19 @@ def test_a_patient_id_with_surrounding_white_space_is_the_same_patient(tmp_path:
     _, results, _ = check(path)
     repeat = results[1]["findings"]
     assert repeat and results[3]["findings"] == results[5]["findings"] == repeat
+
+
+@pytest.mark.parametrize("bad", [
+    '{"claim_id": "SECRET", "claim_id": "B"}',          # a repeated key
+    '{"claim_id": "B", "units": ' + "9" * 5000 + "}",  # a number too long
+])
+def test_one_bad_claim_of_a_json_array_spoils_only_itself(tmp_path: Path, bad: str) -> None:
+    # The file is valid JSON; the trouble is in its second claim, which alone is refused (the
+    # whole file was one error record: the other claims were not checked, and the error named
+    # no claim). Half a surrogate pair, or nesting past the limit, still make the whole file
+    # an error (the array is not cut apart then).
+    path = tmp_path / "batch.json"
+    path.write_text("[" + json.dumps(good_claim("A")) + ",\n" + bad + ",\n" + json.dumps(good_claim("C")) + "]")
+    code, results, out = check(path)
+    assert code == 2 and "SECRET" not in out
+    assert [(r["position"], r["status"] == "error") for r in results] == [(1, False), (2, True), (3, False)]
