@@ -202,6 +202,18 @@ def test_bad_claims_of_a_json_array_are_their_own_errors_in_the_workers(tmp_path
     assert text == _reference([path], "jsonl", checker)
 
 
+def test_how_deep_a_json_line_may_nest_does_not_depend_on_the_reader(tmp_path: Path, checker: Checker) -> None:
+    # Python's JSON reader stops near 1,000 levels, sooner the deeper its caller's stack: a line
+    # nested about 985 deep was read (its claim named) by one path and not by another.
+    depths = [100, 600, 980, 984, 988, 992]
+    path = tmp_path / "deep.jsonl"
+    path.write_text("".join('{"claim_id": "D%d", "clinical": %s}\n' % (n, "[" * n + "]" * n) for n in depths))
+    expected = _reference([path], "jsonl", checker)
+    assert [json.loads(line)["claim_id"] for line in expected.splitlines()] == ["D100"] + [None] * 5
+    text, _ = _streamed([path], "jsonl", checker, workers=1, in_memory_limit=0, chunk_size=3)
+    assert text == expected
+
+
 def test_a_large_batch_of_other_formats_is_read_by_the_command(tmp_path: Path, batch_file: Path,
                                                                 checker: Checker) -> None:
     listed = tmp_path / "more.json"
