@@ -559,3 +559,12 @@ def test_one_bad_claim_of_a_json_array_spoils_only_itself(tmp_path: Path, bad: s
     code, results, out = check(path)
     assert code == 2 and "SECRET" not in out
     assert [(r["position"], r["status"] == "error") for r in results] == [(1, False), (2, True), (3, False)]
+
+
+@pytest.mark.skipif(__import__("os").name == "nt", reason="Windows file names hold no control characters")
+def test_a_skipped_file_is_named_without_terminal_control(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps(good_claim("A")))
+    (tmp_path / "notes\x1b[2J\nforged line.txt").write_text("x")
+    result = runner.invoke(app, ["check", str(tmp_path)])
+    assert "skipped" in result.stderr
+    assert "\x1b" not in result.stderr and "\nforged" not in result.stderr, result.stderr

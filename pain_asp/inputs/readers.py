@@ -88,7 +88,9 @@ def _expand(paths: Iterable[str | Path]) -> Iterator[Path]:
                 found = True
                 yield file
             else:
-                sys.stderr.write(f"pain-asp: skipped {file}: {_NOT_CLAIMS}\n")
+                from ..render.results import visible  # a file name may hold terminal control
+
+                sys.stderr.write(f"pain-asp: skipped {visible(str(file))}: {_NOT_CLAIMS}\n")
         if not found:
             yield path
 
