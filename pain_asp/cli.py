@@ -636,6 +636,7 @@ def _write_corrected(fixes: list, records: list, path: Path, inputs: list[Path])
 
     from . import outputs
     from .models import parse_claim
+    from .render.results import visible
 
     suffix = path.suffix.lower()
     x12 = suffix in (".837", ".x12", ".edi")
@@ -648,15 +649,15 @@ def _write_corrected(fixes: list, records: list, path: Path, inputs: list[Path])
         item = _as_read(record, x12)
         if item is None:
             if record.claim_id is not None or isinstance(record.source, dict):
-                raise _fail(f"--output {path}: claim {record.claim_id or '(no id)'} ({record.file} "
-                            f"#{record.position}) could not be read and can only be passed through "
-                            f"to the format it came in; nothing was written")
+                raise _fail(visible(f"--output {path}: claim {record.claim_id or '(no id)'} ({record.file} "
+                                    f"#{record.position}) could not be read and can only be passed through "
+                                    f"to the format it came in; nothing was written"))
             sys.stderr.write(f"pain-asp: {record.file} #{record.position}: no claim could be read "
                              f"there, so there is nothing to pass through\n")
             continue
         why = f": {record.errors[0]}" if record.errors else ""
-        sys.stderr.write(f"pain-asp: claim {record.claim_id or '(no id)'} ({record.file} "
-                         f"#{record.position}) passed through unchanged, it could not be checked{why}\n")
+        sys.stderr.write(visible(f"pain-asp: claim {record.claim_id or '(no id)'} ({record.file} "
+                                 f"#{record.position}) passed through unchanged, it could not be checked{why}") + "\n")
         items.append(item)
     if x12:  # claims read from an 837P keep their loops
         from .inputs.x12 import Untouched, contexts_for_files, write_corrected_837
@@ -785,7 +786,7 @@ def report_command(
         # no claim at all was read (docs/architecture.md: nothing is silently empty); unreadable claims
         # with an id are listed in the report instead
         for error in data.errors[:10]:
-            sys.stderr.write(f"pain-asp: {error['message']}\n")
+            sys.stderr.write(f"pain-asp: {visible(error['message'])}\n")
         raise _fail(f"no claims read ({data.claims} input error(s)): nothing to report, "
                     f"{output} was not written")
     comparison = None
@@ -800,7 +801,7 @@ def report_command(
             sys.stderr.write(f"pain-asp: {visible(str(error))}\n")
     write_output(output, render_html(data, checker.rules, remittance=comparison))
     for message in data.malformed:
-        sys.stderr.write(f"pain-asp: {message}\n")
+        sys.stderr.write(f"pain-asp: {visible(message)}\n")
     clean = data.statuses.get("clean", 0)
     rate = f"{100 * clean / data.claims:.1f} %" if data.claims else "n/a"
     risk = f", ${data.at_risk / 100:,.2f} at risk on denied lines" if data.charges_known else ""

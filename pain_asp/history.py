@@ -112,7 +112,8 @@ class BatchHistory:
         first_day = claim.first_day
         for other in self._by_patient.get(claim.patient.id, []):
             if other is claim or same_claim(claim_key(other), claim_key(claim)) or (
-                    other.claim_id == claim.claim_id and ORIGINAL not in (other.frequency, claim.frequency)):
+                    other.claim_id == claim.claim_id
+                    and (other.frequency, claim.frequency) != (ORIGINAL, ORIGINAL)):
                 continue
             entries.extend(e for e in claim_services(other) if e.date <= first_day)
         entries.sort(key=lambda e: (e.date, e.code))

@@ -228,11 +228,14 @@ class Line(_Strict):
 
 
 class Patient(_Strict):
-    """The patient. Only ``id`` is required; it is PHI and never logged."""
+    """The patient. Only ``id`` is required; it is PHI and never logged. White space around it is ignored."""
 
     id: Id
     birth_date: Optional[dt.date] = None
     sex: Optional[Literal["F", "M", "U"]] = None
+
+    def __post_init__(self) -> None:
+        force_setattr(self, "id", self.id.strip())
 
 
 NpiText = Annotated[str, Meta(max_length=80)]

@@ -208,6 +208,31 @@ def test_half_a_surrogate_pair_is_one_claims_error_in_the_workers(tmp_path: Path
     assert text == _reference([path], fmt, checker)
 
 
+def test_bad_claims_of_a_json_array_are_their_own_errors_in_the_workers(tmp_path: Path, checker: Checker) -> None:
+    # Valid JSON with a repeated key or a number beyond the limits in one claim: that claim is
+    # an error record and the others are checked, whichever path reads the file.
+    claims = [json.dumps(c) for c in generate_claims(6, 22)]
+    claims[1] = '{"claim_id": "B", "claim_id": "B"}'
+    claims[4] = '{"claim_id": "E", "units": ' + "9" * 5000 + "}"
+    path = tmp_path / "array.json"
+    path.write_text("[" + ",\n".join(claims) + "]", encoding="utf-8")
+    text, summary = _streamed([path], "jsonl", checker, workers=1, in_memory_limit=0, chunk_size=4)
+    assert summary.mode == "workers" and summary.claims == 6 and summary.errors == 2
+    assert text == _reference([path], "jsonl", checker)
+
+
+def test_how_deep_a_json_line_may_nest_does_not_depend_on_the_reader(tmp_path: Path, checker: Checker) -> None:
+    # Python's JSON reader stops near 1,000 levels, sooner the deeper its caller's stack: a line
+    # nested about 985 deep was read (its claim named) by one path and not by another.
+    depths = [100, 600, 980, 984, 988, 992]
+    path = tmp_path / "deep.jsonl"
+    path.write_text("".join('{"claim_id": "D%d", "clinical": %s}\n' % (n, "[" * n + "]" * n) for n in depths))
+    expected = _reference([path], "jsonl", checker)
+    assert [json.loads(line)["claim_id"] for line in expected.splitlines()] == ["D100"] + [None] * 5
+    text, _ = _streamed([path], "jsonl", checker, workers=1, in_memory_limit=0, chunk_size=3)
+    assert text == expected
+
+
 def test_a_large_batch_of_other_formats_is_read_by_the_command(tmp_path: Path, batch_file: Path,
                                                                 checker: Checker) -> None:
     listed = tmp_path / "more.json"
@@ -624,16 +649,17 @@ def test_json_array_claims_are_parsed_by_the_workers(tmp_path: Path, checker: Ch
 
 
 def test_json_that_does_not_cut_apart_is_read_whole(tmp_path: Path, checker: Checker) -> None:
-    """A repeated key inside an element is an error of the whole file, and a value Python's JSON
-    reads but msgspec does not (NaN) is read as always, as when the command reads the file itself."""
+    """A repeated key inside an element is that claim's error (the others are read), and a value
+    Python's JSON reads but msgspec does not (NaN) is read as always, as when the command reads
+    the file itself."""
     array = _json_array_file(tmp_path).read_text(encoding="utf-8")
     repeated = tmp_path / "repeated.json"
     repeated.write_text(array.replace('"payer":', '"payer": "medicare", "payer":', 1), encoding="utf-8")
     nan = tmp_path / "nan.json"
     nan.write_text(array.replace("42", "NaN", 1), encoding="utf-8")
-    for path, records in ((repeated, 1), (nan, len(_batch_lines()))):
+    for path in (repeated, nan):
         text, _ = _streamed([path], "jsonl", checker, workers=1, in_memory_limit=0, chunk_size=20)
-        assert text == _reference([path], "jsonl", checker) and len(text.splitlines()) == records
+        assert text == _reference([path], "jsonl", checker) and len(text.splitlines()) == len(_batch_lines())
 
 
 def test_837p_files_stream_through_the_same_path(checker: Checker) -> None:

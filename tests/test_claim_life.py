@@ -188,6 +188,21 @@ def test_a_replacement_in_the_batch_takes_the_place_of_its_original() -> None:
     assert keys(index.history(later)) == [("2026-03-03", "62321")]
 
 
+def test_an_original_never_sees_its_replacement_of_another_date() -> None:
+    # A replacement may correct the date of service: the original it replaces must not count
+    # the corrected service as an earlier session. Batch history did when the two dates had
+    # nothing in common (the workers' patient index did not, so a large batch said otherwise).
+    claims = _batch(raw_claim("L-1", esi(D(2026, 3, 9))),
+                    raw_claim("L-1", esi(D(2026, 3, 2)), frequency=7, replaces="26061000123"))
+    original = claims[0]
+    assert batch_history(claims)(original) == []
+    index = PatientIndex()
+    for claim in claims:
+        index.add(claim)
+    index.freeze()
+    assert index.history(original) == []
+
+
 def test_a_void_in_the_batch_removes_its_claim_from_history() -> None:
     claims = _batch(raw_claim("L-1", esi(D(2026, 3, 2))),
                     raw_claim("L-1", esi(D(2026, 3, 2)), frequency=8, replaces="26061000123"),

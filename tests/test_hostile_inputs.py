@@ -471,3 +471,100 @@ def test_folder_with_a_named_pipe_and_a_folder_named_like_a_claim_file(tmp_path:
     os.mkfifo(tmp_path / "pipe.json")  # reading it would block for ever
     (tmp_path / "folder.yaml").mkdir()
     assert [r.claim_id for r in read_claims([tmp_path])] == ["A"]
+
+
+# --- report reads results and claim files as hostile input too ------------------------------
+
+_RESULT = json.dumps({"status": "clean", "claim_id": "A", "findings": []})
+_TOO_DEEP = "[" * 5000 + "]" * 5000
+_TOO_LONG_NUMBER = "9" * 5000  # int() refuses more than 4,300 digits
+
+
+@pytest.mark.parametrize("name, content, readable", [
+    # whether a file holds results is decided from its first record: one that does not parse
+    # makes it a claim file, read (and refused) as such
+    ("deep-first.jsonl", _TOO_DEEP + "\n" + json.dumps(good_claim()) + "\n", True),
+    ("long-number-first.jsonl", '{"claim_id": ' + _TOO_LONG_NUMBER + "}\n" + json.dumps(good_claim()) + "\n", True),
+    ("deep.json", "[" + _TOO_DEEP + "]", False),
+    ("long-number.json", '[{"claim_id": ' + _TOO_LONG_NUMBER + "}]", False),
+    ("deep-results.json", "[" + _RESULT + ", " + _TOO_DEEP + "]", False),
+    # a results record that does not parse is listed as such
+    ("long-number.results.jsonl", _RESULT + '\n{"status": "clean", "findings": [], "position": '
+     + _TOO_LONG_NUMBER + "}\n", True),
+    ("surrogate.results.jsonl", _RESULT + "\n" + json.dumps(
+        {"status": "deny", "claim_id": "SECRET\ud800", "payer": "p\udfff",
+         "findings": [{"rule": "r\ud800", "severity": "deny", "message": "SECRET\ud800"}]}) + "\n", True),
+])
+def test_report_on_hostile_json_is_an_error_not_a_traceback(tmp_path: Path, name: str, content: str,
+                                                            readable: bool) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    html = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", str(path), "-o", str(html)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 2 and "SECRET" not in result.stderr, result.stderr
+    assert html.exists() == readable  # written when a claim or result was read
+
+
+def test_report_says_unreadable_results_without_terminal_control(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps({"status": "error", "errors": [{"message": "\x1b[2J\nforged line"}]}) + "\n")
+    result = runner.invoke(app, ["report", str(path), "-o", str(tmp_path / "report.html")])
+    assert result.exit_code == 2 and "\x1b" not in result.stderr and "\nforged" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".837"])
+def test_fix_names_an_unreadable_claim_without_terminal_control(tmp_path: Path, suffix: str) -> None:
+    # fix -o names each claim it passes through unchanged (or cannot pass into an 837P) on stderr
+    claim = good_claim("C\x1b[2J\nforged line")
+    claim["lines"][0]["units"] = 0
+    path = tmp_path / "claims.jsonl"
+    path.write_text(json.dumps(claim) + "\n")
+    result = runner.invoke(app, ["fix", str(path), "-o", str(tmp_path / f"fixed{suffix}")])
+    assert result.exit_code == 2 and "claim C" in result.stderr
+    assert "\x1b" not in result.stderr and "\nforged" not in result.stderr, result.stderr
+
+
+def _esi(claim_id: str, patient_id: str, date: str) -> dict:
+    return {"claim_id": claim_id, "payer": "medicare", "place_of_service": "11", "patient": {"id": patient_id},
+            "diagnoses": ["M54.16"], "lines": [{"code": "62323", "date": date, "dx": [1], "documented": {
+                "imaging": "fluoroscopy", "levels": ["L4-L5"], "purpose": "therapeutic"}}]}
+
+
+def test_a_patient_id_with_surrounding_white_space_is_the_same_patient(tmp_path: Path) -> None:
+    # The history store compares patient ids without surrounding white space; the batch
+    # compared them as written, so a repeat injection a week later came back clean when one
+    # claim's patient id had a trailing space (a false clean).
+    path = tmp_path / "claims.jsonl"
+    claims = [_esi("A", "P1", "2025-03-01"), _esi("B", "P1", "2025-03-08"),
+              _esi("C", "P2", "2025-03-01"), _esi("D", "P2 ", "2025-03-08"),
+              _esi("E", "P3", "2025-03-01"), _esi("F", "\tP3\u00a0", "2025-03-08")]
+    path.write_text("".join(json.dumps(claim) + "\n" for claim in claims))
+    _, results, _ = check(path)
+    repeat = results[1]["findings"]
+    assert repeat and results[3]["findings"] == results[5]["findings"] == repeat
+
+
+@pytest.mark.parametrize("bad", [
+    '{"claim_id": "SECRET", "claim_id": "B"}',          # a repeated key
+    '{"claim_id": "B", "units": ' + "9" * 5000 + "}",  # a number too long
+])
+def test_one_bad_claim_of_a_json_array_spoils_only_itself(tmp_path: Path, bad: str) -> None:
+    # The file is valid JSON; the trouble is in its second claim, which alone is refused (the
+    # whole file was one error record: the other claims were not checked, and the error named
+    # no claim). Half a surrogate pair, or nesting past the limit, still make the whole file
+    # an error (the array is not cut apart then).
+    path = tmp_path / "batch.json"
+    path.write_text("[" + json.dumps(good_claim("A")) + ",\n" + bad + ",\n" + json.dumps(good_claim("C")) + "]")
+    code, results, out = check(path)
+    assert code == 2 and "SECRET" not in out
+    assert [(r["position"], r["status"] == "error") for r in results] == [(1, False), (2, True), (3, False)]
+
+
+@pytest.mark.skipif(__import__("os").name == "nt", reason="Windows file names hold no control characters")
+def test_a_skipped_file_is_named_without_terminal_control(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps(good_claim("A")))
+    (tmp_path / "notes\x1b[2J\nforged line.txt").write_text("x")
+    result = runner.invoke(app, ["check", str(tmp_path)])
+    assert "skipped" in result.stderr
+    assert "\x1b" not in result.stderr and "\nforged" not in result.stderr, result.stderr

@@ -231,7 +231,8 @@ Each limit below is one claim's error (or one file's, for the file size), never 
 | numbers | at most 4,300 digits | what Python converts; any such number is out of every range above anyway |
 
 A key written twice in one JSON object is an error too (JSON readers usually keep the last
-one silently). Tabs, NUL and other control characters outside quoted text are YAML errors;
+one silently); in a JSON array or JSON Lines it is that claim's error, as a number too long is,
+and the other claims are read. Tabs, NUL and other control characters outside quoted text are YAML errors;
 only standard YAML tags are read (`!!str`, `!!int`, `!!timestamp`...; never a Python tag).
 
 ## JSON Schema

@@ -88,7 +88,9 @@ def _expand(paths: Iterable[str | Path]) -> Iterator[Path]:
                 found = True
                 yield file
             else:
-                sys.stderr.write(f"pain-asp: skipped {file}: {_NOT_CLAIMS}\n")
+                from ..render.results import visible  # a file name may hold terminal control
+
+                sys.stderr.write(f"pain-asp: skipped {visible(str(file))}: {_NOT_CLAIMS}\n")
         if not found:
             yield path
 
@@ -142,11 +144,28 @@ def _read_json(name: str, text: str) -> Iterator[Record]:
     try:
         document = load_json(text)
     except (ValueError, RecursionError) as exc:
-        yield Record(name, 1, errors=[InputError(name, None, "", "", json_problem(exc))])
+        yield from _each_claim(name, text, exc)
         return
     items = document if isinstance(document, list) else [document]
     for position, raw in enumerate(items, start=1):
         yield validate_record(raw, name, position)
+
+
+def _each_claim(name: str, text: str, exc: Exception) -> list[Record]:
+    """The records of a JSON file that :func:`load_json` refused (``exc``): when it is an array
+    of valid JSON whose trouble is inside a claim (a repeated key, a number too long), each
+    claim on its own, so that one bad claim does not stop the others; else the error of the
+    whole file (invalid JSON; nesting too deep, where Python's reader stops depends on its
+    stack; half a surrogate pair, which msgspec does not cut apart)."""
+    elements = None if isinstance(exc, (json.JSONDecodeError, RecursionError)) else _array_elements(
+        text.encode("utf-8", "surrogatepass"))
+    if elements:
+        try:
+            return [record_from_line(name, position, 0, element)
+                    for position, element in enumerate(elements, start=1)]
+        except Unsplittable:  # an element that Python's reader refuses, or nests too deep
+            pass
+    return [Record(name, 1, errors=[InputError(name, None, "", "", json_problem(exc))])]
 
 
 def _read_yaml(name: str, text: str) -> Iterator[Record]:
@@ -230,19 +249,25 @@ def split_claims(paths: Iterable[str | Path]) -> Iterator[tuple[Any, ...] | Reco
 def _json_array(name: str, handle: Any) -> Iterator[tuple[str, int, int, bytes]]:
     """The elements of a JSON file holding an array, each as its JSON text, cut apart by
     msgspec (which checks the syntax without building the values)."""
-    import msgspec
-
     data = handle.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES or data.startswith(BOM.encode("utf-8")):
         raise Unsplittable(name)
-    try:
-        items = msgspec.json.decode(data, type=list[msgspec.Raw])
-    except (msgspec.DecodeError, RecursionError):  # not an array, not JSON as msgspec reads it, too deep
-        raise Unsplittable(name) from None
+    items = _array_elements(data)
     if not items:
         raise Unsplittable(name)
     for position, item in enumerate(items, start=1):
-        yield name, position, 0, bytes(item)
+        yield name, position, 0, item
+
+
+def _array_elements(data: bytes) -> list[bytes] | None:
+    """The elements of a JSON array as their JSON text, cut apart by msgspec (which checks the
+    syntax without building the values); None when ``data`` is not an array of valid JSON."""
+    import msgspec
+
+    try:
+        return [bytes(item) for item in msgspec.json.decode(data, type=list[msgspec.Raw])]
+    except (msgspec.DecodeError, RecursionError):  # not an array, not JSON as msgspec reads it, too deep
+        return None
 
 
 def _json_lines(name: str, handle: Any) -> Iterator[tuple[str, int, int, bytes] | Record]:
@@ -291,8 +316,10 @@ def record_from_line(name: str, position: int, number: int, data: bytes) -> Reco
     if not number:
         try:
             return validate_record(load_json("[" + data.decode("utf-8") + "]")[0], name, position)
-        except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError among them
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise Unsplittable(name) from None
+        except ValueError as exc:  # valid JSON: a repeated key, a number too long, half a surrogate pair
+            return Record(name, position, errors=[InputError(name, None, "", "", json_problem(exc))])
     try:
         raw = load_json(data.decode("utf-8"))
     except UnicodeDecodeError:

@@ -27,6 +27,10 @@ BOM = "\ufeff"
 _HALF_SURROGATE = re.compile("[\ud800-\udfff]")
 _UNICODE_TEXT = "Unicode text (an escape of half a surrogate pair, \\uD800 to \\uDFFF alone, is no character)"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # such an escape may be in JSON text
+# Python's JSON reader stops near 1,000 levels of nesting, sooner the deeper its caller's
+# stack: JSON deeper than this is refused whatever the stack, so that every path reading a
+# claim (the command, a worker, report) gives it the same record.
+_READ_DEPTH = 500
 
 
 @dataclass
@@ -90,11 +94,14 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def load_json(text: str) -> Any:
-    """Parse JSON text (a leading UTF-8 BOM is skipped), refusing an object that repeats a key;
-    raises ValueError or RecursionError, which :func:`json_problem` puts in words."""
+    """Parse JSON text (a leading UTF-8 BOM is skipped), refusing an object that repeats a key,
+    half a surrogate pair and nesting past :data:`_READ_DEPTH` levels; raises ValueError or
+    RecursionError, which :func:`json_problem` puts in words."""
     value = json.loads(text.removeprefix(BOM), object_pairs_hook=_object)
     if _SURROGATE_ESCAPE.search(text) is not None and _holds_half_surrogate(value):  # rare: looked for only then
         raise _HalfSurrogate
+    if text.count("[") + text.count("{") > _READ_DEPTH and _deeper_than(value, _READ_DEPTH):  # counted fast
+        raise RecursionError
     return value
 
 

@@ -1414,7 +1414,7 @@ def patient_key(raw: Any) -> Optional[str]:
         if isinstance(patient, dict):
             value = patient.get("id")
             if isinstance(value, (str, int)) and not isinstance(value, bool):
-                return str(value)
+                return str(value).strip()  # as the claim model reads it
     return None
 
 

@@ -33,6 +33,7 @@ from typing import Any, Optional
 
 import msgspec
 
+from ..inputs.records import json_problem, load_json
 from ..vocabulary import SEVERITIES, SEVERITY_RANK, STATUSES
 
 __all__ = ["ReportData", "build_report", "read_results", "is_results_file", "render_html",
@@ -232,18 +233,20 @@ def _first_record(path: Path) -> Any:
         if path.suffix.lower() in (".jsonl", ".ndjson"):
             for text in handle:
                 if text.strip():
-                    try:
-                        return json.loads(text)
-                    except json.JSONDecodeError:
-                        return None
+                    return _parsed(text)
             return None
         if path.suffix.lower() == ".json":
-            try:
-                data = json.load(handle)
-            except json.JSONDecodeError:
-                return None
+            data = _parsed(handle.read())
             return data[0] if isinstance(data, list) and data else data
     return None
+
+
+def _parsed(text: str) -> Any:
+    """JSON text read as a claim file is (:func:`pain_asp.inputs.records.load_json`), or None."""
+    try:
+        return load_json(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _looks_like_result(record: Any) -> bool:
@@ -316,7 +319,7 @@ def read_results(path: str | Path) -> Iterator[dict[str, Any]]:
     path = Path(path)
     with path.open("r", encoding="utf-8", errors="replace") as handle:
         if path.suffix.lower() == ".json":
-            data = json.load(handle)
+            data = load_json(handle.read())  # a results file: its first record parsed (is_results_file)
             items = data if isinstance(data, list) else [data]
             for number, item in enumerate(items, start=1):
                 problem = _shape_problem(item)
@@ -326,12 +329,15 @@ def read_results(path: str | Path) -> Iterator[dict[str, Any]]:
             if not text.strip():
                 continue
             try:
-                item = json.loads(text)
+                item = load_json(text)
             except json.JSONDecodeError as exc:
                 yield _malformed(f"{path}:{number}", f"expected one JSON object on the line ({exc.msg})")
                 continue
             except RecursionError:
                 yield _malformed(f"{path}:{number}", "expected a JSON object, not one nested this deep")
+                continue
+            except ValueError as exc:  # a repeated key, a number too long, half a surrogate pair
+                yield _malformed(f"{path}:{number}", f"expected {json_problem(exc)}")
                 continue
             problem = _shape_problem(item)
             yield item if problem is None else _malformed(f"{path}:{number}", problem)
