@@ -19,7 +19,8 @@ from ..errors import InputError
 from .files import CLAIM_SUFFIXES, is_x12
 from .records import BOM, Record, Unsplittable, cross_check, json_problem, load_json, validate_record
 
-__all__ = ["read_claims", "record_from_line", "records_from_text", "split_claims", "splittable"]
+__all__ = ["WHOLE_FILE", "file_records", "read_claims", "record_from_line", "records_from_text", "split_claims",
+           "splittable"]
 
 # Input limits (docs/claim-format.md, "Input limits"). A claim is a few kilobytes; a JSON or
 # YAML file is read whole, so batches beyond this size belong in JSON Lines, read as a stream.
@@ -35,15 +36,22 @@ def read_claims(
     payers = set(known_payers) if known_payers is not None else None
     seen_ids: dict[str, str] = {}
     for path in _expand(paths):
-        read = 0
-        for record in _read_file(path):
-            read += 1
+        for record in file_records(path):
             if record.claim is not None:
                 cross_check(record, payers, seen_ids)
             record.line_at = None
             yield record
-        if not read:  # nothing is silently empty (docs/architecture.md)
-            yield Record(str(path), 1, errors=[InputError(str(path), None, "", "", _NO_CLAIMS)])
+
+
+def file_records(path: Path) -> Iterator[Record]:
+    """The records of one file as :func:`read_claims` reads it, before the batch's checks
+    (:func:`pain_asp.inputs.records.cross_check`); a batch's worker reads a YAML file with it."""
+    read = 0
+    for record in _read_file(path):
+        read += 1
+        yield record
+    if not read:  # nothing is silently empty (docs/architecture.md)
+        yield Record(str(path), 1, errors=[InputError(str(path), None, "", "", _NO_CLAIMS)])
 
 
 def records_from_text(
@@ -203,22 +211,28 @@ def _read_json_lines(name: str, handle: Any) -> Iterator[Record]:
 
 
 def splittable(paths: Iterable[str | Path]) -> bool:
-    """True when every path is a regular JSON Lines, JSON or X12 837P file (named .jsonl,
-    .ndjson or .json, or read as an 837P): :func:`split_claims` cuts its claims apart without
-    parsing them."""
+    """True when every path is a regular claim file (JSON Lines, JSON, YAML or X12 837P):
+    :func:`split_claims` gives its claims, or for YAML the file whole, without parsing them."""
     for item in paths:
         path = Path(item)
-        if not path.is_file() or path.suffix.lower() not in (".jsonl", ".ndjson", ".json") and not is_x12(path):
+        if not path.is_file() or path.suffix.lower() not in CLAIM_SUFFIXES and not is_x12(path):
             return False
     return True
 
 
+# A YAML file is read whole by one worker (its anchors and aliases may reach across claims):
+# split_claims gives it as a piece with this line number, and an estimate of its claims.
+WHOLE_FILE = -1
+_YAML_BYTES_PER_CLAIM = 500  # the estimate's divisor: a claim of a few lines is some 400-900 bytes
+
+
 def split_claims(paths: Iterable[str | Path]) -> Iterator[tuple[Any, ...] | Record]:
-    """The claims of JSON Lines, JSON and 837P files (:func:`splittable`), unparsed and in
-    order: each as ``(file, position, line number, bytes)`` for :func:`record_from_line` (line
-    number 0 for an element of a JSON array, whose records name no line), an 837P's
+    """The claims of JSON Lines, JSON, YAML and 837P files (:func:`splittable`), unparsed and
+    in order: each as ``(file, position, line number, bytes)`` for :func:`record_from_line`
+    (line number 0 for an element of a JSON array, whose records name no line), an 837P's
     transaction sets as ``(file, first claim's position, ST's segment number, bytes, [],
-    claims)`` for :func:`pain_asp.inputs.x12.records_from_piece`, or, where
+    claims)`` for :func:`pain_asp.inputs.x12.records_from_piece`, a YAML file as ``(file, 1,
+    WHOLE_FILE, b"", [], an estimate of its claims)`` for :func:`file_records`, or, where
     :func:`read_claims` gives an error record without parsing anything (a file that cannot be
     opened or holds no claim, an over-long line), that record. Raises :class:`Unsplittable`
     for a JSON file that is not an array of claims of valid JSON text, or an 837P that does
@@ -230,6 +244,9 @@ def split_claims(paths: Iterable[str | Path]) -> Iterator[tuple[Any, ...] | Reco
 
             for name, first, st_position, text, claims in split_x12(path):
                 yield name, first, st_position, text, [], claims
+            continue
+        if Path(path).suffix.lower() in (".yaml", ".yml"):
+            yield name, 1, WHOLE_FILE, b"", [], max(1, Path(path).stat().st_size // _YAML_BYTES_PER_CLAIM)
             continue
         read = 0
         try:

@@ -27,8 +27,9 @@ more than a loop over :meth:`pain_asp.engine.Checker.check`:
   it. So this process's work per claim is a line read and bytes moved between the workers,
   the spool files and the output, with no Python run per claim. JSON arrays go the same way,
   and 837P files cut into transaction sets (:func:`pain_asp.inputs.x12.split_x12`), whose
-  records the workers send back validated so that pyx12 reads them once; YAML files (and any
-  batch with a history store or charges for the report) are read and validated here.
+  records the workers send back validated so that pyx12 reads them once, and YAML files,
+  each read whole by one worker (anchors may reach across its claims); a batch with a
+  history store or charges for the report is read and validated here.
 
   Small inputs (up to :attr:`BatchOptions.in_memory_limit` claims) skip the spool and the
   workers: they are read once, checked in this process, as before.
@@ -345,7 +346,7 @@ def _decoder(name: str) -> Any:
                  "repeat task": tuple[int, list[msgspec.Raw]],
                  "patient task": tuple[int, list[msgspec.Raw], list[msgspec.Raw]],
                  "results": tuple[int, msgspec.Raw], "checked": list[Checked], "chunk": CheckedChunk,
-                 "index parts": IndexParts, "piece parts": tuple[IndexParts, list[msgspec.Raw]]}
+                 "index parts": IndexParts, "piece parts": tuple[IndexParts, list[msgspec.Raw], int]}
         _DECODERS[name] = msgspec.msgpack.Decoder(types[name])
     return _DECODERS[name]
 
@@ -644,8 +645,15 @@ def _line_record(line: _Line) -> Any:
 
 
 def _line_records(line: _Line) -> Iterable[Any]:
-    """The records of a JSON Lines or JSON claim, or of an 837P's transaction sets
-    (:func:`pain_asp.inputs.x12.records_from_piece`, read a set at a time)."""
+    """The records of a JSON Lines or JSON claim, of an 837P's transaction sets
+    (:func:`pain_asp.inputs.x12.records_from_piece`, read a set at a time), or of a YAML file
+    (:func:`pain_asp.inputs.readers.file_records`, read whole)."""
+    from ..inputs.readers import WHOLE_FILE
+
+    if line.line == WHOLE_FILE:
+        from ..inputs.readers import file_records
+
+        return file_records(Path(line.file))
     if line.claims:
         from ..inputs.x12 import records_from_piece
 
@@ -665,7 +673,8 @@ def _index_lines(checker: Any, body: bytes) -> Any:
     rows: list[Any] = []
     spooled: list[_Spooled] = []  # an 837P's records, validated: the check pass does not read it again
     offset = 0
-    for line in _decoder("lines").decode(memoryview(body)[32:]):
+    lines = _decoder("lines").decode(memoryview(body)[32:])
+    for line in lines:
         try:
             for record in _line_records(line):
                 claim = record.claim
@@ -680,10 +689,11 @@ def _index_lines(checker: Any, body: bytes) -> Any:
         except Unsplittable:  # the command reads the batch itself (_checked_chunks)
             return [line.file]
     parts = bucket_rows(rows, buckets)
-    if not spooled:
+    if not any(line.claims for line in lines):
         return parts
     # In frames of a chunk's size: the check pass checks each in a task of its own.
-    return parts, [msgspec.Raw(_ENCODER.encode(spooled[k:k + chunk_size])) for k in range(0, len(spooled), chunk_size)]
+    return parts, [msgspec.Raw(_ENCODER.encode(spooled[k:k + chunk_size]))
+                   for k in range(0, len(spooled), chunk_size)], len(spooled)
 
 
 def _validated_line(line: _Line, payers: set[str], first: Optional[str]) -> Any:
@@ -1229,7 +1239,7 @@ def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: B
     index = BatchIndex(bucket_count(input_bytes, pool.size), _CHUNK_STRIDE, options.spool_dir)
     lost: dict[int, tuple[str, bytes]] = {}  # chunks the index pass could not read: why, frame
     sent: dict[int, bytes] = {}
-    pieces: set[int] = set()      # the chunks that are an 837P's transaction sets
+    pieces: dict[int, Any] = {}   # the chunks that are an 837P's transaction sets or a YAML file: the piece
     with_records: dict[int, int] = {}  # ... whose records the index pass sent: frames in `validated`
     total = chunk_count = 0       # claims and chunks read
     index_failures: list[str] = []  # why a bucket's task of the index could not be done
@@ -1261,7 +1271,7 @@ def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: B
                                                    for e in item.errors]) for item in block])
             claims = sum(map(_claims_in, block))
             if _is_piece(block[0]):
-                pieces.add(number)
+                pieces[number] = block[0]
             total, chunk_count = total + claims, chunk_count + 1
             progress.reading(total)
             sent[number] = frame
@@ -1297,13 +1307,16 @@ def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: B
         for number, blob in enumerate(pool.run(frames(), unread)):
             sent.pop(number)
             if number in lost:
+                if _is_yaml(pieces.get(number)):  # its claims are not known: the command reads the batch
+                    raise Unsplittable(pieces[number][0])
                 continue
             try:
                 if number in pieces:
-                    parts, records = _decoder("piece parts").decode(blob)
+                    parts, records, count = _decoder("piece parts").decode(blob)
                     for frame in records:
                         validated.write_frame(frame)
                     with_records[number] = len(records)
+                    total += count - _claims_in(pieces[number])  # a YAML file's claims were estimated
                 else:
                     parts = _decoder("index parts").decode(blob)
             except msgspec.ValidationError:  # [file]: an element of a JSON array or an 837P piece that
@@ -1317,6 +1330,8 @@ def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: B
                 index.add_shared(reply)
         progress.total = total
         if index_failures:  # some claims' history or claim-id check is unknown: none is checked
+            if any(map(_is_yaml, pieces.values())):  # (a YAML file's claims: read by the command)
+                raise Unsplittable(next(p[0] for p in pieces.values() if _is_yaml(p)))
             why = f"the batch's index could not be built ({index_failures[0]})"
             lost.update((number, (why, frame)) for number, frame in enumerate(spool.frames()) if number not in lost)
         pool.size = max(1, min(pool.size, chunk_count))
@@ -1369,6 +1384,13 @@ def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: B
 def _is_piece(item: Any) -> bool:
     """An item of :func:`pain_asp.inputs.readers.split_claims` that is an 837P's transaction sets."""
     return isinstance(item, tuple) and len(item) > 5
+
+
+def _is_yaml(item: Any) -> bool:
+    """A piece of :func:`pain_asp.inputs.readers.split_claims` that is a YAML file, read whole."""
+    from ..inputs.readers import WHOLE_FILE
+
+    return _is_piece(item) and item[2] == WHOLE_FILE
 
 
 def _claims_in(item: Any) -> int:
