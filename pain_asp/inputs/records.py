@@ -24,7 +24,6 @@ BOM = "\ufeff"
 # A JSON escape of half a surrogate pair (\ud800 to \udfff without its other half) decodes
 # to a code point that is no character: it cannot be written as UTF-8 (a text result, a claim
 # id hashed for a batch's index), so the claim is refused. (YAML's scanner refuses it itself.)
-_HALF_SURROGATE = re.compile("[\ud800-\udfff]")
 _UNICODE_TEXT = "Unicode text (an escape of half a surrogate pair, \\uD800 to \\uDFFF alone, is no character)"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # such an escape may be in JSON text
 # Python's JSON reader stops near 1,000 levels of nesting, sooner the deeper its caller's
@@ -73,12 +72,16 @@ class _DuplicateKey(ValueError):
 
 
 class _HalfSurrogate(ValueError):
-    """JSON text with an escape of half a surrogate pair (see :data:`_HALF_SURROGATE`)."""
+    """JSON text with an escape of half a surrogate pair (see :data:`_UNICODE_TEXT`)."""
 
 
 def _holds_half_surrogate(value: Any) -> bool:
     if isinstance(value, str):
-        return _HALF_SURROGATE.search(value) is not None
+        try:
+            value.encode("utf-8")  # refuses exactly the surrogates: no character may be half a pair
+        except UnicodeEncodeError:
+            return True
+        return False
     if isinstance(value, dict):
         return any(_holds_half_surrogate(k) or _holds_half_surrogate(v) for k, v in value.items())
     if isinstance(value, list):
