@@ -1213,8 +1213,8 @@ def _count_workers(summary: BatchSummary, pool: Any) -> None:
 
 def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: BatchOptions, progress: Progress,
                 summary: BatchSummary, task: Callable[..., Any]) -> Iterator[CheckedChunk]:
-    """A large JSON Lines, JSON or 837P batch: this process cuts it into claims (an 837P into
-    transaction sets), spools them and joins results.
+    """A large JSON Lines, JSON, YAML or 837P batch: this process cuts it into claims (an 837P
+    into transaction sets, a YAML file given whole), spools them and joins results.
 
     Index pass: each chunk of lines goes to a worker, which parses and validates it and sends
     back, per claim, its ids (hashed) and encoded services sorted into buckets; a task per
@@ -1234,7 +1234,7 @@ def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: B
     chunk_size = max(1, options.chunk_size)
     payers = set(checker.known_payers())
     spool = _Spool(options.spool_dir, chunk_size, False)
-    validated = _Spool(options.spool_dir, chunk_size, False)  # an 837P chunk's records, from the index pass
+    validated = _Spool(options.spool_dir, chunk_size, False)  # a piece's records, from the index pass
     pool: Any = _pool(options, checker.options, task)
     index = BatchIndex(bucket_count(input_bytes, pool.size), _CHUNK_STRIDE, options.spool_dir)
     lost: dict[int, tuple[str, bytes]] = {}  # chunks the index pass could not read: why, frame
@@ -1245,7 +1245,8 @@ def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: B
     index_failures: list[str] = []  # why a bucket's task of the index could not be done
 
     def blocks() -> Iterator[list[Any]]:
-        """The chunks: up to chunk_size claims of JSON, an 837P's transaction sets alone."""
+        """The chunks: up to chunk_size claims of JSON, a piece (an 837P's transaction sets, a
+        YAML file) alone."""
         block: list[Any] = []
         for item in lines:
             if _is_piece(item):
