@@ -52,8 +52,9 @@ class Record:
 
 class Unsplittable(Exception):
     """A JSON or 837P file whose claims cannot be cut apart unparsed, or a part of one that
-    does not parse on its own: the batch is read by :func:`pain_asp.inputs.readers.read_claims`
-    instead, which gives the error records of the whole file."""
+    does not parse on its own (or a YAML file a batch's workers could not read): the batch is
+    read by :func:`pain_asp.inputs.readers.read_claims` instead, which gives the error records
+    of the whole file."""
 
 
 def validate_claim(

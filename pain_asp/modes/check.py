@@ -164,21 +164,27 @@ class CheckedChunk(msgspec.Struct, array_like=True):
 
 def checked_chunk(items: list[Checked], fmt: str) -> CheckedChunk:
     """``items`` as one :class:`CheckedChunk` (in a worker, or for a chunk no worker checked)."""
+    from ..render.results import JSON_SEPARATOR
+
     texts = [item.text for item in items]
     bare = [msgspec.structs.replace(item, text="") for item in items]
-    return CheckedChunk(len(items), dict(Counter(item.status for item in items)),
-                        sum(item.findings for item in items), min((item.rank for item in items), default=9),
-                        (_JSON_SEPARATOR if fmt == "json" else "").join(texts).encode("utf-8"),
-                        [len(text) for text in texts], msgspec.Raw(_ENCODER.encode(bare)))
+    joined = (JSON_SEPARATOR if fmt == "json" else "").join(texts).encode("utf-8")
+    return CheckedChunk(len(items), *_tally(items), joined, [len(text) for text in texts],
+                        msgspec.Raw(_ENCODER.encode(bare)))
 
 
-_JSON_SEPARATOR = ",\n  "  # between the entries of a JSON array (ResultWriter)
+def _tally(items: list[Checked]) -> tuple[dict[str, int], int, int]:
+    """The statuses counted, the findings and the worst severity rank of ``items`` (no Python per claim)."""
+    return (dict(Counter(map(attrgetter("status"), items))), sum(map(attrgetter("findings"), items)),
+            min(map(attrgetter("rank"), items), default=9))
 
 
 def chunk_items(chunk: CheckedChunk, fmt: str) -> list[Checked]:
     """The :class:`Checked` items of ``chunk``, each with its text."""
+    from ..render.results import JSON_SEPARATOR
+
     text = chunk.text.decode("utf-8")
-    gap = len(_JSON_SEPARATOR) if fmt == "json" else 0
+    gap = len(JSON_SEPARATOR) if fmt == "json" else 0
     items = _decoder("checked").decode(chunk.items)
     start = 0
     for item, size in zip(items, chunk.sizes):
@@ -208,23 +214,19 @@ class BatchSummary:
 
     def add_all(self, items: list[Checked]) -> None:
         """Count checked claims (a chunk's)."""
-        statuses = self.statuses
-        for status, count in Counter(map(attrgetter("status"), items)).items():  # no Python per claim
-            statuses[status] = statuses.get(status, 0) + count
-        self.claims += len(items)
-        self.findings += sum(map(attrgetter("findings"), items))
-        self.errors = statuses.get("error", 0)
-        self.worst_rank = min(self.worst_rank, min(map(attrgetter("rank"), items), default=9))
+        self._count(len(items), *_tally(items))
 
     def add_chunk(self, chunk: CheckedChunk) -> None:
         """Count a worker's chunk of checked claims."""
-        statuses = self.statuses
-        for status, count in chunk.statuses.items():
-            statuses[status] = statuses.get(status, 0) + count
-        self.claims += chunk.claims
-        self.findings += chunk.findings
-        self.errors = statuses.get("error", 0)
-        self.worst_rank = min(self.worst_rank, chunk.worst_rank)
+        self._count(chunk.claims, chunk.statuses, chunk.findings, chunk.worst_rank)
+
+    def _count(self, claims: int, statuses: dict[str, int], findings: int, worst_rank: int) -> None:
+        for status, count in statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + count
+        self.claims += claims
+        self.findings += findings
+        self.errors = self.statuses.get("error", 0)
+        self.worst_rank = min(self.worst_rank, worst_rank)
 
     def exit_code(self, fail_on: str) -> int:
         """docs/rules.md: 2 for input errors, 1 for a finding at ``fail_on`` or worse, else 0."""
@@ -588,15 +590,17 @@ def check_task(checker: Any, payload: bytes, fmt: str, colour: bool) -> Any:
     * ``L``: the same for JSON Lines claims as read (after the batch's salt, 16 bytes: a
       ``_Line`` frame and the chunk's parts of the batch index,
       :meth:`pain_asp.modes.batch_index.BatchIndex.chunk`): parse, validate, check, render;
-    * ``X``: the same for an 837P's records validated in the index pass (``_Spooled``);
+    * ``X``: the same for a piece's records (an 837P's, a YAML file's) validated in the
+      index pass (``_Spooled``);
     * ``I``: parse and validate a ``_Line`` frame for the index pass (after the batch's salt,
       16 bytes, the number of the frame's first claim, 8, and the number of buckets, 4): one
       :func:`pain_asp.modes.batch_index.index_row` per claim (none for a line that is not
       a claim), its services None when the claim fails a check of the batch's
       (:func:`pain_asp.inputs.records.cross_check`: a diagnosis pointer, the payer), sorted
-      into buckets (:func:`pain_asp.modes.batch_index.bucket_rows`), with an 837P's
-      records as validated (``_Spooled``); or only the file's name in a list when an element
-      of a JSON array or an 837P's transaction sets do not read on their own;
+      into buckets (:func:`pain_asp.modes.batch_index.bucket_rows`), with a piece's records
+      (an 837P's transaction sets, a YAML file) as validated (``_Spooled``); or only the
+      file's name in a list when an element of a JSON array or an 837P's transaction sets
+      do not read on their own;
     * ``D`` and ``S``: a bucket's task of the batch index,
       :func:`pain_asp.modes.batch_index.find_repeats` and
       :func:`pain_asp.modes.batch_index.share_patients`.
@@ -648,17 +652,15 @@ def _line_records(line: _Line) -> Iterable[Any]:
     """The records of a JSON Lines or JSON claim, of an 837P's transaction sets
     (:func:`pain_asp.inputs.x12.records_from_piece`, read a set at a time), or of a YAML file
     (:func:`pain_asp.inputs.readers.file_records`, read whole)."""
-    from ..inputs.readers import WHOLE_FILE
+    if not line.claims:  # a JSON claim (the common case: nothing imported for it)
+        return [_line_record(line)]
+    from ..inputs.readers import WHOLE_FILE, file_records
 
     if line.line == WHOLE_FILE:
-        from ..inputs.readers import file_records
-
         return file_records(Path(line.file))
-    if line.claims:
-        from ..inputs.x12 import records_from_piece
+    from ..inputs.x12 import records_from_piece
 
-        return records_from_piece(line.file, line.position, line.line, line.text, line.claims)
-    return [_line_record(line)]
+    return records_from_piece(line.file, line.position, line.line, line.text, line.claims)
 
 
 def _index_lines(checker: Any, body: bytes) -> Any:
@@ -671,7 +673,7 @@ def _index_lines(checker: Any, body: bytes) -> Any:
     buckets, chunk_size = int.from_bytes(body[24:28], "little"), int.from_bytes(body[28:32], "little")
     payers = set(checker.known_payers())
     rows: list[Any] = []
-    spooled: list[_Spooled] = []  # an 837P's records, validated: the check pass does not read it again
+    spooled: list[_Spooled] = []  # a piece's records, validated: the check pass does not read it again
     offset = 0
     lines = _decoder("lines").decode(memoryview(body)[32:])
     for line in lines:
@@ -710,7 +712,7 @@ def _validated_line(line: _Line, payers: set[str], first: Optional[str]) -> Any:
 
 def _check_lines(checker: Any, body: bytes, fmt: str, colour: bool, validated: bool = False) -> CheckedChunk:
     """The check pass of a chunk with its parts of the batch index: lines to parse, or
-    (``validated``) an 837P's records validated in the index pass; see :func:`check_task`."""
+    (``validated``) a piece's records validated in the index pass; see :func:`check_task`."""
     from ..inputs.records import Record, cross_check
     from .batch_index import identity_hash
 
@@ -724,7 +726,7 @@ def _check_lines(checker: Any, body: bytes, fmt: str, colour: bool, validated: b
     index.freeze()
     payers = set(checker.known_payers())
     records = []
-    if validated:  # an 837P's records: the batch's claim-id check to add
+    if validated:  # a piece's records: the batch's claim-id check to add
         for offset, entry in enumerate(_decoder("spooled").decode(frame)):
             claim = None if bytes(entry.claim) == bytes(_NIL) else _decoder("claim").decode(entry.claim)
             record = Record(entry.file, entry.position, claim=claim, claim_id=entry.claim_id,
@@ -1330,20 +1332,23 @@ def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: B
             if memoryview(reply)[:1] != _NIL:
                 index.add_shared(reply)
         progress.total = total
-        if index_failures:  # some claims' history or claim-id check is unknown: none is checked
-            if any(map(_is_yaml, pieces.values())):  # (a YAML file's claims: read by the command)
-                raise Unsplittable(next(p[0] for p in pieces.values() if _is_yaml(p)))
-            why = f"the batch's index could not be built ({index_failures[0]})"
-            lost.update((number, (why, frame)) for number, frame in enumerate(spool.frames()) if number not in lost)
+        if index_failures and any(map(_is_yaml, pieces.values())):  # a YAML file's claims: read by the command
+            raise Unsplittable(next(p[0] for p in pieces.values() if _is_yaml(p)))
         pool.size = max(1, min(pool.size, chunk_count))
         summary.mode, summary.workers = "dask" if options.dask else "workers", pool.size
+        if index_failures:  # some claims' history or claim-id check is unknown: none is checked
+            why = f"the batch's index could not be built ({index_failures[0]})"
+            for number, frame in enumerate(spool.frames()):  # read back a chunk at a time, not held
+                reason = lost.pop(number)[0] if number in lost else why
+                yield _released(checked_chunk(not_checked(frame, reason, number), options.fmt), summary, progress)
+            return
         order: list[tuple[int, int]] = []  # the tasks sent to the workers (chunk, part), by the pool's numbering
         checks: dict[tuple[int, int], bytes] = {}
 
         def chunks() -> Iterator[tuple[bytes, int]]:
             records = validated.frames()
             for number, frame in enumerate(spool.frames()):
-                # An 837P's records were read once, in the index pass: in frames of a chunk's size.
+                # A piece's records were read once, in the index pass: in frames of a chunk's size.
                 tasks = [(b"X", next(records)) for _ in range(with_records[number])] if number in with_records \
                     else [(b"L", frame)]
                 if number in lost:
@@ -1383,7 +1388,8 @@ def _with_lines(lines: Iterable[Any], input_bytes: int, checker: Any, options: B
 
 
 def _is_piece(item: Any) -> bool:
-    """An item of :func:`pain_asp.inputs.readers.split_claims` that is an 837P's transaction sets."""
+    """An item of :func:`pain_asp.inputs.readers.split_claims` that is a piece: an 837P's
+    transaction sets or a YAML file."""
     return isinstance(item, tuple) and len(item) > 5
 
 

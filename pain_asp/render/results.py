@@ -25,8 +25,8 @@ from ..errors import PainAspError
 from ..findings import Result
 from ..vocabulary import FORMATS, STATUSES
 
-__all__ = ["CSV_COLUMNS", "FORMATS", "ResultWriter", "Style", "csv_cell", "csv_rows", "render_result", "result_text",
-           "visible"]
+__all__ = ["CSV_COLUMNS", "FORMATS", "JSON_SEPARATOR", "ResultWriter", "Style", "csv_cell", "csv_rows",
+           "render_result", "result_text", "visible"]
 
 CSV_COLUMNS = ["claim_id", "file", "position", "payer", "status", "rule", "severity", "lines",
                 "codes", "carc", "rarc", "message", "source", "fix"]
@@ -141,6 +141,11 @@ def render_result(result: Result, fmt: str, colour: bool = False) -> str:
     raise PainAspError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
 
 
+# Between the entries of a JSON array, as every writer of results joins them (a worker's
+# chunk is joined the same way: pain_asp.modes.check.checked_chunk).
+JSON_SEPARATOR = ",\n  "
+
+
 def _utf8_buffer(out: TextIO) -> Any:
     """The binary buffer under ``out`` when text written there is UTF-8 with ``\\n`` line ends
     as written (a file or standard output opened the usual way on this system), else None."""
@@ -189,7 +194,7 @@ class ResultWriter:
         self.begin()
         texts = map(attrgetter("text"), items)  # no Python per result
         if self.fmt == "json":
-            self.out.write(("," if self.count else "") + "\n  " + ",\n  ".join(texts))
+            self.out.write(("," if self.count else "") + "\n  " + JSON_SEPARATOR.join(texts))
         else:
             self.out.write("".join(texts))
         self.count += len(items)
