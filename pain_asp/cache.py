@@ -10,7 +10,8 @@ import os
 import zlib
 from pathlib import Path
 
-__all__ = ["cache_dir", "folder_stamp", "read_cached", "stamp_key", "write_atomic", "write_cached"]
+__all__ = ["cache_dir", "folder_stamp", "read_cached", "read_cached_bytes", "stamp_key", "write_atomic",
+           "write_cached"]
 
 
 def cache_dir() -> Path:
@@ -34,11 +35,22 @@ def stamp_key(stamp: str) -> str:
 
 def folder_stamp(folder: Path, pattern: str = "*.lp") -> str:
     """A description of the files matching ``pattern`` in ``folder`` and below (path, time of
-    change, size) that changes whenever any of them changes."""
-    lines = [str(folder.resolve())]
-    for path in sorted(folder.rglob(pattern)):
-        info = path.stat()
-        lines.append(f"{path.relative_to(folder)}|{info.st_mtime_ns}|{info.st_size}")
+    change, size) that changes whenever any of them changes (read with ``os.walk``: half the
+    time of ``Path.rglob``, and every check reads the knowledge base's stamp)."""
+    from fnmatch import fnmatchcase
+
+    root = folder.resolve()
+    found = []
+    for top, _, names in os.walk(root):
+        relative = os.path.relpath(top, root)
+        parts = () if relative == "." else tuple(relative.split(os.sep))
+        for name in names:
+            if fnmatchcase(name, pattern):
+                info = os.stat(os.path.join(top, name))
+                found.append((*parts, name, info.st_mtime_ns, info.st_size))
+    lines = [str(root)]
+    for *path, changed, size in sorted(found, key=lambda row: row[:-2]):
+        lines.append(f"{'/'.join(path)}|{changed}|{size}")
     return "\n".join(lines)
 
 
@@ -57,18 +69,29 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def read_cached(name: str, stamp: str) -> str | None:
-    """The text cached as ``name`` for ``stamp``, or None (no cache, unreadable, another stamp).
+    """The text cached as ``name`` for ``stamp``, or None (no cache, unreadable, another stamp)."""
+    data = read_cached_bytes(name, stamp)
+    try:
+        return None if data is None else data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def read_cached_bytes(name: str, stamp: str) -> bytes | None:
+    """:func:`read_cached` as the bytes written (UTF-8), without decoding them.
 
     A cache file holds the stamp's length, a newline, the full stamp and the text, so a
     reader compares the whole stamp, never only a key derived from it.
     """
     try:
-        text = (cache_dir() / name).read_text(encoding="utf-8")
-        head, rest = text.split("\n", 1)
-        size = int(head)
-    except (OSError, ValueError, UnicodeDecodeError):
+        data = (cache_dir() / name).read_bytes()
+    except OSError:
         return None
-    return rest[size:] if rest[:size] == stamp else None
+    head, newline, rest = data.partition(b"\n")
+    key = stamp.encode("utf-8")
+    if not newline or head != str(len(stamp)).encode() or not rest.startswith(key):
+        return None
+    return rest[len(key):]
 
 
 def write_cached(name: str, stamp: str, text: str) -> None:

@@ -9,9 +9,10 @@ payer policies and NCCI tables are loaded once per process.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from .errors import PainAspError
 from .facts import claim_facts, dx_facts
@@ -34,15 +35,18 @@ HistoryProvider = Callable[[Claim], list[HistoryEntry]]
 # hold their square (docs/scaling.md, "A patient with many claims"). A usual chunk holds far fewer.
 HISTORY_PER_SOLVE = 10_000
 
+# Claims per clingo Control when a caller checks a list of claims itself (a batch's workers get
+# theirs from BatchOptions.chunk_size).
+CHUNK_SIZE = 1500
 
-@dataclass
-class CheckOptions:
+
+class CheckOptions(msgspec.Struct):
     """Where the policy comes from and how the solver runs."""
 
-    payer_dirs: list[str] = field(default_factory=list)
+    payer_dirs: list[str] = msgspec.field(default_factory=list)
     ncci_dir: str | None = None
     kb_dir: str | None = None
-    chunk_size: int = 1500
+    chunk_size: int = CHUNK_SIZE
     timeout: float = 20.0
 
 

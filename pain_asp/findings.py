@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from .facts import from_day_number
 from .kb import Rule, code_catalog
@@ -18,8 +19,7 @@ __all__ = ["Finding", "Result", "build_findings", "ncci_data_summary", "record_h
 
 
 
-@dataclass
-class Finding:
+class Finding(msgspec.Struct):
     """One finding on one claim."""
 
     rule: str
@@ -33,9 +33,9 @@ class Finding:
     source: list[dict[str, str]]
     payer: str
     fix: str | None
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = msgspec.field(default_factory=dict)
     correctable: bool = False
-    payer_parameters: list[dict[str, Any]] = field(default_factory=list)
+    payer_parameters: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (the docs/rules.md fields, plus the facts that triggered it)."""
@@ -47,16 +47,15 @@ class Finding:
         }
 
 
-@dataclass
-class Result:
+class Result(msgspec.Struct):
     """The outcome for one input claim: findings, or the errors that stopped it."""
 
     file: str
     position: int
     claim_id: str | None
     payer: str | None = None
-    findings: list[Finding] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = msgspec.field(default_factory=list)
+    errors: list[dict[str, Any]] = msgspec.field(default_factory=list)
     claim: Claim | None = None
     data: dict[str, dict[str, str]] | None = None
 

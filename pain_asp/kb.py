@@ -10,10 +10,11 @@ output contract.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from .cache import cache_dir, folder_stamp, stamp_key, write_atomic
 from .errors import PainAspError
@@ -24,8 +25,7 @@ __all__ = ["Rule", "Source", "rule_catalog", "code_catalog", "parameter_catalog"
            "main_file", "CodeInfo"]
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(msgspec.Struct, frozen=True):
     """A document a rule rests on."""
 
     document: str
@@ -39,17 +39,16 @@ class Source:
                 "effective": self.effective}
 
 
-@dataclass
-class Rule:
+class Rule(msgspec.Struct):
     """One rule of the catalog with its metadata."""
 
     id: str
     category: str
     severity: str
-    meta: dict[str, str] = field(default_factory=dict)
-    sources: list[Source] = field(default_factory=list)
+    meta: dict[str, str] = msgspec.field(default_factory=dict)
+    sources: list[Source] = msgspec.field(default_factory=list)
     effective: tuple[int, int] | None = None
-    reads: list[str] = field(default_factory=list)
+    reads: list[str] = msgspec.field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -70,8 +69,7 @@ class Rule:
                 "sources": [s.document for s in self.sources]}
 
 
-@dataclass(frozen=True)
-class CodeInfo:
+class CodeInfo(msgspec.Struct, frozen=True):
     """Catalog facts about one code."""
 
     code: str
@@ -114,8 +112,7 @@ def _kb_stamp(folder: Path) -> str:
     return f"format {_METADATA_FORMAT}\n{folder_stamp(folder)}"
 
 
-@dataclass(frozen=True)
-class _Metadata:
+class _Metadata(msgspec.Struct, frozen=True):
     rules: dict[str, Rule]
     codes: dict[str, CodeInfo]
     reads: frozenset[str]
@@ -149,8 +146,8 @@ def _metadata(directory: str | None) -> _Metadata:
         "rules": [{"id": r.id, "category": r.category, "severity": r.severity, "meta": r.meta,
                    "sources": [s.as_dict() for s in r.sources], "effective": r.effective,
                    "reads": r.reads} for r in rules.values()],
-        "codes": [vars(c) for c in codes.values()],
-        "parameters": {name: asdict(spec) for name, spec in parameters.items()},
+        "codes": [msgspec.structs.asdict(c) for c in codes.values()],
+        "parameters": {name: msgspec.structs.asdict(spec) for name, spec in parameters.items()},
     }))
     return _Metadata(rules, codes, reads, parameters)
 

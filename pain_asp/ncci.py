@@ -33,10 +33,11 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from .errors import PainAspError
 from .inputs.cms_files import KINDS, table_texts, wrong_kind
@@ -65,8 +66,7 @@ _TABLE_CODE = re.compile(r"^[0-9A-Z]{5}$")  # every CPT/HCPCS code in CMS's tabl
 _MAX_LISTED = 20
 
 
-@dataclass(frozen=True)
-class PtpRow:
+class PtpRow(msgspec.Struct, frozen=True):
     """One PTP edit: column-1 code, column-2 code, modifier indicator, dates (YYYYMMDD)."""
 
     column1: str
@@ -78,8 +78,7 @@ class PtpRow:
     prior_1996: bool = False
 
 
-@dataclass(frozen=True)
-class MueRow:
+class MueRow(msgspec.Struct, frozen=True):
     """One MUE: code, maximum units, MUE adjudication indicator (1, 2 or 3)."""
 
     code: str
@@ -88,8 +87,7 @@ class MueRow:
     rationale: str
 
 
-@dataclass(frozen=True)
-class AocRow:
+class AocRow(msgspec.Struct, frozen=True):
     """One add-on code edit: add-on, primary, edit type (1, 2 or 3), dates (YYYYMMDD)."""
 
     addon: str
@@ -192,16 +190,15 @@ class NcciTables:
 # Reading CMS-layout files
 # ---------------------------------------------------------------------------------------
 
-@dataclass
-class _Parsed:
+class _Parsed(msgspec.Struct):
     """Rows of one file, with the lines that were not rows."""
 
-    ptp: list[tuple[int, PtpRow]] = field(default_factory=list)
-    mue: list[tuple[int, MueRow]] = field(default_factory=list)
-    aoc: list[tuple[int, AocRow]] = field(default_factory=list)
-    malformed: list[str] = field(default_factory=list)
+    ptp: list[tuple[int, PtpRow]] = msgspec.field(default_factory=list)
+    mue: list[tuple[int, MueRow]] = msgspec.field(default_factory=list)
+    aoc: list[tuple[int, AocRow]] = msgspec.field(default_factory=list)
+    malformed: list[str] = msgspec.field(default_factory=list)
     preamble: int = 0
-    tables: list[str] = field(default_factory=list)
+    tables: list[str] = msgspec.field(default_factory=list)
     rows: int = 0            # good PTP rows read, kept or not
 
 
@@ -635,8 +632,7 @@ def _quarter_of_name(name: str) -> str | None:
     return None
 
 
-@dataclass
-class ImportReport:
+class ImportReport(msgspec.Struct):
     """What an import did."""
 
     folder: Path

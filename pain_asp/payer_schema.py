@@ -9,8 +9,9 @@ types, never a parameter's name. Rules read the values through ``param/4`` (kb/p
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from .tokens import CODE_RE, normalise_dx
 
@@ -19,8 +20,7 @@ __all__ = ["ParamSpec", "encode_value", "value_text", "specs_from_symbols", "spe
 _CONST_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-@dataclass(frozen=True)
-class ParamSpec:
+class ParamSpec(msgspec.Struct, frozen=True):
     """What a parameter holds.
 
     kind:
@@ -44,7 +44,7 @@ class ParamSpec:
     help: str
     item: str = "family"
     choices: tuple[str, ...] = ()
-    fields: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    fields: tuple[tuple[str, str], ...] = msgspec.field(default_factory=tuple)
     key: str = "family"
     default: str | None = None   # what the rules do when a payer does not set it
     bounds: tuple[tuple[str | None, int | None, int | None, str, str], ...] = ()
@@ -113,7 +113,7 @@ def specs_from_symbols(symbols: list[Any]) -> dict[str, ParamSpec]:
 
 
 def spec_from_dict(data: dict[str, Any]) -> ParamSpec:
-    """A :class:`ParamSpec` from its JSON form (``dataclasses.asdict``; lists become tuples)."""
+    """A :class:`ParamSpec` from its JSON form (``msgspec.structs.asdict``, through JSON: lists become tuples)."""
     def frozen(value: Any) -> Any:
         return tuple(frozen(v) for v in value) if isinstance(value, list) else value
 

@@ -12,10 +12,11 @@ import datetime as dt
 import difflib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from .errors import PayerError
 from .kb import parameter_catalog
@@ -34,8 +35,7 @@ _EPOCH = dt.date(1900, 1, 1)
 _LINE_KEYS = ("code", "family", "family_or_code", "pos")
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(msgspec.Struct, frozen=True):
     """One row of a records or mapping value: the fields that identify it, as ``(type, ASP
     term)`` pairs of the types a claim line is matched on, and its own source (None: the
     entry's)."""
@@ -49,8 +49,7 @@ class Row:
         return ", ".join(value.strip('"') for _, value in self.keys)
 
 
-@dataclass
-class Dated:
+class Dated(msgspec.Struct):
     """One value of a parameter (or rule setting) with its validity window and source; ``rows``
     are the rows of a records or mapping value (docs/payers.md, "A row's own source")."""
 
@@ -58,7 +57,7 @@ class Dated:
     until: dt.date
     value: Any
     source: dict[str, Any]
-    rows: list[Row] = field(default_factory=list)
+    rows: list[Row] = msgspec.field(default_factory=list)
 
     def row_source(self, code: str, family: str | None, pos: str) -> dict[str, Any]:
         """The source a finding on a line with ``code``, ``family`` and place of service ``pos``
@@ -86,8 +85,7 @@ class Dated:
         return None if self.until == _OPEN else self.until.isoformat()
 
 
-@dataclass
-class Payer:
+class Payer(msgspec.Struct):
     """A resolved payer policy (after ``extends``)."""
 
     id: str
@@ -96,11 +94,11 @@ class Payer:
     description: str = ""
     example: bool = False
     extends: str | None = None
-    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
-    parameters: dict[str, list[Dated]] = field(default_factory=dict)
-    rule_severity: dict[str, list[Dated]] = field(default_factory=dict)
-    rule_off: dict[str, list[Dated]] = field(default_factory=dict)
-    specs: dict[str, ParamSpec] = field(default_factory=dict)   # the declarations it was read with
+    sources: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    parameters: dict[str, list[Dated]] = msgspec.field(default_factory=dict)
+    rule_severity: dict[str, list[Dated]] = msgspec.field(default_factory=dict)
+    rule_off: dict[str, list[Dated]] = msgspec.field(default_factory=dict)
+    specs: dict[str, ParamSpec] = msgspec.field(default_factory=dict)   # the declarations it was read with
 
     def in_force(self, name: str, on: dt.date) -> Dated | None:
         """The value of parameter ``name`` in force on ``on``."""

@@ -12,14 +12,14 @@ Values: integers are ``int``, strings ``str``, tuples ``tuple``, and functions a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 __all__ = ["Fn", "parse_term"]
 
 
-@dataclass(frozen=True, slots=True)
-class Fn:
+class Fn(msgspec.Struct, frozen=True):
     """A function term ``name(args)``, or a constant when ``args`` is empty (not a tuple)."""
 
     name: str

@@ -11,8 +11,9 @@ import difflib
 import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from ..errors import InputError, describe
 from ..models import EXPECTED, MAX_ID_LENGTH, ORIGINAL, Claim, ValidationError, parse_claim
@@ -32,14 +33,13 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # such an escape may be in
 _READ_DEPTH = 500
 
 
-@dataclass
-class Record:
+class Record(msgspec.Struct):
     """One input claim: where it came from, and the claim or its errors."""
 
     file: str
     position: int
     claim: Claim | None = None
-    errors: list[InputError] = field(default_factory=list)
+    errors: list[InputError] = msgspec.field(default_factory=list)
     claim_id: str | None = None
     source: Any = None  # for writing the claim back: the mapping read (JSON, YAML) or its X12Context
     line_at: Callable[[list[Any]], int | None] | None = None  # key path -> line, while reading

@@ -70,7 +70,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Optional, TextIO
@@ -99,8 +98,7 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-@dataclass
-class BatchOptions:
+class BatchOptions(msgspec.Struct):
     """How a batch is read, split and checked."""
 
     workers: Optional[int] = None     # worker processes; None: default_workers()
@@ -193,13 +191,12 @@ def chunk_items(chunk: CheckedChunk, fmt: str) -> list[Checked]:
     return items
 
 
-@dataclass
-class BatchSummary:
+class BatchSummary(msgspec.Struct):
     """Counts over a whole batch, for the exit code and the progress line."""
 
     claims: int = 0
     findings: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)
+    statuses: dict[str, int] = msgspec.field(default_factory=dict)
     worst_rank: int = 9
     errors: int = 0
     mode: str = "in-process"  # in-process | workers | dask

@@ -98,7 +98,7 @@ from typing import Any, Optional
 
 import msgspec
 
-from ..engine import Checker, CheckOptions, TimedOut, grounded_control, solve_within
+from ..engine import CHUNK_SIZE, Checker, CheckOptions, TimedOut, grounded_control, solve_within
 from ..facts import CLINGO_INT_MAX, charge_cents, claim_money, muscle_count, nerve_facts
 from ..findings import Finding, Result, build_findings, record_header
 from ..inputs.records import Record
@@ -237,7 +237,7 @@ class RepairOptions:
     kb_dir: str | None = None
     claims_per_solve: int = 100
     timeout: float = 20.0
-    check_chunk_size: int = CheckOptions.chunk_size   # claims per Control of the check before fixing
+    check_chunk_size: int = CHUNK_SIZE   # claims per Control of the check before fixing
     attribute: bool = True
 
 
