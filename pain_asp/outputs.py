@@ -14,7 +14,6 @@ corrected claims carry patient data); a replaced file keeps its permissions.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -103,6 +102,8 @@ def _name_it(fd: int, path: Path) -> str:
         os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder, follow_symlinks=True)
         return str(path.parent / name)
     except OSError:  # linking refused: copy the text to a named temporary file instead
+        import tempfile
+
         copy, named = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         with os.fdopen(copy, "wb") as out:
             os.lseek(fd, 0, os.SEEK_SET)
@@ -122,6 +123,8 @@ def _temporary_file(path: Path) -> tuple[int, str | None]:
             return os.open(path.parent, os.O_TMPFILE | os.O_RDWR, 0o600), None
         except OSError:  # a file system without O_TMPFILE
             pass
+    import tempfile  # only here: a check that writes no file does not import it
+
     return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
 
 
