@@ -33,21 +33,19 @@ from pain_asp.inputs import readers
 from pain_asp.inputs.readers import read_claims
 from pain_asp.models import ORIGINAL, REPLACEMENT
 from pain_asp.modes.batch_index import BatchIndex, bucket_rows, index_row
+from pain_asp.modes.batch_frames import Checked, PatientIndex, checked_chunk
 from pain_asp.modes.check import (
     BatchOptions,
     BatchSummary,
-    Checked,
-    PatientIndex,
     Progress,
     check_files,
     check_partition,
-    check_task,
-    checked_chunk,
     claim_identity,
     duplicate_positions,
     iter_checked,
     patient_key,
 )
+from pain_asp.modes.workers import check_task
 from pain_asp.render.results import ResultWriter, render_result
 
 runner = CliRunner()

@@ -19,7 +19,7 @@ from pain_asp.history import batch_history
 from pain_asp.inputs.readers import read_claims
 from pain_asp.inputs.records import validate_claim
 from pain_asp.models import parse_claim
-from pain_asp.modes.check import PatientIndex
+from pain_asp.modes.batch_frames import PatientIndex
 from pain_asp.modes.fix import Repairer
 from pain_asp.store import HistoryStore, store_history
 

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from pain_asp.bench.generate import write_jsonl
 from pain_asp.cli import app
 from pain_asp.errors import PainAspError
-from pain_asp.modes.check import BatchOptions, _Spool, default_workers
+from pain_asp.modes.batch_frames import Spool
+from pain_asp.modes.check import BatchOptions, default_workers
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples" / "claims.yaml"
@@ -211,7 +212,7 @@ def test_report_on_malformed_results_records_reports_them_and_builds_the_rest(tm
 # --- 9. a killed batch leaves nothing behind ---------------------------------------------------
 
 def test_the_spool_has_no_name_and_is_its_owners_only(tmp_path: Path) -> None:
-    spool = _Spool(str(tmp_path), 10, False)
+    spool = Spool(str(tmp_path), 10, False)
     try:
         assert _listing(tmp_path) == []  # nothing a killed process could leave behind
         if Path("/proc/self/fd").is_dir():

@@ -20,7 +20,7 @@ The check pass then sends each chunk its parts of 2 and 3 (:meth:`BatchIndex.chu
 worker rebuilds each such patient's claims from them (a replacement or void takes the place
 of the claim with its claim id). The answers are those of an index over the whole batch at
 once (the same rules as :func:`pain_asp.inputs.readers.read_claims` and
-:class:`pain_asp.modes.check.PatientIndex`), whatever the number of chunks or buckets.
+:class:`pain_asp.modes.batch_frames.PatientIndex`), whatever the number of chunks or buckets.
 
 No claim id or patient id is kept: a row holds salted hashes of them (a salt drawn for each
 batch and never written), where the claim is ("FILE claim N", for the message of a repeated
@@ -192,7 +192,7 @@ class BatchIndex:
         self.salt = os.urandom(16)
         self.buckets = buckets
         self.chunk_size = chunk_size
-        # Hashed ids and services: owner-only, without a name (see pain_asp.modes.check._Spool).
+        # Hashed ids and services: owner-only, without a name (see pain_asp.modes.batch_frames.Spool).
         self._spool = tempfile.TemporaryFile(prefix="pain-asp-index-", dir=folder)
         self._size = 0
         self._parts: dict[tuple[str, int], array] = {}  # (kind, bucket or chunk) -> offset, length, ...

@@ -1,6 +1,6 @@
 """Chunks of a batch checked on Dask: ``pain-asp check --dask local|tcp://HOST:PORT`` (docs/scaling.md).
 
-:class:`DaskPool` is a drop-in for :class:`pain_asp.modes.check.WorkerPool`: the batch is read and
+:class:`DaskPool` is a drop-in for :class:`pain_asp.modes.workers.WorkerPool`: the batch is read and
 indexed as always (:func:`pain_asp.modes.check.iter_checked`; JSON Lines claims are parsed and
 validated on the Dask workers in an index pass), so every claim is checked with its history from
 every claim of its patient in the whole batch (and the history store); Dask workers check chunks
@@ -14,7 +14,7 @@ processes on this machine; ``tcp://HOST:PORT`` uses a running scheduler, whose w
 have pain-asp installed and see the same ``--payer-dir``/``--ncci-dir`` paths.
 
 clingo keeps every term a process has seen, so a Dask worker does not check a chunk itself:
-it hands the chunk to a checking process of its own, a :class:`~pain_asp.modes.check.WorkerPool`
+it hands the chunk to a checking process of its own, a :class:`~pain_asp.modes.workers.WorkerPool`
 of one, which retires at the limits of ``--workers`` and is replaced. Dask worker processes
 are therefore never restarted (a nanny restart could leave the client waiting 120 s for the
 worker to come back) and stay at the size of Dask itself.
@@ -42,8 +42,8 @@ def check_chunk_on_worker(process_pool: Callable[..., Any], task: Callable[..., 
                           payload: bytes, options: Any, fmt: str, colour: bool, recycle_claims: int,
                           recycle_mb: float) -> tuple[Optional[bytes], str, tuple[int, int, int]]:
     """Run in a Dask worker: check one chunk with ``task`` (the batch check's
-    :func:`pain_asp.modes.check.check_task`, sent by name) in this worker's checking process,
-    a ``process_pool`` of one (:class:`pain_asp.modes.check.WorkerPool`, sent by name).
+    :func:`pain_asp.modes.workers.check_task`, sent by name) in this worker's checking process,
+    a ``process_pool`` of one (:class:`pain_asp.modes.workers.WorkerPool`, sent by name).
 
     Returns the chunk's items (msgpack), or None and why when the checking process died on it
     twice, and how many checking processes started, retired and died meanwhile.
@@ -128,7 +128,7 @@ def _client(address: str, workers: int) -> tuple[Any, Any, Any]:
 
 
 class DaskPool:
-    """Checks chunks on Dask; the interface of :class:`pain_asp.modes.check.WorkerPool`."""
+    """Checks chunks on Dask; the interface of :class:`pain_asp.modes.workers.WorkerPool`."""
 
     def __init__(self, address: str, workers: int, options: Any, fmt: str, colour: bool,
                  recycle_claims: int, recycle_mb: float, task: Callable[..., list[Any]],

@@ -142,7 +142,7 @@ def render_result(result: Result, fmt: str, colour: bool = False) -> str:
 
 
 # Between the entries of a JSON array, as every writer of results joins them (a worker's
-# chunk is joined the same way: pain_asp.modes.check.checked_chunk).
+# chunk is joined the same way: pain_asp.modes.batch_frames.checked_chunk).
 JSON_SEPARATOR = ",\n  "
 
 
