@@ -260,7 +260,7 @@ def test_command_line_import_and_status(tmp_path: Path, own_data_folder: Path) -
     assert "imported CMS data set" in result.stdout and "quarter: 2026Q2 (NCCI version 32.1)" in result.stdout
     assert str(own_data_folder / "ncci") in result.stdout
     result = runner.invoke(app, ["data", "status", "--format", "json", "--ncci-dir", str(kb_dir() / "data")])
-    assert json.loads(result.stdout)["ptp_rows"] == 18
+    assert json.loads(result.stdout)["ptp_rows"] == 22
     result = runner.invoke(app, ["data", "status", "--ncci-dir", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
 
