@@ -189,10 +189,13 @@ def test_the_shipped_tables_still_read() -> None:
         ("20605", "76942", 0), ("20606", "76942", 0), ("62263", "62264", 0),
         ("20604", "76881", 1), ("20604", "76882", 1), ("20606", "76881", 1), ("20606", "76882", 1),
         ("20611", "76881", 1), ("20611", "76882", 1), ("63685", "63688", 1),
-        ("22510", "20225", 1), ("22511", "20225", 1), ("22513", "20225", 1), ("22514", "20225", 1)]
+        ("22510", "20225", 1), ("22511", "20225", 1), ("22513", "20225", 1), ("22514", "20225", 1),
+        ("20611", "20610", 1), ("95971", "95970", 1), ("95972", "95970", 1), ("95972", "95971", 1)]
     assert [(r.code, r.value, r.mai) for r in read_mue(shipped / MUE_FILE)] == [
         ("64493", 1, 2), ("64494", 1, 2), ("76942", 1, 2), ("77002", 1, 2), ("77003", 1, 2), ("77012", 1, 2),
-        ("64615", 1, 2)]
+        ("64615", 1, 2), ("62263", 1, 2), ("62264", 1, 2), ("95970", 1, 2), ("95971", 1, 2), ("95972", 1, 2),
+        ("63650", 2, 2), ("62367", 1, 2), ("62368", 1, 2), ("62369", 1, 2), ("62370", 1, 2), ("95990", 1, 2),
+        ("95991", 1, 2)]
 
 
 def test_hospital_files_mixed_releases_and_bad_quarters_are_refused(tmp_path: Path) -> None:
@@ -257,7 +260,7 @@ def test_command_line_import_and_status(tmp_path: Path, own_data_folder: Path) -
     assert "imported CMS data set" in result.stdout and "quarter: 2026Q2 (NCCI version 32.1)" in result.stdout
     assert str(own_data_folder / "ncci") in result.stdout
     result = runner.invoke(app, ["data", "status", "--format", "json", "--ncci-dir", str(kb_dir() / "data")])
-    assert json.loads(result.stdout)["ptp_rows"] == 18
+    assert json.loads(result.stdout)["ptp_rows"] == 22
     result = runner.invoke(app, ["data", "status", "--ncci-dir", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
 
