@@ -65,6 +65,30 @@ def write_atomic(path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         outputs.write_output(path, text)
     except (OSError, PainAspError):
+        return
+    _remove_stale(path)
+
+
+# An entry of a kind not written for this long is removed at the kind's next write: every
+# install (another folder, another version) and every edit of a payer file writes new entries,
+# and an entry still in use is only written again (a few milliseconds).
+_STALE_SECONDS = 30 * 86_400
+
+
+def _remove_stale(written: Path) -> None:
+    """Remove the entries of ``written``'s kind (its name up to the key: ``icd10cm-``,
+    ``program-``, ``payer-``, ``kb-meta-``) written more than 30 days ago; errors are ignored."""
+    import time
+
+    kind = written.name.rsplit("-", 1)[0] + "-"
+    oldest = time.time() - _STALE_SECONDS
+    try:
+        with os.scandir(written.parent) as entries:
+            for entry in entries:
+                if (entry.name.startswith(kind) and entry.name != written.name
+                        and entry.name[len(kind):].count("-") == 0 and entry.stat().st_mtime < oldest):
+                    os.unlink(entry.path)
+    except OSError:
         pass
 
 

@@ -158,3 +158,25 @@ def test_a_cache_that_cannot_be_written_only_costs_time(cache: Path, monkeypatch
     assert read_cached("full-disk.txt", "stamp") is None
     cache_module.write_atomic(cache / "other.txt", "text")
     assert not (cache / "other.txt").exists()
+
+
+def test_entries_of_a_kind_not_written_for_30_days_are_removed_on_the_next_write(cache: Path) -> None:
+    """Every install (another folder, another version) and every edit of a payer file writes
+    new entries; without pruning the cache only grows. A write removes its kind's entries
+    written more than 30 days ago (a kind: the name up to its key), and leaves every other
+    kind, and this kind's recent entries, alone; an entry still in use is written again."""
+    import os
+    import time
+
+    day = 86_400
+    entries = {"icd10cm-00000000.tsv": 40, "icd10cm-11111111.tsv": 1, "program-22222222.lp": 40,
+               "payer-medicare-33333333.json": 40, "payer-medicare-44444444.json": 29,
+               "payer-commercial-55555555.json": 40}
+    for name, age in entries.items():
+        (cache / name).write_text("x", encoding="utf-8")
+        os.utime(cache / name, (time.time() - age * day,) * 2)
+    write_cached("icd10cm-66666666.tsv", "stamp", "text")
+    write_cached("payer-medicare-77777777.json", "stamp", "{}")
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "icd10cm-11111111.tsv", "icd10cm-66666666.tsv", "payer-commercial-55555555.json",
+        "payer-medicare-44444444.json", "payer-medicare-77777777.json", "program-22222222.lp"]
