@@ -44,7 +44,7 @@ class ParamSpec(msgspec.Struct, frozen=True):
     help: str
     item: str = "family"
     choices: tuple[str, ...] = ()
-    fields: tuple[tuple[str, str], ...] = msgspec.field(default_factory=tuple)
+    fields: tuple[tuple[str, str], ...] = ()
     key: str = "family"
     default: str | None = None   # what the rules do when a payer does not set it
     bounds: tuple[tuple[str | None, int | None, int | None, str, str], ...] = ()

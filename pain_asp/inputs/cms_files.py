@@ -13,8 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import PainAspError
+
+if TYPE_CHECKING:  # zipfile itself is imported where a file starts like an archive
+    import zipfile
 
 __all__ = ["KINDS", "table_texts", "guess_kind", "wrong_kind"]
 
