@@ -473,7 +473,7 @@ def _facts(payer: Payer) -> str:
             for term in terms:
                 out.append(f"payer_param({pid}, {name}, {term}, {start}, {_ymd(dated.until)}).")
                 if keyed:
-                    key = term[1:].split(", ", 1)[0] if term.startswith("(") else term
+                    key = term[1:-1].split(", ", 1)[0] if term.startswith("(") else term
                     out.append(f"payer_keyed({pid}, {name}, {key}, {term}, {start}).")
                 else:
                     out.append(f"payer_value({pid}, {name}, {term}, {start}).")

@@ -267,6 +267,26 @@ def test_a_finding_about_a_row_with_its_own_source_cites_it(tmp_path: Path) -> N
     assert fusion.payer_parameters[0]["source"]["url"] == "https://example.org/fusion"
 
 
+def test_a_one_field_record_is_keyed_by_its_field_and_its_finding_cites_the_row() -> None:
+    """A records parameter of one field (Medicare's dx_coverage_unread: a family per row) is
+    looked up by that field: the unjudged stimulator and SI-joint lines each cite the document
+    of their own row. (Before, the key of a one-field row kept the closing parenthesis and the
+    knowledge base failed to load.)"""
+    from pain_asp.engine import Checker, CheckOptions
+    from pain_asp.models import parse_claim
+
+    claim = parse_claim({"claim_id": "U-1", "payer": "medicare", "place_of_service": "24", "patient": {"id": "P"},
+                         "diagnoses": ["M96.1", "M46.1"], "clinical": {"psych_evaluation": True},
+                         "lines": [{"code": "63650", "date": "2026-03-02", "units": 2, "dx": [1]},
+                                   {"code": "64451", "date": "2026-04-06", "units": 1, "dx": [2],
+                                    "modifiers": ["RT"]}]})
+    cited = {(tuple(f.lines), p["parameter"], p["source"]["document"].split(" (")[0].split(":")[0])
+             for f in Checker(CheckOptions()).check_claim(claim).findings for p in f.payer_parameters
+             if f.rule == "dx-coverage-unknown"}
+    assert cited == {((1,), "dx_coverage_unread", "CMS article A56876"),
+                     ((2,), "dx_coverage_unread", "MAC Sacroiliac Joint Injections and Procedures LCDs")}
+
+
 def test_a_row_source_is_validated_like_an_entry_source(tmp_path: Path) -> None:
     text = ROW_SOURCES.replace(", confidence: payer_policy}}", "}}")
     error = error_of(tmp_path, text.replace("id: rows", "id: p1"))
