@@ -313,6 +313,19 @@ suggestion for a misspelt key; YAML is always loaded safely. Test a new file wit
 `pain-asp payers show my_payer --date 2026-03-02 --payer-dir DIR` and
 `pain-asp check claims.yaml --payer-dir DIR`.
 
+**Your MAC's covered-diagnosis lists.** The shipped Medicare file judges diagnoses only where
+it has a list (`dx_coverage`); for the families whose lists pain-asp does not hold
+(`dx_coverage_unread`: spinal cord stimulation, pumps, SI joint, basivertebral ablation) each
+line gets `dx-coverage-unknown` (info) naming the document. To judge them, write a payer file
+that `extends: medicare` and sets `dx_coverage` with the codes of your MAC's billing article
+(its "ICD-10-CM Codes that Support Medical Necessity" groups, or the
+`article_x_icd10_covered.csv` table of CMS's Medicare Coverage Database download), each key
+with its own source (article id, version, URL, effective date). A child's parameter replaces
+the parent's whole value, so copy the parent's keys you keep (`pain-asp payers show medicare`
+prints them). A family with a list is judged by `dx-not-supporting` and no longer reported as
+unknown; add it to `dx_coverage_open` when the article leaves unlisted conditions to medical
+necessity.
+
 ## Parameters
 """
 
