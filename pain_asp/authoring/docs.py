@@ -316,15 +316,29 @@ suggestion for a misspelt key; YAML is always loaded safely. Test a new file wit
 **Your MAC's covered-diagnosis lists.** The shipped Medicare file judges diagnoses only where
 it has a list (`dx_coverage`); for the families whose lists pain-asp does not hold
 (`dx_coverage_unread`: spinal cord stimulation, pumps, SI joint, basivertebral ablation) each
-line gets `dx-coverage-unknown` (info) naming the document. To judge them, write a payer file
-that `extends: medicare` and sets `dx_coverage` with the codes of your MAC's billing article
-(its "ICD-10-CM Codes that Support Medical Necessity" groups, or the
-`article_x_icd10_covered.csv` table of CMS's Medicare Coverage Database download), each key
-with its own source (article id, version, URL, effective date). A child's parameter replaces
-the parent's whole value, so copy the parent's keys you keep (`pain-asp payers show medicare`
-prints them). A family with a list is judged by `dx-not-supporting` and no longer reported as
-unknown; add it to `dx_coverage_open` when the article leaves unlisted conditions to medical
-necessity.
+line gets `dx-coverage-unknown` (info) naming the document. To judge them, download CMS's
+Medicare Coverage Database "current articles" CSV file (current_article_csv.zip, from the MCD
+downloads page) and name, for each family or code, your MAC's billing article:
+
+```
+pain-asp payers import-dx current_article_csv.zip --list scs=A56876 --list si_joint_injection=A59244 \
+    --id medicare_mymac --out mypayers
+pain-asp check claims.yaml --payer-dir mypayers     # claims with payer: medicare_mymac
+```
+
+It writes `mypayers/medicare_mymac.yaml` (never over an existing file): a payer that
+`extends: medicare` and sets `dx_coverage` to Medicare's lists, kept with their sources, plus
+each article's covered ICD-10-CM codes (article.csv gives the article's current version and
+effective date, article_x_icd10_covered.csv its codes), in force from the article's effective
+date and citing the article's id, version and URL. An article that has ended, or lists no
+covered code, is refused. Two limits are written into each imported key's source note: the
+article's covered groups are merged (a code the article covers for another of its procedure
+codes counts too), and a group's asterisk note (a code covered only beside another) is not
+checked. A family with a list is judged by `dx-not-supporting` (a denial for a diagnosis not
+on it) and no longer reported as unknown; add it to `dx_coverage_open` when the article
+leaves unlisted conditions to medical necessity. The same file can be written by hand: a
+child's parameter replaces the parent's whole value, so it must carry the parent's keys it
+keeps.
 
 ## Parameters
 """
