@@ -105,7 +105,7 @@ MUSCLES = (
 _GUIDANCE_TEXT = {"fluoroscopy": "fluoroscopy", "ct": "CT", "ultrasound": "ultrasound",
                   "none": "without imaging"}
 
-_P: dict[tuple[str, ...], tuple[str, str]] = {}
+_P: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
 
 
 def _stem(word: str) -> str:
@@ -119,7 +119,7 @@ def _stem(word: str) -> str:
 
 def _add(category: str, value: str, *phrases: str) -> None:
     for phrase in phrases:
-        _P[tuple(_stem(w) for w in phrase.split())] = (category, value)
+        _P[tuple(_stem(w) for w in phrase.split())] = ((category, value),)
 
 
 _add("side", "left", "left", "lt", "left sided", "left side")
@@ -240,6 +240,12 @@ _add("leads", "1", "one lead", "1 lead", "single lead", "one array", "1 array")
 _add("leads", "2", "two leads", "2 leads", "dual lead", "dual leads", "two arrays", "2 arrays")
 _add("leads", "3", "three leads", "3 leads", "three arrays", "3 arrays")
 _add("leads", "4", "four leads", "4 leads", "four arrays", "4 arrays")
+for _count, _words in (("1", ("one", "1", "single")), ("2", ("two", "2", "dual")), ("3", ("three", "3")),
+                       ("4", ("four", "4"))):
+    for _word in _words:    # "two percutaneous leads": the count and the approach in one phrase
+        for _noun in ("lead", "leads", "array", "arrays", "electrode array", "electrode arrays"):
+            _P[tuple(_stem(w) for w in f"{_word} percutaneous {_noun}".split())] = (
+                ("leads", _count), ("concept", "percutaneous"))
 _add("concept", "all_three", "all three", "all 3", "three branches", "3 branches",
      "three standard branches", "all three branches", "all 3 branches")
 _add("nerve", "superolateral genicular", "superolateral", "slgn", "superior lateral",
@@ -436,10 +442,10 @@ def _scan(part: str, recognised: list[Recognised], unrecognised: list[str], diag
         for size in range(min(6, len(words) - i), 0, -1):
             key = tuple(w for _, w in words[i:i + size])
             if key in _P:
-                category, value = _P[key]
                 shown = " ".join(o for o, _ in words[i:i + size])
-                seg.items.append((category, value, shown))
-                recognised.append(Recognised(shown, f"{category} {value}"))
+                for category, value in _P[key]:
+                    seg.items.append((category, value, shown))
+                    recognised.append(Recognised(shown, f"{category} {value}"))
                 i += size
                 break
         else:
