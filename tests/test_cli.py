@@ -140,7 +140,7 @@ def test_rules_list_and_payers(tmp_path: Path) -> None:
     out = runner.invoke(app, ["payers", "list"]).stdout
     assert "medicare" in out and "commercial" in out
     out = runner.invoke(app, ["payers", "show", "medicare", "--date", "2026-03-02"]).stdout
-    assert "laterality_required" in out and "source" in out
+    assert "laterality_review" in out and "source" in out
     assert runner.invoke(app, ["payers", "show", "nobody"]).exit_code == 2
 
 

@@ -521,7 +521,7 @@ def test_the_money_of_a_solve_never_overflows() -> None:
 
 def test_bad_record_and_timeout_do_not_stop_the_batch() -> None:
     repairer = _repairer()
-    good = {"claim_id": "G-1", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P"},
+    good = {"claim_id": "G-1", "payer": "commercial_asc_rtlt", "place_of_service": "11", "patient": {"id": "P"},
             "diagnoses": ["M54.16"], "clinical": {"pain_duration_months": 5, "conservative_care_weeks": 6},
             "lines": [{"code": "64483", "date": "2026-03-03", "dx": [1],
                        "documented": {"imaging": "fluoroscopy", "side": "left", "levels": ["L4-L5"],
@@ -577,9 +577,13 @@ def test_examples_fixed_then_checked(tmp_path: Path) -> None:
 
 
 def test_explain_says_what_would_make_it_pass() -> None:
-    done = _cli("explain", "docs/examples/claims.yaml", "--claim", "EX-04-no-laterality")
+    done = _cli("explain", "docs/examples/claims.yaml", "--claim", "EX-02-fluoro-included")
     assert "what would make it pass (fixed)" in done.stdout
-    assert "add modifier LT to line 1" in done.stdout
+    assert "drop line 2 (77003, 120.00 removed)" in done.stdout
+    # A review (Medicare's missing side, laterality_review) is not edited: the action is named.
+    done = _cli("explain", "docs/examples/claims.yaml", "--claim", "EX-04-no-laterality")
+    assert "what would make it pass (actions_only)" in done.stdout
+    assert "needs:    laterality-missing: Add RT, LT or 50 to line(s) 1" in done.stdout
     done = _cli("explain", "docs/examples/claims.yaml", "--claim", "EX-05-fifth-lumbar-esi", "--format", "json")
     item = json.loads(done.stdout)[0]
     assert item["what_would_make_it_pass"]["status"] == "actions_only"
@@ -589,7 +593,7 @@ def test_explain_says_what_would_make_it_pass() -> None:
 def test_fix_exit_codes_and_output_formats(tmp_path: Path) -> None:
     claim = tmp_path / "one.json"
     claim.write_text(json.dumps({
-        "claim_id": "C-1", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P"},
+        "claim_id": "C-1", "payer": "commercial_asc_rtlt", "place_of_service": "11", "patient": {"id": "P"},
         "diagnoses": ["M54.16"], "clinical": {"pain_duration_months": 5, "conservative_care_weeks": 6},
         "lines": [{"code": "64483", "date": "2026-03-03", "dx": [1], "charge": 780.0,
                    "documented": {"imaging": "fluoroscopy", "side": "left", "levels": ["L4-L5"],

@@ -562,7 +562,9 @@ The code-selection program is ASP in `kb/code/` and reads the same catalog
 - **Genicular**: 64454 (block) or 64624 (radiofrequency ablation) for the genicular branches,
   with 52 when fewer than the superolateral, superomedial and inferomedial branches were treated.
 - **Visits** by total time (CPT 2021/2024 times, unverified: no public source read). On the
-  day of a 0- or 10-day global procedure a visit is billed with 25 only when it addressed a
+  day of a 0- or 10-day global procedure, or of a pump refill or analysis or a neurostimulator
+  analysis (global XXX, payment includes the evaluation: CGS quoting NCCI), a visit is billed
+  with 25 only when it addressed a
   separate problem (`separate_problem: true`, which also documents `em_separate_problem`), is
   left out when it did not, and is refused when the encounter does not say. On the day of a
   90-day global (major) procedure a visit is billed with 25 when it addressed a separate
