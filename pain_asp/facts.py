@@ -145,7 +145,8 @@ def _mapped_payer_ids() -> dict[str, str]:
 
 def _documentation(k: int, n: int, doc: Documentation) -> list[str]:
     out = []
-    for name in ("imaging", "side", "purpose", "distinct", "global_relation", "modic"):
+    for name in ("imaging", "side", "purpose", "distinct", "global_relation", "modic",
+                 "definitive_reason"):
         value = getattr(doc, name)
         if value is not None:
             out.append(f"doc({k}, {n}, {name}, {value}).")

@@ -182,6 +182,8 @@ class Documentation(_Strict):
         "separate_structure", "separate_encounter", "separate_practitioner", "unusual"]] = None
     global_relation: Optional[Literal["staged", "complication", "unrelated"]] = None
     modic: Optional[Literal["type_1", "type_2", "type_3", "none"]] = None
+    definitive_reason: Optional[Literal[
+        "presumptive_inconsistent", "no_presumptive_test", "patient_specific_rationale", "none"]] = None
 
     def __post_init__(self) -> None:
         _check_levels(self.levels)

@@ -156,6 +156,9 @@ REFUSED = [
     ("SI joint fusion right", "SI joint fusion with which device"),
     ("left SI joint arthrodesis with intra-articular implants", "only with a transfixing device"),
     ("right knee and wrist injection", "more than one procedure"),
+    ("urine drug screen by cup", "does not code drug testing"),
+    ("definitive drug testing, 22 drug classes, LC-MS", "does not code drug testing"),
+    ("UDT and office visit", "does not code drug testing"),
 ]
 
 

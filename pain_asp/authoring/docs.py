@@ -119,6 +119,8 @@ lines:                           # 1 to 50 lines
       distinct: separate_structure   # separate_structure | separate_encounter | separate_practitioner | unusual
       global_relation: staged    # in another procedure's post-operative period: staged (58) | complication (78) | unrelated (79)
       modic: type_1              # Modic endplate changes on MRI (basivertebral nerve ablation): type_1 | type_2 | type_3 | none
+      definitive_reason: presumptive_inconsistent   # why definitive drug testing (G0480-G0483, G0659) was ordered:
+                                 #   presumptive_inconsistent | no_presumptive_test | patient_specific_rationale | none
 clinical:                        # optional chart facts for the claim
   pain_duration_months: 6
   conservative_care_weeks: 8     # 0 is documented absence
@@ -315,7 +317,8 @@ suggestion for a misspelt key; YAML is always loaded safely. Test a new file wit
 
 **Your MAC's covered-diagnosis lists.** The shipped Medicare file judges diagnoses only where
 it has a list (`dx_coverage`); for the families whose lists pain-asp does not hold
-(`dx_coverage_unread`: spinal cord stimulation, pumps, SI joint, basivertebral ablation) each
+(`dx_coverage_unread`: spinal cord stimulation, pumps, SI joint, basivertebral ablation, drug
+testing) each
 line gets `dx-coverage-unknown` (info) naming the document. To judge them, download CMS's
 Medicare Coverage Database "current articles" CSV file (current_article_csv.zip, from the MCD
 downloads page) and name, for each family or code, your MAC's billing article:

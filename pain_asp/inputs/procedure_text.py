@@ -181,6 +181,9 @@ _add("concept", "sympathetic", "sympathetic", "sympathetic block")
 _add("concept", "not_coded", "adhesiolysis", "lysis of adhesions", "racz", "epidural lysis",
      "lysis of epidural adhesions", "epidural adhesions", "pild", "percutaneous decompression",
      "lumbar decompression", "percutaneous laminotomy", "mild procedure")
+_add("concept", "drug_test", "drug test", "drug tests", "drug testing", "drug screen", "drug screening",
+     "urine drug test", "urine drug screen", "urine drug testing", "uds", "udt", "tox screen",
+     "urine toxicology", "toxicology screen", "presumptive drug test", "definitive drug test")
 _add("concept", "toxin", "botox", "botulinum", "botulinum toxin", "botulinum toxin a", "onabotulinumtoxina",
      "onabotulinum toxin a", "chemodenervation", "botox injections")
 _add("concept", "other_toxin", "dysport", "abobotulinumtoxina", "xeomin", "incobotulinumtoxina", "myobloc",
@@ -299,7 +302,7 @@ _GROUP = {"transforaminal": "epidural", "interlaminar": "epidural", "caudal": "e
           "kyphoplasty": "vertebral", "vertebroplasty": "vertebral", "basivertebral": "basivertebral",
           "small_joint": "small_joint", "intermediate_joint": "intermediate_joint", "stellate": "stellate",
           "lumbar_sympathetic": "lumbar_sympathetic", "celiac": "celiac", "hypogastric": "hypogastric",
-          "not_coded": "not_coded", "toxin": "chemodenervation", "other_toxin": "chemodenervation"}
+          "not_coded": "not_coded", "drug_test": "drug_test", "toxin": "chemodenervation", "other_toxin": "chemodenervation"}
 _GROUP_TEXT = {"epidural": "an epidural injection", "facet": "a facet procedure",
                "genicular": "a genicular procedure", "si_joint": "an SI joint procedure",
                "trigger_point": "trigger point injections", "visit": "an office visit",
@@ -489,6 +492,13 @@ def _kind(seg: _Segment) -> str | None:
         seg.problems.append("code mode does not code epidural adhesiolysis or percutaneous lumbar "
                             "decompression: they depend on the days of the series or the clinical "
                             "study; write the claim lines (62263/62264, 0275T)")
+        return None
+    if "drug_test" in groups:       # a laboratory service: its code is not in the description
+        seg.problems.append("code mode does not code drug testing: the presumptive code (80305-80307) "
+                            "follows how the test was read and whether the device is CLIA-waived "
+                            "(modifier QW), the definitive code (G0480-G0483, G0659) the laboratory's "
+                            "method and the number of drug classes it reported for the day; write the "
+                            "claim line from the laboratory's report")
         return None
     if len(groups) > 1:
         shown = " and ".join(sorted(_GROUP_TEXT[g] for g in groups))
