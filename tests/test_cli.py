@@ -27,7 +27,9 @@ DENIED = {
         {"code": "77003", "date": "2026-03-02", "dx": [1]},
     ],
 }
-CLEAN = {**DENIED, "claim_id": "OK-1", "lines": DENIED["lines"][:1]}
+# Another patient: the same patient's two claims billing one service on one date would be a
+# suspect duplicate of each other (duplicate-across-claims).
+CLEAN = {**DENIED, "claim_id": "OK-1", "patient": {"id": "P-10"}, "lines": DENIED["lines"][:1]}
 
 
 def write(tmp_path: Path, claims: object) -> Path:

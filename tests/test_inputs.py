@@ -75,7 +75,11 @@ BAD = {
 def test_bad_claim_is_reported_precisely_and_batch_continues(tmp_path: Path, name: str) -> None:
     change, field, expected = BAD[name]
     bad = mutate(change)
-    code, out, err = run_check(tmp_path, [good_claim("C-0"), bad, good_claim("C-2")])
+    # The good claims are other patients': one patient's claims billing one service on one
+    # date would be suspect duplicates of each other (duplicate-across-claims).
+    others = [{**good_claim(claim_id), "patient": {"id": patient, "birth_date": "1950-01-01"}}
+              for claim_id, patient in (("C-0", "PT-SECRET-40"), ("C-2", "PT-SECRET-44"))]
+    code, out, err = run_check(tmp_path, [others[0], bad, others[1]])
     assert code == 2
     results = json.loads(out)
     assert [r["status"] for r in results] == ["clean", "error", "clean"]

@@ -111,7 +111,10 @@ def test_837p_matches_the_command_line(client: TestClient, checker: Checker) -> 
 
 def test_json_lines_and_one_claim(client: TestClient, checker: Checker, tmp_path: Path) -> None:
     path = tmp_path / "two.jsonl"
-    path.write_text(json.dumps(DENIED) + "\n" + json.dumps({**DENIED, "claim_id": "D-2"}) + "\n")
+    # D-2 is another patient's: one patient's claims billing one service on one date would be
+    # suspect duplicates of each other (duplicate-across-claims).
+    path.write_text(json.dumps(DENIED) + "\n"
+                    + json.dumps({**DENIED, "claim_id": "D-2", "patient": {"id": "P-D2"}}) + "\n")
     lines = client.post("/v1/check", content=path.read_text(), headers={"Content-Type": "application/x-ndjson"})
     assert lines.json() == _cli_json(path, checker)
     one = client.post("/v1/check", json=DENIED).json()
