@@ -287,6 +287,21 @@ def test_a_one_field_record_is_keyed_by_its_field_and_its_finding_cites_the_row(
                      ((2,), "dx_coverage_unread", "MAC Sacroiliac Joint Injections and Procedures LCDs")}
 
 
+def test_a_finding_cites_only_the_parameters_that_hold_a_value_for_its_line() -> None:
+    """A rule may read several parameters; its finding cites those with a value for the line's
+    code or family, not every one the payer sets (62322's not-covered finding cited NCD 150.13,
+    the decompression coverage_review list; an ESI dx finding cited the vertebral open lists)."""
+    from pain_asp.engine import Checker, CheckOptions
+    from pain_asp.models import parse_claim
+
+    claim = parse_claim({"claim_id": "C-1", "payer": "medicare", "place_of_service": "11", "patient": {"id": "P"},
+                         "diagnoses": ["M54.50"], "clinical": {"conservative_care_weeks": 6, "pain_duration_months": 4},
+                         "lines": [{"code": "62322", "date": "2026-03-02", "units": 1, "dx": [1]}]})
+    cited = {(f.rule, p["parameter"]) for f in Checker(CheckOptions()).check_claim(claim).findings
+             for p in f.payer_parameters if f.rule in ("not-covered", "dx-not-supporting")}
+    assert cited == {("not-covered", "not_covered"), ("dx-not-supporting", "dx_coverage")}
+
+
 def test_a_row_source_is_validated_like_an_entry_source(tmp_path: Path) -> None:
     text = ROW_SOURCES.replace(", confidence: payer_policy}}", "}}")
     error = error_of(tmp_path, text.replace("id: rows", "id: p1"))
