@@ -76,6 +76,9 @@ RVU26C_BILATERAL = {
     "95970": 0, "95971": 0, "95972": 0, "95990": 0, "95991": 0,
 }
 
+# PCTC IND of the same rows for the catalog codes where it is not 0.
+RVU26C_PCTC = {"76881": 1, "76882": 1, "76942": 1, "77002": 1, "77003": 1, "77012": 1, "95990": 5}
+
 
 def _held(show: str, read: dict) -> dict:
     atoms = _catalog_atoms(show)
@@ -100,3 +103,12 @@ def test_bilateral_indicators_read_in_the_cy2026_relative_value_file() -> None:
     relative value file: 64615 is 2 (its descriptor is already bilateral), the midline plexus
     blocks 64517 and 64530 are 0, the interlaminar epidurals 62320-62327 are 9 (not 0)."""
     assert _held("#show bilateral_indicator/2.", RVU26C_BILATERAL) == {c: [b] for c, b in RVU26C_BILATERAL.items()}
+
+
+def test_pctc_indicators_read_in_the_cy2026_relative_value_file() -> None:
+    """The imaging guidance and diagnostic ultrasound codes split into a professional (26) and a
+    technical (TC) component in the CMS CY2026 PFS relative value file; no other catalog code
+    carries a PC/TC indicator other than 0 there but 95990 (5, incident-to)."""
+    held = {str(a.arguments[0]).strip('"'): a.arguments[1].number
+            for a in _catalog_atoms("#show pctc_indicator/2.")}
+    assert held == RVU26C_PCTC
