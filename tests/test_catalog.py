@@ -30,8 +30,8 @@ def test_every_catalog_code_has_exactly_one_global_indicator() -> None:
 # 2026-06-30, as copied in a public repository, read 2026-12-05): the GLOB DAYS and BILAT SURG
 # columns of every catalog code the file lists (for radiology codes, the row without modifier).
 # 0274T is listed with global YYY (the contractor sets the period; the catalog keeps its own
-# 090, unverified); 0275T is not in the file. The visits, care management, preventive services,
-# G-codes, J-codes and Q0091 were not read there.
+# 090, unverified); 0275T is not in the file. The office and home visits, care management and
+# 99406/99407 were read there too; 90480, the G-codes, J-codes and Q0091 were not.
 RVU26C_GLOBAL = {
     "0213T": "xxx", "0214T": "zzz", "0215T": "zzz", "0216T": "xxx", "0217T": "zzz", "0218T": "zzz",
     "20552": "g000", "20553": "g000", "20600": "g000", "20604": "g000", "20605": "g000",
@@ -54,6 +54,12 @@ RVU26C_GLOBAL = {
     "64629": "zzz", "64633": "g010", "64634": "zzz", "64635": "g010", "64636": "zzz",
     "76881": "xxx", "76882": "xxx", "76942": "xxx", "77002": "zzz", "77003": "zzz", "77012": "xxx",
     "95970": "xxx", "95971": "xxx", "95972": "xxx", "95990": "xxx", "95991": "xxx",
+    "99202": "xxx", "99203": "xxx", "99204": "xxx", "99205": "xxx", "99211": "xxx", "99212": "xxx",
+    "99213": "xxx", "99214": "xxx", "99215": "xxx", "99341": "xxx", "99342": "xxx", "99344": "xxx",
+    "99345": "xxx", "99347": "xxx", "99348": "xxx", "99349": "xxx", "99350": "xxx", "99406": "xxx",
+    "99407": "xxx", "99424": "xxx", "99425": "zzz", "99426": "xxx", "99427": "zzz", "99437": "zzz",
+    "99439": "zzz", "99453": "xxx", "99454": "xxx", "99457": "xxx", "99458": "zzz", "99484": "xxx",
+    "99487": "xxx", "99489": "zzz", "99490": "xxx", "99491": "xxx",
 }
 # BILAT SURG of the same rows: 0 (50 not allowed), 1 (150% rule applies), 2 (the code is already
 # bilateral), 9 (the concept does not apply: 62320-62327).
