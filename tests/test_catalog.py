@@ -31,7 +31,9 @@ def test_every_catalog_code_has_exactly_one_global_indicator() -> None:
 # columns of every catalog code the file lists (for radiology codes, the row without modifier).
 # 0274T is listed with global YYY (the contractor sets the period; the catalog keeps its own
 # 090, unverified); 0275T is not in the file. The office and home visits, care management and
-# 99406/99407 were read there too; 90480, the G-codes, J-codes and Q0091 were not.
+# 99406/99407 were read there too, and G0260 (status E: excluded from the fee schedule by
+# regulation; global XXX, bilateral 9), G0296, G0402, G0403, G0438, G0439, G0442; 90480, the
+# other G-codes, J-codes and Q0091 were not.
 RVU26C_GLOBAL = {
     "0213T": "xxx", "0214T": "zzz", "0215T": "zzz", "0216T": "xxx", "0217T": "zzz", "0218T": "zzz",
     "20552": "g000", "20553": "g000", "20600": "g000", "20604": "g000", "20605": "g000",
@@ -60,6 +62,8 @@ RVU26C_GLOBAL = {
     "99407": "xxx", "99424": "xxx", "99425": "zzz", "99426": "xxx", "99427": "zzz", "99437": "zzz",
     "99439": "zzz", "99453": "xxx", "99454": "xxx", "99457": "xxx", "99458": "zzz", "99484": "xxx",
     "99487": "xxx", "99489": "zzz", "99490": "xxx", "99491": "xxx",
+    "G0260": "xxx", "G0296": "xxx", "G0402": "xxx", "G0403": "xxx", "G0438": "xxx", "G0439": "xxx",
+    "G0442": "xxx",
 }
 # BILAT SURG of the same rows: 0 (50 not allowed), 1 (150% rule applies), 2 (the code is already
 # bilateral), 9 (the concept does not apply: 62320-62327).
@@ -79,7 +83,7 @@ RVU26C_BILATERAL = {
     "64575": 0, "64585": 0, "64590": 0, "64595": 0, "64596": 0, "64597": 0, "64598": 0, "64615": 2,
     "64624": 1, "64625": 1, "64628": 0, "64629": 0, "64633": 1, "64634": 1, "64635": 1, "64636": 1,
     "76881": 0, "76882": 0, "76942": 0, "77002": 0, "77003": 0, "77012": 0,
-    "95970": 0, "95971": 0, "95972": 0, "95990": 0, "95991": 0,
+    "95970": 0, "95971": 0, "95972": 0, "95990": 0, "95991": 0, "G0260": 9,
 }
 
 # PCTC IND of the same rows for the catalog codes where it is not 0.
