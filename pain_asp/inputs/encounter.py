@@ -599,6 +599,11 @@ The code-selection program is ASP in `kb/code/` and reads the same catalog
   an encounter that does not say what was discarded is refused there (`wasted_units: 0` when
   none was). The drug lines are those the rules `chemodenervation-drug-missing` and
   `drug-wastage-modifier` expect (kb/policy/drugs.lp).
+- **Imaging guidance at a hospital or ASC** (place of service 19, 21, 22, 23 or 24): the
+  guidance line (77002, 77003, 77012, 76942) carries 26, the professional component; the
+  facility bills the technical part. In the office it is the global service, without 26. These
+  are the lines the rule `professional-component-missing` expects
+  (kb/policy/professional_component.lp).
 - **Validity**: a code not valid on the date of service (64454 before 2020, G3002 before
   2023) refuses the encounter.
 

@@ -30,7 +30,7 @@ from ..tokens import segment_name
 __all__ = ["Coder", "CodeResult", "CodingError", "MODIFIER_ORDER", "read_description", "run_code"]
 
 # Pricing modifiers first, then informational ones (CMS claim convention).
-MODIFIER_ORDER = ("25", "50", "52", "RT", "LT", "KX", "JW", "JZ")
+MODIFIER_ORDER = ("25", "26", "50", "52", "RT", "LT", "KX", "JW", "JZ")
 _SHARED = 1000          # procedure number of shared guidance lines (kb/code/show.lp)
 
 
