@@ -413,64 +413,15 @@ def payers_import_dx(
 ) -> None:
     """Write a payer file that adds billing articles' covered-diagnosis lists to a payer."""
     import datetime as dt
-    import re
 
-    from .inputs.mcd_articles import article_number, read_article_lists
-    from .kb import code_catalog, rule_catalog
-    from .outputs import check_folder, write_output
-    from .payer_dx_lists import payer_file_text
-    from .payers import load_registry
+    from .payer_dx_lists import import_dx_lists
 
-    if not re.match(r"^[a-z][a-z0-9_]{0,63}$", payer_id):
-        raise _fail("--id: expected a payer id of lower-case letters, digits and _, starting with a letter")
-    check_folder(out, "--out")
-    target = out / f"{payer_id}.yaml"
-    if target.exists():
-        raise _fail(f"--out {out}: {target.name} exists; refusing to overwrite a payer file (choose another --id)")
-    catalog = code_catalog()
-    families = {info.family for info in catalog.values()}
-    wanted: dict[str, str] = {}
-    for i, item in enumerate(lists, start=1):
-        key, _, article = item.partition("=")
-        key = key.strip() if key.strip() in families else key.strip().upper()
-        number = article_number(article)
-        if key not in families and key not in catalog:
-            raise _fail(f"--list {i}: expected KEY=ARTICLE with KEY a family or code of the catalog "
-                        "(pain-asp rules list, kb/catalog/codes.lp)")
-        if number is None:
-            raise _fail(f"--list {i}: expected KEY=ARTICLE with ARTICLE a billing article id such as A56876")
-        if key in wanted:
-            raise _fail(f"--list {i}: {key} is given twice")
-        wanted[key] = number
-    dirs = [str(p) for p in payer_dir or []]
-    registry = load_registry(dirs, set(rule_catalog()))
-    if extends not in registry.ids():
-        raise _fail(f"--extends {extends}: not a payer id ({', '.join(registry.ids())})")
-    if payer_id in registry.ids():
-        raise _fail(f"--id {payer_id}: a payer of that id exists already (choose another --id)")
-    today = dt.date.today()
-    found = read_article_lists(download, sorted(set(wanted.values())), today)
-    text = payer_file_text(registry.get(extends), payer_id, {k: found[n] for k, n in wanted.items()},
-                           download.name, today)
-    _validate_new_payer(text, payer_id, dirs)
-    write_output(target, text)
-    for key, number in sorted(wanted.items()):
-        article = found[number]
+    target, imported = import_dx_lists(download, lists, payer_id, out, extends,
+                                       [str(p) for p in payer_dir or []], dt.date.today())
+    for key, article in sorted(imported.items()):
         sys.stdout.write(f"{key}: {len(article.codes)} covered code(s) of {article.article} version "
                          f"{article.version}, in force from {article.effective.isoformat()}\n")
     sys.stdout.write(f"wrote {target}; check with --payer-dir {out} and payer {payer_id}\n")
-
-
-def _validate_new_payer(text: str, payer_id: str, dirs: list[str]) -> None:
-    """Load a payer file about to be written, beside the payer folders it will be used with."""
-    import tempfile
-
-    from .kb import rule_catalog
-    from .payers import load_registry
-
-    with tempfile.TemporaryDirectory(prefix="pain-asp-payer-") as folder:
-        (Path(folder) / f"{payer_id}.yaml").write_text(text, encoding="utf-8")
-        load_registry([*dirs, folder], set(rule_catalog())).get(payer_id)
 
 
 Db = Annotated[Path, typer.Option("--db", help="The history database file (created owner-only).")]

@@ -13,18 +13,77 @@ lists through every dated entry.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .errors import PainAspError
-from .inputs.mcd_articles import ArticleList
-from .payers import Payer
+from .inputs.mcd_articles import ArticleList, article_number, read_article_lists
+from .payers import PAYER_ID_RE, UNDATED, Payer, load_registry
 from .terms import parse_term, show_term
 
-__all__ = ["payer_file_text", "coverage_parameter"]
+__all__ = ["import_dx_lists", "payer_file_text", "coverage_parameter"]
 
-_START = dt.date(1900, 1, 1)   # the start of an entry written without `since`
+
+def import_dx_lists(download: Path, lists: list[str], payer_id: str, out: Path, extends: str,
+                    payer_dirs: list[str], today: dt.date) -> tuple[Path, dict[str, ArticleList]]:
+    """Write ``out/<payer_id>.yaml`` from ``lists`` (``KEY=ARTICLE`` items) read in the MCD
+    ``download``; returns the file and each key's list. Bad input raises PainAspError and
+    writes nothing; an existing file is never overwritten."""
+    from .kb import code_catalog, rule_catalog
+    from .outputs import check_folder, write_output
+
+    if not PAYER_ID_RE.match(payer_id):
+        raise PainAspError("--id: expected a payer id of lower-case letters, digits, _ and -, "
+                           "starting with a letter")
+    check_folder(out, "--out")
+    target = out / f"{payer_id}.yaml"
+    if target.exists():
+        raise PainAspError(f"--out {out}: {target.name} exists; refusing to overwrite a payer file "
+                           "(choose another --id)")
+    wanted = _wanted_lists(lists, code_catalog())
+    registry = load_registry(payer_dirs, set(rule_catalog()))
+    if extends not in registry.ids():
+        raise PainAspError(f"--extends {extends}: not a payer id ({', '.join(registry.ids())})")
+    if payer_id in registry.ids():
+        raise PainAspError(f"--id {payer_id}: a payer of that id exists already (choose another --id)")
+    found = read_article_lists(download, sorted(set(wanted.values())), today)
+    imported = {key: found[number] for key, number in wanted.items()}
+    text = payer_file_text(registry.get(extends), payer_id, imported, download.name, today)
+    _check_loads(text, payer_id, payer_dirs)
+    write_output(target, text)
+    return target, imported
+
+
+def _wanted_lists(lists: list[str], catalog: dict[str, Any]) -> dict[str, str]:
+    """``KEY=ARTICLE`` items as {catalog family or code: article number}."""
+    families = {info.family for info in catalog.values()}
+    wanted: dict[str, str] = {}
+    for i, item in enumerate(lists, start=1):
+        key, _, article = item.partition("=")
+        key = key.strip() if key.strip() in families else key.strip().upper()
+        number = article_number(article)
+        if key not in families and key not in catalog:
+            raise PainAspError(f"--list {i}: expected KEY=ARTICLE with KEY a family or code of the catalog "
+                               "(pain-asp rules list, kb/catalog/codes.lp)")
+        if number is None:
+            raise PainAspError(f"--list {i}: expected KEY=ARTICLE with ARTICLE a billing article id such as A56876")
+        if key in wanted:
+            raise PainAspError(f"--list {i}: {key} is given twice")
+        wanted[key] = number
+    return wanted
+
+
+def _check_loads(text: str, payer_id: str, payer_dirs: list[str]) -> None:
+    """Load a payer file about to be written, beside the payer folders it will be used with."""
+    import tempfile
+
+    from .kb import rule_catalog
+
+    with tempfile.TemporaryDirectory(prefix="pain-asp-payer-") as folder:
+        (Path(folder) / f"{payer_id}.yaml").write_text(text, encoding="utf-8")
+        load_registry([*payer_dirs, folder], set(rule_catalog())).get(payer_id)
 
 
 def payer_file_text(parent: Payer, payer_id: str, lists: dict[str, ArticleList], download: str,
@@ -33,14 +92,14 @@ def payer_file_text(parent: Payer, payer_id: str, lists: dict[str, ArticleList],
     added to its dx_coverage."""
     name = coverage_parameter(parent)
     entries = parent.parameters.get(name, [])
-    starts = sorted({d.since for d in entries} | {a.effective for a in lists.values()} | {_START})
+    starts = sorted({d.since for d in entries} | {a.effective for a in lists.values()} | {UNDATED})
     written: list[dict[str, Any]] = []
     for start in starts:
         value = _parent_lists(parent, name, start)
         for key, article in sorted(lists.items()):
             if article.effective <= start:
                 value[key] = _imported(article)
-        entry = {"since": start} if start != _START else {}
+        entry = {"since": start} if start != UNDATED else {}
         entry["value"] = value
         entry["source"] = {"document": f"{parent.id}'s covered-diagnosis lists, with lists imported from "
                                        "CMS's Medicare Coverage Database (each key cites its own)",

@@ -24,13 +24,13 @@ from .payer_schema import ParamSpec, encode_value, lookup_key
 from .resources import payers_dir
 from .vocabulary import CONFIDENCE_LEVELS, SEVERITIES
 
-__all__ = ["Payer", "PayerRegistry", "load_registry", "Dated", "Row"]
+__all__ = ["Payer", "PayerRegistry", "load_registry", "Dated", "Row", "PAYER_ID_RE", "UNDATED"]
 
-_ID_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+PAYER_ID_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 _TOP_KEYS = ("id", "name", "description", "extends", "example", "sources", "rules", "parameters")
 _SOURCE_KEYS = ("document", "url", "confidence", "effective", "note")
 _OPEN = dt.date(9999, 12, 31)
-_EPOCH = dt.date(1900, 1, 1)
+UNDATED = dt.date(1900, 1, 1)   # the start of a value given without `since`
 # The field types a claim line is matched on to find the row of a value a finding is about.
 _LINE_KEYS = ("code", "family", "family_or_code", "pos")
 
@@ -77,7 +77,7 @@ class Dated(msgspec.Struct):
     @property
     def start(self) -> str | None:
         """The date the value took effect (YYYY-MM-DD), or None for a value given without one."""
-        return None if self.since == _EPOCH else self.since.isoformat()
+        return None if self.since == UNDATED else self.since.isoformat()
 
     @property
     def end(self) -> str | None:
@@ -273,7 +273,7 @@ def _resolve(raw: dict[str, Any], lines: Callable[[], dict[tuple[Any, ...], int]
         if key not in _TOP_KEYS:
             raise where.error((key,), "a known key (" + ", ".join(_TOP_KEYS) + ")" + _suggest(key, list(_TOP_KEYS)))
     payer_id = raw.get("id")
-    if payer_id != path.stem or not isinstance(payer_id, str) or not _ID_RE.match(payer_id):
+    if payer_id != path.stem or not isinstance(payer_id, str) or not PAYER_ID_RE.match(payer_id):
         raise where.error(("id",), f"the file name without .yaml ({path.stem!r}), lower case letters, digits, - and _")
     if not isinstance(raw.get("name"), str):
         raise where.error(("name",), "a display name")
@@ -350,7 +350,7 @@ def _dated_entries(setting: Any, keys: tuple[Any, ...], where: _Where,
         for key in item:
             if key not in allowed:
                 raise where.error(item_keys + (key,), "one of " + ", ".join(sorted(allowed)) + _suggest(key, sorted(allowed)))
-        since = item.get("since", _EPOCH)
+        since = item.get("since", UNDATED)
         if isinstance(since, str):
             try:
                 since = dt.date.fromisoformat(since)

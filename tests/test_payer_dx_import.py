@@ -154,3 +154,9 @@ def test_a_damaged_table_is_named_by_file_and_line(tmp_path: Path) -> None:
     result = run(str(truncated), "--list", "scs=A99901", "--id", "medicare_y", "--out", str(tmp_path))
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert not (tmp_path / "medicare_y.yaml").exists()
+
+
+def test_a_payer_id_that_no_payer_file_could_carry_is_refused(tmp_path: Path) -> None:
+    result = run(str(download(tmp_path)), "--list", "scs=A99901", "--id", "../Medicare", "--out", str(tmp_path))
+    assert result.exit_code == 2 and "--id: expected a payer id" in result.output, result.output
+    assert list(tmp_path.glob("*.yaml")) == [] and not (tmp_path.parent / "Medicare.yaml").exists()

@@ -318,8 +318,8 @@ suggestion for a misspelt key; YAML is always loaded safely. Test a new file wit
 **Your MAC's covered-diagnosis lists.** The shipped Medicare file judges diagnoses only where
 it has a list (`dx_coverage`); for the families whose lists pain-asp does not hold
 (`dx_coverage_unread`: spinal cord stimulation, pumps, SI joint, basivertebral ablation, drug
-testing) each
-line gets `dx-coverage-unknown` (info) naming the document. To judge them, download CMS's
+testing) each line gets `dx-coverage-unknown` (info) naming the document. To judge them,
+download CMS's
 Medicare Coverage Database "current articles" CSV file (current_article_csv.zip, from the MCD
 downloads page) and name, for each family or code, your MAC's billing article:
 
